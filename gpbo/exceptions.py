@@ -1,0 +1,35 @@
+"""The exceptions and the warning class gpbo raises.
+
+Every error gpbo raises on purpose derives from :class:`GpboError`; every warning from
+:class:`GpboWarning`, so users can filter both in one line.
+"""
+
+from __future__ import annotations
+
+
+class GpboError(Exception):
+    """Root of gpbo's own errors."""
+
+
+class SpaceError(GpboError, ValueError):
+    """A search space or a parameter set does not fit its definition."""
+
+
+class StudyError(GpboError, RuntimeError):
+    """A study cannot go on (e.g. too many consecutive failed trials)."""
+
+
+class NoCompletedTrialError(GpboError, ValueError):
+    """A best trial was asked for, but no trial has completed yet."""
+
+
+class StopStudy(Exception):  # noqa: N818 - the public name promised in the design
+    """Raise from a callback to end a study cleanly after the current trial."""
+
+
+class SpaceExhausted(GpboError):  # noqa: N818 - a signal, not a failure
+    """The strategy has no new point left (the grid is used up, or a small discrete space)."""
+
+
+class GpboWarning(UserWarning):
+    """Root of gpbo's own warnings."""

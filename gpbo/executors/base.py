@@ -1,0 +1,298 @@
+"""The executor contract: how trials get run, wherever they run.
+
+An executor knows trials as data (:class:`TrialTask` in, :class:`TrialOutcome` out); it never
+sees the study, the strategy or the GP.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import time
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from gpbo.context import TrialContext, trial_context
+from gpbo.exceptions import GpboError
+
+OutcomeStatus = Literal["complete", "failed", "timeout", "interrupted"]
+Objective = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """One trial to run, as an executor receives it.
+
+    Attributes:
+        number: The trial's number.
+        params: Its parameters.
+        seed: The trial's own seed.
+        dir: The trial's directory (created before the objective runs).
+        timeout: Seconds the objective may run before it is stopped; ``None`` for no limit.
+    """
+
+    number: int
+    params: dict[str, Any]
+    seed: int | None = None
+    dir: str | None = None
+    timeout: float | None = None
+
+
+@dataclass
+class TrialOutcome:
+    """How a trial ended, as an executor reports it."""
+
+    number: int
+    status: OutcomeStatus
+    value: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    device: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class TrialTimeout(BaseException):
+    """Raised inside an objective that ran past its ``trial_timeout`` (serial executor).
+
+    A ``BaseException`` so that a broad ``except Exception`` in training code does not swallow
+    it.
+    """
+
+
+def parse_objective_value(returned: Any, *, metric: str) -> tuple[float, dict[str, float]]:
+    """Read the metric (and extra numbers) from what an objective returned.
+
+    Args:
+        returned: A number, or a mapping holding ``metric`` plus any extra numbers.
+        metric: The key of the metric in a returned mapping.
+
+    Returns:
+        The metric as a float, and the extra numbers.
+
+    Raises:
+        ValueError: The metric is missing, not a number, NaN or infinite (the message says
+            which).
+    """
+    extras: dict[str, float] = {}
+    if isinstance(returned, Mapping):
+        if metric not in returned:
+            raise ValueError(
+                f"the objective returned a mapping without the metric {metric!r} "
+                f"(keys: {sorted(map(str, returned))}); return {{{metric!r}: value, ...}} or "
+                "pass metric= naming the key to optimize"
+            )
+        for key, extra in returned.items():
+            if key == metric:
+                continue
+            number = _as_float(extra)
+            if number is not None:
+                extras[str(key)] = number
+        returned = returned[metric]
+    value = _as_float(returned)
+    if value is None:
+        raise ValueError(
+            f"the objective returned {returned!r} ({type(returned).__name__}), not a number; "
+            "return a float (or a mapping holding the metric)"
+        )
+    if not math.isfinite(value):
+        raise ValueError(f"the objective returned {value}, which is not a finite number")
+    return value, extras
+
+
+def _as_float(x: Any) -> float | None:
+    if isinstance(x, bool) or x is None:
+        return None
+    if isinstance(x, numbers.Real):
+        return float(x)
+    item = getattr(x, "item", None)  # 0-d torch tensors and numpy scalars
+    if callable(item) and getattr(x, "ndim", 1) == 0:
+        try:
+            got = item()
+        except Exception:
+            return None
+        return None if isinstance(got, bool) else _as_float(got)
+    return None
+
+
+def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str) -> TrialOutcome:
+    """Run ``objective`` on ``task`` in this process and report how it ended.
+
+    Sets the trial context (:func:`gpbo.device`, :func:`gpbo.current_trial`) for the call. An
+    exception or an unusable return value fails the trial with the reason; it never escapes,
+    except ``KeyboardInterrupt``/``SystemExit`` (and :class:`TrialTimeout`, which the caller
+    that armed it handles).
+
+    Args:
+        objective: The user's function of one parameter dict.
+        task: The trial to run.
+        metric: Key of the metric when the objective returns a mapping.
+        device: The device as this process sees it (``"cpu"``, ``"cuda:0"``).
+    """
+    import torch
+
+    trial_dir = Path(task.dir) if task.dir else Path.cwd()
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    context = TrialContext(
+        number=task.number,
+        device=torch.device(device),
+        seed=task.seed,
+        dir=trial_dir,
+        params=dict(task.params),
+    )
+    started = time.time()
+    try:
+        with trial_context(context):
+            returned = objective(dict(task.params))
+        value, extras = parse_objective_value(returned, metric=metric)
+    except (KeyboardInterrupt, SystemExit, TrialTimeout):
+        raise
+    except Exception as exc:
+        return TrialOutcome(
+            number=task.number,
+            status="failed",
+            error=describe_exception(exc),
+            device=device,
+            started_at=started,
+            finished_at=time.time(),
+        )
+    return TrialOutcome(
+        number=task.number,
+        status="complete",
+        value=value,
+        metrics=extras,
+        device=device,
+        started_at=started,
+        finished_at=time.time(),
+    )
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` followed by the traceback, for a trial's ``error``."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+    return f"{type(exc).__name__}: {exc}\n{text}"
+
+
+class Executor(ABC):
+    """Runs trials on a set of slots (a device each); the base of every executor.
+
+    Lifecycle, as :func:`gpbo.optimize` drives it:
+
+    1. :meth:`start` once, with the objective and the slots (device names) to use. It may
+       start workers and must check up front what would make every trial fail (e.g. an
+       objective that cannot be sent to a worker), raising a :class:`gpbo.GpboError` that says
+       how to fix it.
+    2. :meth:`submit` a task while :attr:`free_slots` is positive; the executor picks the slot.
+    3. :meth:`wait` returns the outcomes of trials that ended (at least one, unless the timeout
+       passes first or nothing is running). Each submitted task produces exactly one outcome.
+    4. :meth:`shutdown` always (also after an error); :meth:`interrupt` first when the driver
+       is being stopped, which ends running trials and reports them as ``interrupted``.
+
+    An executor must never raise for a failure of one trial: that is an outcome.
+    """
+
+    @abstractmethod
+    def start(self, objective: Objective, *, slots: Sequence[str], metric: str) -> None:
+        """Prepare to run ``objective`` on ``slots`` (``"cpu"``, ``"cuda:0"``, ...)."""
+
+    @property
+    @abstractmethod
+    def free_slots(self) -> int:
+        """How many more tasks :meth:`submit` accepts now."""
+
+    @property
+    @abstractmethod
+    def running(self) -> int:
+        """How many submitted tasks have not been reported by :meth:`wait` yet."""
+
+    @abstractmethod
+    def submit(self, task: TrialTask) -> str:
+        """Start ``task`` on a free slot; returns that slot's device name."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> list[TrialOutcome]:
+        """Block until at least one task ended (or ``timeout`` seconds passed)."""
+
+    def interrupt(self) -> list[TrialOutcome]:
+        """Stop every running task; report each as ``interrupted``."""
+        return []
+
+    def shutdown(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Release workers and resources. Safe to call twice."""
+
+
+def resolve_slots(devices: Any, *, workers_per_device: int = 1) -> list[str]:
+    """Turn the ``devices=`` argument into one device name per slot.
+
+    Args:
+        devices: ``"auto"`` (every visible GPU, or one CPU slot without one), an int ``n``
+            (the first ``n`` GPUs, or ``n`` CPU slots without a GPU), a device name, or a list
+            of names such as ``["cuda:0", "cuda:2"]`` or ``["cpu", "cpu"]``.
+        workers_per_device: Slots per device.
+
+    Returns:
+        Device names, one per slot, e.g. ``["cuda:0", "cuda:0", "cuda:1", "cuda:1"]``.
+    """
+    if (
+        isinstance(workers_per_device, bool)
+        or not isinstance(workers_per_device, int)
+        or (workers_per_device < 1)
+    ):
+        raise GpboError(f"workers_per_device must be a positive int, got {workers_per_device!r}")
+    n_gpus = _visible_gpu_count()
+    if devices == "auto" or devices is None:
+        names = [f"cuda:{i}" for i in range(n_gpus)] or ["cpu"]
+    elif isinstance(devices, int) and not isinstance(devices, bool):
+        if devices < 1:
+            raise GpboError(f"devices must be at least 1, got {devices}")
+        if n_gpus:
+            if devices > n_gpus:
+                raise GpboError(
+                    f"devices={devices} asks for more GPUs than the {n_gpus} visible; "
+                    f"use devices<={n_gpus} or name CPU slots with devices=['cpu'] * {devices}"
+                )
+            names = [f"cuda:{i}" for i in range(devices)]
+        else:
+            names = ["cpu"] * devices
+    elif isinstance(devices, str):
+        names = [_check_device_name(devices, n_gpus)]
+    elif isinstance(devices, Sequence) and devices:
+        names = [_check_device_name(str(d), n_gpus) for d in devices]
+    else:
+        raise GpboError(
+            f"devices={devices!r} is not understood; use 'auto', an int, or a list of device "
+            "names such as ['cuda:0', 'cuda:1'] or ['cpu', 'cpu']"
+        )
+    return [name for name in names for _ in range(workers_per_device)]
+
+
+def _check_device_name(name: str, n_gpus: int) -> str:
+    name = name.strip()
+    if name == "cuda":
+        name = "cuda:0"
+    if name == "cpu":
+        return name
+    if name.startswith("cuda:") and name[5:].isdigit():
+        index = int(name[5:])
+        if index >= n_gpus:
+            raise GpboError(
+                f"device {name!r} is not visible ({n_gpus} GPU(s) visible); check "
+                "CUDA_VISIBLE_DEVICES or use 'cpu'"
+            )
+        return name
+    raise GpboError(f"device {name!r} is not understood; use 'cpu' or 'cuda:N'")
+
+
+def _visible_gpu_count() -> int:
+    # Asking torch.cuda initialises nothing on the GPU, but importing torch is slow; skip it
+    # where CUDA is hidden outright.
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -1,0 +1,130 @@
+"""The serial executor: trials run one at a time in the driver process.
+
+For debugging, notebooks and lambdas. A trial's exception fails that trial; a crash of the
+interpreter (segfault, ``os._exit``) takes the driver with it, which is why a GPU trial runs in
+a worker process by default.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from gpbo.executors.base import (
+    Executor,
+    Objective,
+    TrialOutcome,
+    TrialTask,
+    TrialTimeout,
+    evaluate,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class Serial(Executor):
+    """Run each trial in the calling process, one after the other.
+
+    ``trial_timeout`` is enforced with ``SIGALRM`` where the driver runs on the main thread of
+    a POSIX process (the objective gets a :class:`~gpbo.executors.base.TrialTimeout` raised
+    inside it); elsewhere it cannot be and a warning says so.
+    """
+
+    def __init__(self) -> None:
+        self._objective: Objective | None = None
+        self._device = "cpu"
+        self._metric = "value"
+        self._queue: deque[TrialTask] = deque()
+        self._warned_timeout = False
+
+    def start(self, objective: Objective, *, slots: Sequence[str], metric: str) -> None:
+        self._objective = objective
+        self._device = slots[0] if slots else "cpu"
+        self._metric = metric
+        if len(slots) > 1:
+            logger.warning(
+                "the serial executor runs one trial at a time on %s; the other %d slot(s) "
+                "are unused (use executor='process' to run them in parallel)",
+                self._device,
+                len(slots) - 1,
+            )
+
+    @property
+    def free_slots(self) -> int:
+        return 0 if self._queue else 1
+
+    @property
+    def running(self) -> int:
+        return len(self._queue)
+
+    def submit(self, task: TrialTask) -> str:
+        self._queue.append(task)
+        return self._device
+
+    def wait(self, timeout: float | None = None) -> list[TrialOutcome]:
+        if not self._queue:
+            return []
+        if self._objective is None:
+            raise RuntimeError("Serial.wait() before start()")
+        task = self._queue.popleft()
+        started = time.time()
+        try:
+            with self._alarm(task.timeout):
+                outcome = evaluate(self._objective, task, metric=self._metric, device=self._device)
+        except TrialTimeout:
+            outcome = TrialOutcome(
+                number=task.number,
+                status="timeout",
+                error=f"the trial ran past its trial_timeout of {task.timeout:g} s",
+                device=self._device,
+                started_at=started,
+                finished_at=time.time(),
+            )
+        return [outcome]
+
+    def interrupt(self) -> list[TrialOutcome]:
+        outcomes = [
+            TrialOutcome(number=t.number, status="interrupted", device=self._device)
+            for t in self._queue
+        ]
+        self._queue.clear()
+        return outcomes
+
+    def _alarm(self, seconds: float | None) -> _Alarm:
+        usable = (
+            hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+        )
+        if seconds is not None and not usable and not self._warned_timeout:
+            self._warned_timeout = True
+            logger.warning(
+                "trial_timeout cannot be enforced by the serial executor off the main thread; "
+                "use executor='process'"
+            )
+        return _Alarm(seconds if usable else None)
+
+
+class _Alarm:
+    """Raise :class:`TrialTimeout` in the main thread after ``seconds`` (POSIX only)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self._previous = None
+
+    def __enter__(self) -> _Alarm:
+        if self.seconds is not None:
+            self._previous = signal.signal(signal.SIGALRM, self._fire)
+            signal.setitimer(signal.ITIMER_REAL, max(self.seconds, 1e-3))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.seconds is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
+
+    @staticmethod
+    def _fire(signum: int, frame: object) -> None:
+        raise TrialTimeout()

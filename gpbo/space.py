@@ -1,0 +1,536 @@
+r"""Search spaces: parameter types, and their encoding to and from the unit cube.
+
+Every parameter maps to the unit cube one canonical way, which the GP, the acquisition and
+every strategy share:
+
+- :class:`Real`: one column, linear in the value (or in its log where ``log=True``).
+- :class:`Int`: one column; the range is padded by half a step on each side, so that rounding
+  a uniform draw gives every integer the same mass (in log space where ``log=True``).
+- :class:`Choice` of numbers (ordinal): one column over the values' sorted order, each value
+  owning an equal cell.
+- :class:`Choice` of anything else (categorical): one one-hot column per value; decoding takes
+  the largest column.
+
+A point of the cube decodes to a valid parameter set; :meth:`Space.project` maps any point of
+the cube onto the lattice of points that parameter sets encode to.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import numbers
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gpbo.exceptions import SpaceError
+
+__all__ = ["Choice", "Int", "Param", "Real", "Space"]
+
+_CHOICE_TYPES = (str, int, float, bool, type(None))
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+class Param:
+    """Base of the parameter types. Subclasses are frozen dataclasses.
+
+    A parameter does not know its name; :class:`Space` validates each one under its name, so
+    that every message says which parameter is wrong.
+    """
+
+    #: Number of unit-cube columns the parameter takes.
+    n_columns: int = 1
+
+    def validate(self, name: str) -> None:
+        """Raise :class:`~gpbo.exceptions.SpaceError` (a ``ValueError``) if ill-defined."""
+        raise NotImplementedError
+
+    def encode(self, value: Any) -> list[float]:
+        """The unit-cube columns of one value."""
+        raise NotImplementedError
+
+    def decode(self, columns: np.ndarray) -> list[Any]:
+        """Values of ``n x n_columns`` unit-cube columns (clipped into range)."""
+        raise NotImplementedError
+
+    def check_value(self, name: str, value: Any) -> Any:
+        """``value`` normalized (ints as ``int``...), or a SpaceError naming ``name``."""
+        raise NotImplementedError
+
+    def grid_values(self, levels: int) -> list[Any]:
+        """The values this parameter takes in an exhaustive grid."""
+        raise NotImplementedError
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready definition, inverse of :func:`param_from_dict`."""
+        raise NotImplementedError
+
+
+def _check_bounds(kind: str, name: str, low: Any, high: Any, log: bool) -> None:
+    where = f"parameter {name!r}"
+    for label, bound in (("low", low), ("high", high)):
+        if not _is_number(bound):
+            raise SpaceError(
+                f"{where}: {kind} {label} must be a number, got {bound!r} ({type(bound).__name__})"
+            )
+        if not math.isfinite(bound):
+            raise SpaceError(f"{where}: {kind} {label} must be finite, got {bound!r}")
+    if not low < high:
+        raise SpaceError(
+            f"{where}: {kind} needs low < high, got low={low!r}, high={high!r}; "
+            + ("swap them" if low > high else "use a wider range, or drop a constant parameter")
+        )
+    if not isinstance(log, bool):
+        raise SpaceError(f"{where}: log must be True or False, got {log!r}")
+    if log and low <= 0:
+        raise SpaceError(
+            f"{where}: a log-scaled {kind} needs low > 0, got low={low!r}; "
+            "use log=False or a positive lower bound"
+        )
+
+
+@dataclass(frozen=True)
+class Real(Param):
+    """A continuous parameter in ``[low, high]``, log-uniform where ``log=True``.
+
+    Args:
+        low: Lower bound (finite; positive where ``log=True``).
+        high: Upper bound, ``> low``.
+        log: Search the logarithm of the value (for learning rates, weight decays...).
+    """
+
+    low: float
+    high: float
+    log: bool = False
+
+    def validate(self, name: str) -> None:
+        _check_bounds("Real", name, self.low, self.high, self.log)
+
+    def _transform(self, x: np.ndarray | float) -> np.ndarray | float:
+        return np.log(x) if self.log else x
+
+    def _span(self) -> tuple[float, float]:
+        lo, hi = self._transform(float(self.low)), self._transform(float(self.high))
+        return float(lo), float(hi)
+
+    def encode(self, value: Any) -> list[float]:
+        lo, hi = self._span()
+        return [(float(self._transform(float(value))) - lo) / (hi - lo)]
+
+    def decode(self, columns: np.ndarray) -> list[Any]:
+        lo, hi = self._span()
+        x = lo + np.clip(columns[:, 0], 0.0, 1.0) * (hi - lo)
+        values = np.exp(x) if self.log else x
+        values = np.clip(values, self.low, self.high)
+        return [float(v) for v in values]
+
+    def check_value(self, name: str, value: Any) -> Any:
+        if not _is_number(value) or not math.isfinite(value):
+            raise SpaceError(f"parameter {name!r}: expected a finite number, got {value!r}")
+        if not self.low <= value <= self.high:
+            raise SpaceError(f"parameter {name!r}: {value!r} is outside [{self.low}, {self.high}]")
+        return float(value)
+
+    def grid_values(self, levels: int) -> list[Any]:
+        return self.decode(np.linspace(0.0, 1.0, levels)[:, None])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "real", "low": self.low, "high": self.high, "log": self.log}
+
+
+@dataclass(frozen=True)
+class Int(Param):
+    """An integer parameter in ``[low, high]`` (both included), log-uniform where ``log=True``.
+
+    Args:
+        low: Lower bound, an integer (positive where ``log=True``).
+        high: Upper bound, an integer ``> low``.
+        log: Search the logarithm (for layer widths, batch sizes...).
+    """
+
+    low: int
+    high: int
+    log: bool = False
+
+    def validate(self, name: str) -> None:
+        _check_bounds("Int", name, self.low, self.high, self.log)
+        for label, bound in (("low", self.low), ("high", self.high)):
+            if not float(bound).is_integer():
+                raise SpaceError(
+                    f"parameter {name!r}: Int {label} must be an integer, got {bound!r}; "
+                    "use Real for a continuous range"
+                )
+
+    def _span(self) -> tuple[float, float]:
+        lo, hi = float(self.low) - 0.5, float(self.high) + 0.5
+        return (math.log(lo), math.log(hi)) if self.log else (lo, hi)
+
+    def encode(self, value: Any) -> list[float]:
+        lo, hi = self._span()
+        x = math.log(value) if self.log else float(value)
+        return [(x - lo) / (hi - lo)]
+
+    def decode(self, columns: np.ndarray) -> list[Any]:
+        lo, hi = self._span()
+        x = lo + np.clip(columns[:, 0], 0.0, 1.0) * (hi - lo)
+        values = np.exp(x) if self.log else x
+        values = np.clip(np.round(values), self.low, self.high)
+        return [int(v) for v in values]
+
+    def check_value(self, name: str, value: Any) -> Any:
+        if not _is_number(value) or not float(value).is_integer():
+            raise SpaceError(f"parameter {name!r}: expected an integer, got {value!r}")
+        if not self.low <= value <= self.high:
+            raise SpaceError(f"parameter {name!r}: {value!r} is outside [{self.low}, {self.high}]")
+        return int(value)
+
+    def grid_values(self, levels: int) -> list[Any]:
+        return list(range(int(self.low), int(self.high) + 1))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "int", "low": int(self.low), "high": int(self.high), "log": self.log}
+
+
+class Choice(Param):
+    """One of a list of values.
+
+    Numeric values (not bools) are ordinal: searched in sorted order, so the GP sees that 64 lies
+    between 32 and 128. Any other list is categorical: the values are unordered.
+
+    Args:
+        values: The values, each a str, int, float, bool or None (so they can be journaled);
+            no duplicates.
+    """
+
+    def __init__(self, values: Sequence[Any]) -> None:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            # Validated under its name by Space; keep what was given for the message.
+            self.values: tuple[Any, ...] = (values,)  # type: ignore[assignment]
+            self._bad_container = True
+        else:
+            self.values = tuple(values)
+            self._bad_container = False
+
+    @property
+    def ordinal(self) -> bool:
+        """Whether the values are numbers (searched in order) rather than categories."""
+        return all(_is_number(v) for v in self.values)
+
+    @property
+    def n_columns(self) -> int:  # type: ignore[override]
+        return 1 if self.ordinal else len(self.values)
+
+    @property
+    def _order(self) -> list[int]:
+        return sorted(range(len(self.values)), key=lambda i: self.values[i])
+
+    def validate(self, name: str) -> None:
+        where = f"parameter {name!r}"
+        if self._bad_container:
+            raise SpaceError(f"{where}: Choice needs a list of values, got {self.values[0]!r}")
+        if not self.values:
+            raise SpaceError(f"{where}: Choice needs at least one value, got an empty list")
+        for value in self.values:
+            if not isinstance(value, _CHOICE_TYPES):
+                raise SpaceError(
+                    f"{where}: Choice value {value!r} ({type(value).__name__}) is not a str, "
+                    "int, float, bool or None; list names and map them to objects inside "
+                    "the objective"
+                )
+            if isinstance(value, float) and not math.isfinite(value):
+                raise SpaceError(f"{where}: Choice value {value!r} is not finite")
+        seen: list[Any] = []
+        for value in self.values:
+            if any(type(v) is type(value) and v == value for v in seen) or (
+                _is_number(value) and any(_is_number(v) and v == value for v in seen)
+            ):
+                raise SpaceError(
+                    f"{where}: Choice value {value!r} appears more than once; list each value once"
+                )
+            seen.append(value)
+
+    def _index(self, value: Any) -> int | None:
+        for i, v in enumerate(self.values):
+            if isinstance(v, bool) != isinstance(value, bool):
+                continue
+            comparable = type(v) is type(value) or (_is_number(v) and _is_number(value))
+            if comparable and v == value:
+                return i
+        return None
+
+    def encode(self, value: Any) -> list[float]:
+        index = self._index(value)
+        if index is None:
+            raise SpaceError(f"{value!r} is not one of {list(self.values)}")
+        if self.ordinal:
+            rank = self._order.index(index)
+            return [(rank + 0.5) / len(self.values)]
+        columns = [0.0] * len(self.values)
+        columns[index] = 1.0
+        return columns
+
+    def decode(self, columns: np.ndarray) -> list[Any]:
+        n = len(self.values)
+        if self.ordinal:
+            ranks = np.clip(np.floor(np.clip(columns[:, 0], 0.0, 1.0) * n), 0, n - 1)
+            order = self._order
+            return [self.values[order[int(r)]] for r in ranks]
+        return [self.values[int(i)] for i in np.argmax(columns, axis=1)]
+
+    def check_value(self, name: str, value: Any) -> Any:
+        index = self._index(value)
+        if index is None:
+            raise SpaceError(
+                f"parameter {name!r}: {value!r} is not one of the choices {list(self.values)}"
+            )
+        return self.values[index]
+
+    def grid_values(self, levels: int) -> list[Any]:
+        return list(self.values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": "choice", "values": list(self.values)}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Choice) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(("choice", self.values))
+
+    def __repr__(self) -> str:
+        return f"Choice({list(self.values)!r})"
+
+
+def param_from_dict(data: Mapping[str, Any], *, name: str = "?") -> Param:
+    """A parameter from its :meth:`Param.to_dict` form (also the YAML config form).
+
+    Args:
+        data: ``{"type": "real"|"int"|"choice", ...}``.
+        name: The parameter's name, for messages.
+    """
+    kind = str(data.get("type", "")).lower()
+    keys = set(data) - {"type"}
+    try:
+        if kind in ("real", "float"):
+            _only(keys, {"low", "high", "log"}, name, kind)
+            return Real(data["low"], data["high"], log=data.get("log", False))
+        if kind in ("int", "integer"):
+            _only(keys, {"low", "high", "log"}, name, kind)
+            return Int(data["low"], data["high"], log=data.get("log", False))
+        if kind in ("choice", "categorical"):
+            _only(keys, {"values"}, name, kind)
+            return Choice(data["values"])
+    except KeyError as exc:
+        raise SpaceError(
+            f"parameter {name!r}: type {kind!r} needs the key {exc.args[0]!r}"
+        ) from None
+    raise SpaceError(
+        f"parameter {name!r}: unknown type {data.get('type')!r}; use 'real', 'int' or 'choice'"
+    )
+
+
+def _only(keys: set[str], allowed: set[str], name: str, kind: str) -> None:
+    extra = keys - allowed
+    if extra:
+        raise SpaceError(
+            f"parameter {name!r}: type {kind!r} takes {sorted(allowed)}, not {sorted(extra)}"
+        )
+
+
+def _from_shorthand(name: str, spec: Any) -> Param:
+    """A parameter from the ``bayes_opt`` ``pbounds`` form, with exactly its meaning."""
+    if isinstance(spec, Param):
+        return spec
+    if isinstance(spec, list):
+        return Choice(spec)
+    if isinstance(spec, tuple):
+        if len(spec) == 2 and all(_is_number(v) for v in spec):
+            return Real(spec[0], spec[1])
+        if len(spec) == 3 and all(_is_number(v) for v in spec[:2]) and spec[2] in (int, float):
+            return Int(spec[0], spec[1]) if spec[2] is int else Real(spec[0], spec[1])
+        if spec and not any(_is_number(v) for v in spec):
+            return Choice(list(spec))
+        raise SpaceError(
+            f"parameter {name!r}: the tuple {spec!r} is not a bounds form; use (low, high), "
+            "(low, high, int), a list of choices, or gpbo.Real/Int/Choice"
+        )
+    raise SpaceError(
+        f"parameter {name!r}: unknown type {type(spec).__name__} ({spec!r}); use "
+        "gpbo.Real(low, high), gpbo.Int(low, high), gpbo.Choice([...]) or (low, high)"
+    )
+
+
+class Space:
+    """An ordered set of named parameters, and its unit-cube encoding.
+
+    Args:
+        params: A mapping from name to :class:`Real`, :class:`Int` or :class:`Choice`, or to
+            the ``bayes_opt`` shorthand: ``(low, high)`` of numbers is a Real, ``(low, high,
+            int)`` an Int, ``(low, high, float)`` a Real, a list (any values) or a tuple of
+            non-numeric values a Choice. A :class:`Space` is copied.
+
+    Raises:
+        SpaceError: (a ``ValueError``) naming the parameter and the fix.
+    """
+
+    def __init__(self, params: Mapping[str, Any] | Space) -> None:
+        if isinstance(params, Space):
+            params = params.params
+        if not isinstance(params, Mapping):
+            raise SpaceError(
+                f"a search space is a mapping from names to parameters, got {type(params).__name__}"
+            )
+        if not params:
+            raise SpaceError("the search space is empty; give at least one parameter")
+        self.params: dict[str, Param] = {}
+        for name, spec in params.items():
+            if not isinstance(name, str) or not name:
+                raise SpaceError(
+                    f"parameter names must be non-empty strings, got {name!r} "
+                    f"({type(name).__name__})"
+                )
+            param = _from_shorthand(name, spec)
+            param.validate(name)
+            self.params[name] = param
+        self._slices: dict[str, slice] = {}
+        start = 0
+        for name, param in self.params.items():
+            self._slices[name] = slice(start, start + param.n_columns)
+            start += param.n_columns
+        self.n_columns = start
+
+    # -- introspection -------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """Parameter names, in order."""
+        return list(self.params)
+
+    def __len__(self) -> int:
+        return len(self.params)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.params)
+
+    def __getitem__(self, name: str) -> Param:
+        return self.params[name]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Space) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k!r}: {v!r}" for k, v in self.params.items())
+        return f"Space({{{inner}}})"
+
+    def columns(self, name: str) -> slice:
+        """The unit-cube columns of parameter ``name``."""
+        return self._slices[name]
+
+    @property
+    def categorical_groups(self) -> list[list[int]]:
+        """Column indices of each categorical (one-hot) parameter."""
+        return [
+            list(range(self._slices[n].start, self._slices[n].stop))
+            for n, p in self.params.items()
+            if isinstance(p, Choice) and not p.ordinal
+        ]
+
+    @property
+    def is_continuous(self) -> bool:
+        """Whether every parameter is a :class:`Real` (the cube needs no projection)."""
+        return all(isinstance(p, Real) for p in self.params.values())
+
+    # -- encoding ------------------------------------------------------------------------
+    def encode(self, params_list: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Unit-cube points of parameter sets.
+
+        Args:
+            params_list: ``n`` parameter sets (validated).
+
+        Returns:
+            An `n x n_columns` float64 array.
+        """
+        out = np.zeros((len(params_list), self.n_columns), dtype=np.float64)
+        for row, params in enumerate(params_list):
+            checked = self.check(params)
+            for name, param in self.params.items():
+                out[row, self._slices[name]] = param.encode(checked[name])
+        return out
+
+    def decode(self, X: np.ndarray) -> list[dict[str, Any]]:
+        """Parameter sets of unit-cube points; always valid, whatever ``X`` holds.
+
+        Args:
+            X: An `n x n_columns` array (values outside [0, 1] are clipped).
+        """
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_columns:
+            raise ValueError(f"expected an n x {self.n_columns} array, got shape {X.shape}")
+        columns = {name: p.decode(X[:, self._slices[name]]) for name, p in self.params.items()}
+        return [{name: columns[name][i] for name in self.params} for i in range(X.shape[0])]
+
+    def project(self, X: np.ndarray) -> np.ndarray:
+        """Map unit-cube points onto the points that parameter sets encode to.
+
+        Reals keep their value (clipped into the cube); integers, ordinal and categorical
+        choices snap to their cells.
+        """
+        X = np.clip(np.asarray(X, dtype=np.float64), 0.0, 1.0)
+        if self.is_continuous:
+            return X
+        out = X.copy()
+        for name, param in self.params.items():
+            if isinstance(param, Real):
+                continue
+            cols = self._slices[name]
+            values = param.decode(X[:, cols])
+            out[:, cols] = [param.encode(v) for v in values]
+        return out
+
+    def check(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A parameter set checked against the space, in the space's order.
+
+        Raises:
+            SpaceError: A parameter is missing, unknown, or its value does not fit.
+        """
+        if not isinstance(params, Mapping):
+            raise SpaceError(f"a parameter set is a dict, got {type(params).__name__}")
+        missing = [n for n in self.params if n not in params]
+        unknown = [n for n in params if n not in self.params]
+        if missing or unknown:
+            parts = []
+            if missing:
+                parts.append(f"missing {missing}")
+            if unknown:
+                parts.append(f"unknown {unknown}")
+            raise SpaceError(
+                f"parameter set {dict(params)!r} does not match the space: "
+                + "; ".join(parts)
+                + f" (the space has {self.names})"
+            )
+        return {n: p.check_value(n, params[n]) for n, p in self.params.items()}
+
+    # -- grids and serialization ---------------------------------------------------------
+    def grid_size(self, levels: int) -> int:
+        """Number of points of the exhaustive grid with ``levels`` levels per Real."""
+        return math.prod(len(p.grid_values(levels)) for p in self.params.values())
+
+    def grid(self, levels: int) -> Iterator[dict[str, Any]]:
+        """The exhaustive Cartesian grid, in lexicographic order of the parameters."""
+        axes = [p.grid_values(levels) for p in self.params.values()]
+        for combo in itertools.product(*axes):
+            yield dict(zip(self.params, combo, strict=True))
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """A JSON-ready definition (the journal's and the YAML configs' form)."""
+        return {name: param.to_dict() for name, param in self.params.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Mapping[str, Any]]) -> Space:
+        """The inverse of :meth:`to_dict`."""
+        return cls({name: param_from_dict(spec, name=name) for name, spec in data.items()})

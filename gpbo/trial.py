@@ -1,0 +1,198 @@
+"""Trials, their statuses, and the result of a study.
+
+A :class:`Trial` is plain data: it holds no reference to the study, the objective or the GP,
+so it pickles, journals and crosses process boundaries as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gpbo.exceptions import NoCompletedTrialError
+
+TrialStatus = Literal["pending", "running", "complete", "failed", "timeout", "interrupted"]
+
+STATUSES: tuple[str, ...] = ("pending", "running", "complete", "failed", "timeout", "interrupted")
+#: Statuses that count towards ``n_trials``: the trial ran to an end.
+FINISHED_STATUSES: frozenset[str] = frozenset({"complete", "failed", "timeout"})
+#: Statuses of a trial that has not ended.
+ACTIVE_STATUSES: frozenset[str] = frozenset({"pending", "running"})
+
+Direction = Literal["minimize", "maximize"]
+
+
+@dataclass
+class Trial:
+    """One evaluation of the objective at one parameter set.
+
+    Attributes:
+        number: Position in the study, from 0; a re-run of an interrupted trial keeps it.
+        params: The parameter values, keyed by name, in the space's order.
+        value: The metric, for a ``complete`` trial; ``None`` otherwise.
+        status: One of ``pending``, ``running``, ``complete``, ``failed``, ``timeout``,
+            ``interrupted``.
+        error: Why a trial failed or timed out (message, often with a traceback).
+        device: The device the trial ran on (``"cpu"``, ``"cuda:0"``, ...).
+        round: The ask that proposed it (synchronous mode: the round number).
+        started_at: Unix time the objective started.
+        finished_at: Unix time the objective returned or was stopped.
+        metrics: Extra numbers the objective returned beside the metric.
+        seed: A seed for the trial's own randomness, derived from the study seed.
+    """
+
+    number: int
+    params: dict[str, Any]
+    value: float | None = None
+    status: TrialStatus = "pending"
+    error: str | None = None
+    device: str | None = None
+    round: int | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    seed: int | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds between start and finish, where both are known."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    @property
+    def finished(self) -> bool:
+        """Whether the trial ran to an end (``complete``, ``failed`` or ``timeout``)."""
+        return self.status in FINISHED_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy of the trial."""
+        return {
+            "number": self.number,
+            "params": dict(self.params),
+            "value": self.value,
+            "status": self.status,
+            "error": self.error,
+            "device": self.device,
+            "round": self.round,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "metrics": dict(self.metrics),
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+        """The inverse of :meth:`to_dict`."""
+        return cls(
+            number=int(data["number"]),
+            params=dict(data["params"]),
+            value=data.get("value"),
+            status=data.get("status", "pending"),
+            error=data.get("error"),
+            device=data.get("device"),
+            round=data.get("round"),
+            started_at=data.get("started_at"),
+            finished_at=data.get("finished_at"),
+            metrics=dict(data.get("metrics") or {}),
+            seed=data.get("seed"),
+        )
+
+
+def is_better(a: float, b: float, direction: Direction) -> bool:
+    """Whether value ``a`` is strictly better than ``b`` under ``direction``."""
+    return a < b if direction == "minimize" else a > b
+
+
+def best_of(trials: Sequence[Trial], direction: Direction) -> Trial | None:
+    """The complete trial with the best value (the earliest among ties), or ``None``."""
+    best: Trial | None = None
+    for trial in trials:
+        if trial.status != "complete" or trial.value is None or not math.isfinite(trial.value):
+            continue
+        if best is None or is_better(trial.value, best.value, direction):  # type: ignore[arg-type]
+            best = trial
+    return best
+
+
+class Result:
+    """What :func:`gpbo.optimize` returns: every trial, and the best one.
+
+    Args:
+        trials: All trials of the study, in number order.
+        direction: ``"minimize"`` or ``"maximize"``.
+        stop_reason: Why the study ended, in words.
+    """
+
+    def __init__(
+        self, trials: Sequence[Trial], *, direction: Direction, stop_reason: str = ""
+    ) -> None:
+        self.trials: list[Trial] = list(trials)
+        self.direction: Direction = direction
+        self.stop_reason = stop_reason
+
+    @property
+    def best_trial(self) -> Trial:
+        """The complete trial with the best value.
+
+        Raises:
+            NoCompletedTrialError: No trial completed.
+        """
+        best = best_of(self.trials, self.direction)
+        if best is None:
+            counts = ", ".join(f"{k}={v}" for k, v in self.status_counts().items()) or "none"
+            raise NoCompletedTrialError(
+                f"no trial completed (trials by status: {counts}); look at the failed "
+                "trials' `error` to see why"
+            )
+        return best
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The parameters of :attr:`best_trial`."""
+        return dict(self.best_trial.params)
+
+    @property
+    def best_value(self) -> float:
+        """The value of :attr:`best_trial`."""
+        value = self.best_trial.value
+        assert value is not None  # a complete trial always has one
+        return value
+
+    def status_counts(self) -> dict[str, int]:
+        """The number of trials in each status that occurs."""
+        counts: dict[str, int] = {}
+        for trial in self.trials:
+            counts[trial.status] = counts.get(trial.status, 0) + 1
+        return counts
+
+    def to_dataframe(self) -> Any:
+        """The trials as a ``pandas.DataFrame``, one row each, a column per parameter.
+
+        Needs the optional extra: ``pip install "gpbo[pandas]"``.
+        """
+        from gpbo._optional import import_optional
+
+        pd = import_optional("pandas", extra="pandas")
+        rows = []
+        for trial in self.trials:
+            row = {
+                "number": trial.number,
+                "status": trial.status,
+                "value": trial.value,
+                "device": trial.device,
+                "round": trial.round,
+                "duration": trial.duration,
+            }
+            row.update({f"params_{k}": v for k, v in trial.params.items()})
+            row.update({f"metrics_{k}": v for k, v in trial.metrics.items()})
+            row["error"] = trial.error
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def __repr__(self) -> str:
+        best = best_of(self.trials, self.direction)
+        best_text = "none" if best is None else f"{best.value!r} at trial {best.number}"
+        return f"Result(trials={len(self.trials)}, best={best_text})"
