@@ -1,0 +1,223 @@
+r"""q-batch acquisition and its optimization, for continuous and mixed spaces.
+
+The batch is chosen jointly: ``qLogExpectedImprovement`` over ``q`` points, maximized with
+multi-start L-BFGS-B through autograd (``botorch.optim.optimize_acqf``); trials still running
+enter as ``X_pending``. For spaces with integers or choices the continuous relaxation is
+optimized, projected onto the lattice, and the batch is then re-chosen greedily among the
+projected optima and a quasi-random pool of lattice points by the joint acquisition value, which
+also keeps every point of the batch new.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gpbo.space import Real, Space
+
+if TYPE_CHECKING:
+    import torch
+
+#: Two unit-cube points closer than this (max-norm) are the same point.
+DUPLICATE_TOL = 1e-9
+#: Discrete spaces up to this many points are searched exhaustively.
+MAX_ENUMERATE = 4096
+
+
+@dataclass(frozen=True)
+class AcquisitionOptions:
+    """How hard the acquisition is optimized.
+
+    Attributes:
+        num_restarts: L-BFGS-B starts (the best of ``raw_samples`` random batches).
+        raw_samples: Random batches scored to pick the starts; also the size of the lattice pool
+            for mixed spaces.
+        maxiter: L-BFGS-B iterations per start.
+    """
+
+    num_restarts: int = 10
+    raw_samples: int = 512
+    maxiter: int = 200
+
+    def __post_init__(self) -> None:
+        for name in ("num_restarts", "raw_samples", "maxiter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def is_new(candidate: np.ndarray, seen: np.ndarray) -> bool:
+    """Whether ``candidate`` (a `d`-vector) differs from every row of ``seen`` (`m x d`)."""
+    if seen.shape[0] == 0:
+        return True
+    return bool(np.min(np.max(np.abs(seen - candidate), axis=1)) > DUPLICATE_TOL)
+
+
+def optimize_qlogei(
+    model: Any,
+    *,
+    space: Space,
+    best_f: float,
+    q: int,
+    seen: np.ndarray,
+    pending: np.ndarray,
+    options: AcquisitionOptions,
+    generator: np.random.Generator,
+) -> np.ndarray:
+    r"""Choose ``q`` new points jointly by maximizing qLogEI.
+
+    Args:
+        model: A fitted botorch model on unit-cube inputs (scores: larger is better).
+        space: The search space, for projecting onto its lattice.
+        best_f: The best score observed so far.
+        q: Points to choose.
+        seen: An `m x d` array of points already evaluated or pending; none is proposed again.
+        pending: A `p x d` array of points still running (``X_pending``).
+        options: Optimization budget.
+        generator: Randomness for the lattice pool.
+
+    Returns:
+        A `k x d` array of new, distinct lattice points, `k <= q` (fewer only when the space
+        has fewer unseen points).
+    """
+    import torch
+    from botorch.acquisition.logei import qLogExpectedImprovement
+    from botorch.optim import optimize_acqf
+
+    tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": _model_device(model)}
+    d = space.n_columns
+    X_pending = torch.as_tensor(pending, **tkwargs) if pending.shape[0] else None
+    acqf = qLogExpectedImprovement(model, best_f=best_f, X_pending=X_pending)
+
+    n_lattice = _lattice_size(space)
+    if n_lattice is not None and n_lattice <= MAX_ENUMERATE:
+        pool = space.encode(list(space.grid(levels=1)))
+        return _greedy_batch(acqf, pool, q=q, seen=seen, tkwargs=tkwargs)
+
+    bounds = torch.stack([torch.zeros(d, **tkwargs), torch.ones(d, **tkwargs)])
+    candidates, _ = optimize_acqf(
+        acqf,
+        bounds=bounds,
+        q=q,
+        num_restarts=options.num_restarts,
+        raw_samples=options.raw_samples,
+        options={"maxiter": options.maxiter, "batch_limit": max(1, 512 // max(q, 1))},
+    )
+    X = space.project(candidates.detach().cpu().numpy())
+    if space.is_continuous and _all_new(X, seen):
+        return X
+    pool = np.vstack([X, space.project(generator.random((options.raw_samples, d)))])
+    return _greedy_batch(acqf, pool, q=q, seen=seen, tkwargs=tkwargs)
+
+
+def optimize_posterior_mean(
+    model: Any,
+    *,
+    space: Space,
+    center: np.ndarray,
+    radius: float,
+    q: int,
+    seen: np.ndarray,
+    options: AcquisitionOptions,
+    generator: np.random.Generator,
+) -> np.ndarray:
+    r"""Gradient ascent on the GP posterior mean inside a box around ``center``.
+
+    Args:
+        model: A fitted botorch model (scores: larger is better).
+        space: The search space.
+        center: The `d`-vector to start from (the incumbent).
+        radius: Half-width of the trust region in the unit cube.
+        q: Points to return: the best distinct local optima of the restarts.
+        seen: An `m x d` array of points not to propose again.
+        options: Optimization budget (restarts, iterations).
+        generator: Randomness for filling up with random points of the region.
+
+    Returns:
+        A `k x d` array of new lattice points, `k <= q`.
+    """
+    import torch
+    from botorch.acquisition import PosteriorMean
+    from botorch.optim import optimize_acqf
+
+    tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": _model_device(model)}
+    d = space.n_columns
+    low = np.clip(center - radius, 0.0, 1.0)
+    high = np.clip(center + radius, 0.0, 1.0)
+    bounds = torch.as_tensor(np.stack([low, high]), **tkwargs)
+    acqf = PosteriorMean(model)
+    n_starts = max(options.num_restarts, 2 * q)
+    starts = low + generator.random((n_starts, d)) * (high - low)
+    starts[0] = center
+    batch_initial_conditions = torch.as_tensor(starts, **tkwargs).unsqueeze(1)
+    candidates, values = optimize_acqf(
+        acqf,
+        bounds=bounds,
+        q=1,
+        num_restarts=n_starts,
+        batch_initial_conditions=batch_initial_conditions,
+        return_best_only=False,
+        options={"maxiter": options.maxiter},
+    )
+    order = torch.argsort(values.reshape(-1), descending=True).cpu().numpy()
+    X = space.project(candidates.reshape(-1, d).detach().cpu().numpy()[order])
+    region_pool = space.project(low + generator.random((options.raw_samples, d)) * (high - low))
+    chosen: list[np.ndarray] = []
+    for row in np.vstack([X, region_pool]):
+        if len(chosen) == q:
+            break
+        taken = np.vstack([seen, *chosen]) if chosen else seen
+        if is_new(row, taken):
+            chosen.append(row)
+    return np.array(chosen).reshape(-1, d)
+
+
+def _greedy_batch(
+    acqf: Any, pool: np.ndarray, *, q: int, seen: np.ndarray, tkwargs: dict[str, Any]
+) -> np.ndarray:
+    """Pick up to ``q`` new points of ``pool`` one by one, each maximizing the joint value."""
+    import torch
+
+    d = pool.shape[1]
+    pool = _unique_rows(pool)
+    keep = [i for i in range(pool.shape[0]) if is_new(pool[i], seen)]
+    pool = pool[keep]
+    chosen = np.zeros((0, d))
+    with torch.no_grad():
+        for _ in range(min(q, pool.shape[0])):
+            base = torch.as_tensor(chosen, **tkwargs).unsqueeze(0).expand(pool.shape[0], -1, -1)
+            cand = torch.as_tensor(pool, **tkwargs).unsqueeze(1)
+            values = _evaluate_in_chunks(acqf, torch.cat([base, cand], dim=1))
+            best = int(torch.argmax(values).item())
+            chosen = np.vstack([chosen, pool[best]])
+            pool = np.delete(pool, best, axis=0)
+    return chosen
+
+
+def _evaluate_in_chunks(acqf: Any, X: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    import torch
+
+    return torch.cat([acqf(X[i : i + chunk]) for i in range(0, X.shape[0], chunk)])
+
+
+def _unique_rows(X: np.ndarray) -> np.ndarray:
+    """Rows of ``X`` without repeats, in first-seen order (lattice points are exact)."""
+    _, first = np.unique(np.round(X, 12), axis=0, return_index=True)
+    return X[np.sort(first)]
+
+
+def _all_new(X: np.ndarray, seen: np.ndarray) -> bool:
+    return all(is_new(row, seen) and is_new(row, X[:i]) for i, row in enumerate(X))
+
+
+def _lattice_size(space: Space) -> int | None:
+    """Number of points of a fully discrete space; ``None`` if it has a Real."""
+    if any(isinstance(p, Real) for p in space.params.values()):
+        return None
+    return space.grid_size(levels=1)
+
+
+def _model_device(model: Any) -> torch.device:
+    return next(iter(model.parameters())).device

@@ -1,0 +1,458 @@
+r"""Search strategies: what to evaluate next, given what was evaluated.
+
+Each strategy is a small class behind one interface, :class:`Strategy`, and is given by name
+(``strategy="sobol"``) or as a configured object (``strategy=gpbo.strategies.Grid(levels=7)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from gpbo.acquisition import AcquisitionOptions, is_new, optimize_posterior_mean, optimize_qlogei
+from gpbo.exceptions import GpboError, GpboWarning
+from gpbo.space import Real, Space
+
+__all__ = [
+    "Bayes",
+    "Gradient",
+    "Grid",
+    "History",
+    "Random",
+    "Sobol",
+    "Strategy",
+    "default_n_init",
+    "make_strategy",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class History:
+    """What a strategy is told when asked for points; plain arrays, no trials.
+
+    Attributes:
+        space: The search space.
+        X: An `n x d` array: unit-cube points of the complete trials.
+        scores: An `n`-vector of their scores, larger is better (the study negates values of a
+            minimized metric).
+        X_failed: An `f x d` array: points whose trial failed or timed out.
+        X_pending: A `p x d` array: points proposed and not finished yet.
+        params_seen: Every parameter set evaluated or pending (for exact-duplicate checks).
+        n_total: Trials so far, all statuses (the index of the first new trial).
+        seed: The study's seed.
+        surrogate_device: Where a GP runs (``"auto"``, ``"cpu"``, ``"cuda:0"``...).
+    """
+
+    space: Space
+    X: np.ndarray
+    scores: np.ndarray
+    X_failed: np.ndarray
+    X_pending: np.ndarray
+    params_seen: tuple[dict[str, Any], ...] = ()
+    n_total: int = 0
+    seed: int = 0
+    surrogate_device: str = "auto"
+
+    @property
+    def seen(self) -> np.ndarray:
+        """An `m x d` array of every point evaluated, failed or pending."""
+        return np.vstack([self.X, self.X_failed, self.X_pending])
+
+    def rng(self, purpose: int = 0) -> np.random.Generator:
+        """A generator for this ask, derived from the seed and the trial count.
+
+        A resumed study asks with the same trial count, so it draws what the uninterrupted
+        study would have.
+        """
+        return np.random.default_rng(
+            np.random.SeedSequence(self.seed, spawn_key=(self.n_total, purpose))
+        )
+
+    def torch_seed(self) -> int:
+        """A seed for torch's generator in this ask."""
+        return int(self.rng(purpose=1).integers(0, 2**62))
+
+
+class Strategy(ABC):
+    """The interface of every strategy.
+
+    Lifecycle: the study calls :meth:`propose` once per ask, with every trial so far as a
+    :class:`History`. A strategy keeps no state between calls that is not derived from the
+    history and the seed: that is what makes a resumed run propose what the uninterrupted run
+    would have (synchronous mode). It must return valid, distinct points that are not in
+    ``history.seen``; fewer than asked only when the space has no new point left. It never
+    mutates the history.
+    """
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def propose(self, history: History, n: int) -> list[dict[str, Any]]:
+        """``n`` (or fewer, when the space is used up) new parameter sets."""
+
+    def config(self) -> dict[str, Any]:
+        """The strategy's name and options, JSON-ready (recorded in the journal)."""
+        return {"name": self.name}
+
+
+def default_n_init(space: Space, batch_size: int = 1) -> int:
+    """The default number of quasi-random points before the GP: ``max(2 (d + 1), batch_size)``.
+
+    ``d`` is the number of parameters; a batch is never split between the initial design and
+    the GP.
+    """
+    return max(2 * (len(space) + 1), batch_size)
+
+
+def sobol_points(history: History, n: int, *, offset: int | None = None) -> list[dict[str, Any]]:
+    """``n`` new points of the study's scrambled Sobol sequence, from position ``offset``.
+
+    Points that fall on an already seen lattice point are skipped (so discrete spaces never get
+    a duplicate); random points fill in if the sequence keeps repeating.
+    """
+    import torch
+
+    space = history.space
+    start = history.n_total if offset is None else offset
+    engine = torch.quasirandom.SobolEngine(
+        space.n_columns,
+        scramble=True,
+        seed=int(np.random.SeedSequence(history.seed).generate_state(1)[0]),
+    )
+    if start:
+        engine.fast_forward(start)
+    chosen: list[np.ndarray] = []
+    seen = history.seen
+    tries = 0
+    while len(chosen) < n and tries < 20:
+        draw = engine.draw(max(n, 16)).double().numpy()
+        chosen, seen = _take_new(space.project(draw), chosen, seen, n)
+        tries += 1
+    if len(chosen) < n:
+        chosen = _fill_random(history, chosen, seen, n)
+    return space.decode(np.array(chosen).reshape(-1, space.n_columns))
+
+
+def _take_new(
+    candidates: np.ndarray, chosen: list[np.ndarray], seen: np.ndarray, n: int
+) -> tuple[list[np.ndarray], np.ndarray]:
+    for row in candidates:
+        if len(chosen) == n:
+            break
+        if is_new(row, seen):
+            chosen.append(row)
+            seen = np.vstack([seen, row])
+    return chosen, seen
+
+
+def _fill_random(
+    history: History, chosen: list[np.ndarray], seen: np.ndarray, n: int
+) -> list[np.ndarray]:
+    """Top up ``chosen`` with random new lattice points (few left in a small discrete space)."""
+    space = history.space
+    rng = history.rng(purpose=2)
+    for _ in range(20):
+        if len(chosen) == n:
+            break
+        chosen, seen = _take_new(space.project(rng.random((256, space.n_columns))), chosen, seen, n)
+    if len(chosen) < n:  # a small discrete space: enumerate what is left
+        with contextlib.suppress(OverflowError):
+            if space.grid_size(levels=1) <= 100_000 and all(
+                not isinstance(p, Real) for p in space.params.values()
+            ):
+                left = space.encode(list(space.grid(levels=1)))
+                rng.shuffle(left)
+                chosen, seen = _take_new(left, chosen, seen, n)
+    return chosen
+
+
+class Random(Strategy):
+    """Independent uniform samples (log-uniform where ``log=True``)."""
+
+    name = "random"
+
+    def propose(self, history: History, n: int) -> list[dict[str, Any]]:
+        space = history.space
+        rng = history.rng()
+        chosen, seen = _take_new(
+            space.project(rng.random((n, space.n_columns))), [], history.seen, n
+        )
+        if len(chosen) < n:
+            chosen = _fill_random(history, chosen, seen, n)
+        return space.decode(np.array(chosen).reshape(-1, space.n_columns))
+
+
+class Sobol(Strategy):
+    """Scrambled Sobol quasi-random points: the study's one sequence, in trial order."""
+
+    name = "sobol"
+
+    def propose(self, history: History, n: int) -> list[dict[str, Any]]:
+        return sobol_points(history, n)
+
+
+@dataclass
+class Grid(Strategy):
+    """The exhaustive Cartesian grid, in order: every ``Choice`` and ``Int`` value, and
+    ``levels`` evenly spaced levels of each ``Real`` (log-spaced where ``log=True``).
+
+    Args:
+        levels: Levels per ``Real`` parameter (at least 2).
+    """
+
+    levels: int = 5
+    name: ClassVar[str] = "grid"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels < 2:
+            raise GpboError(f"Grid(levels=...) must be an int >= 2, got {self.levels!r}")
+
+    def propose(self, history: History, n: int) -> list[dict[str, Any]]:
+        seen = {_key(p) for p in history.params_seen}
+        out: list[dict[str, Any]] = []
+        for params in history.space.grid(self.levels):
+            if len(out) == n:
+                break
+            if _key(params) not in seen:
+                out.append(params)
+        return out
+
+    def config(self) -> dict[str, Any]:
+        return {"name": self.name, "levels": self.levels}
+
+
+def _key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple((k, repr(v)) for k, v in params.items())
+
+
+@dataclass
+class Bayes(Strategy):
+    r"""GP-based Bayesian optimization with a joint q-batch acquisition.
+
+    The first ``n_init`` trials are scrambled-Sobol points; after that each ask fits a
+    ``SingleTaskGP`` (standardized outcomes, float64) to every finished trial (a failed trial
+    counts as the worst score seen, so the GP never sees it as good) and picks the batch
+    jointly by maximizing ``qLogExpectedImprovement`` with pending trials as ``X_pending``. If
+    the fit fails, the ask falls back to quasi-random points with a warning.
+
+    Args:
+        n_init: Quasi-random points before the GP; default :func:`default_n_init`.
+        num_restarts: L-BFGS-B starts for the acquisition.
+        raw_samples: Random batches scored to choose the starts.
+        maxiter: L-BFGS-B iterations per start.
+    """
+
+    n_init: int | None = None
+    num_restarts: int = 10
+    raw_samples: int = 512
+    maxiter: int = 200
+    name: ClassVar[str] = "bayes"
+    _options: AcquisitionOptions = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.n_init is not None and (
+            isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 1
+        ):
+            raise GpboError(f"n_init must be a positive int or None, got {self.n_init!r}")
+        self._options = AcquisitionOptions(
+            num_restarts=self.num_restarts, raw_samples=self.raw_samples, maxiter=self.maxiter
+        )
+
+    def propose(self, history: History, n: int) -> list[dict[str, Any]]:
+        n_init = self.n_init if self.n_init is not None else default_n_init(history.space, n)
+        if history.n_total < n_init or history.X.shape[0] < 2:
+            return sobol_points(history, n)
+        with _seeded(history.torch_seed()):
+            fitted = _fit_or_warn(history)
+            if fitted is None:
+                return sobol_points(history, n)
+            model, best_f = fitted
+            X = optimize_qlogei(
+                model,
+                space=history.space,
+                best_f=best_f,
+                q=n,
+                seen=history.seen,
+                pending=history.X_pending,
+                options=self._options,
+                generator=history.rng(),
+            )
+        return _decode_and_top_up(history, X, n)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "n_init": self.n_init,
+            "num_restarts": self.num_restarts,
+            "raw_samples": self.raw_samples,
+            "maxiter": self.maxiter,
+        }
+
+
+@dataclass
+class Gradient(Strategy):
+    r"""Local refinement: gradient ascent on the GP posterior mean from the incumbent.
+
+    After ``n_init`` quasi-random points, each ask fits the GP and runs L-BFGS-B (through
+    autograd) on its posterior mean inside a box of half-width ``radius`` around the best trial
+    so far. The box halves after every batch that did not improve on the incumbent and resets
+    when one does (derived from the history, so resuming continues the same way).
+
+    Args:
+        n_init: Quasi-random points before the GP; default :func:`default_n_init`.
+        radius: Initial half-width of the trust region in the unit cube.
+        min_radius: The smallest half-width.
+        num_restarts: Starts for the local optimization.
+        maxiter: L-BFGS-B iterations per start.
+    """
+
+    n_init: int | None = None
+    radius: float = 0.2
+    min_radius: float = 1e-3
+    num_restarts: int = 8
+    maxiter: int = 100
+    name: ClassVar[str] = "gradient"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_radius <= self.radius <= 1:
+            raise GpboError(
+                f"Gradient needs 0 < min_radius <= radius <= 1, got min_radius={self.min_radius},"
+                f" radius={self.radius}"
+            )
+
+    def propose(self, history: History, n: int) -> list[dict[str, Any]]:
+        n_init = self.n_init if self.n_init is not None else default_n_init(history.space, n)
+        if history.n_total < n_init or history.X.shape[0] < 2:
+            return sobol_points(history, n)
+        best = int(np.argmax(history.scores))
+        since_best = history.X.shape[0] - 1 - best
+        radius = max(self.radius * 0.5 ** (since_best // max(n, 1)), self.min_radius)
+        with _seeded(history.torch_seed()):
+            fitted = _fit_or_warn(history)
+            if fitted is None:
+                return sobol_points(history, n)
+            model, _ = fitted
+            X = optimize_posterior_mean(
+                model,
+                space=history.space,
+                center=history.X[best],
+                radius=radius,
+                q=n,
+                seen=history.seen,
+                options=AcquisitionOptions(
+                    num_restarts=self.num_restarts, raw_samples=256, maxiter=self.maxiter
+                ),
+                generator=history.rng(),
+            )
+        return _decode_and_top_up(history, X, n)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "n_init": self.n_init,
+            "radius": self.radius,
+            "min_radius": self.min_radius,
+        }
+
+
+def _decode_and_top_up(history: History, X: np.ndarray, n: int) -> list[dict[str, Any]]:
+    """Decode ``X``; where it has fewer than ``n`` points, add new quasi-random ones."""
+    proposals = history.space.decode(X) if X.shape[0] else []
+    if len(proposals) < n:
+        extra_history = _with_pending(history, X)
+        proposals += sobol_points(extra_history, n - len(proposals))
+    return proposals
+
+
+def _with_pending(history: History, X: np.ndarray) -> History:
+    from dataclasses import replace
+
+    return replace(history, X_pending=np.vstack([history.X_pending, X]))
+
+
+def _fit_or_warn(history: History) -> tuple[Any, float] | None:
+    """The fitted GP and the best (warped) score, or ``None`` after warning of a failed fit."""
+    import torch
+
+    from gpbo.surrogate import SurrogateFitError, fit_gp, resolve_device, warp_scores
+
+    device = resolve_device(history.surrogate_device)
+    X = np.vstack([history.X, history.X_failed])
+    worst = float(np.min(history.scores))
+    y = warp_scores(np.concatenate([history.scores, np.full(history.X_failed.shape[0], worst)]))
+    tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": device}
+    try:
+        model = fit_gp(torch.as_tensor(X, **tkwargs), torch.as_tensor(y, **tkwargs))
+        return model, float(np.max(y[: history.X.shape[0]]))
+    except SurrogateFitError as exc:
+        warnings.warn(
+            f"the GP fit failed ({exc}); this ask falls back to quasi-random points",
+            GpboWarning,
+            stacklevel=4,
+        )
+        return None
+
+
+@contextlib.contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch's CPU generator (and CUDA's, where used) for the block, then restore it."""
+    import torch
+
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+_REGISTRY: dict[str, type[Strategy]] = {
+    "bayes": Bayes,
+    "random": Random,
+    "sobol": Sobol,
+    "grid": Grid,
+    "gradient": Gradient,
+}
+
+
+def make_strategy(spec: str | Strategy, *, n_init: int | None = None) -> Strategy:
+    """The strategy ``spec`` names (with default options), or ``spec`` itself.
+
+    Args:
+        spec: A name (``"bayes"``, ``"random"``, ``"sobol"``, ``"grid"``, ``"gradient"``) or a
+            :class:`Strategy` instance.
+        n_init: Initial design size, for the strategies that have one (given by name).
+    """
+    if isinstance(spec, Strategy):
+        if n_init is not None and hasattr(spec, "n_init") and spec.n_init is None:
+            spec.n_init = n_init  # type: ignore[attr-defined]
+        return spec
+    cls = _REGISTRY.get(spec) if isinstance(spec, str) else None
+    if cls is None:
+        raise GpboError(
+            f"strategy={spec!r} is not known; use one of {sorted(_REGISTRY)} or an instance of "
+            "gpbo.strategies.Strategy"
+        )
+    if n_init is not None and cls in (Bayes, Gradient):
+        return cls(n_init=n_init)  # type: ignore[call-arg]
+    return cls()
+
+
+def strategy_from_config(config: dict[str, Any]) -> Strategy:
+    """Rebuild a strategy from :meth:`Strategy.config` (journal headers, YAML configs)."""
+    options = dict(config)
+    name = options.pop("name", None)
+    cls = _REGISTRY.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise GpboError(f"unknown strategy {name!r}; use one of {sorted(_REGISTRY)}")
+    try:
+        return cls(**options)
+    except TypeError as exc:
+        raise GpboError(f"strategy {name!r}: {exc}") from None

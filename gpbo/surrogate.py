@@ -1,0 +1,116 @@
+"""The Gaussian-process surrogate: build and fit it on a device.
+
+Works on tensors only: unit-cube inputs and scores to maximize. It never sees a trial.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gpbo.exceptions import GpboError
+
+if TYPE_CHECKING:
+    import torch
+
+logger = logging.getLogger(__name__)
+
+
+class SurrogateFitError(GpboError, RuntimeError):
+    """The GP could not be fitted (the caller falls back to quasi-random points)."""
+
+
+def resolve_device(surrogate_device: str) -> torch.device:
+    """The device the GP runs on.
+
+    Args:
+        surrogate_device: ``"auto"`` (CUDA where available, else the CPU), ``"cpu"`` or a CUDA
+            device name.
+    """
+    import torch
+
+    if surrogate_device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(surrogate_device)
+    except (RuntimeError, TypeError) as exc:
+        raise GpboError(
+            f"surrogate_device={surrogate_device!r} is not a device; use 'auto', 'cpu' or 'cuda:N'"
+        ) from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GpboError(
+            f"surrogate_device={surrogate_device!r} but CUDA is not available; use 'auto' or 'cpu'"
+        )
+    return device
+
+
+def warp_scores(y: np.ndarray) -> np.ndarray:
+    r"""Standardize scores and pull in their heavy tails with a fitted Yeo-Johnson transform.
+
+    Objective values often span orders of magnitude (a diverged training run next to good
+    ones); a GP fitted to them raw spends its flexibility on the outliers. The transform keeps
+    the order of the scores (so the incumbent stays the incumbent) and is fitted by maximum
+    likelihood, so roughly Gaussian scores are left nearly as they are.
+
+    Args:
+        y: An `n`-vector of scores, larger is better.
+
+    Returns:
+        An `n`-vector of warped scores with the same order.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    std = float(np.std(y))
+    if y.shape[0] < 3 or std == 0.0 or not np.isfinite(std):
+        return y
+    z = (y - np.mean(y)) / std
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the MLE of lambda may warn on tiny samples
+        try:
+            warped, _ = stats.yeojohnson(z)
+        except (ValueError, FloatingPointError):
+            return y
+    if not np.all(np.isfinite(warped)):
+        return y
+    return np.asarray(warped, dtype=np.float64)
+
+
+def fit_gp(X: torch.Tensor, y: torch.Tensor) -> Any:
+    r"""Fit a ``SingleTaskGP`` with standardized outcomes by maximizing the marginal likelihood.
+
+    Args:
+        X: An `n x d` float64 tensor of unit-cube inputs.
+        y: An `n`-dim tensor of scores (larger is better).
+
+    Returns:
+        The fitted ``botorch.models.SingleTaskGP`` in eval mode, on ``X``'s device.
+
+    Raises:
+        SurrogateFitError: The fit failed (non-finite data, a numerical error...).
+    """
+    import torch
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+        raise SurrogateFitError(f"bad training data shapes: X {tuple(X.shape)}, y {tuple(y.shape)}")
+    if not (torch.isfinite(X).all() and torch.isfinite(y).all()):
+        raise SurrogateFitError("the training data hold non-finite values")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = SingleTaskGP(X, y.unsqueeze(-1), outcome_transform=Standardize(m=1))
+            mll = ExactMarginalLogLikelihood(model.likelihood, model)
+            fit_gpytorch_mll(mll)
+        for w in caught:
+            logger.debug("GP fit: %s: %s", w.category.__name__, w.message)
+    except Exception as exc:  # botorch raises several types (ModelFittingError, NotPSDError...)
+        raise SurrogateFitError(f"{type(exc).__name__}: {exc}") from exc
+    model.eval()
+    return model
