@@ -1,0 +1,143 @@
+"""Progress lines and summaries: what a study shows the person who started it.
+
+Only the progress the user asked for (``verbose=True``) is written to the terminal; everything
+else goes through :mod:`logging`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+from gpbo.trial import Direction, Trial, best_of, is_better
+
+
+def format_value(value: Any) -> str:
+    """A number in a short, readable form; anything else as ``str``."""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def format_params(params: dict[str, Any]) -> str:
+    """``name=value`` pairs separated by spaces."""
+    return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
+
+
+def format_duration(seconds: float) -> str:
+    """``42.1s``, ``3m05s`` or ``2h07m``."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class ProgressReporter:
+    """One line per finished trial, and a summary at the end.
+
+    Args:
+        direction: The study's direction, to tell a new best.
+        n_trials: The study's budget, shown as ``done/total``.
+        enabled: ``False`` writes nothing.
+        stream: Where to write (default ``sys.stdout``).
+    """
+
+    def __init__(
+        self,
+        *,
+        direction: Direction,
+        n_trials: int,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+    ) -> None:
+        self.direction = direction
+        self.n_trials = n_trials
+        self.enabled = enabled
+        self.stream = stream
+        self.started = time.time()
+        self._best: float | None = None
+        self._best_number: int | None = None
+        self._done = 0
+
+    def _write(self, line: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(line + "\n")
+        stream.flush()
+
+    def start(self, *, strategy: str, slots: list[str], resumed: int = 0) -> None:
+        """The opening line: what runs where."""
+        self._done = resumed
+        if not self.enabled:
+            return
+        where = ", ".join(sorted(set(slots)))
+        extra = f", resuming after {resumed} finished" if resumed else ""
+        self._write(
+            f"[gpbo] {self.n_trials} trials, strategy {strategy}, {len(slots)} slot(s) on "
+            f"{where}{extra}"
+        )
+
+    def seed_best(self, trials: list[Trial]) -> None:
+        """Take the best so far from trials already finished (a resumed study)."""
+        best = best_of(trials, self.direction)
+        if best is not None:
+            self._best, self._best_number = best.value, best.number
+
+    def trial_finished(self, trial: Trial) -> None:
+        """One line: number, status, value, best so far, parameters; a new best marked."""
+        self._done += 1
+        new_best = (
+            trial.status == "complete"
+            and trial.value is not None
+            and (self._best is None or is_better(trial.value, self._best, self.direction))
+        )
+        if new_best:
+            self._best, self._best_number = trial.value, trial.number
+        if not self.enabled:
+            return
+        width = len(str(self.n_trials))
+        head = f"[gpbo] {self._done:>{width}}/{self.n_trials} trial {trial.number:>{width}}"
+        if trial.status == "complete":
+            body = f"value={format_value(trial.value)}"
+        else:
+            reason = (trial.error or "").strip().splitlines()
+            body = f"{trial.status.upper()}" + (f" ({_shorten(reason[0])})" if reason else "")
+        if new_best:
+            best = "  * new best"
+        elif self._best is not None:
+            best = f"  best={format_value(self._best)} (#{self._best_number})"
+        else:
+            best = ""
+        where = []
+        if trial.device:
+            where.append(trial.device)
+        if trial.duration is not None:
+            where.append(format_duration(trial.duration))
+        suffix = f"  [{', '.join(where)}]" if where else ""
+        self._write(f"{head}  {body}{best}  {format_params(trial.params)}{suffix}")
+
+    def finish(self, trials: list[Trial], *, stop_reason: str) -> None:
+        """The summary: counts by status, time, and the best trial."""
+        if not self.enabled:
+            return
+        counts: dict[str, int] = {}
+        for trial in trials:
+            counts[trial.status] = counts.get(trial.status, 0) + 1
+        count_text = ", ".join(f"{v} {k}" for k, v in counts.items())
+        elapsed = format_duration(time.time() - self.started)
+        self._write(f"[gpbo] done in {elapsed}: {count_text}; {stop_reason}")
+        best = best_of(trials, self.direction)
+        if best is None:
+            self._write("[gpbo] no trial completed")
+        else:
+            self._write(
+                f"[gpbo] best value {format_value(best.value)} at trial {best.number}: "
+                f"{format_params(best.params)}"
+            )
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,441 @@
+"""The ask/tell study: the trials so far, pending ones, and the strategy that proposes more.
+
+A :class:`Study` turns trials into the arrays a strategy works on (:class:`History`) and the
+strategy's proposals back into trials. With a journal, every change of a trial is recorded
+before the call returns, and opening an existing journal resumes the study.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gpbo.exceptions import GpboError, NoCompletedTrialError, SpaceExhausted
+from gpbo.executors.base import parse_objective_value
+from gpbo.space import Space
+from gpbo.strategies import History, Strategy, make_strategy, strategy_from_config
+from gpbo.trial import ACTIVE_STATUSES, Direction, Result, Trial, best_of
+
+__all__ = ["Study", "load"]
+
+logger = logging.getLogger(__name__)
+
+
+class Study:
+    """An optimization you drive yourself: ask for trials, run them, tell their results.
+
+    Example:
+        >>> study = gpbo.Study({"x": gpbo.Real(-5, 5)}, seed=0)
+        >>> for trial in study.ask(4):
+        ...     study.tell(trial, (trial.params["x"] - 1) ** 2)
+
+    Args:
+        space: The search space (a :class:`~gpbo.Space` or a mapping accepted by it).
+        direction: ``"minimize"`` or ``"maximize"`` the value.
+        strategy: A strategy name (``"bayes"``, ``"random"``, ``"sobol"``, ``"grid"``,
+            ``"gradient"``) or a configured :class:`~gpbo.strategies.Strategy`.
+        n_init: Quasi-random trials before the GP (``bayes`` and ``gradient``); ``None``
+            for the default ``max(2 (d + 1), batch size)``.
+        seed: Seed of every random choice; ``None`` draws one (recorded in the journal).
+        surrogate_device: Where the GP runs: ``"auto"``, ``"cpu"`` or ``"cuda:N"``.
+        journal: A JSON-lines file that records every trial; an existing one is resumed.
+    """
+
+    def __init__(
+        self,
+        space: Space | Mapping[str, Any],
+        *,
+        direction: Direction = "minimize",
+        strategy: str | Strategy = "bayes",
+        n_init: int | None = None,
+        seed: int | None = None,
+        surrogate_device: str = "auto",
+        journal: str | Path | None = None,
+    ) -> None:
+        self.space = Space(space)
+        if direction not in ("minimize", "maximize"):
+            raise GpboError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
+        self.direction: Direction = direction
+        self.strategy = make_strategy(strategy, n_init=n_init)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise GpboError(f"seed must be an int or None, got {seed!r}")
+        self._seed_given = seed is not None
+        self.seed: int = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        if not isinstance(surrogate_device, str):
+            raise GpboError(f"surrogate_device must be a string, got {surrogate_device!r}")
+        self.surrogate_device = surrogate_device
+        self._trials: list[Trial] = []
+        self._encoded: dict[int, np.ndarray] = {}
+        self._queue: deque[dict[str, Any]] = deque()
+        self._rerun: deque[int] = deque()
+        self._asks = 0
+        self._journal: Any = None
+        self._tmp_dir: Path | None = None
+        self.journal_path = Path(journal) if journal is not None else None
+        if self.journal_path is not None:
+            self._open_journal(self.journal_path)
+
+    # -- ask/tell ------------------------------------------------------------------------
+    def ask(self, n: int = 1) -> list[Trial]:
+        """``n`` new trials to evaluate, proposed jointly, knowing which are still pending.
+
+        Interrupted trials come first (same number and parameters), then enqueued parameter
+        sets, then the strategy's proposals.
+
+        Raises:
+            SpaceExhausted: The strategy has no new point left (e.g. the grid is used up) and
+                nothing else is waiting.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise GpboError(f"ask(n) needs a positive int, got {n!r}")
+        round_ = self._asks
+        out: list[Trial] = []
+        while self._rerun and len(out) < n:
+            trial = self._trials[self._rerun.popleft()]
+            trial.status, trial.error, trial.round = "pending", None, round_
+            trial.started_at = trial.finished_at = None
+            self._record(trial)
+            out.append(trial)
+        while self._queue and len(out) < n:
+            out.append(self._new_trial(self._queue.popleft(), round_, dequeued=True))
+        if len(out) < n:
+            proposals = self.strategy.propose(self._history(), n - len(out))
+            for params in proposals:
+                params = self.space.check(params)
+                if self._is_seen(params):
+                    logger.warning(
+                        "strategy %s proposed a seen point %s; skipped", self.strategy.name, params
+                    )
+                    continue
+                out.append(self._new_trial(params, round_))
+        if not out:
+            raise SpaceExhausted(
+                f"strategy {self.strategy.name!r} has no new point left after "
+                f"{len(self._trials)} trials"
+                + (" (the grid is used up)" if self.strategy.name == "grid" else "")
+            )
+        self._asks += 1
+        return out
+
+    def tell(
+        self,
+        trial: Trial | int,
+        value: Any = None,
+        *,
+        error: str | BaseException | None = None,
+        status: str | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> Trial:
+        """Record how a trial ended.
+
+        Args:
+            trial: The trial (or its number) from :meth:`ask`.
+            value: The metric, or a mapping of the metric ``"value"`` and extra numbers. NaN,
+                infinity, ``None`` or a non-number fails the trial with the reason.
+            error: Marks the trial failed with this message (or exception).
+            status: ``"timeout"`` or ``"interrupted"`` to record those endings; default
+                ``complete``, or ``failed`` with an ``error``.
+            metrics: Extra numbers to keep with the trial.
+
+        Returns:
+            The updated trial.
+        """
+        target = self._get(trial)
+        if target.status not in ACTIVE_STATUSES:
+            raise GpboError(
+                f"trial {target.number} has already ended ({target.status}); tell each trial once"
+            )
+        now = time.time()
+        target.started_at = target.started_at or now
+        target.finished_at = now
+        if metrics:
+            target.metrics.update({str(k): float(v) for k, v in metrics.items()})
+        if status == "interrupted":
+            target.status = "interrupted"
+            self._rerun.append(target.number)
+        elif status == "timeout":
+            target.status, target.error = "timeout", str(error or "the trial timed out")
+        elif error is not None or status == "failed":
+            target.status = "failed"
+            target.error = _error_text(error) if error is not None else "failed"
+        elif status not in (None, "complete"):
+            raise GpboError(
+                f"status must be complete, failed, timeout or interrupted, got {status!r}"
+            )
+        else:
+            try:
+                number, extras = parse_objective_value(value, metric="value")
+            except ValueError as exc:
+                target.status, target.error = "failed", str(exc)
+            else:
+                target.status, target.value = "complete", number
+                target.metrics.update(extras)
+        self._record(target)
+        return target
+
+    def mark_running(self, trial: Trial | int, *, device: str | None = None) -> Trial:
+        """Record that a trial started on ``device`` (the loop calls this; optional in ask/tell)."""
+        target = self._get(trial)
+        target.status, target.device, target.started_at = "running", device, time.time()
+        self._record(target)
+        return target
+
+    def enqueue(self, params: Mapping[str, Any]) -> None:
+        """Evaluate ``params`` next, before any proposal of the strategy."""
+        checked = self.space.check(params)
+        self._queue.append(checked)
+        self._append_event({"event": "study", "kind": "enqueue", "params": checked})
+
+    def add(
+        self, params: Mapping[str, Any], value: Any, *, metrics: Mapping[str, float] | None = None
+    ) -> Trial:
+        """Record a result obtained elsewhere (e.g. an earlier study) as a complete trial."""
+        trial = self._new_trial(self.space.check(params), None, record=False)
+        return self.tell(trial, value, metrics=metrics)
+
+    # -- results -------------------------------------------------------------------------
+    @property
+    def trials(self) -> list[Trial]:
+        """Every trial, in number order."""
+        return list(self._trials)
+
+    @property
+    def best_trial(self) -> Trial:
+        """The complete trial with the best value.
+
+        Raises:
+            NoCompletedTrialError: No trial has completed yet.
+        """
+        best = best_of(self._trials, self.direction)
+        if best is None:
+            raise NoCompletedTrialError(
+                f"no trial has completed yet ({len(self._trials)} trials so far)"
+            )
+        return best
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The parameters of :attr:`best_trial`."""
+        return dict(self.best_trial.params)
+
+    @property
+    def best_value(self) -> float:
+        """The value of :attr:`best_trial`."""
+        return float(self.best_trial.value)  # type: ignore[arg-type]
+
+    def result(self, *, stop_reason: str = "") -> Result:
+        """The study's trials as a :class:`~gpbo.Result`."""
+        return Result(self._trials, direction=self.direction, stop_reason=stop_reason)
+
+    def trial_dir(self, trial: Trial | int) -> Path:
+        """The trial's own directory: beside the journal, else under a temporary directory.
+
+        A re-run of an interrupted trial gets the same directory.
+        """
+        number = trial.number if isinstance(trial, Trial) else int(trial)
+        if self.journal_path is not None:
+            base = self.journal_path.with_name(self.journal_path.stem + ".trials")
+        else:
+            if self._tmp_dir is None:
+                self._tmp_dir = Path(tempfile.mkdtemp(prefix="gpbo-study-"))
+            base = self._tmp_dir
+        return base / f"{number:06d}"
+
+    def close(self) -> None:
+        """Release the journal (and its lock). The study stays readable."""
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Study(params={self.space.names}, direction={self.direction!r}, "
+            f"strategy={self.strategy.name!r}, trials={len(self._trials)})"
+        )
+
+    # -- internals -----------------------------------------------------------------------
+    def _get(self, trial: Trial | int) -> Trial:
+        number = trial.number if isinstance(trial, Trial) else trial
+        if (
+            isinstance(number, bool)
+            or not isinstance(number, int)
+            or not (0 <= number < len(self._trials))
+        ):
+            raise GpboError(f"no trial {number!r} in this study ({len(self._trials)} trials)")
+        return self._trials[number]
+
+    def _new_trial(
+        self,
+        params: dict[str, Any],
+        round_: int | None,
+        *,
+        dequeued: bool = False,
+        record: bool = True,
+    ) -> Trial:
+        number = len(self._trials)
+        seed = int(np.random.SeedSequence(self.seed, spawn_key=(number, 7)).generate_state(1)[0])
+        trial = Trial(number=number, params=params, round=round_, seed=seed)
+        self._trials.append(trial)
+        self._encoded[number] = self.space.encode([params])[0]
+        if record:
+            self._record(trial, dequeued=dequeued)
+        return trial
+
+    def _is_seen(self, params: dict[str, Any]) -> bool:
+        row = self.space.encode([params])[0]
+        return any(np.array_equal(row, r) for r in self._encoded.values())
+
+    def _history(self) -> History:
+        d = self.space.n_columns
+        rows: dict[str, list[np.ndarray]] = {"complete": [], "failed": [], "pending": []}
+        scores: list[float] = []
+        sign = -1.0 if self.direction == "minimize" else 1.0
+        for trial in self._trials:
+            row = self._encoded[trial.number]
+            if (
+                trial.status == "complete"
+                and trial.value is not None
+                and math.isfinite(trial.value)
+            ):
+                rows["complete"].append(row)
+                scores.append(sign * trial.value)
+            elif trial.status in ("failed", "timeout"):
+                rows["failed"].append(row)
+            else:  # pending, running, and interrupted ones waiting to run again
+                rows["pending"].append(row)
+
+        def stack(key: str) -> np.ndarray:
+            return np.array(rows[key]).reshape(-1, d)
+
+        return History(
+            space=self.space,
+            X=stack("complete"),
+            scores=np.array(scores, dtype=np.float64),
+            X_failed=stack("failed"),
+            X_pending=stack("pending"),
+            params_seen=tuple(t.params for t in self._trials),
+            n_total=len(self._trials),
+            seed=self.seed,
+            surrogate_device=self.surrogate_device,
+        )
+
+    # -- journal -------------------------------------------------------------------------
+    def _header(self) -> dict[str, Any]:
+        return {
+            "space": self.space.to_dict(),
+            "direction": self.direction,
+            "strategy": self.strategy.config(),
+            "seed": self.seed,
+        }
+
+    def _open_journal(self, path: Path) -> None:
+        from gpbo.journal import Journal, read_journal
+
+        stored = read_journal(path) if path.exists() else None
+        if stored is not None and not self._seed_given and "seed" in stored.header:
+            self.seed = int(stored.header["seed"])  # resume the recorded random streams
+        keys = ("space", "direction", "seed") if self._seed_given else ("space", "direction")
+        self._journal, events = Journal.open(path, header=self._header(), compare=keys)
+        self._replay(events)
+
+    def _replay(self, events: Sequence[Mapping[str, Any]]) -> None:
+        interrupted = 0
+        for event in events:
+            kind = event.get("event")
+            if kind == "study" and event.get("kind") == "enqueue":
+                self._queue.append(dict(event["params"]))
+            elif kind == "trial":
+                trial = Trial.from_dict(event["trial"])
+                if trial.number == len(self._trials):
+                    self._trials.append(trial)
+                    self._encoded[trial.number] = self.space.encode([trial.params])[0]
+                    if event.get("dequeued") and self._queue:
+                        self._queue.popleft()
+                elif 0 <= trial.number < len(self._trials):
+                    self._trials[trial.number] = trial
+                else:
+                    raise GpboError(f"journal event for trial {trial.number} out of order")
+        for trial in self._trials:
+            if trial.status in ("pending", "running", "interrupted"):
+                if trial.status != "interrupted":
+                    trial.status = "interrupted"
+                    self._record(trial)
+                    interrupted += 1
+                self._rerun.append(trial.number)
+        rounds = [t.round for t in self._trials if t.round is not None]
+        self._asks = max(rounds) + 1 if rounds else 0
+        if self._trials:
+            finished = sum(t.finished for t in self._trials)
+            logger.info(
+                "resumed %s: %d trials (%d finished, %d to run again)",
+                self.journal_path,
+                len(self._trials),
+                finished,
+                len(self._rerun),
+            )
+
+    def _record(self, trial: Trial, *, dequeued: bool = False) -> None:
+        event: dict[str, Any] = {"event": "trial", "time": time.time(), "trial": trial.to_dict()}
+        if dequeued:
+            event["dequeued"] = True
+        self._append_event(event)
+
+    def _append_event(self, event: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.append(event)
+
+
+def _error_text(error: str | BaseException) -> str:
+    if isinstance(error, BaseException):
+        from gpbo.executors.base import describe_exception
+
+        return describe_exception(error)
+    return str(error)
+
+
+def load(journal_path: str | Path) -> Study:
+    """The study recorded in a journal, for analysis (or to resume, by passing the path as
+    ``journal=``). Takes no lock: a driver may still be writing it.
+
+    Trials keep the statuses recorded; one that was running when its driver died reads as
+    ``running`` here and runs again when the study is resumed.
+    """
+    from gpbo.journal import read_journal
+
+    path = Path(journal_path)
+    if not path.exists():
+        raise GpboError(f"no journal at {str(path)!r}")
+    contents = read_journal(path)
+    if contents is None or not contents.header:
+        raise GpboError(f"{str(path)!r} is an empty journal")
+    header = contents.header
+    study = Study(
+        Space.from_dict(header["space"]),
+        direction=header["direction"],
+        strategy=strategy_from_config(header.get("strategy") or {"name": "bayes"}),
+        seed=header.get("seed"),
+    )
+    study.journal_path = path
+    for event in contents.events:
+        if event.get("event") == "trial":
+            trial = Trial.from_dict(event["trial"])
+            if trial.number == len(study._trials):
+                study._trials.append(trial)
+                study._encoded[trial.number] = study.space.encode([trial.params])[0]
+            else:
+                study._trials[trial.number] = trial
+    return study
