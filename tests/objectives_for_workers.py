@@ -1,0 +1,95 @@
+"""Objectives for the worker-process tests; module level, so workers can import them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from typing import Any
+
+from gpbo.context import current_trial, device
+
+
+def sleep_and_return(params: dict[str, Any]) -> dict[str, float]:
+    """Sleep ``params["seconds"]`` (default 0) and return ``params["value"]`` (default 1)."""
+    time.sleep(float(params.get("seconds", 0.0)))
+    return {"value": float(params.get("value", 1.0)), "pid": float(os.getpid())}
+
+
+def raise_error(params: dict[str, Any]) -> float:
+    """Fail with a ``ValueError``."""
+    raise ValueError(f"boom from trial {current_trial().number}")
+
+
+def exit_hard(params: dict[str, Any]) -> float:
+    """End the worker without cleanup, exit code 3."""
+    os._exit(3)
+
+
+def segfault(params: dict[str, Any]) -> float:
+    """Kill the worker with ``SIGSEGV``, as a crash in native code would."""
+    os.kill(os.getpid(), signal.SIGSEGV)
+    time.sleep(10)
+    return 0.0
+
+
+def sleep_forever(params: dict[str, Any]) -> float:
+    """Never return (until stopped)."""
+    while True:
+        time.sleep(0.1)
+
+
+def spawn_child_and_hang(params: dict[str, Any]) -> float:
+    """Start ``sleep 1000``, note its pid in the trial directory, then never return."""
+    child = subprocess.Popen(["sleep", "1000"])
+    (current_trial().dir / "child.pid").write_text(str(child.pid))
+    while True:
+        time.sleep(0.1)
+
+
+def report_environment(params: dict[str, Any]) -> dict[str, float]:
+    """What the worker sees: CUDA_VISIBLE_DEVICES, gpbo.device(), thread limits."""
+    import torch
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    dev = device()
+    return {
+        "value": 1.0,
+        "cuda_visible_empty": float(visible == ""),
+        "cuda_visible_zero": float(visible == "0"),
+        "device_is_cpu": float(dev.type == "cpu"),
+        "device_is_cuda0": float(dev == torch.device("cuda:0")),
+        "torch_threads": float(torch.get_num_threads()),
+        "omp_threads": float(os.environ.get("OMP_NUM_THREADS", "-1")),
+        "mkl_threads": float(os.environ.get("MKL_NUM_THREADS", "-1")),
+        "worker_marker_set": float("GPBO_WORKER" in os.environ),
+        "own_process_group": float(os.getpgid(0) == os.getpid()),
+        "pid": float(os.getpid()),
+    }
+
+
+def out_of_memory(params: dict[str, Any]) -> float:
+    """Raise the error torch raises when a CUDA allocation fails."""
+    import torch
+
+    raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def _fail_to_load() -> Any:
+    raise ImportError("No module named 'missing_dependency_of_the_objective'")
+
+
+class UnloadableObjective:
+    """Pickles fine in the driver, but fails to unpickle in a worker (like a missing import)."""
+
+    def __call__(self, params: dict[str, Any]) -> float:
+        return 1.0
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_fail_to_load, ())
+
+
+def dispatch(params: dict[str, Any]) -> Any:
+    """Run the objective of this module that ``params["fn"]`` names (one executor, many tests)."""
+    return globals()[params["fn"]](params)

@@ -1,0 +1,467 @@
+"""Tests of the process executor: parallel workers, crashes, timeouts, interrupts, pickling."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import types
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from gpbo.exceptions import GpboError
+from gpbo.executors.base import TrialOutcome, TrialTask
+from gpbo.executors.process import Process, exit_if_bootstrapping_worker
+from tests import objectives_for_workers as objectives
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+DRIVER_CUDA_VISIBLE = os.environ.get("CUDA_VISIBLE_DEVICES")
+_numbers = itertools.count()
+
+
+def task(fn: str, **params: object) -> TrialTask:
+    """A task for the shared executor, whose objective dispatches on ``fn``."""
+    timeout = params.pop("timeout", None)
+    trial_dir = params.pop("dir", None)
+    return TrialTask(
+        number=next(_numbers),
+        params={"fn": fn, **params},
+        dir=None if trial_dir is None else str(trial_dir),
+        timeout=timeout,  # type: ignore[arg-type]
+    )
+
+
+def run_tasks(
+    executor: Process, tasks: Sequence[TrialTask], limit: float = 30.0
+) -> list[TrialOutcome]:
+    """Submit ``tasks`` and return their outcomes in the same order."""
+    for t in tasks:
+        executor.submit(t)
+    got: dict[int, TrialOutcome] = {}
+    end = time.monotonic() + limit
+    while len(got) < len(tasks):
+        left = end - time.monotonic()
+        assert left > 0, f"no outcome within {limit} s; got {got}"
+        for outcome in executor.wait(timeout=left):
+            got[outcome.number] = outcome
+    return [got[t.number] for t in tasks]
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def still_alive_after(pids: Sequence[int], seconds: float) -> list[int]:
+    """The pids still running once ``seconds`` passed (returns early when none is)."""
+    end = time.monotonic() + seconds
+    while True:
+        left = [pid for pid in pids if alive(pid)]
+        if not left or time.monotonic() >= end:
+            return left
+        time.sleep(0.05)
+
+
+def script_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(TESTS), env.get("PYTHONPATH", "")])
+    env.pop("GPBO_WORKER", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Process]:
+    """One executor with two CPU workers, reused by the tests that leave it usable."""
+    executor = Process(grace_period=1.0, start_timeout=60.0)
+    executor.start(objectives.dispatch, slots=["cpu", "cpu"], metric="value")
+    yield executor
+    executor.shutdown()
+
+
+@pytest.fixture()
+def fresh() -> Iterator[list[Process]]:
+    """Executors a test starts itself; shut down whatever happens."""
+    made: list[Process] = []
+    yield made
+    for executor in made:
+        executor.shutdown()
+
+
+# -- options --------------------------------------------------------------------------------
+
+
+def test_options_are_keyword_only_and_validated() -> None:
+    with pytest.raises(TypeError):
+        Process(1.0)  # type: ignore[misc]
+    with pytest.raises(GpboError, match="grace_period"):
+        Process(grace_period=-1.0)
+    with pytest.raises(GpboError, match="start_timeout"):
+        Process(start_timeout=0)
+    with pytest.raises(GpboError, match="start_timeout"):
+        Process(start_timeout=float("nan"))
+    with pytest.raises(GpboError, match="grace_period"):
+        Process(grace_period=True)  # type: ignore[arg-type]
+    executor = Process(grace_period=0, start_timeout=5)
+    assert (executor.grace_period, executor.start_timeout) == (0.0, 5.0)
+    assert executor.free_slots == 0
+    assert executor.running == 0
+
+
+def test_unknown_slot_is_refused_before_any_worker_starts() -> None:
+    executor = Process()
+    with pytest.raises(GpboError, match="'tpu:0'"):
+        executor.start(objectives.sleep_and_return, slots=["tpu:0"], metric="value")
+    with pytest.raises(GpboError, match="at least one slot"):
+        executor.start(objectives.sleep_and_return, slots=[], metric="value")
+    assert executor.worker_pids == []
+
+
+def test_gpu_slot_maps_to_the_drivers_visible_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpbo.executors.process import _slot_device
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert _slot_device("cpu") == ("cpu", "")
+    assert _slot_device("cuda:2") == ("cuda:0", "2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")  # the driver sees physical GPUs 3 and 5
+    assert _slot_device("cuda:1") == ("cuda:0", "5")
+    with pytest.raises(GpboError, match="not visible"):
+        _slot_device("cuda:2")
+
+
+def test_exit_if_bootstrapping_worker_does_nothing_in_the_driver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GPBO_WORKER", raising=False)
+    assert exit_if_bootstrapping_worker() is None
+
+
+# -- trials on the shared executor ----------------------------------------------------------
+
+
+def test_two_trials_run_in_parallel(shared: Process) -> None:
+    run_tasks(shared, [task("sleep_and_return"), task("sleep_and_return")])  # both warm
+    assert shared.free_slots == 2
+    started = time.monotonic()
+    outcomes = run_tasks(
+        shared,
+        [
+            task("sleep_and_return", seconds=1.0, value=2.0),
+            task("sleep_and_return", seconds=1.0, value=3.0),
+        ],
+    )
+    elapsed = time.monotonic() - started
+    assert elapsed < 1.9, f"two 1-s trials on two slots took {elapsed:.2f} s"
+    assert [o.status for o in outcomes] == ["complete", "complete"]
+    assert [o.value for o in outcomes] == [2.0, 3.0]
+    assert [o.device for o in outcomes] == ["cpu", "cpu"]
+    assert outcomes[0].metrics["pid"] != outcomes[1].metrics["pid"]
+    assert all(o.started_at is not None and o.finished_at is not None for o in outcomes)
+    assert shared.running == 0 and shared.free_slots == 2
+
+
+def test_worker_environment(shared: Process) -> None:
+    outcomes = run_tasks(shared, [task("report_environment"), task("report_environment")])
+    share = float(max(1, (os.cpu_count() or 1) // 2))
+    for outcome in outcomes:
+        assert outcome.status == "complete", outcome.error
+        assert outcome.device == "cpu"
+        m = outcome.metrics
+        assert m["cuda_visible_empty"] == 1.0  # a CPU slot sees no GPU
+        assert m["device_is_cpu"] == 1.0
+        assert m["torch_threads"] == share
+        assert m["omp_threads"] == share and m["mkl_threads"] == share
+        assert m["worker_marker_set"] == 0.0  # not inherited by what the objective starts
+        assert m["own_process_group"] == 1.0  # setsid
+    assert "GPBO_WORKER" not in os.environ  # the driver's environment is restored
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == DRIVER_CUDA_VISIBLE
+
+
+def test_exception_fails_the_trial_with_its_traceback(shared: Process) -> None:
+    (outcome,) = run_tasks(shared, [task("raise_error")])
+    assert outcome.status == "failed"
+    assert outcome.error is not None
+    assert outcome.error.startswith("ValueError: boom from trial")
+    assert "Traceback" in outcome.error and "objectives_for_workers.py" in outcome.error
+    assert outcome.device == "cpu"
+
+
+def test_os_exit_fails_the_trial_and_the_slot_gets_a_fresh_worker(shared: Process) -> None:
+    before = set(shared.worker_pids)
+    (outcome,) = run_tasks(shared, [task("exit_hard")])
+    assert outcome.status == "failed"
+    assert "exited with code 3" in (outcome.error or "")
+    assert len(set(shared.worker_pids) - before) == 1  # one slot restarted
+    assert shared.free_slots == 2
+    after = run_tasks(
+        shared, [task("sleep_and_return", value=5.0), task("sleep_and_return", value=6.0)]
+    )
+    assert [(o.status, o.value) for o in after] == [("complete", 5.0), ("complete", 6.0)]
+
+
+def test_segfault_fails_the_trial_naming_the_signal(shared: Process) -> None:
+    (crashed, fine) = run_tasks(
+        shared, [task("segfault"), task("sleep_and_return", seconds=0.5, value=7.0)]
+    )
+    assert crashed.status == "failed"
+    assert "signal SIGSEGV (-11)" in (crashed.error or "")
+    assert (fine.status, fine.value) == ("complete", 7.0)  # the other trial went on
+    (again,) = run_tasks(shared, [task("sleep_and_return", value=8.0)])
+    assert again.status == "complete"
+
+
+def test_out_of_memory_fails_the_trial_and_recycles_the_worker(shared: Process) -> None:
+    before = set(shared.worker_pids)
+    (outcome,) = run_tasks(shared, [task("out_of_memory")])
+    assert outcome.status == "failed"
+    assert (outcome.error or "").startswith("out of memory:")
+    assert "OutOfMemoryError" in (outcome.error or "")
+    assert len(set(shared.worker_pids) - before) == 1
+    after = run_tasks(shared, [task("sleep_and_return"), task("sleep_and_return")])
+    assert [o.status for o in after] == ["complete", "complete"]
+
+
+def test_timeout_kills_the_process_group_and_restarts_the_worker(
+    shared: Process, tmp_path: Path
+) -> None:
+    run_tasks(shared, [task("sleep_and_return"), task("sleep_and_return")])  # both warm
+    started = time.monotonic()
+    (outcome,) = run_tasks(shared, [task("spawn_child_and_hang", timeout=1.0, dir=tmp_path)])
+    elapsed = time.monotonic() - started
+    assert outcome.status == "timeout"
+    assert "trial_timeout of 1 s" in (outcome.error or "")
+    assert 1.0 <= elapsed < 1.0 + shared.grace_period + 1.0, elapsed
+    grandchild = int((tmp_path / "child.pid").read_text())
+    assert still_alive_after([grandchild], 2.0) == []  # `sleep 1000` went with its worker
+    after = run_tasks(shared, [task("sleep_and_return"), task("sleep_and_return")])
+    assert [o.status for o in after] == ["complete", "complete"]
+
+
+# -- executors of their own -----------------------------------------------------------------
+
+
+def test_interrupt_stops_running_trials(fresh: list[Process]) -> None:
+    executor = Process()
+    fresh.append(executor)
+    executor.start(objectives.sleep_forever, slots=["cpu", "cpu"], metric="value")
+    pids = [pid for pid in executor.worker_pids if pid is not None]
+    assert len(pids) == 2
+    submitted = [TrialTask(number=1, params={}), TrialTask(number=2, params={})]
+    for t in submitted:
+        executor.submit(t)
+    assert executor.wait(timeout=0.3) == []  # still running
+    started = time.monotonic()
+    outcomes = executor.interrupt()
+    assert time.monotonic() - started < 5.0
+    assert sorted((o.number, o.status) for o in outcomes) == [
+        (1, "interrupted"),
+        (2, "interrupted"),
+    ]
+    assert all(o.device == "cpu" for o in outcomes)
+    assert still_alive_after(pids, 5.0 - (time.monotonic() - started)) == []
+    assert executor.running == 0
+    assert executor.wait(timeout=0) == []
+
+
+def test_shutdown_stops_workers_and_is_idempotent(fresh: list[Process]) -> None:
+    executor = Process()
+    fresh.append(executor)
+    executor.start(objectives.sleep_forever, slots=["cpu", "cpu"], metric="value")
+    pids = [pid for pid in executor.worker_pids if pid is not None]
+    executor.submit(TrialTask(number=0, params={}))  # one busy, one idle
+    started = time.monotonic()
+    executor.shutdown()
+    assert time.monotonic() - started < 5.0
+    assert still_alive_after(pids, 1.0) == []
+    executor.shutdown()  # a second call is harmless
+    assert executor.free_slots == 0 and executor.worker_pids == []
+
+
+def test_lambda_without_cloudpickle_is_refused_with_the_fixes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)  # `import cloudpickle` fails
+    executor = Process()
+    with pytest.raises(GpboError, match="cannot be sent to a worker process") as info:
+        executor.start(lambda params: 1.0, slots=["cpu", "cpu"], metric="value")
+    message = str(info.value)
+    assert "module level" in message
+    assert 'pip install "gpbo[cloudpickle]"' in message
+    assert 'executor="serial"' in message
+    assert executor.worker_pids == []  # refused before any worker started
+
+
+def test_closure_is_sent_with_cloudpickle(fresh: list[Process]) -> None:
+    pytest.importorskip("cloudpickle")
+    offset = 10.0
+    executor = Process()
+    fresh.append(executor)
+    executor.start(lambda params: params["x"] + offset, slots=["cpu"], metric="value")
+    (outcome,) = run_tasks(executor, [TrialTask(number=0, params={"x": 1.5})])
+    assert (outcome.status, outcome.value) == ("complete", 11.5)
+
+
+def test_function_from_an_interactive_main_goes_by_value(
+    monkeypatch: pytest.MonkeyPatch, fresh: list[Process]
+) -> None:
+    cloudpickle = pytest.importorskip("cloudpickle")
+    main = types.ModuleType("__main__")  # as under `python -c` or in a notebook: no __file__
+    exec("def objective(params):\n    return 2.0 * params['x']\n", main.__dict__)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    objective = main.objective
+    pickle.dumps(objective)  # plain pickle takes it by reference, which a worker cannot load
+
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)
+    with pytest.raises(GpboError, match="defined in __main__"):
+        Process().start(objective, slots=["cpu"], metric="value")
+
+    monkeypatch.setitem(sys.modules, "cloudpickle", cloudpickle)
+    executor = Process()
+    fresh.append(executor)
+    executor.start(objective, slots=["cpu"], metric="value")
+    (outcome,) = run_tasks(executor, [TrialTask(number=0, params={"x": 4.0})])
+    assert (outcome.status, outcome.value) == ("complete", 8.0)
+
+
+def test_objective_that_fails_to_load_in_the_worker_fails_start(fresh: list[Process]) -> None:
+    executor = Process()
+    fresh.append(executor)
+    with pytest.raises(GpboError, match="could not load the objective") as info:
+        executor.start(objectives.UnloadableObjective(), slots=["cpu", "cpu"], metric="value")
+    assert "ImportError" in str(info.value)
+    assert "missing_dependency_of_the_objective" in str(info.value)
+    assert executor.worker_pids == []
+
+
+# -- driver scripts -------------------------------------------------------------------------
+
+
+def test_script_without_main_guard_gets_a_clear_error(tmp_path: Path) -> None:
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import objectives_for_workers
+            from gpbo.executors.process import Process, exit_if_bootstrapping_worker
+
+            exit_if_bootstrapping_worker()  # what gpbo.optimize() does first
+            executor = Process(start_timeout=60)
+            try:
+                executor.start(
+                    objectives_for_workers.sleep_and_return, slots=["cpu"], metric="value"
+                )
+            finally:
+                executor.shutdown()
+            print("started")
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=script_env(),
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode != 0
+    assert "started" not in done.stdout
+    assert "GpboError" in done.stderr
+    assert 'if __name__ == "__main__":' in done.stderr
+    assert "gpbo.optimize(...)" in done.stderr
+    assert "bootstrapping phase" not in done.stderr  # not Python's own traceback
+
+
+def test_workers_exit_when_the_driver_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "driver.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import time
+
+            from gpbo.executors.base import TrialTask
+            from gpbo.executors.process import Process
+
+
+            def objective(params):  # in the __main__ of a script: sent by reference
+                time.sleep(params["seconds"])
+                return 1.0
+
+
+            if __name__ == "__main__":
+                executor = Process()
+                executor.start(objective, slots=["cpu", "cpu"], metric="value")
+                executor.submit(TrialTask(number=0, params={"seconds": 0}))
+                print(executor.wait(60)[0].status, flush=True)
+                for number in (1, 2):
+                    executor.submit(TrialTask(number=number, params={"seconds": 1000}))
+                print(*executor.worker_pids, flush=True)
+                time.sleep(1000)
+            """
+        )
+    )
+    driver = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=script_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(90, driver.kill)
+    watchdog.start()
+    try:
+        assert driver.stdout is not None
+        assert driver.stdout.readline().strip() == "complete"
+        pids = [int(pid) for pid in driver.stdout.readline().split()]
+        assert len(pids) == 2 and all(alive(pid) for pid in pids)
+        time.sleep(0.3)  # the long trials are running
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=10)
+        killed = time.monotonic()
+        assert still_alive_after(pids, 5.0) == [], "workers outlived their driver"
+        assert time.monotonic() - killed < 5.0
+    finally:
+        watchdog.cancel()
+        driver.kill()
+        driver.wait()
+        if driver.stdout is not None:
+            driver.stdout.close()
+
+
+# -- GPU ------------------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+def test_gpu_slots_see_only_their_gpu(fresh: list[Process]) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    executor = Process()
+    fresh.append(executor)
+    executor.start(objectives.report_environment, slots=["cuda:0", "cuda:0"], metric="value")
+    outcomes = run_tasks(executor, [TrialTask(number=0, params={}), TrialTask(number=1, params={})])
+    for outcome in outcomes:
+        assert outcome.status == "complete", outcome.error
+        assert outcome.device == "cuda:0"
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if visible is None:
+            assert outcome.metrics["cuda_visible_zero"] == 1.0
+        assert outcome.metrics["device_is_cuda0"] == 1.0
