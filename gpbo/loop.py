@@ -311,7 +311,7 @@ class _Loop:
                 "trial %d %s: %s",
                 trial.number,
                 trial.status,
-                (trial.error or "").strip().splitlines()[-1:] or "",
+                ((trial.error or "").strip().splitlines() or [""])[0],
             )
             self.consecutive_failures.append(trial)
             limit = self.settings.max_consecutive_failures
@@ -333,16 +333,24 @@ class _Loop:
 
     def _interrupt(self, why: str) -> None:
         """Stop running trials; record them (and any not yet started) as interrupted."""
-        with contextlib.suppress(Exception):
-            for outcome in self.executor.interrupt():
-                if outcome.number in self.running:
-                    self.running.pop(outcome.number)
-                    self.study.tell(outcome.number, status="interrupted")
-        for trial in [*self.running.values(), *self._pending]:
+        unstarted, self._pending = self._pending, []
+        try:
+            outcomes = self.executor.interrupt()
+        except Exception:  # the workers are going away anyway; record what is known
+            logger.exception("stopping the running trials failed")
+            outcomes = []
+        for outcome in outcomes:
+            if outcome.number not in self.running:
+                continue
+            if outcome.status == "interrupted":
+                self.study.tell(self.running.pop(outcome.number), status="interrupted")
+            else:  # it ended before it could be stopped: keep its real result
+                with contextlib.suppress(StudyError):
+                    self._finish(outcome)
+        for trial in [*self.running.values(), *unstarted]:
             if trial.status in ("pending", "running"):
                 self.study.tell(trial, status="interrupted")
         self.running.clear()
-        self._pending = []
         logger.info("running trials interrupted: %s", why)
 
 

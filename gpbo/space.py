@@ -468,7 +468,7 @@ class Space:
         Args:
             X: An `n x n_columns` array (values outside [0, 1] are clipped).
         """
-        X = np.asarray(X, dtype=np.float64)
+        X = np.clip(np.asarray(X, dtype=np.float64), 0.0, 1.0)
         if X.ndim != 2 or X.shape[1] != self.n_columns:
             raise ValueError(f"expected an n x {self.n_columns} array, got shape {X.shape}")
         columns = {name: p.decode(X[:, self._slices[name]]) for name, p in self.params.items()}
