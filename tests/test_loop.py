@@ -1,0 +1,216 @@
+"""Tests for gpbo/loop.py: optimize() end to end with the serial executor."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+
+import gpbo
+from gpbo.exceptions import StudyError
+from tests.conftest import fast_bayes
+
+SPACE = {"x": gpbo.Real(-5, 5), "y": gpbo.Real(-5, 5)}
+
+
+def sphere(params):
+    return params["x"] ** 2 + params["y"] ** 2
+
+
+def test_optimize_returns_every_trial_and_the_best():
+    result = gpbo.optimize(sphere, SPACE, n_trials=12, batch_size=3, seed=0, verbose=False,
+                           strategy=fast_bayes(n_init=6))
+    assert len(result.trials) == 12
+    assert all(t.status == "complete" for t in result.trials)
+    assert result.best_value == min(t.value for t in result.trials)
+    assert result.best_params == result.best_trial.params
+    assert [t.round for t in result.trials] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert all(t.device == "cpu" and t.duration is not None for t in result.trials)
+    assert "12 trials finished" in result.stop_reason
+
+
+def test_maximize_and_metric_mapping():
+    def objective(params):
+        return {"accuracy": -sphere(params), "loss": sphere(params)}
+
+    result = gpbo.optimize(objective, SPACE, n_trials=6, direction="maximize", metric="accuracy",
+                           strategy="random", seed=1, verbose=False)
+    assert result.best_value == max(t.value for t in result.trials)
+    assert all(t.metrics["loss"] == -t.value for t in result.trials)
+
+
+def test_failing_trials_fail_alone_and_count():
+    calls = []
+
+    def objective(params):
+        calls.append(params)
+        kind = len(calls) % 4
+        if kind == 1:
+            raise RuntimeError("boom")
+        if kind == 2:
+            return math.nan
+        if kind == 3:
+            return None
+        return sphere(params)
+
+    result = gpbo.optimize(objective, SPACE, n_trials=8, strategy="random", seed=0,
+                           verbose=False, max_consecutive_failures=None)
+    statuses = [t.status for t in result.trials]
+    assert len(calls) == 8 and statuses.count("failed") == 6 and statuses.count("complete") == 2
+    assert "RuntimeError: boom" in result.trials[0].error
+    assert "Traceback" in result.trials[0].error
+    assert "not a finite number" in result.trials[1].error
+    assert "not a number" in result.trials[2].error
+
+
+def test_max_consecutive_failures_ends_the_study_quoting_the_first():
+    calls = []
+
+    def objective(params):
+        calls.append(1)
+        raise ValueError(f"bad config #{len(calls)}")
+
+    with pytest.raises(StudyError, match=r"(?s)3 trials in a row failed.*bad config #1"):
+        gpbo.optimize(objective, SPACE, n_trials=10, max_consecutive_failures=3,
+                      strategy="random", verbose=False)
+    assert len(calls) == 3
+
+
+def test_a_complete_trial_resets_the_failure_count():
+    calls = []
+
+    def objective(params):
+        calls.append(1)
+        if len(calls) % 3 == 0:
+            return 1.0
+        raise ValueError("flaky")
+
+    result = gpbo.optimize(objective, SPACE, n_trials=9, max_consecutive_failures=3,
+                           strategy="random", verbose=False)
+    assert len(result.trials) == 9
+
+
+def test_callbacks_run_after_each_trial_and_stop_study_ends_cleanly():
+    seen = []
+
+    def callback(study, trial):
+        seen.append((trial.number, len(study.trials)))
+        if trial.value is not None and trial.value < 10:
+            raise gpbo.StopStudy("good enough")
+
+    result = gpbo.optimize(sphere, SPACE, n_trials=50, strategy="random", seed=0,
+                           callbacks=[callback], verbose=False)
+    assert len(result.trials) < 50
+    assert result.best_value < 10
+    assert "good enough" in result.stop_reason
+    assert [n for n, _ in seen] == list(range(len(result.trials)))
+
+
+def test_study_timeout_stops_launching_trials():
+    def slow(params):
+        time.sleep(0.2)
+        return sphere(params)
+
+    start = time.monotonic()
+    result = gpbo.optimize(slow, SPACE, n_trials=100, timeout=0.7, strategy="random",
+                           verbose=False)
+    assert time.monotonic() - start < 3
+    assert 2 <= len(result.trials) <= 6
+    assert "timeout" in result.stop_reason
+
+
+def test_trial_timeout_in_the_serial_executor():
+    def objective(params):
+        if params["x"] > 0:
+            time.sleep(10)
+        return sphere(params)
+
+    start = time.monotonic()
+    result = gpbo.optimize(objective, SPACE, n_trials=6, trial_timeout=0.3, strategy="sobol",
+                           seed=0, executor="serial", verbose=False,
+                           max_consecutive_failures=None)
+    assert time.monotonic() - start < 6
+    timed_out = [t for t in result.trials if t.status == "timeout"]
+    assert timed_out and all(t.params["x"] > 0 for t in timed_out)
+    assert all(t.status == "complete" for t in result.trials if t.params["x"] <= 0)
+    assert "trial_timeout of 0.3 s" in timed_out[0].error
+
+
+def test_device_and_current_trial_inside_the_objective(tmp_path):
+    import torch
+
+    seen = []
+
+    def objective(params):
+        trial = gpbo.current_trial()
+        seen.append((trial.number, trial.device, trial.seed, trial.dir, gpbo.device()))
+        assert trial.dir.is_dir()
+        return sphere(params)
+
+    result = gpbo.optimize(objective, SPACE, n_trials=3, strategy="random", seed=0,
+                           journal=tmp_path / "j.jsonl", verbose=False)
+    assert [s[0] for s in seen] == [0, 1, 2]
+    assert all(s[1] == torch.device("cpu") == s[4] for s in seen)
+    assert [s[2] for s in seen] == [t.seed for t in result.trials]
+    assert seen[0][3] == tmp_path / "j.trials" / "000000"
+    with pytest.raises(gpbo.GpboError, match="outside a trial"):
+        gpbo.current_trial()
+
+
+def test_verbose_prints_a_line_per_trial_and_a_summary(capsys):
+    gpbo.optimize(sphere, SPACE, n_trials=4, strategy="sobol", seed=0, verbose=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    trial_lines = [line for line in lines if " trial " in line and "/4" in line]
+    assert len(trial_lines) == 4
+    assert "new best" in trial_lines[0]
+    assert all("x=" in line and "y=" in line for line in trial_lines)
+    assert any(line.startswith("[gpbo] done") for line in lines)
+    assert any(line.startswith("[gpbo] best value") for line in lines)
+
+
+def test_verbose_false_is_silent(capsys):
+    gpbo.optimize(sphere, SPACE, n_trials=3, strategy="sobol", seed=0, verbose=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_grid_ends_the_study_when_used_up():
+    result = gpbo.optimize(lambda p: p["c"] == "b", {"c": gpbo.Choice(["a", "b", "c"])},
+                           n_trials=10, strategy="grid", verbose=False)
+    assert len(result.trials) == 3
+    assert "grid is used up" in result.stop_reason
+
+
+def test_resume_from_a_journal_runs_only_the_remaining_trials(tmp_path):
+    path = tmp_path / "run.jsonl"
+    calls = []
+
+    def objective(params):
+        calls.append(params)
+        return sphere(params)
+
+    gpbo.optimize(objective, SPACE, n_trials=5, strategy="sobol", seed=2, journal=path,
+                  verbose=False)
+    result = gpbo.optimize(objective, SPACE, n_trials=8, strategy="sobol", seed=2,
+                           journal=path, verbose=False)
+    assert len(calls) == 8 and len(result.trials) == 8
+    fresh = gpbo.optimize(sphere, SPACE, n_trials=8, strategy="sobol", seed=2, verbose=False)
+    assert [t.params for t in result.trials] == [t.params for t in fresh.trials]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragment"),
+    [
+        ({"n_trials": 0}, "n_trials"),
+        ({"n_trials": 2, "batch_size": 0}, "batch_size"),
+        ({"n_trials": 2, "mode": "parallel"}, "mode"),
+        ({"n_trials": 2, "timeout": -1}, "timeout"),
+        ({"n_trials": 2, "executor": "threads"}, "executor"),
+        ({"n_trials": 2, "devices": "tpu"}, "device"),
+        ({"n_trials": 2, "callbacks": [1]}, "callbacks"),
+    ],
+)
+def test_bad_arguments_are_clear_errors(kwargs, fragment):
+    with pytest.raises(gpbo.GpboError, match=fragment):
+        gpbo.optimize(sphere, SPACE, verbose=False, **kwargs)

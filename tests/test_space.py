@@ -1,0 +1,182 @@
+"""Tests for gpbo/space.py: definitions, validation, encoding round trips, projection, grids."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import gpbo
+from gpbo.space import Choice, Int, Real, Space, param_from_dict
+
+MIXED = {
+    "lr": Real(1e-4, 1e-1, log=True),
+    "momentum": Real(0.0, 0.99),
+    "batch_size": Choice([32, 64, 128, 256]),
+    "hidden": Int(32, 512, log=True),
+    "layers": Int(1, 4),
+    "optimizer": Choice(["adam", "sgd", "rmsprop"]),
+}
+
+
+def test_columns_and_categorical_groups():
+    space = Space(MIXED)
+    assert space.names == list(MIXED)
+    assert space.n_columns == 5 + 3
+    assert space.categorical_groups == [[5, 6, 7]]
+    assert not space.is_continuous
+    assert Space({"a": Real(0, 1)}).is_continuous
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ((-2, 2), Real(-2, 2)),
+        ((0.5, 3.5), Real(0.5, 3.5)),
+        ((1, 10, int), Int(1, 10)),
+        ((1, 10, float), Real(1, 10)),
+        ([1, 2, 3], Choice([1, 2, 3])),
+        (["relu", "tanh"], Choice(["relu", "tanh"])),
+        (("relu", "tanh"), Choice(["relu", "tanh"])),
+    ],
+)
+def test_pbounds_shorthand(spec, expected):
+    assert Space({"p": spec})["p"] == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"lr": Real(1.0, 0.1)}, "low < high"),
+        ({"lr": Real(0.1, 0.1)}, "low < high"),
+        ({"lr": Real(0.0, 1.0, log=True)}, "low > 0"),
+        ({"lr": Real(0.0, math.inf)}, "finite"),
+        ({"lr": Real(math.nan, 1.0)}, "finite"),
+        ({"lr": Real("a", 1.0)}, "must be a number"),
+        ({"lr": Int(1.5, 4)}, "must be an integer"),
+        ({"lr": Int(4, 1)}, "swap"),
+        ({"lr": Choice([])}, "at least one value"),
+        ({"lr": Choice(["a", "a"])}, "more than once"),
+        ({"lr": Choice([1, 1.0])}, "more than once"),
+        ({"lr": Choice([object()])}, "not a str"),
+        ({"lr": Choice("abc")}, "list of values"),
+        ({"lr": 3}, "unknown type"),
+        ({"lr": (1, 2, 3)}, "not a bounds form"),
+    ],
+)
+def test_bad_definitions_name_the_parameter(params, fragment):
+    with pytest.raises(ValueError, match=fragment) as info:
+        Space(params)
+    assert "'lr'" in str(info.value)
+
+
+def test_bad_names_and_empty_space():
+    with pytest.raises(ValueError, match="non-empty strings"):
+        Space({1: Real(0, 1)})
+    with pytest.raises(ValueError, match="empty"):
+        Space({})
+    with pytest.raises(ValueError, match="mapping"):
+        Space([Real(0, 1)])  # type: ignore[arg-type]
+
+
+def test_check_reports_missing_unknown_and_out_of_range():
+    space = Space(MIXED)
+    good = {"lr": 0.01, "momentum": 0.5, "batch_size": 64, "hidden": 100, "layers": 2,
+            "optimizer": "sgd"}
+    assert space.check(good) == good
+    with pytest.raises(ValueError, match="missing"):
+        space.check({k: v for k, v in good.items() if k != "lr"})
+    with pytest.raises(ValueError, match="unknown"):
+        space.check({**good, "extra": 1})
+    with pytest.raises(ValueError, match="'lr'.*outside"):
+        space.check({**good, "lr": 1.0})
+    with pytest.raises(ValueError, match="'layers'.*integer"):
+        space.check({**good, "layers": 2.5})
+    with pytest.raises(ValueError, match="'optimizer'.*not one of"):
+        space.check({**good, "optimizer": "adamw"})
+
+
+def _params_strategy():
+    return st.fixed_dictionaries(
+        {
+            "lr": st.floats(1e-4, 1e-1),
+            "momentum": st.floats(0.0, 0.99),
+            "batch_size": st.sampled_from([32, 64, 128, 256]),
+            "hidden": st.integers(32, 512),
+            "layers": st.integers(1, 4),
+            "optimizer": st.sampled_from(["adam", "sgd", "rmsprop"]),
+        }
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(_params_strategy())
+def test_encode_decode_round_trip(params):
+    space = Space(MIXED)
+    X = space.encode([params])
+    assert X.shape == (1, space.n_columns)
+    assert np.all((X >= 0) & (X <= 1))
+    (back,) = space.decode(X)
+    for name in ("batch_size", "hidden", "layers", "optimizer"):
+        assert back[name] == params[name]
+    for name in ("lr", "momentum"):
+        assert back[name] == pytest.approx(params[name], rel=1e-12, abs=1e-15)
+    np.testing.assert_allclose(space.project(X), X, atol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-0.5, 1.5, allow_nan=False), min_size=8, max_size=8))
+def test_any_cube_point_decodes_to_valid_params(row):
+    space = Space(MIXED)
+    (params,) = space.decode(np.array([row]))
+    checked = space.check(params)  # raises if anything is out of range or off the lattice
+    assert isinstance(checked["hidden"], int) and isinstance(checked["layers"], int)
+    assert checked["optimizer"] in ("adam", "sgd", "rmsprop")
+    # projecting is idempotent and lands on points that decode to the same parameters
+    projected = space.project(np.array([row]))
+    assert space.decode(projected) == [params]
+    np.testing.assert_allclose(space.project(projected), projected)
+
+
+def test_uniform_cube_gives_uniform_integers_and_log_uniform_reals():
+    space = Space({"n": Int(1, 4), "lr": Real(1e-4, 1.0, log=True)})
+    rng = np.random.default_rng(0)
+    params = space.decode(rng.random((40000, 2)))
+    counts = np.bincount([p["n"] for p in params], minlength=5)[1:]
+    assert np.all(np.abs(counts / 40000 - 0.25) < 0.01)  # ~5 standard deviations
+    below = np.mean([p["lr"] < 1e-2 for p in params])
+    assert abs(below - 0.5) < 0.01  # half of a log-uniform mass lies below the geometric mid
+
+
+def test_ordinal_choice_follows_sorted_order():
+    choice = Choice([256, 32, 128, 64])
+    encoded = [choice.encode(v)[0] for v in (32, 64, 128, 256)]
+    assert encoded == sorted(encoded)
+
+
+def test_grid_is_the_cartesian_product():
+    space = Space({"a": Real(0, 1), "n": Int(1, 3), "c": Choice(["x", "y"])})
+    grid = list(space.grid(levels=4))
+    assert len(grid) == space.grid_size(levels=4) == 4 * 3 * 2
+    assert sorted({p["a"] for p in grid}) == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0])
+    assert len({tuple(p.values()) for p in grid}) == len(grid)
+    log_grid = Space({"lr": Real(1e-4, 1e-1, log=True)}).grid(levels=4)
+    assert [p["lr"] for p in log_grid] == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1])
+
+
+def test_to_dict_round_trip_and_param_from_dict_errors():
+    space = Space(MIXED)
+    assert Space.from_dict(space.to_dict()) == space
+    with pytest.raises(ValueError, match="unknown type"):
+        param_from_dict({"type": "float32"}, name="p")
+    with pytest.raises(ValueError, match="needs the key 'low'"):
+        param_from_dict({"type": "real", "high": 1}, name="p")
+    with pytest.raises(ValueError, match="takes"):
+        param_from_dict({"type": "int", "low": 1, "high": 2, "step": 1}, name="p")
+
+
+def test_public_names():
+    assert gpbo.Real is Real and gpbo.Int is Int and gpbo.Choice is Choice and gpbo.Space is Space

@@ -1,0 +1,241 @@
+"""Tests for gpbo/strategies.py: one conformance suite every strategy passes, then specifics."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import gpbo
+from gpbo.exceptions import SpaceExhausted
+from gpbo.strategies import Bayes, Gradient, Grid, Random, Sobol, default_n_init, make_strategy
+from tests.conftest import fast_bayes
+
+MIXED = {
+    "lr": gpbo.Real(1e-4, 1e-1, log=True),
+    "batch_size": gpbo.Choice([32, 64, 128, 256]),
+    "hidden": gpbo.Int(16, 256, log=True),
+    "act": gpbo.Choice(["relu", "tanh", "gelu"]),
+}
+
+
+def objective(params: dict) -> float:
+    """A smooth function of every parameter type, minimized near lr=1e-2, bs=64, hidden=64."""
+    value = (np.log10(params["lr"]) + 2) ** 2
+    value += (np.log2(params["batch_size"]) - 6) ** 2 * 0.3
+    value += (np.log2(params["hidden"]) - 6) ** 2 * 0.2
+    value += {"relu": 0.0, "tanh": 0.5, "gelu": 0.2}[params["act"]]
+    return float(value)
+
+
+STRATEGIES = {
+    "bayes": lambda: fast_bayes(n_init=4),
+    "random": Random,
+    "sobol": Sobol,
+    "grid": lambda: Grid(levels=3),
+    "gradient": lambda: Gradient(n_init=4, num_restarts=3, maxiter=30),
+}
+
+
+def run_ask_tell(strategy, *, seed=0, rounds=4, q=3):
+    study = gpbo.Study(MIXED, strategy=strategy, seed=seed)
+    asked = []
+    for _ in range(rounds):
+        trials = study.ask(q)
+        asked.append([t.params for t in trials])
+        for trial in trials:
+            study.tell(trial, objective(trial.params))
+    return study, asked
+
+
+@pytest.mark.parametrize("name", list(STRATEGIES))
+def test_conformance_valid_distinct_and_reproducible(name):
+    study, asked = run_ask_tell(STRATEGIES[name]())
+    space = study.space
+    all_params = [p for batch in asked for p in batch]
+    assert len(all_params) == 12
+    for params in all_params:
+        assert space.check(params) == params  # in bounds, integral, from the list
+        assert isinstance(params["hidden"], int)
+    keys = {json.dumps(p, sort_keys=True) for p in all_params}
+    assert len(keys) == len(all_params), "a point was proposed twice"
+    _, again = run_ask_tell(STRATEGIES[name]())
+    assert again == asked, "the same seed must give the same proposals"
+
+
+@pytest.mark.parametrize("name", ["random", "sobol", "bayes"])
+def test_different_seeds_differ(name):
+    _, a = run_ask_tell(STRATEGIES[name](), seed=0, rounds=3)
+    _, b = run_ask_tell(STRATEGIES[name](), seed=1, rounds=3)
+    assert a != b
+
+
+@pytest.mark.parametrize("name", ["random", "sobol", "bayes", "gradient"])
+def test_pending_points_are_not_proposed_again(name):
+    study = gpbo.Study(MIXED, strategy=STRATEGIES[name](), seed=3)
+    for trial in study.ask(5):
+        study.tell(trial, objective(trial.params))
+    first = study.ask(3)  # left pending
+    second = study.ask(3)
+    keys = [json.dumps(t.params, sort_keys=True) for t in study.trials]
+    assert len(set(keys)) == len(keys)
+    assert {t.number for t in first}.isdisjoint({t.number for t in second})
+
+
+def test_same_seed_same_proposals_in_a_fresh_interpreter():
+    code = """
+import json, gpbo
+from tests.conftest import fast_bayes
+from tests.test_strategies import MIXED, objective
+study = gpbo.Study(MIXED, strategy=fast_bayes(n_init=4), seed=11)
+for _ in range(3):
+    for t in study.ask(2):
+        study.tell(t, objective(t.params))
+print(json.dumps([t.params for t in study.trials]))
+"""
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": str(h)},
+        ).stdout.strip().splitlines()[-1]
+        for h in (1, 2)
+    ]
+    assert outputs[0] == outputs[1]
+    assert len(json.loads(outputs[0])) == 6
+
+
+def test_grid_is_exhaustive_and_ends_the_study():
+    space = {"a": gpbo.Real(0, 1), "n": gpbo.Int(1, 3), "c": gpbo.Choice(["x", "y"])}
+    study = gpbo.Study(space, strategy=Grid(levels=2), seed=0)
+    seen = []
+    while True:
+        try:
+            trials = study.ask(5)
+        except SpaceExhausted as exc:
+            assert "grid is used up" in str(exc)
+            break
+        for trial in trials:
+            seen.append(tuple(trial.params.values()))
+            study.tell(trial, 0.0)
+    assert len(seen) == len(set(seen)) == 2 * 3 * 2
+    assert set(seen) == {tuple(p.values()) for p in study.space.grid(2)}
+
+
+def test_grid_default_levels_and_validation():
+    assert Grid().levels == 5
+    with pytest.raises(gpbo.GpboError, match="levels"):
+        Grid(levels=1)
+
+
+def test_small_discrete_space_is_used_up_without_duplicates():
+    study = gpbo.Study({"c": gpbo.Choice(["a", "b", "c"])}, strategy="random", seed=0)
+    trials = study.ask(3)
+    assert sorted(t.params["c"] for t in trials) == ["a", "b", "c"]
+    for trial in trials:
+        study.tell(trial, 1.0)
+    with pytest.raises(SpaceExhausted):
+        study.ask(1)
+
+
+def test_default_n_init_grows_with_dimension_and_covers_the_batch():
+    small = gpbo.Space({"a": gpbo.Real(0, 1)})
+    large = gpbo.Space({f"x{i}": gpbo.Real(0, 1) for i in range(10)})
+    assert default_n_init(small) < default_n_init(large)
+    assert default_n_init(small, batch_size=16) == 16
+
+
+def test_bayes_starts_with_sobol_then_uses_the_gp(monkeypatch):
+    import gpbo.strategies as strategies
+
+    calls = []
+    original = strategies._fit_or_warn
+    monkeypatch.setattr(strategies, "_fit_or_warn", lambda h: calls.append(h) or original(h))
+    study = gpbo.Study({"x": gpbo.Real(-2, 2)}, strategy=fast_bayes(n_init=5), seed=0)
+    for _ in range(5):
+        (trial,) = study.ask(1)
+        study.tell(trial, trial.params["x"] ** 2)
+    assert calls == []
+    (trial,) = study.ask(1)
+    assert len(calls) == 1 and calls[0].X.shape == (5, 1)
+
+
+def test_bayes_handles_constant_outcomes_and_repeated_inputs():
+    study = gpbo.Study({"x": gpbo.Real(0, 1), "y": gpbo.Real(0, 1)}, strategy=fast_bayes(n_init=3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gpbo.GpboWarning)  # no fallback: the fit must work
+        for _ in range(4):
+            for trial in study.ask(2):
+                study.tell(trial, 1.0)
+    for _ in range(3):
+        study.add({"x": 0.5, "y": 0.5}, 0.3)
+    trials = study.ask(2)
+    assert len(trials) == 2
+    for trial in trials:
+        study.space.check(trial.params)
+
+
+def test_failed_fit_falls_back_to_quasi_random_with_a_warning(monkeypatch):
+    import gpbo.surrogate as surrogate
+
+    def broken(X, y):
+        raise surrogate.SurrogateFitError("NotPSDError: matrix not positive definite")
+
+    monkeypatch.setattr(surrogate, "fit_gp", broken)
+    study = gpbo.Study({"x": gpbo.Real(0, 1)}, strategy=fast_bayes(n_init=2), seed=0)
+    for trial in study.ask(2):
+        study.tell(trial, trial.params["x"])
+    with pytest.warns(gpbo.GpboWarning, match="falls back to quasi-random"):
+        trials = study.ask(3)
+    assert len(trials) == 3
+    assert len({t.params["x"] for t in study.trials}) == 5
+
+
+def test_failed_trials_are_never_seen_as_good():
+    """A failed region is imputed with the worst score, so the GP steers away from it."""
+    study = gpbo.Study({"x": gpbo.Real(0, 1)}, strategy=fast_bayes(n_init=6), seed=0)
+    for trial in study.ask(6):
+        x = trial.params["x"]
+        if x < 0.3:
+            study.tell(trial, error="diverged")
+        else:
+            study.tell(trial, (x - 0.3) ** 2)
+    proposals = [t.params["x"] for t in study.ask(3)]
+    assert sum(x < 0.2 for x in proposals) <= 1
+
+
+def test_bayes_on_a_mixed_space_stays_on_the_lattice_and_improves():
+    study = gpbo.Study(MIXED, strategy=fast_bayes(n_init=8), seed=0)
+    for _ in range(6):
+        for trial in study.ask(4):
+            study.tell(trial, objective(trial.params))
+    sobol_best = min(objective(t.params) for t in study.trials[:8])
+    assert study.best_value < sobol_best
+    assert study.best_value < 0.5
+
+
+def test_gradient_refines_the_incumbent_locally():
+    study = gpbo.Study(
+        {"x": gpbo.Real(-3, 3), "y": gpbo.Real(-3, 3)},
+        strategy=Gradient(n_init=8, num_restarts=3, maxiter=50),
+        seed=0,
+    )
+    for _ in range(5):
+        for trial in study.ask(2):
+            p = trial.params
+            study.tell(trial, (p["x"] - 1) ** 2 + (p["y"] + 0.5) ** 2)
+    initial_best = min(t.value for t in study.trials[:8])
+    assert study.best_value < initial_best
+    assert study.best_value < 0.1
+
+
+def test_make_strategy_by_name_and_instance():
+    assert isinstance(make_strategy("bayes"), Bayes)
+    assert make_strategy("bayes", n_init=7).n_init == 7
+    grid = Grid(levels=3)
+    assert make_strategy(grid) is grid
+    with pytest.raises(gpbo.GpboError, match="not known"):
+        make_strategy("tpe")

@@ -1,0 +1,157 @@
+"""Tests for gpbo/study.py: ask/tell, enqueue, add, bad values, the journal seam, load()."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import gpbo
+from gpbo.exceptions import NoCompletedTrialError
+from tests.conftest import fast_bayes
+
+SPACE = {"x": gpbo.Real(-5, 5), "n": gpbo.Int(1, 8)}
+
+
+def f(params):
+    return (params["x"] - 1) ** 2 + abs(params["n"] - 3)
+
+
+def test_ask_tell_and_best():
+    study = gpbo.Study(SPACE, strategy="sobol", seed=0)
+    with pytest.raises(NoCompletedTrialError):
+        _ = study.best_value
+    trials = study.ask(4)
+    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert all(t.status == "pending" and t.round == 0 for t in trials)
+    for trial in trials:
+        study.tell(trial, f(trial.params))
+    values = [f(t.params) for t in trials]
+    assert study.best_value == min(values)
+    assert study.best_params == trials[int(np.argmin(values))].params
+    assert study.best_trial.status == "complete"
+    assert study.ask(1)[0].round == 1
+
+
+def test_maximize_direction():
+    study = gpbo.Study(SPACE, direction="maximize", strategy="random", seed=0)
+    for trial in study.ask(5):
+        study.tell(trial, f(trial.params))
+    assert study.best_value == max(t.value for t in study.trials)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [(math.nan, "not a finite"), (math.inf, "not a finite"), (None, "not a number"),
+     ("0.5", "not a number"), (True, "not a number"), ({"loss": 1.0}, "without the metric")],
+)
+def test_bad_values_fail_the_trial_with_the_reason(value, fragment):
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    (trial,) = study.ask(1)
+    study.tell(trial, value)
+    assert trial.status == "failed"
+    assert fragment in trial.error
+
+
+def test_tell_accepts_mappings_numpy_and_tensors():
+    import torch
+
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    a, b, c = study.ask(3)
+    study.tell(a, {"value": 0.5, "accuracy": 0.9})
+    study.tell(b, np.float32(0.25))
+    study.tell(c, torch.tensor(0.125))
+    assert (a.value, a.metrics) == (0.5, {"accuracy": 0.9})
+    assert b.value == 0.25 and c.value == 0.125
+
+
+def test_tell_errors_timeouts_and_twice():
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    a, b = study.ask(2)
+    study.tell(a, error=RuntimeError("CUDA error"))
+    assert a.status == "failed" and "RuntimeError: CUDA error" in a.error
+    study.tell(b.number, status="timeout")
+    assert b.status == "timeout"
+    with pytest.raises(gpbo.GpboError, match="already ended"):
+        study.tell(a, 1.0)
+    with pytest.raises(gpbo.GpboError, match="no trial 7"):
+        study.tell(7, 1.0)
+
+
+def test_enqueue_comes_first_and_is_validated():
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    study.enqueue({"x": 1.0, "n": 3})
+    with pytest.raises(ValueError, match="'n'"):
+        study.enqueue({"x": 1.0, "n": 30})
+    trials = study.ask(2)
+    assert trials[0].params == {"x": 1.0, "n": 3}
+    assert trials[1].params != trials[0].params
+
+
+def test_add_records_results_from_elsewhere_and_informs_the_strategy():
+    study = gpbo.Study(SPACE, strategy=fast_bayes(n_init=3), seed=0)
+    for x in (-4.0, 0.0, 4.0):
+        study.add({"x": x, "n": 3}, f({"x": x, "n": 3}))
+    assert [t.status for t in study.trials] == ["complete"] * 3
+    trials = study.ask(2)  # past n_init already: the GP proposes
+    assert all(t.number >= 3 for t in trials)
+
+
+def test_interrupted_trials_are_asked_again_with_the_same_number_and_params():
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    a, b = study.ask(2)
+    study.tell(a, 1.0)
+    study.tell(b, status="interrupted")
+    (again,) = study.ask(1)
+    assert again.number == b.number and again.params == b.params and again.status == "pending"
+
+
+def test_trial_seeds_and_dirs_are_stable(tmp_path):
+    study = gpbo.Study(SPACE, strategy="random", seed=5, journal=tmp_path / "s.jsonl")
+    (trial,) = study.ask(1)
+    assert study.trial_dir(trial) == tmp_path / "s.trials" / "000000"
+    other = gpbo.Study(SPACE, strategy="random", seed=5)
+    assert other.ask(1)[0].seed == trial.seed
+    assert other.trial_dir(0).parent.exists()
+    study.close()
+
+
+def test_journal_resume_replays_finished_trials_and_reruns_pending(tmp_path):
+    path = tmp_path / "study.jsonl"
+    study = gpbo.Study(SPACE, strategy="sobol", seed=1, journal=path)
+    first = study.ask(3)
+    for trial in first[:2]:
+        study.tell(trial, f(trial.params))
+    study.close()  # trial 2 was left running: the driver "died"
+
+    resumed = gpbo.Study(SPACE, strategy="sobol", journal=path)  # seed read from the journal
+    assert resumed.seed == 1
+    assert [t.status for t in resumed.trials] == ["complete", "complete", "interrupted"]
+    (again, new) = resumed.ask(2)
+    assert again.number == 2 and again.params == first[2].params
+    reference = gpbo.Study(SPACE, strategy="sobol", seed=1)
+    assert new.params == reference.ask(4)[3].params  # the uninterrupted run's 4th point
+    resumed.close()
+
+    loaded = gpbo.load(path)
+    assert [t.number for t in loaded.trials] == [0, 1, 2, 3]
+    assert loaded.best_value == min(f(t.params) for t in first[:2])
+
+
+def test_journal_header_mismatch_is_refused(tmp_path):
+    path = tmp_path / "study.jsonl"
+    gpbo.Study(SPACE, seed=1, journal=path).close()
+    with pytest.raises(gpbo.GpboError, match="direction"):
+        gpbo.Study(SPACE, direction="maximize", journal=path)
+    with pytest.raises(gpbo.GpboError, match="'x'"):
+        gpbo.Study({"x": gpbo.Real(-1, 1), "n": gpbo.Int(1, 8)}, journal=path)
+
+
+def test_bad_arguments():
+    with pytest.raises(gpbo.GpboError, match="direction"):
+        gpbo.Study(SPACE, direction="min")  # type: ignore[arg-type]
+    with pytest.raises(gpbo.GpboError, match="seed"):
+        gpbo.Study(SPACE, seed="0")  # type: ignore[arg-type]
+    with pytest.raises(gpbo.GpboError, match="positive int"):
+        gpbo.Study(SPACE).ask(0)
