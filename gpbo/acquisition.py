@@ -55,26 +55,36 @@ def is_new(candidate: np.ndarray, seen: np.ndarray) -> bool:
     return bool(np.min(np.max(np.abs(seen - candidate), axis=1)) > DUPLICATE_TOL)
 
 
-def optimize_qlogei(
-    model: Any,
+def qlogei(model: Any, *, best_f: float, pending: np.ndarray) -> Any:
+    """``qLogExpectedImprovement`` over ``best_f``, with ``pending`` (`p x d`) as ``X_pending``."""
+    import torch
+    from botorch.acquisition.logei import qLogExpectedImprovement
+
+    tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": _model_device(model)}
+    X_pending = torch.as_tensor(pending, **tkwargs) if pending.shape[0] else None
+    return qLogExpectedImprovement(model, best_f=best_f, X_pending=X_pending)
+
+
+def optimize_acquisition(
+    acqf: Any,
     *,
     space: Space,
-    best_f: float,
     q: int,
     seen: np.ndarray,
-    pending: np.ndarray,
     options: AcquisitionOptions,
     generator: np.random.Generator,
 ) -> np.ndarray:
-    r"""Choose ``q`` new points jointly by maximizing qLogEI.
+    r"""Choose ``q`` new points jointly by maximizing any BoTorch acquisition function.
+
+    Small lattice spaces are searched exhaustively; others are relaxed to the cube, optimized
+    with ``optimize_acqf``, projected, and the batch re-chosen greedily where needed.
 
     Args:
-        model: A fitted botorch model on unit-cube inputs (scores: larger is better).
+        acqf: A BoTorch acquisition function on unit-cube inputs, taking `b x q x d` tensors
+            (pending points already set on it).
         space: The search space, for projecting onto its lattice.
-        best_f: The best score observed so far.
         q: Points to choose.
         seen: An `m x d` array of points already evaluated or pending; none is proposed again.
-        pending: A `p x d` array of points still running (``X_pending``).
         options: Optimization budget.
         generator: Randomness for the lattice pool.
 
@@ -83,13 +93,10 @@ def optimize_qlogei(
         has fewer unseen points).
     """
     import torch
-    from botorch.acquisition.logei import qLogExpectedImprovement
     from botorch.optim import optimize_acqf
 
-    tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": _model_device(model)}
+    tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": _model_device(acqf.model)}
     d = space.n_columns
-    X_pending = torch.as_tensor(pending, **tkwargs) if pending.shape[0] else None
-    acqf = qLogExpectedImprovement(model, best_f=best_f, X_pending=X_pending)
 
     n_lattice = _lattice_size(space)
     if n_lattice is not None and n_lattice <= MAX_ENUMERATE:

@@ -16,7 +16,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gpbo.acquisition import AcquisitionOptions, is_new, optimize_posterior_mean, optimize_qlogei
+from gpbo.acquisition import (
+    AcquisitionOptions,
+    is_new,
+    optimize_acquisition,
+    optimize_posterior_mean,
+    qlogei,
+)
 from gpbo.exceptions import GpboError, GpboWarning
 from gpbo.space import Real, Space
 
@@ -276,17 +282,27 @@ class Bayes(Strategy):
             if fitted is None:
                 return sobol_points(history, n)
             model, best_f = fitted
-            X = optimize_qlogei(
-                model,
+            acqf = self.make_acquisition(model, best_f=best_f, history=history, q=n)
+            X = optimize_acquisition(
+                acqf,
                 space=history.space,
-                best_f=best_f,
                 q=n,
                 seen=history.seen,
-                pending=history.X_pending,
                 options=self._options,
                 generator=history.rng(),
             )
         return _decode_and_top_up(history, X, n)
+
+    def make_acquisition(self, model: Any, *, best_f: float, history: History, q: int) -> Any:
+        """The acquisition function to maximize (a subclass may return another one).
+
+        Args:
+            model: The GP fitted to ``history`` (scores warped, larger is better).
+            best_f: The best score in the GP's units.
+            history: The trials so far; ``history.X_pending`` holds the running points.
+            q: The batch size being chosen.
+        """
+        return qlogei(model, best_f=best_f, pending=history.X_pending)
 
     def config(self) -> dict[str, Any]:
         return {

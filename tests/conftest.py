@@ -26,5 +26,5 @@ def fast_bayes(**kwargs: object) -> gpbo.strategies.Bayes:
 
 
 @pytest.fixture
-def make_fast_bayes():  # noqa: ANN201 - a factory fixture
+def make_fast_bayes():
     return fast_bayes

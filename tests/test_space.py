@@ -91,11 +91,11 @@ def test_check_reports_missing_unknown_and_out_of_range():
         space.check({k: v for k, v in good.items() if k != "lr"})
     with pytest.raises(ValueError, match="unknown"):
         space.check({**good, "extra": 1})
-    with pytest.raises(ValueError, match="'lr'.*outside"):
+    with pytest.raises(ValueError, match=r"'lr'.*outside"):
         space.check({**good, "lr": 1.0})
-    with pytest.raises(ValueError, match="'layers'.*integer"):
+    with pytest.raises(ValueError, match=r"'layers'.*integer"):
         space.check({**good, "layers": 2.5})
-    with pytest.raises(ValueError, match="'optimizer'.*not one of"):
+    with pytest.raises(ValueError, match=r"'optimizer'.*not one of"):
         space.check({**good, "optimizer": "adamw"})
 
 

@@ -1,0 +1,1241 @@
+r"""A drop-in for ``bayes_opt`` (the ``bayesian-optimization`` package, 3.x), backed by gpbo.
+
+Code written for ``bayes_opt`` runs unchanged once its import line reads::
+
+    from gpbo.compat.bayes_opt import BayesianOptimization
+
+The target is maximized, called as ``f(**params)``; ``pbounds`` keep their ``bayes_opt`` meaning
+(``(low, high)`` a float, ``(low, high, int)`` an integer, a list a categorical); ``.max``,
+``.res``, ``suggest()``, ``register()``, ``probe()``, ``set_bounds()``, ``save_state()`` /
+``load_state()`` and the per-iteration table behave as in ``bayes_opt``. The surrogate is
+gpbo's BoTorch ``SingleTaskGP`` and the acquisition functions map onto BoTorch's:
+
+- ``UpperConfidenceBound(kappa)``: ``qUpperConfidenceBound`` with ``beta = kappa ** 2`` (for one
+  point, ``mean + kappa * std`` as in ``bayes_opt``);
+- ``ExpectedImprovement(xi)``: ``qLogExpectedImprovement`` with ``best_f + xi``;
+- ``ProbabilityOfImprovement(xi)``: ``LogProbabilityOfImprovement`` with ``best_f + xi`` for one
+  point, ``qProbabilityOfImprovement`` for a batch or with points still running.
+
+``xi`` is in the target's units, as in ``bayes_opt``; gpbo's GP sees standardized scores, so it
+is divided by the standard deviation of the targets (from three targets on, when gpbo starts
+standardizing them).
+
+One addition: ``maximize(..., batch_size=q, devices=..., executor=...)`` proposes ``q`` points
+jointly per round (running ones as pending points, no constant liar) and evaluates them at the
+same time through gpbo's executors, one per GPU or CPU worker.
+
+Also here: ``gpbo.compat.bayes_opt.acquisition`` and ``gpbo.compat.bayes_opt.exception``, the
+counterparts of ``bayes_opt.acquisition`` and ``bayes_opt.exception``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import types
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from gpbo.acquisition import AcquisitionOptions
+from gpbo.exceptions import GpboError, GpboWarning, SpaceError, SpaceExhausted, StudyError
+from gpbo.executors import Executor, Serial, make_executor, resolve_slots
+from gpbo.executors.base import TrialOutcome, TrialTask
+from gpbo.space import Choice, Int, Param, Real, Space
+from gpbo.strategies import Bayes, History
+from gpbo.study import Study
+from gpbo.trial import Trial
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "AcquisitionFunction",
+    "BayesOptStrategy",
+    "BayesianOptimization",
+    "BayesianOptimizationError",
+    "ConstraintNotSupportedError",
+    "ExpectedImprovement",
+    "NoValidPointRegisteredError",
+    "NotUniqueError",
+    "ProbabilityOfImprovement",
+    "ScreenLogger",
+    "TargetSpaceEmptyError",
+    "UnsupportedFeatureError",
+    "UpperConfidenceBound",
+    "acquisition",
+    "exception",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# -- exceptions (bayes_opt.exception) ----------------------------------------------------------
+class BayesianOptimizationError(GpboError):
+    """Root of the drop-in's errors, as ``bayes_opt.exception.BayesianOptimizationError``.
+
+    Like ``bayes_opt``'s, it derives from ``Exception`` (through :class:`gpbo.GpboError`).
+    """
+
+
+class NotUniqueError(BayesianOptimizationError):
+    """A point was registered twice and ``allow_duplicate_points`` is ``False``."""
+
+
+class ConstraintNotSupportedError(BayesianOptimizationError):
+    """Constrained optimization was asked for; the drop-in does not support it."""
+
+
+class NoValidPointRegisteredError(BayesianOptimizationError):
+    """An acquisition needs a registered point and there is none (kept for ``except`` clauses)."""
+
+
+class TargetSpaceEmptyError(BayesianOptimizationError):
+    """The target space is empty (kept for ``except`` clauses)."""
+
+
+class UnsupportedFeatureError(BayesianOptimizationError, NotImplementedError):
+    """A ``bayes_opt`` feature the drop-in does not provide; the message names it."""
+
+
+# -- acquisition functions (bayes_opt.acquisition) ---------------------------------------------
+class AcquisitionFunction:
+    """Base of the acquisition functions: their parameters, decay, and the BoTorch counterpart.
+
+    As in ``bayes_opt``, the exploration parameter (``kappa`` or ``xi``) is multiplied by
+    ``exploration_decay`` after each suggested point, once ``exploration_decay_delay`` points
+    have been suggested.
+
+    Args:
+        exploration_decay: Factor in ``(0, 1]`` applied after each suggestion; ``None``: none.
+        exploration_decay_delay: Suggestions before the decay starts; ``None``: from the first.
+        random_state: Ignored, with a ``DeprecationWarning`` (as in ``bayes_opt`` 3.x).
+    """
+
+    #: Name of the exploration parameter (``"kappa"`` or ``"xi"``).
+    _param: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        *,
+        exploration_decay: float | None = None,
+        exploration_decay_delay: int | None = None,
+        random_state: Any = None,
+    ) -> None:
+        if exploration_decay is not None and not (0 < exploration_decay <= 1):
+            raise ValueError(
+                "exploration_decay must be greater than 0 and less than or equal to 1."
+            )
+        if exploration_decay_delay is not None and (
+            isinstance(exploration_decay_delay, bool)
+            or not isinstance(exploration_decay_delay, int)
+            or exploration_decay_delay < 0
+        ):
+            raise ValueError(
+                "exploration_decay_delay must be an integer greater than or equal to 0."
+            )
+        if random_state is not None:
+            warnings.warn(
+                "Providing a random_state to an acquisition function is deprecated and ignored; "
+                "the optimizer's random_state is used.",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+        self.exploration_decay = exploration_decay
+        self.exploration_decay_delay = exploration_decay_delay
+        #: Points suggested so far (``bayes_opt``'s counter of the same name).
+        self.i = 0
+
+    def _exploration(self) -> float:
+        return float(getattr(self, self._param))
+
+    def _after_suggestion(self) -> None:
+        """Count one suggested point and decay the exploration parameter."""
+        self.i += 1
+        if self.exploration_decay is not None and (
+            self.exploration_decay_delay is None or self.exploration_decay_delay <= self.i
+        ):
+            setattr(self, self._param, self._exploration() * self.exploration_decay)
+
+    def get_acquisition_params(self) -> dict[str, Any]:
+        """The current parameters, as ``bayes_opt`` saves them."""
+        return {
+            self._param: self._exploration(),
+            "exploration_decay": self.exploration_decay,
+            "exploration_decay_delay": self.exploration_decay_delay,
+        }
+
+    def set_acquisition_params(self, params: Mapping[str, Any]) -> None:
+        """Restore parameters saved by :meth:`get_acquisition_params`."""
+        setattr(self, self._param, params[self._param])
+        self.exploration_decay = params["exploration_decay"]
+        self.exploration_decay_delay = params["exploration_decay_delay"]
+
+    def botorch(
+        self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
+    ) -> Any:
+        r"""The BoTorch acquisition function to maximize.
+
+        Args:
+            model: A fitted BoTorch model of the (warped) scores, larger is better.
+            best_f: The best score the model was fitted to.
+            y_scale: Target units per unit of score (``xi`` is divided by it).
+            X_pending: A `p x d`-dim Tensor of points still running, or ``None``.
+            q: Points chosen jointly.
+        """
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_acquisition_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+class UpperConfidenceBound(AcquisitionFunction):
+    r"""Upper confidence bound, :math:`\mu(x) + \kappa \sigma(x)`.
+
+    Maximized as BoTorch's ``qUpperConfidenceBound`` with ``beta = kappa ** 2``.
+
+    Args:
+        kappa: The exploration weight, ``>= 0``: larger explores more.
+        exploration_decay: Factor applied to ``kappa`` after each suggestion.
+        exploration_decay_delay: Suggestions before the decay starts.
+        random_state: Ignored (deprecated in ``bayes_opt`` 3.x).
+    """
+
+    _param: ClassVar[str] = "kappa"
+
+    def __init__(
+        self,
+        kappa: float = 2.576,
+        exploration_decay: float | None = None,
+        exploration_decay_delay: int | None = None,
+        random_state: Any = None,
+    ) -> None:
+        if kappa < 0:
+            raise ValueError("kappa must be greater than or equal to 0.")
+        super().__init__(
+            exploration_decay=exploration_decay,
+            exploration_decay_delay=exploration_decay_delay,
+            random_state=random_state,
+        )
+        self.kappa = kappa
+
+    def botorch(
+        self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
+    ) -> Any:
+        from botorch.acquisition import qUpperConfidenceBound
+
+        return qUpperConfidenceBound(model, beta=float(self.kappa) ** 2, X_pending=X_pending)
+
+
+class ExpectedImprovement(AcquisitionFunction):
+    r"""Expected improvement over the best target plus ``xi``.
+
+    Maximized as BoTorch's ``qLogExpectedImprovement`` with ``best_f + xi``.
+
+    Args:
+        xi: The improvement margin, ``>= 0``, in the target's units: larger explores more.
+        exploration_decay: Factor applied to ``xi`` after each suggestion.
+        exploration_decay_delay: Suggestions before the decay starts.
+        random_state: Ignored (deprecated in ``bayes_opt`` 3.x).
+    """
+
+    _param: ClassVar[str] = "xi"
+
+    def __init__(
+        self,
+        xi: float,
+        exploration_decay: float | None = None,
+        exploration_decay_delay: int | None = None,
+        random_state: Any = None,
+    ) -> None:
+        if xi < 0:
+            raise ValueError("xi must be greater than or equal to 0.")
+        super().__init__(
+            exploration_decay=exploration_decay,
+            exploration_decay_delay=exploration_decay_delay,
+            random_state=random_state,
+        )
+        self.xi = xi
+
+    def botorch(
+        self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
+    ) -> Any:
+        from botorch.acquisition.logei import qLogExpectedImprovement
+
+        return qLogExpectedImprovement(
+            model, best_f=best_f + float(self.xi) / y_scale, X_pending=X_pending
+        )
+
+
+class ProbabilityOfImprovement(AcquisitionFunction):
+    r"""Probability of improving on the best target plus ``xi``.
+
+    Maximized as BoTorch's analytic ``LogProbabilityOfImprovement`` for one point with nothing
+    running, else as ``qProbabilityOfImprovement`` (BoTorch has no q-batch log-PI yet).
+
+    Args:
+        xi: The improvement margin, ``>= 0``, in the target's units: larger explores more.
+        exploration_decay: Factor applied to ``xi`` after each suggestion.
+        exploration_decay_delay: Suggestions before the decay starts.
+        random_state: Ignored (deprecated in ``bayes_opt`` 3.x).
+    """
+
+    _param: ClassVar[str] = "xi"
+
+    def __init__(
+        self,
+        xi: float,
+        exploration_decay: float | None = None,
+        exploration_decay_delay: int | None = None,
+        random_state: Any = None,
+    ) -> None:
+        if xi < 0:
+            raise ValueError("xi must be greater than or equal to 0.")
+        super().__init__(
+            exploration_decay=exploration_decay,
+            exploration_decay_delay=exploration_decay_delay,
+            random_state=random_state,
+        )
+        self.xi = xi
+
+    def botorch(
+        self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
+    ) -> Any:
+        threshold = best_f + float(self.xi) / y_scale
+        if q == 1 and X_pending is None:
+            from botorch.acquisition.analytic import LogProbabilityOfImprovement
+
+            return LogProbabilityOfImprovement(model, best_f=threshold)
+        from botorch.acquisition.monte_carlo import qProbabilityOfImprovement
+
+        return qProbabilityOfImprovement(model, best_f=threshold, X_pending=X_pending)
+
+
+_ACQUISITIONS: dict[str, type[AcquisitionFunction]] = {
+    "UpperConfidenceBound": UpperConfidenceBound,
+    "ExpectedImprovement": ExpectedImprovement,
+    "ProbabilityOfImprovement": ProbabilityOfImprovement,
+}
+
+
+def _as_acquisition(spec: Any) -> AcquisitionFunction:
+    """The drop-in's acquisition for ``spec``: one of ours, or ``bayes_opt``'s own of the same
+    kind (its parameters are copied), or ``None`` for the default ``UCB(kappa=2.576)``."""
+    if spec is None:
+        return UpperConfidenceBound(kappa=2.576)
+    if isinstance(spec, AcquisitionFunction):
+        return spec
+    cls = _ACQUISITIONS.get(type(spec).__name__)
+    if cls is not None and type(spec).__module__.startswith("bayes_opt"):
+        converted = cls.__new__(cls)
+        AcquisitionFunction.__init__(converted)
+        converted.set_acquisition_params(spec.get_acquisition_params())
+        converted.i = int(getattr(spec, "i", 0))
+        return converted
+    raise UnsupportedFeatureError(
+        f"acquisition_function={spec!r} is not supported by gpbo's bayes_opt drop-in; use "
+        f"one of {sorted(_ACQUISITIONS)} from gpbo.compat.bayes_opt.acquisition (batches are "
+        "chosen jointly, so ConstantLiar is not needed)"
+    )
+
+
+# -- the strategy --------------------------------------------------------------------------------
+@dataclass
+class BayesOptStrategy(Bayes):
+    r"""gpbo's GP strategy with a ``bayes_opt`` acquisition function.
+
+    As :class:`gpbo.strategies.Bayes` (scrambled-Sobol points first, then a ``SingleTaskGP`` on
+    every finished trial and a jointly optimized q-batch, pending trials as ``X_pending``), with
+    the acquisition given by ``acquisition`` instead of qLogEI. Usable with
+    :func:`gpbo.optimize` too: ``strategy=BayesOptStrategy(acquisition=UpperConfidenceBound(1.0))``.
+
+    Args:
+        n_init: Quasi-random points before the GP; default :func:`gpbo.strategies.default_n_init`.
+        num_restarts: L-BFGS-B starts for the acquisition.
+        raw_samples: Random batches scored to choose the starts.
+        maxiter: L-BFGS-B iterations per start.
+        acquisition: The acquisition function; default ``UpperConfidenceBound(kappa=2.576)``.
+    """
+
+    acquisition: AcquisitionFunction = field(default_factory=UpperConfidenceBound)
+    name: ClassVar[str] = "bayes_opt"
+
+    def make_acquisition(self, model: Any, *, best_f: float, history: History, q: int) -> Any:
+        import torch
+
+        pending = history.X_pending
+        tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": model.train_inputs[0].device}
+        return self.acquisition.botorch(
+            model,
+            best_f=best_f,
+            y_scale=_score_scale(history.scores),
+            X_pending=torch.as_tensor(pending, **tkwargs) if pending.shape[0] else None,
+            q=q,
+        )
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "acquisition": type(self.acquisition).__name__,
+            "acquisition_params": self.acquisition.get_acquisition_params(),
+        }
+
+
+def _score_scale(scores: np.ndarray) -> float:
+    """Target units per unit of the GP's scores: the standard deviation once gpbo standardizes
+    (three scores or more, see :func:`gpbo.surrogate.warp_scores`), else 1."""
+    std = float(np.std(scores)) if scores.shape[0] >= 3 else 0.0
+    return std if std > 0 and math.isfinite(std) else 1.0
+
+
+# -- the objective, as executors call it ---------------------------------------------------------
+class _CallWithKwargs:
+    """``f(**params)`` behind gpbo's objective interface ``objective(params)``.
+
+    A module-level class, so it pickles (to worker processes) whenever ``f`` does.
+    """
+
+    def __init__(self, f: Callable[..., Any]) -> None:
+        self.f = f
+
+    def __call__(self, params: dict[str, Any]) -> Any:
+        return self.f(**params)
+
+
+# -- the progress table ---------------------------------------------------------------------------
+_MAGENTA = "\x1b[35m"
+_RESET = "\x1b[39m"
+
+
+class ScreenLogger:
+    """The per-iteration table of ``bayes_opt``: same columns, widths and separators.
+
+    ``verbose=0`` prints nothing; ``1`` the header, the rows that set a new maximum, and the
+    closing rule; ``2`` every row. New maxima are magenta on a terminal (plain text when standard
+    output is not a terminal, or ``NO_COLOR`` is set).
+
+    Args:
+        verbose: The verbosity level.
+        is_constrained: Accepted for ``bayes_opt`` compatibility; must be ``False``.
+    """
+
+    _default_cell_size = 9
+    _default_precision = 4
+
+    def __init__(self, verbose: int = 2, is_constrained: bool = False) -> None:
+        if is_constrained:
+            raise ConstraintNotSupportedError(
+                "gpbo's bayes_opt drop-in does not support constrained optimization"
+            )
+        self._verbose = verbose
+        self._header_length: int | None = None
+        self._iterations = 0
+        self._previous_max: float | None = None
+        self._previous_max_params: dict[str, Any] | None = None
+
+    @property
+    def verbose(self) -> int:
+        """The verbosity level."""
+        return self._verbose
+
+    @verbose.setter
+    def verbose(self, v: int) -> None:
+        self._verbose = v
+
+    @property
+    def is_constrained(self) -> bool:
+        """Always ``False``: constraints are not supported."""
+        return False
+
+    def _format_number(self, x: float) -> str:
+        s = f"{x:.5e}" if abs(x) >= 10000000.0 else str(x)
+        size = self._default_cell_size
+        if len(s) <= size:
+            return s.ljust(size)
+        result = ""
+        width = size
+        end = ""
+        if x < 0:
+            result += "-"
+            width -= 1
+            s = s[1:]
+        if "e" in s:
+            end = s[s.find("e") :]
+            width -= len(end)
+        if "." in s:
+            dot = s.find(".") + 1
+            result += s[:dot]
+            width -= dot
+            if width > 0:
+                result += s[dot : dot + width]
+        return (result + end).ljust(size)
+
+    def _format_str(self, text: str) -> str:
+        s = f"{text:^{self._default_cell_size}}"
+        if len(s) > self._default_cell_size:
+            return s[: self._default_cell_size - 3] + "..."
+        return s
+
+    def _format_value(self, value: Any) -> str:
+        if isinstance(value, (int, float)):
+            return self._format_number(value)
+        text = value if isinstance(value, str) else repr(value)
+        s = f"{text:<{self._default_cell_size}}"
+        return s[: self._default_cell_size - 3] + "..." if len(s) > self._default_cell_size else s
+
+    def _header(self, keys: Sequence[str]) -> str:
+        cells = [self._format_str("iter"), self._format_str("target")]
+        cells += [self._format_str(key) for key in keys]
+        line = "| " + " | ".join(cells) + " |"
+        self._header_length = len(line)
+        return line + "\n" + "-" * self._header_length
+
+    def _step(self, result: Mapping[str, Any], *, highlight: bool) -> str:
+        cells = [self._format_number(self._iterations), self._format_number(result["target"])]
+        cells += [self._format_value(v) for v in result["params"].values()]
+        if highlight and _use_colour():
+            cells = [_MAGENTA + c + _RESET for c in cells]
+        return "| " + " | ".join(cells) + " |"
+
+    def _write(self, text: str) -> None:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+    def log_optimization_start(self, keys: Sequence[str]) -> None:
+        """Print the header (any verbosity but 0)."""
+        if self._verbose:
+            self._write(self._header(keys))
+
+    def log_optimization_step(
+        self, keys: Sequence[str], result: Mapping[str, Any], current_max: Mapping[str, Any] | None
+    ) -> None:
+        """Count one registered point and print its row (``verbose=2``, or a new maximum)."""
+        is_new_max = False
+        if current_max is not None:
+            if self._previous_max is None:
+                self._previous_max = current_max["target"]
+            is_new_max = current_max["target"] > self._previous_max
+        self._iterations += 1
+        if current_max is not None and (
+            self._previous_max is None or current_max["target"] > self._previous_max
+        ):
+            self._previous_max = current_max["target"]
+            self._previous_max_params = dict(current_max["params"])
+        if self._verbose == 0:
+            return
+        if self._verbose == 2 or is_new_max:
+            self._write(self._step(result, highlight=is_new_max))
+
+    def log_optimization_end(self) -> None:
+        """Print the closing rule (after a header)."""
+        if self._verbose and self._header_length is not None:
+            self._write("=" * self._header_length)
+
+
+def _use_colour() -> bool:
+    isatty = getattr(sys.stdout, "isatty", None)
+    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
+
+
+# -- the optimizer --------------------------------------------------------------------------------
+@dataclass
+class _Item:
+    """One point of a round: its parameters, and its trial where the study knows it."""
+
+    number: int
+    params: dict[str, Any]
+    trial: Trial | None
+
+
+class BayesianOptimization:
+    r"""Maximize ``f(**params)`` over ``pbounds``, with the API of ``bayes_opt`` 3.x.
+
+    Example:
+        >>> optimizer = BayesianOptimization(
+        ...     f=lambda x, y: -(x**2) - (y - 1) ** 2 + 1,
+        ...     pbounds={"x": (-2, 2), "y": (-3, 3)},
+        ...     random_state=1,
+        ... )
+        >>> optimizer.maximize(init_points=5, n_iter=10)
+        >>> optimizer.max["target"]
+
+    Args:
+        f: The function to maximize, called as ``f(**params)``; ``None`` where points are only
+            suggested and registered.
+        pbounds: Parameter name to ``(low, high)`` (a float), ``(low, high, int)`` (an integer),
+            ``(low, high, float)``, a list of categories, or a ``gpbo.Real``/``Int``/``Choice``.
+        acquisition_function: ``UpperConfidenceBound``, ``ExpectedImprovement`` or
+            ``ProbabilityOfImprovement`` (ours or ``bayes_opt``'s); default
+            ``UpperConfidenceBound(kappa=2.576)``.
+        constraint: Must be ``None`` (constrained optimization is not supported).
+        random_state: An int seed, a ``numpy.random.RandomState`` (an int seed is drawn from
+            it), or ``None`` for a fresh seed.
+        verbose: ``0`` silent, ``1`` new maxima only, ``2`` every point.
+        bounds_transformer: Must be ``None`` (domain reduction is not supported).
+        allow_duplicate_points: Register a point seen before instead of raising
+            :class:`NotUniqueError`.
+
+    Raises:
+        ConstraintNotSupportedError: ``constraint`` was given.
+        UnsupportedFeatureError: ``bounds_transformer`` or an unsupported acquisition was given.
+        SpaceError: ``pbounds`` is not a valid space (a ``ValueError``, naming the parameter).
+    """
+
+    #: The acquisition's optimization budget (tests shrink it, as BoTorch's do).
+    _acquisition_options: ClassVar[AcquisitionOptions] = AcquisitionOptions()
+
+    def __init__(
+        self,
+        f: Callable[..., float] | None,
+        pbounds: Mapping[str, Any],
+        *,
+        acquisition_function: AcquisitionFunction | None = None,
+        constraint: Any = None,
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 2,
+        bounds_transformer: Any = None,
+        allow_duplicate_points: bool = False,
+    ) -> None:
+        if constraint is not None:
+            raise ConstraintNotSupportedError(
+                f"constraint={constraint!r}: gpbo's bayes_opt drop-in does not support "
+                "constrained optimization; use bayes_opt itself, or return a penalized target"
+            )
+        if bounds_transformer is not None:
+            raise UnsupportedFeatureError(
+                f"bounds_transformer={bounds_transformer!r}: gpbo's bayes_opt drop-in does not "
+                "support domain reduction; call set_bounds() between maximize() calls instead"
+            )
+        if f is not None and not callable(f):
+            raise TypeError(f"f must be callable or None, got {f!r}")
+        if not isinstance(verbose, int):
+            raise TypeError(f"verbose must be an int (0, 1 or 2), got {verbose!r}")
+        self._f = f
+        self._space = Space(pbounds)
+        self._keys = self._space.names
+        self._seed = _seed_from(random_state)
+        self._rng = np.random.default_rng(np.random.SeedSequence(self._seed, spawn_key=(0xB0,)))
+        self._acquisition = _as_acquisition(acquisition_function)
+        self._allow_duplicate_points = bool(allow_duplicate_points)
+        self._verbose = verbose
+        self.logger = ScreenLogger(verbose=verbose)
+        self.is_constrained = False
+        self._queue: deque[dict[str, Any]] = deque()
+        self._records: list[tuple[dict[str, Any], float]] = []
+        self._seen: set[tuple[float, ...]] = set()
+        self.n_duplicate_points = 0
+        self._suggested: list[Trial] = []
+        options = type(self)._acquisition_options
+        self._strategy = BayesOptStrategy(
+            n_init=1,
+            num_restarts=options.num_restarts,
+            raw_samples=options.raw_samples,
+            maxiter=options.maxiter,
+            acquisition=self._acquisition,
+        )
+        self._study = self._new_study()
+
+    # -- bayes_opt's properties ---------------------------------------------------------------
+    @property
+    def space(self) -> TargetSpaceView:
+        """The registered points and the bounds, as ``bayes_opt``'s ``TargetSpace`` shows them."""
+        return TargetSpaceView(self)
+
+    @property
+    def acquisition_function(self) -> AcquisitionFunction:
+        """The acquisition function."""
+        return self._acquisition
+
+    @property
+    def constraint(self) -> None:
+        """Always ``None``: constraints are not supported."""
+        return None
+
+    @property
+    def max(self) -> dict[str, Any] | None:
+        """``{"target": ..., "params": {...}}`` of the best point inside the current bounds, or
+        ``None`` when there is none (as ``bayes_opt``)."""
+        best: tuple[dict[str, Any], float] | None = None
+        for params, target in self._records:
+            if (
+                not math.isnan(target)
+                and self._in_bounds(params)
+                and (best is None or target > best[1])
+            ):
+                best = (params, target)
+        if best is None:
+            return None
+        return {"target": best[1], "params": dict(best[0])}
+
+    @property
+    def res(self) -> list[dict[str, Any]]:
+        """Every registered point, in order: ``[{"target": ..., "params": {...}}, ...]``."""
+        return [{"target": target, "params": dict(params)} for params, target in self._records]
+
+    # -- points -------------------------------------------------------------------------------
+    def register(
+        self,
+        params: Mapping[str, Any] | Sequence[float] | np.ndarray,
+        target: float,
+        constraint_value: Any = None,
+    ) -> None:
+        """Record an observation made elsewhere.
+
+        Args:
+            params: A dict of the parameters, or an array in ``space.keys`` order.
+            target: The target's value there.
+            constraint_value: Must be ``None`` (constraints are not supported).
+
+        Raises:
+            NotUniqueError: The point was registered before and ``allow_duplicate_points`` is
+                ``False``.
+        """
+        if constraint_value is not None:
+            raise ConstraintNotSupportedError(
+                "constraint_value: gpbo's bayes_opt drop-in does not support constraints"
+            )
+        point = self._normalize(params)
+        key = self._key(point)
+        if key in self._seen:
+            if not self._allow_duplicate_points:
+                raise NotUniqueError(
+                    f"Data point {np.array(key)} is not unique. You can set "
+                    '"allow_duplicate_points=True" to avoid this error'
+                )
+            self.n_duplicate_points += 1
+            logger.warning(
+                "data point %s is not unique; %d duplicates registered",
+                point,
+                self.n_duplicate_points,
+            )
+        value = float(target)
+        if self._in_bounds(point):
+            trial = self._pop_suggestion(key)
+            if trial is not None:
+                self._study.tell(trial, value)
+            else:
+                self._study.add(point, value)
+        else:
+            warnings.warn(
+                f"data point {point} is outside the bounds {self._bounds_text()}; it is kept in "
+                "res but left out of max and of the GP",
+                GpboWarning,
+                stacklevel=2,
+            )
+        self._append(point, value)
+
+    def probe(
+        self, params: Mapping[str, Any] | Sequence[float] | np.ndarray, lazy: bool = True
+    ) -> None:
+        """Evaluate the target at ``params``: at the next :meth:`maximize` (``lazy=True``) or now.
+
+        A point registered before is not evaluated again unless ``allow_duplicate_points``.
+        """
+        point = self._normalize(params)
+        if lazy:
+            self._queue.append(point)
+            return
+        if self._key(point) in self._seen and not self._allow_duplicate_points:
+            logger.debug("probe(%s): already registered, not evaluated again", point)
+            return
+        self.register(point, self._call_f(point))
+
+    def random_sample(self, n: int = 1) -> list[dict[str, Any]]:
+        """``n`` points drawn uniformly from the bounds (log-uniformly for ``log=True``)."""
+        draws = self._rng.random((n, self._space.n_columns))
+        return self._space.decode(draws)
+
+    def suggest(self) -> dict[str, Any]:
+        """The next point to probe (a random one while nothing is registered).
+
+        The point counts as pending (the next suggestions go elsewhere) until it is registered.
+        """
+        if not self._records:
+            return self.random_sample(1)[0]
+        trial = self._study.ask(1)[0]
+        self._suggested.append(trial)
+        self._acquisition._after_suggestion()
+        return dict(trial.params)
+
+    # -- the loop -----------------------------------------------------------------------------
+    def maximize(
+        self,
+        init_points: int = 5,
+        n_iter: int = 25,
+        *,
+        batch_size: int = 1,
+        devices: str | int | Sequence[str] = "auto",
+        executor: str | Executor = "auto",
+    ) -> None:
+        """Probe the queued points and ``init_points`` random ones, then ``n_iter`` guided ones.
+
+        Args:
+            init_points: Random points to probe first (at least one when nothing is registered
+                or queued).
+            n_iter: Points chosen by the acquisition function.
+            batch_size: Points chosen jointly and evaluated at the same time per round (gpbo's
+                addition; 1 is ``bayes_opt``'s loop).
+            devices: Where the points run: ``"auto"``, an int, or device names (as
+                :func:`gpbo.optimize`).
+            executor: ``"auto"``, ``"serial"``, ``"process"`` or an executor object.
+                ``"auto"`` with ``batch_size=1`` runs ``f`` in this process, as ``bayes_opt``
+                does; with a batch, as :func:`gpbo.optimize` chooses.
+
+        Raises:
+            StudyError: ``f`` raised or returned a non-number (the message quotes the error);
+                the points that finished are registered first.
+        """
+        _check_int("init_points", init_points, minimum=0)
+        _check_int("n_iter", n_iter, minimum=0)
+        _check_int("batch_size", batch_size, minimum=1)
+        if self._f is None:
+            raise ValueError("No target function has been provided.")
+        slots = resolve_slots(devices)
+        if isinstance(executor, str) and executor == "auto" and batch_size == 1:
+            runner: Executor = Serial()
+            slots = slots[:1]
+        else:
+            runner = make_executor(executor, slots=slots)
+        runner.start(_CallWithKwargs(self._f), slots=slots, metric="value")
+        self.logger.log_optimization_start(self._keys)
+        if not self._queue and not self._records:
+            init_points = max(init_points, 1)
+        self._queue.extend(self.random_sample(init_points) if init_points else [])
+        iteration = 0
+        try:
+            while self._queue or iteration < n_iter:
+                queued = self._take_queued(batch_size)
+                n_guided = max(0, min(batch_size - len(queued), n_iter - iteration))
+                try:
+                    items = self._ask(queued, n_guided)
+                except SpaceExhausted as exc:
+                    logger.info("%s", exc)
+                    break
+                iteration += n_guided
+                self._run(runner, items)
+        except BaseException:
+            self._abandon(runner)
+            raise
+        finally:
+            runner.shutdown()
+        self.logger.log_optimization_end()
+
+    def set_bounds(self, new_bounds: Mapping[str, Any]) -> None:
+        """Change the bounds of some parameters (the same kind of parameter, new range).
+
+        Points registered so far stay in :attr:`res`; those outside the new bounds leave
+        :attr:`max` (as in ``bayes_opt``) and the GP.
+        """
+        unknown = [k for k in new_bounds if k not in self._space.params]
+        if unknown:
+            raise SpaceError(
+                f"set_bounds: unknown parameters {unknown}; the space has {self._keys}"
+            )
+        merged: dict[str, Any] = {k: new_bounds.get(k, self._space[k]) for k in self._keys}
+        space = Space(merged)
+        for key in new_bounds:
+            old, new = self._space[key], space[key]
+            if type(old) is not type(new) or (
+                isinstance(old, Choice) and old.ordinal != new.ordinal  # type: ignore[attr-defined]
+            ):
+                raise SpaceError(
+                    f"Parameter type {type(new).__name__} of new bounds does not match parameter "
+                    f"type {type(old).__name__} of old bounds (parameter {key!r})"
+                )
+        self._space = space
+        self._study = self._new_study()
+
+    def set_gp_params(self, **params: Any) -> None:
+        """Accepted and ignored, with a warning: gpbo fits its own BoTorch ``SingleTaskGP``."""
+        warnings.warn(
+            f"set_gp_params({', '.join(sorted(params))}) is ignored: gpbo fits a BoTorch "
+            "SingleTaskGP (Matern-5/2, outcomes standardized, hyperparameters by maximum "
+            "likelihood), not scikit-learn's GaussianProcessRegressor",
+            GpboWarning,
+            stacklevel=2,
+        )
+
+    def predict(
+        self, params: Any, return_std: bool = False, return_cov: bool = False, fit_gp: bool = True
+    ) -> Any:
+        """Not provided by the drop-in (gpbo's GP sees warped scores)."""
+        raise UnsupportedFeatureError(
+            "predict() is not provided by gpbo's bayes_opt drop-in; the GP is fitted to "
+            "standardized, warped scores, not to the targets"
+        )
+
+    # -- state ----------------------------------------------------------------------------------
+    def save_state(self, path: str | PathLike[str]) -> None:
+        """Write the registered points and settings to a JSON file (``bayes_opt``'s layout).
+
+        ``params`` rows are ``bayes_opt``'s float arrays (a float or int per parameter, one-hot
+        columns for a categorical), so either package's ``load_state`` reads the points; the
+        gpbo seed is kept under ``"gpbo"``.
+        """
+        state = {
+            "pbounds": {k: _bounds_json(p) for k, p in self._space.params.items()},
+            "transformed_bounds": None,
+            "keys": list(self._keys),
+            "params": [list(self._key(params)) for params, _ in self._records],
+            "target": [target for _, target in self._records],
+            "constraint_values": None,
+            "gp_params": None,
+            "allow_duplicate_points": self._allow_duplicate_points,
+            "verbose": self._verbose,
+            "random_state": None,
+            "acquisition_params": self._acquisition.get_acquisition_params(),
+            "gpbo": {"seed": self._seed, "space": self._space.to_dict()},
+        }
+        Path(path).write_text(json.dumps(state, indent=2))
+
+    def load_state(self, path: str | PathLike[str]) -> None:
+        """Register the points of a state file written by :meth:`save_state` (this package's or
+        ``bayes_opt``'s) and restore the acquisition parameters.
+
+        Raises:
+            SpaceError: The file's parameter names differ from this optimizer's.
+        """
+        state = json.loads(Path(path).read_text())
+        keys = list(state.get("keys", []))
+        if keys != self._keys:
+            raise SpaceError(
+                f"the state in {str(path)!r} has the parameters {keys}, this optimizer {self._keys}"
+            )
+        saved = state.get("gpbo") or {}
+        if not self._records and isinstance(saved.get("seed"), int):
+            self._seed = saved["seed"]
+            self._rng = np.random.default_rng(np.random.SeedSequence(self._seed, spawn_key=(0xB0,)))
+            self._study = self._new_study()
+        for row, target in zip(state["params"], state["target"], strict=True):
+            self.register(row, target)
+        acquisition_params = state.get("acquisition_params")
+        if acquisition_params:
+            try:
+                self._acquisition.set_acquisition_params(acquisition_params)
+            except KeyError:
+                warnings.warn(
+                    f"the acquisition parameters in {str(path)!r} ({acquisition_params}) do not "
+                    f"fit {type(self._acquisition).__name__}; they are ignored",
+                    GpboWarning,
+                    stacklevel=2,
+                )
+
+    def __repr__(self) -> str:
+        return (
+            f"BayesianOptimization(keys={self._keys}, points={len(self._records)}, "
+            f"acquisition_function={self._acquisition!r})"
+        )
+
+    # -- internals ------------------------------------------------------------------------------
+    def _new_study(self) -> Study:
+        """A study of the current space holding the registered points inside it."""
+        self._suggested = []
+        study = Study(self._space, direction="maximize", strategy=self._strategy, seed=self._seed)
+        for params, target in self._records:
+            if self._in_bounds(params):
+                study.add(params, target)
+        return study
+
+    def _call_f(self, params: dict[str, Any]) -> Any:
+        if self._f is None:
+            raise ValueError("No target function has been provided.")
+        return self._f(**params)
+
+    def _normalize(
+        self, params: Mapping[str, Any] | Sequence[float] | np.ndarray
+    ) -> dict[str, Any]:
+        """``params`` as a dict in key order (from a dict, or a ``bayes_opt`` float array)."""
+        if isinstance(params, Mapping):
+            if set(params) != set(self._keys):
+                raise SpaceError(
+                    f"Parameters' keys ({dict(params)}) do not match the expected set of keys "
+                    f"({self._keys})."
+                )
+            return {k: _normalize_value(k, p, params[k]) for k, p in self._space.params.items()}
+        row = np.asarray(params, dtype=np.float64).ravel()
+        width = sum(_array_width(p) for p in self._space.params.values())
+        if row.size != width:
+            raise SpaceError(
+                f"Size of array ({row.size}) is different than the expected number of "
+                f"parameters ({width})."
+            )
+        out: dict[str, Any] = {}
+        start = 0
+        for key, param in self._space.params.items():
+            cols = row[start : start + _array_width(param)]
+            start += cols.size
+            if isinstance(param, Choice) and cols.size > 1:
+                out[key] = param.values[int(np.argmax(cols))]
+            else:
+                out[key] = _normalize_value(key, param, float(cols[0]))
+        return out
+
+    def _key(self, params: Mapping[str, Any]) -> tuple[float, ...]:
+        """The point as ``bayes_opt``'s float array (its identity for duplicates)."""
+        row: list[float] = []
+        for key, param in self._space.params.items():
+            value = params[key]
+            if isinstance(param, Choice):
+                index = param.values.index(value) if value in param.values else -1
+                row += [1.0 if i == index else 0.0 for i in range(len(param.values))]
+            else:
+                row.append(float(value))
+        return tuple(row)
+
+    def _in_bounds(self, params: Mapping[str, Any]) -> bool:
+        try:
+            self._space.check(params)
+        except SpaceError:
+            return False
+        return True
+
+    def _bounds_text(self) -> str:
+        return ", ".join(f"{k}: {_bounds_json(p)}" for k, p in self._space.params.items())
+
+    def _append(self, params: dict[str, Any], target: float) -> None:
+        self._records.append((params, target))
+        self._seen.add(self._key(params))
+        self.logger.log_optimization_step(
+            self._keys, {"target": target, "params": params}, self.max
+        )
+
+    def _pop_suggestion(self, key: tuple[float, ...]) -> Trial | None:
+        for i, trial in enumerate(self._suggested):
+            if trial.status in ("pending", "running") and self._key(trial.params) == key:
+                return self._suggested.pop(i)
+        return None
+
+    def _take_queued(self, n: int) -> list[dict[str, Any]]:
+        """Up to ``n`` queued points, skipping ones registered (or taken) before unless
+        duplicates are allowed."""
+        taken: list[dict[str, Any]] = []
+        keys: set[tuple[float, ...]] = set()
+        while self._queue and len(taken) < n:
+            point = self._queue.popleft()
+            key = self._key(point)
+            if not self._allow_duplicate_points and (key in self._seen or key in keys):
+                logger.debug("queued point %s was registered before; not evaluated again", point)
+                continue
+            taken.append(point)
+            keys.add(key)
+        return taken
+
+    def _ask(self, queued: list[dict[str, Any]], n_guided: int) -> list[_Item]:
+        """The round's points: the queued ones, then ``n_guided`` proposed jointly with them."""
+        inside = [p for p in queued if self._in_bounds(p)]
+        outside = [p for p in queued if not self._in_bounds(p)]
+        for point in outside:
+            warnings.warn(
+                f"probed point {point} is outside the bounds {self._bounds_text()}; it is "
+                "evaluated and kept in res, but left out of max and of the GP",
+                GpboWarning,
+                stacklevel=3,
+            )
+        for point in inside:
+            self._study.enqueue(point)
+        trials = self._study.ask(len(inside) + n_guided) if inside or n_guided else []
+        for _ in trials[len(inside) :]:
+            self._acquisition._after_suggestion()
+        items = [_Item(number=t.number, params=dict(t.params), trial=t) for t in trials]
+        items += [_Item(number=-1 - i, params=p, trial=None) for i, p in enumerate(outside)]
+        return items
+
+    def _run(self, runner: Executor, items: list[_Item]) -> None:
+        """Evaluate a round on the executor; register each point as it finishes."""
+        waiting = deque(items)
+        running: dict[int, _Item] = {}
+        failures: list[tuple[_Item, TrialOutcome]] = []
+        while waiting or running:
+            while waiting and runner.free_slots > 0:
+                item = waiting.popleft()
+                trial = item.trial
+                task = TrialTask(
+                    number=item.number,
+                    params=dict(item.params),
+                    seed=trial.seed if trial is not None else None,
+                    dir=str(self._study.trial_dir(trial)) if trial is not None else None,
+                )
+                device = runner.submit(task)
+                if trial is not None:
+                    self._study.mark_running(trial, device=device)
+                running[item.number] = item
+            for outcome in runner.wait():
+                item = running.pop(outcome.number)
+                if outcome.status == "complete" and outcome.value is not None:
+                    if item.trial is not None:
+                        self._study.tell(item.trial, outcome.value, metrics=outcome.metrics)
+                    self._append(item.params, outcome.value)
+                    continue
+                if item.trial is not None:
+                    status = "timeout" if outcome.status == "timeout" else "failed"
+                    self._study.tell(item.trial, error=outcome.error or status, status=status)
+                failures.append((item, outcome))
+        if failures:
+            item, outcome = failures[0]
+            raise StudyError(
+                f"the target function failed at {item.params} ({len(failures)} of "
+                f"{len(items)} points of the round failed):\n{outcome.error}"
+            )
+
+    def _abandon(self, runner: Executor) -> None:
+        """After an interruption or an error: stop what runs and forget unfinished trials."""
+        try:
+            runner.interrupt()
+        except Exception:  # the executor may already be broken; the study is rebuilt anyway
+            logger.debug("executor interrupt failed", exc_info=True)
+        self._study = self._new_study()
+
+
+class TargetSpaceView:
+    """What ``bayes_opt`` code reads from ``optimizer.space``: ``len()``, ``keys``, ``params``,
+    ``target``, ``bounds``, ``dim``, ``max()``, ``res()``, conversions. Read-only.
+
+    Arrays use ``bayes_opt``'s float encoding (one-hot columns for a categorical).
+    """
+
+    def __init__(self, optimizer: BayesianOptimization) -> None:
+        self._opt = optimizer
+
+    def __len__(self) -> int:
+        return len(self._opt._records)
+
+    def __contains__(self, x: Any) -> bool:
+        return self._opt._key(self._opt._normalize(x)) in self._opt._seen
+
+    @property
+    def empty(self) -> bool:
+        """Whether nothing is registered."""
+        return not self._opt._records
+
+    @property
+    def keys(self) -> list[str]:
+        """The parameter names, in order."""
+        return list(self._opt._keys)
+
+    @property
+    def dim(self) -> int:
+        """Columns of the float arrays (one per parameter, one per category)."""
+        return sum(_array_width(p) for p in self._opt._space.params.values())
+
+    @property
+    def params(self) -> np.ndarray:
+        """An `n x dim` array of the registered points."""
+        rows = [self._opt._key(p) for p, _ in self._opt._records]
+        return np.array(rows, dtype=np.float64).reshape(-1, self.dim)
+
+    @property
+    def target(self) -> np.ndarray:
+        """The `n` registered targets."""
+        return np.array([t for _, t in self._opt._records], dtype=np.float64)
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """A `dim x 2` array of lower and upper bounds (``[0, 1]`` for one-hot columns)."""
+        rows: list[tuple[float, float]] = []
+        for param in self._opt._space.params.values():
+            if isinstance(param, (Real, Int)):
+                rows.append((float(param.low), float(param.high)))
+            else:
+                rows += [(0.0, 1.0)] * _array_width(param)
+        return np.array(rows, dtype=np.float64)
+
+    def max(self) -> dict[str, Any] | None:
+        """As :attr:`BayesianOptimization.max`."""
+        return self._opt.max
+
+    def res(self) -> list[dict[str, Any]]:
+        """As :attr:`BayesianOptimization.res`."""
+        return self._opt.res
+
+    def params_to_array(self, params: Mapping[str, Any]) -> np.ndarray:
+        """A parameter dict as a float array."""
+        return np.array(self._opt._key(self._opt._normalize(params)), dtype=np.float64)
+
+    def array_to_params(self, x: Sequence[float] | np.ndarray) -> dict[str, Any]:
+        """A float array as a parameter dict."""
+        return self._opt._normalize(np.asarray(x, dtype=np.float64))
+
+    def random_sample(self) -> np.ndarray:
+        """One random point as a float array."""
+        return self.params_to_array(self._opt.random_sample(1)[0])
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _seed_from(random_state: Any) -> int:
+    """An int seed from ``bayes_opt``'s ``random_state``: an int, one drawn from a
+    ``RandomState``, or a fresh one for ``None``."""
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy % 2**63)  # type: ignore[operator]
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state) % 2**63
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**63 - 1, dtype=np.int64))
+    raise TypeError(
+        f"random_state should be an instance of np.random.RandomState, an int, or None; got "
+        f"{random_state!r}"
+    )
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise GpboError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def _array_width(param: Param) -> int:
+    """Columns of a parameter in ``bayes_opt``'s float arrays (its categoricals are one-hot)."""
+    return len(param.values) if isinstance(param, Choice) else 1  # type: ignore[attr-defined]
+
+
+def _normalize_value(name: str, param: Param, value: Any) -> Any:
+    """A value in its parameter's type, bounds unchecked (points may lie outside them)."""
+    if isinstance(param, Real):
+        return float(value)
+    if isinstance(param, Int):
+        return round(float(value))
+    return param.check_value(name, value)
+
+
+def _bounds_json(param: Param) -> list[Any]:
+    if isinstance(param, (Real, Int)):
+        return [param.low, param.high]
+    return list(param.values)  # type: ignore[attr-defined]
+
+
+def _submodule(name: str, doc: str, members: Iterable[type]) -> types.ModuleType:
+    """A module object importable as ``gpbo.compat.bayes_opt.<name>``, like ``bayes_opt``'s."""
+    module = types.ModuleType(f"{__name__}.{name}", doc)
+    names = []
+    for member in members:
+        setattr(module, member.__name__, member)
+        names.append(member.__name__)
+    module.__all__ = names  # type: ignore[attr-defined]
+    sys.modules[module.__name__] = module
+    return module
+
+
+acquisition = _submodule(
+    "acquisition",
+    "The acquisition functions of ``bayes_opt.acquisition``, mapped onto BoTorch's.",
+    [AcquisitionFunction, UpperConfidenceBound, ExpectedImprovement, ProbabilityOfImprovement],
+)
+exception = _submodule(
+    "exception",
+    "The exceptions of ``bayes_opt.exception``.",
+    [
+        BayesianOptimizationError,
+        NotUniqueError,
+        ConstraintNotSupportedError,
+        NoValidPointRegisteredError,
+        TargetSpaceEmptyError,
+    ],
+)

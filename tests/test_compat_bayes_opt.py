@@ -1,0 +1,426 @@
+"""Tests for gpbo/compat/bayes_opt.py: the bayes_opt drop-in.
+
+The scripts in ``tests/bayes_opt_parity/`` each exercise one part of the ``bayes_opt`` API
+through a module they are handed; they run against the drop-in always, and against the real
+``bayes_opt`` where it is installed, which must accept the same calls and return the same
+structures (keys, types, lengths; not the same numbers).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import importlib.util
+import io
+import math
+import os
+import pickle
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import gpbo.compat.bayes_opt as drop_in
+from gpbo.acquisition import AcquisitionOptions
+from gpbo.exceptions import GpboError, StudyError
+from gpbo.executors import Executor, TrialOutcome, TrialTask
+from gpbo.executors.base import evaluate
+
+ROOT = Path(__file__).resolve().parent.parent
+PARITY_DIR = Path(__file__).resolve().parent / "bayes_opt_parity"
+SCRIPTS = sorted(p.stem for p in PARITY_DIR.glob("*.py") if not p.stem.startswith("_"))
+EXAMPLE = ROOT / "examples" / "bayes_opt_quickstart.py"
+FAST = AcquisitionOptions(num_restarts=3, raw_samples=64, maxiter=50)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+NO_BAYES_OPT = (
+    "bayes_opt (the bayesian-optimization package) is not installed; "
+    "pip install 'gpbo[compat]' to compare the drop-in with it"
+)
+
+
+def _bayes_opt() -> Any:
+    try:
+        return importlib.import_module("bayes_opt")
+    except ImportError:
+        pytest.skip(NO_BAYES_OPT)
+
+
+@pytest.fixture(autouse=True)
+def fast_acquisition(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A small acquisition budget (as tests/conftest.py's fast_bayes): fast, same assertions.
+
+    And one torch thread: the GPs here have a handful of points, where a second thread only
+    adds synchronization (many times slower when other processes share the cores).
+    """
+    import torch
+
+    monkeypatch.setattr(drop_in.BayesianOptimization, "_acquisition_options", FAST)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def black_box(x: float, y: float) -> float:
+    return -(x**2) - (y - 1) ** 2 + 1
+
+
+PBOUNDS = {"x": (-2, 2), "y": (-3, 3)}
+
+
+# -- parity scripts ------------------------------------------------------------------------------
+@functools.cache
+def _run_script(name: str, module_name: str) -> dict[str, Any]:
+    path = PARITY_DIR / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bayes_opt_parity_{name}", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with tempfile.TemporaryDirectory() as tmp:
+        return script.run(importlib.import_module(module_name), Path(tmp))
+
+
+def structure(value: Any) -> Any:
+    """What the parity check compares: dict keys, list lengths, and the type of each leaf."""
+    if isinstance(value, dict):
+        return {key: structure(v) for key, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [structure(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.shape)
+    if value is None:
+        return None
+    for kind in (bool, np.bool_):
+        if isinstance(value, kind):
+            return "bool"
+    if isinstance(value, (int, np.integer)):
+        return "int"
+    if isinstance(value, float):  # numpy's float64 too
+        return "float"
+    return type(value).__name__
+
+
+def test_parity_scripts_are_found():
+    assert set(SCRIPTS) >= {
+        "construct_maximize",
+        "suggest_register",
+        "probe",
+        "max_res",
+        "set_bounds",
+        "save_load",
+        "duplicates",
+        "acquisitions",
+    }
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_parity_script_runs_on_the_drop_in(name):
+    result = _run_script(name, "gpbo.compat.bayes_opt")
+    assert set(result) == {"shape", "same"}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_parity_script_matches_bayes_opt(name):
+    _bayes_opt()
+    ours = _run_script(name, "gpbo.compat.bayes_opt")
+    theirs = _run_script(name, "bayes_opt")
+    assert structure(ours["shape"]) == structure(theirs["shape"])
+    assert ours["same"] == theirs["same"]
+
+
+# -- the quickstart example ----------------------------------------------------------------------
+def test_quickstart_example_prints_the_table_and_finds_the_maximum():
+    source = EXAMPLE.read_text()
+    assert "from gpbo.compat.bayes_opt import BayesianOptimization" in source
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # see fast_acquisition
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert "\x1b[" not in done.stdout  # not a terminal: plain text
+    header = [cell.strip() for cell in lines[0].strip("|").split("|")]
+    assert header == ["iter", "target", "x", "y"]
+    assert lines[0] == "|   iter    |  target   |     x     |     y     |"
+    assert lines[1] == "-" * len(lines[0])
+    rows = lines[2:-2]
+    assert len(rows) == 15  # init_points=5, n_iter=10, verbose=2: every point
+    assert all(len(row) == len(lines[0]) for row in rows)
+    assert [int(row.split("|")[1]) for row in rows] == list(range(1, 16))
+    assert lines[-2] == "=" * len(lines[0])
+    best = ast.literal_eval(lines[-1])
+    assert set(best) == {"target", "params"} and set(best["params"]) == {"x", "y"}
+    assert best["target"] >= 0.9
+
+
+# -- the table -----------------------------------------------------------------------------------
+def _table(module: Any, verbose: int, targets: Sequence[float]) -> str:
+    """The table that registering ``targets`` prints with ``module``'s optimizer."""
+    out = io.StringIO()
+    optimizer = module.BayesianOptimization(
+        f=None, pbounds={"x": (-2, 2), "a_long_name": (0, 1)}, verbose=verbose, random_state=0
+    )
+    saved, sys.stdout = sys.stdout, out
+    try:
+        optimizer.logger.log_optimization_start(["x", "a_long_name"])
+        for i, target in enumerate(targets):
+            optimizer.register({"x": -1.23456789 + i / 2, "a_long_name": 0.5 / (i + 1)}, target)
+        optimizer.logger.log_optimization_end()
+    finally:
+        sys.stdout = saved
+    return ANSI.sub("", out.getvalue())
+
+
+TARGETS = [1.0, 0.5, 2.0, -123456789.5, 3.25e-7, 12345678.0, 3.0]
+
+
+@pytest.mark.parametrize("verbose", [0, 1, 2])
+def test_table_is_bayes_opts_table(verbose):
+    theirs = _table(_bayes_opt(), verbose, TARGETS)
+    assert _table(drop_in, verbose, TARGETS) == theirs
+
+
+def test_table_verbosity_levels():
+    assert _table(drop_in, 0, TARGETS) == ""
+    every = _table(drop_in, 2, TARGETS).splitlines()
+    maxima = _table(drop_in, 1, TARGETS).splitlines()
+    assert every[0] == "|   iter    |  target   |     x     | a_long... |"
+    assert len(every) == 2 + len(TARGETS) + 1
+    # verbose=1: only the rows that beat the previous maximum (2.0, 12345678.0), as bayes_opt
+    assert [row.split("|")[1].strip() for row in maxima[2:-1]] == ["3", "6"]
+
+
+def test_new_maxima_are_coloured_on_a_terminal_only(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    def rows(env_no_color: bool) -> list[str]:
+        if env_no_color:
+            monkeypatch.setenv("NO_COLOR", "1")
+        else:
+            monkeypatch.delenv("NO_COLOR", raising=False)
+        out = Terminal()
+        monkeypatch.setattr(sys, "stdout", out)
+        optimizer = drop_in.BayesianOptimization(f=None, pbounds={"x": (0, 1)}, verbose=2)
+        for x, target in [(0.1, 1.0), (0.2, 0.5), (0.3, 2.0)]:
+            optimizer.register({"x": x}, target)
+        monkeypatch.setattr(sys, "stdout", sys.__stdout__)
+        return out.getvalue().splitlines()
+
+    coloured = rows(env_no_color=False)
+    assert "\x1b[35m" not in coloured[0] and "\x1b[35m" not in coloured[1]
+    assert coloured[2].count("\x1b[35m") == 3 and coloured[2].endswith("\x1b[39m |")
+    assert not any("\x1b[" in row for row in rows(env_no_color=True))
+
+
+# -- the optimizer -------------------------------------------------------------------------------
+def test_same_random_state_same_run_and_randomstate_accepted():
+    def run(random_state: Any) -> list[dict[str, Any]]:
+        optimizer = drop_in.BayesianOptimization(
+            f=black_box, pbounds=PBOUNDS, random_state=random_state, verbose=0
+        )
+        optimizer.maximize(init_points=2, n_iter=2)
+        return optimizer.res
+
+    assert run(5) == run(5)
+    assert run(np.random.RandomState(5)) == run(np.random.RandomState(5))
+    with pytest.raises(TypeError, match="random_state"):
+        drop_in.BayesianOptimization(f=black_box, pbounds=PBOUNDS, random_state="five")
+
+
+def test_unsupported_arguments_are_refused_by_name():
+    with pytest.raises(drop_in.ConstraintNotSupportedError, match="constraint="):
+        drop_in.BayesianOptimization(f=black_box, pbounds=PBOUNDS, constraint=object())
+    with pytest.raises(drop_in.UnsupportedFeatureError, match="bounds_transformer="):
+        drop_in.BayesianOptimization(f=black_box, pbounds=PBOUNDS, bounds_transformer=object())
+    with pytest.raises(drop_in.UnsupportedFeatureError, match="acquisition_function="):
+        drop_in.BayesianOptimization(
+            f=black_box, pbounds=PBOUNDS, acquisition_function=object()
+        )
+    optimizer = drop_in.BayesianOptimization(f=black_box, pbounds=PBOUNDS, verbose=0)
+    with pytest.raises(GpboError, match="batch_size"):
+        optimizer.maximize(batch_size=0)
+    with pytest.raises(drop_in.UnsupportedFeatureError, match="predict"):
+        optimizer.predict({"x": 0.0, "y": 0.0})
+    with pytest.warns(UserWarning, match="set_gp_params"):
+        optimizer.set_gp_params(alpha=1e-3)
+
+
+def test_submodules_import_like_bayes_opts():
+    from gpbo.compat.bayes_opt.acquisition import ExpectedImprovement
+    from gpbo.compat.bayes_opt.exception import NotUniqueError
+
+    from gpbo.compat.bayes_opt import acquisition
+
+    assert acquisition.ExpectedImprovement is ExpectedImprovement is drop_in.ExpectedImprovement
+    assert NotUniqueError is drop_in.NotUniqueError
+    assert issubclass(NotUniqueError, Exception) and not issubclass(NotUniqueError, KeyError)
+
+
+def test_pbounds_int_and_categorical():
+    optimizer = drop_in.BayesianOptimization(
+        f=lambda units, act, lr: units / 100 + {"relu": 1.0, "tanh": 0.0}[act] - lr,
+        pbounds={"units": (8, 128, int), "act": ["relu", "tanh"], "lr": (0.0, 1.0)},
+        random_state=0,
+        verbose=0,
+    )
+    optimizer.maximize(init_points=3, n_iter=2)
+    assert len(optimizer.res) == 5
+    for row in optimizer.res:
+        assert isinstance(row["params"]["units"], int) and 8 <= row["params"]["units"] <= 128
+        assert row["params"]["act"] in ("relu", "tanh")
+    assert optimizer.space.dim == 4  # bayes_opt's arrays: one-hot categories
+    assert optimizer.space.params.shape == (5, 4)
+    assert optimizer.space.array_to_params(optimizer.space.params[0]) == optimizer.res[0]["params"]
+
+
+class _BatchRecorder(Executor):
+    """Two slots; runs its tasks when waited on, recording how many ran together."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self._tasks: list[TrialTask] = []
+
+    def start(self, objective: Any, *, slots: Sequence[str], metric: str) -> None:
+        self._objective = objective
+
+    @property
+    def free_slots(self) -> int:
+        return 2 - len(self._tasks)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, task: TrialTask) -> str:
+        self._tasks.append(task)
+        return "cpu"
+
+    def wait(self, timeout: float | None = None) -> list[TrialOutcome]:
+        self.batches.append(len(self._tasks))
+        tasks, self._tasks = self._tasks, []
+        return [evaluate(self._objective, t, metric="value", device="cpu") for t in tasks]
+
+
+def test_batches_run_together_through_the_executor():
+    recorder = _BatchRecorder()
+    optimizer = drop_in.BayesianOptimization(
+        f=black_box, pbounds=PBOUNDS, random_state=0, verbose=0
+    )
+    optimizer.maximize(init_points=2, n_iter=4, batch_size=2, executor=recorder)
+    assert recorder.batches == [2, 2, 2]
+    assert len(optimizer.res) == 6
+    rounds = [t.round for t in optimizer._study.trials]
+    assert rounds == [0, 0, 1, 1, 2, 2]  # each pair proposed by one joint ask
+
+    serial = drop_in.BayesianOptimization(f=black_box, pbounds=PBOUNDS, random_state=0, verbose=0)
+    serial.maximize(init_points=3, n_iter=3, batch_size=2, executor="serial")
+    assert len(serial.res) == 6
+    assert len({tuple(r["params"].values()) for r in serial.res}) == 6
+
+
+def test_objective_wrapper_pickles_and_calls_with_keywords():
+    wrapper = pickle.loads(pickle.dumps(drop_in._CallWithKwargs(black_box)))
+    assert wrapper({"x": 0.0, "y": 1.0}) == 1.0
+
+
+def test_a_failing_target_raises_after_registering_the_rest():
+    def fragile(x: float, y: float) -> float:
+        if x > 1.5:
+            raise RuntimeError("diverged")
+        return black_box(x, y)
+
+    optimizer = drop_in.BayesianOptimization(f=fragile, pbounds=PBOUNDS, verbose=0)
+    optimizer.probe({"x": 0.0, "y": 0.0})
+    optimizer.probe({"x": 1.9, "y": 0.0})
+    optimizer.probe({"x": 0.5, "y": 0.0})
+    with pytest.raises(StudyError, match="diverged"):
+        optimizer.maximize(init_points=0, n_iter=0, batch_size=3, executor="serial")
+    assert [r["params"]["x"] for r in optimizer.res] == [0.0, 0.5]
+    assert all(t.status == "complete" for t in optimizer._study.trials)
+    with pytest.raises(ValueError, match="No target function"):
+        drop_in.BayesianOptimization(f=None, pbounds=PBOUNDS).maximize()
+
+
+def test_suggest_then_register_tells_the_suggested_trial():
+    optimizer = drop_in.BayesianOptimization(f=None, pbounds=PBOUNDS, random_state=0, verbose=0)
+    for _ in range(4):
+        params = optimizer.suggest()
+        optimizer.register(params, black_box(**params))
+    trials = optimizer._study.trials
+    assert len(trials) == 4 and all(t.status == "complete" for t in trials)
+
+
+def test_out_of_bounds_points_stay_in_res_but_not_in_max():
+    optimizer = drop_in.BayesianOptimization(f=black_box, pbounds=PBOUNDS, verbose=0)
+    with pytest.warns(UserWarning, match="outside the bounds"):
+        optimizer.register({"x": 5.0, "y": 1.0}, 100.0)
+    optimizer.register({"x": 0.0, "y": 0.0}, 0.0)
+    assert len(optimizer.res) == 2
+    assert optimizer.max == {"target": 0.0, "params": {"x": 0.0, "y": 0.0}}
+
+
+def test_acquisitions_map_onto_botorch():
+    import torch
+    from botorch.acquisition import qUpperConfidenceBound
+    from botorch.acquisition.analytic import LogProbabilityOfImprovement
+    from botorch.acquisition.logei import qLogExpectedImprovement
+    from botorch.acquisition.monte_carlo import qProbabilityOfImprovement
+
+    from gpbo.surrogate import fit_gp
+
+    X = torch.rand(6, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    model = fit_gp(X, X.sum(-1))
+    kwargs = {"best_f": 1.5, "y_scale": 2.0, "X_pending": None, "q": 1}
+    ucb = drop_in.UpperConfidenceBound(kappa=3.0).botorch(model, **kwargs)
+    assert isinstance(ucb, qUpperConfidenceBound)
+    assert ucb.beta_prime == pytest.approx(math.sqrt(9.0 * math.pi / 2))  # beta = kappa ** 2
+    ei = drop_in.ExpectedImprovement(xi=0.2).botorch(model, **kwargs)
+    assert isinstance(ei, qLogExpectedImprovement)
+    assert float(ei.best_f) == pytest.approx(1.5 + 0.2 / 2.0)
+    pi = drop_in.ProbabilityOfImprovement(xi=0.2).botorch(model, **kwargs)
+    assert isinstance(pi, LogProbabilityOfImprovement)
+    assert float(pi.best_f) == pytest.approx(1.6)
+    batch = drop_in.ProbabilityOfImprovement(xi=0.2).botorch(model, **{**kwargs, "q": 2})
+    assert isinstance(batch, qProbabilityOfImprovement)
+
+
+def test_exploration_decay_follows_suggestions():
+    acq = drop_in.UpperConfidenceBound(kappa=2.0, exploration_decay=0.5, exploration_decay_delay=2)
+    optimizer = drop_in.BayesianOptimization(
+        f=black_box, pbounds=PBOUNDS, acquisition_function=acq, random_state=0, verbose=0
+    )
+    optimizer.maximize(init_points=2, n_iter=3)
+    assert acq.i == 3 and acq.kappa == pytest.approx(2.0 * 0.5**2)  # decays from the 2nd on
+
+
+def test_bayes_opt_acquisition_objects_are_accepted():
+    bayes_opt = _bayes_opt()
+    theirs = bayes_opt.acquisition.ExpectedImprovement(xi=0.05)
+    optimizer = drop_in.BayesianOptimization(
+        f=black_box, pbounds=PBOUNDS, acquisition_function=theirs, verbose=0
+    )
+    assert isinstance(optimizer.acquisition_function, drop_in.ExpectedImprovement)
+    assert optimizer.acquisition_function.xi == 0.05
+
+
+def test_loads_a_state_saved_by_bayes_opt(tmp_path):
+    bayes_opt = _bayes_opt()
+    theirs = bayes_opt.BayesianOptimization(f=black_box, pbounds=PBOUNDS, random_state=0, verbose=0)
+    theirs.maximize(init_points=3, n_iter=0)
+    theirs.save_state(tmp_path / "state.json")
+    ours = drop_in.BayesianOptimization(f=black_box, pbounds=PBOUNDS, verbose=0)
+    ours.load_state(tmp_path / "state.json")
+    assert [r["params"] for r in ours.res] == [
+        {k: float(v) for k, v in r["params"].items()} for r in theirs.res
+    ]
+    assert ours.max["target"] == pytest.approx(float(theirs.max["target"]))
