@@ -90,6 +90,7 @@ def optimize(
     seed: int | None = None,
     verbose: bool = True,
     callbacks: Sequence[Callback] = (),
+    _progress: ProgressReporter | None = None,
 ) -> Result:
     """Run a whole study: propose, train, record, repeat, and return every trial.
 
@@ -122,6 +123,8 @@ def optimize(
         verbose: Print a line per finished trial and a summary.
         callbacks: Called as ``callback(study, trial)`` after each finished trial; raising
             :class:`gpbo.StopStudy` ends the study once the running trials finish.
+        _progress: Internal (the ``gpbo`` command's live display): a reporter that replaces
+            the one ``verbose`` selects.
 
     Returns:
         A :class:`~gpbo.Result` with every trial and the best one.
@@ -154,7 +157,10 @@ def optimize(
         journal=journal,
     )
     with study:
-        return _Loop(study, runner, slots, settings, verbose=verbose).run(objective)
+        reporter = _progress or ProgressReporter(
+            direction=study.direction, n_trials=settings.n_trials, enabled=verbose
+        )
+        return _Loop(study, runner, slots, settings, reporter=reporter).run(objective)
 
 
 class _Loop:
@@ -167,15 +173,13 @@ class _Loop:
         slots: list[str],
         settings: _Settings,
         *,
-        verbose: bool,
+        reporter: ProgressReporter,
     ) -> None:
         self.study = study
         self.executor = executor
         self.slots = slots
         self.settings = settings
-        self.reporter = ProgressReporter(
-            direction=study.direction, n_trials=settings.n_trials, enabled=verbose
-        )
+        self.reporter = reporter
         self.finished = sum(t.finished for t in study.trials)
         self.running: dict[int, Trial] = {}
         self._pending: list[Trial] = []
@@ -281,6 +285,7 @@ class _Loop:
             device = self.executor.submit(task)
             self.study.mark_running(trial, device=device)
             self.running[trial.number] = trial
+            self.reporter.trial_started(trial)
 
     def _wait_timeout(self) -> float | None:
         if self.deadline is None:

@@ -86,6 +86,9 @@ class ProgressReporter:
         if best is not None:
             self._best, self._best_number = best.value, best.number
 
+    def trial_started(self, trial: Trial) -> None:
+        """A trial was sent to a slot (the line-per-trial display shows nothing yet)."""
+
     def trial_finished(self, trial: Trial) -> None:
         """One line: number, status, value, best so far, parameters; a new best marked."""
         self._done += 1
