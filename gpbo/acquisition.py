@@ -10,6 +10,10 @@ also keeps every point of the batch new.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +23,8 @@ from gpbo.space import Real, Space
 
 if TYPE_CHECKING:
     import torch
+
+logger = logging.getLogger(__name__)
 
 #: Two unit-cube points closer than this (max-norm) are the same point.
 DUPLICATE_TOL = 1e-9
@@ -104,14 +110,15 @@ def optimize_acquisition(
         return _greedy_batch(acqf, pool, q=q, seen=seen, tkwargs=tkwargs)
 
     bounds = torch.stack([torch.zeros(d, **tkwargs), torch.ones(d, **tkwargs)])
-    candidates, _ = optimize_acqf(
-        acqf,
-        bounds=bounds,
-        q=q,
-        num_restarts=options.num_restarts,
-        raw_samples=options.raw_samples,
-        options={"maxiter": options.maxiter, "batch_limit": max(1, 512 // max(q, 1))},
-    )
+    with _warnings_to_debug_log():
+        candidates, _ = optimize_acqf(
+            acqf,
+            bounds=bounds,
+            q=q,
+            num_restarts=options.num_restarts,
+            raw_samples=options.raw_samples,
+            options={"maxiter": options.maxiter, "batch_limit": max(1, 512 // max(q, 1))},
+        )
     X = space.project(candidates.detach().cpu().numpy())
     if space.is_continuous and _all_new(X, seen):
         return X
@@ -159,15 +166,16 @@ def optimize_posterior_mean(
     starts = low + generator.random((n_starts, d)) * (high - low)
     starts[0] = center
     batch_initial_conditions = torch.as_tensor(starts, **tkwargs).unsqueeze(1)
-    candidates, values = optimize_acqf(
-        acqf,
-        bounds=bounds,
-        q=1,
-        num_restarts=n_starts,
-        batch_initial_conditions=batch_initial_conditions,
-        return_best_only=False,
-        options={"maxiter": options.maxiter},
-    )
+    with _warnings_to_debug_log():
+        candidates, values = optimize_acqf(
+            acqf,
+            bounds=bounds,
+            q=1,
+            num_restarts=n_starts,
+            batch_initial_conditions=batch_initial_conditions,
+            return_best_only=False,
+            options={"maxiter": options.maxiter},
+        )
     order = torch.argsort(values.reshape(-1), descending=True).cpu().numpy()
     X = space.project(candidates.reshape(-1, d).detach().cpu().numpy()[order])
     region_pool = space.project(low + generator.random((options.raw_samples, d)) * (high - low))
@@ -179,6 +187,19 @@ def optimize_posterior_mean(
         if is_new(row, taken):
             chosen.append(row)
     return np.array(chosen).reshape(-1, d)
+
+
+@contextlib.contextmanager
+def _warnings_to_debug_log() -> Iterator[None]:
+    """Send botorch's optimizer warnings (restarts, early stops) to the debug log.
+
+    They describe the optimizer's own retries, which it handles; users act on nothing in them.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        logger.debug("acquisition optimization: %s: %s", w.category.__name__, w.message)
 
 
 def _greedy_batch(

@@ -1,0 +1,29 @@
+"""`import gpbo` is light and silent: no botorch, no output."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_import_is_lazy_and_silent():
+    code = (
+        "import sys, gpbo\n"
+        "heavy = [m for m in ('botorch', 'gpytorch', 'torch', 'yaml', 'matplotlib', 'ray')"
+        " if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "HEAVY="
+    assert done.stderr == ""
+
+
+def test_lazy_public_names_resolve():
+    import gpbo
+
+    for name in gpbo.__all__:
+        assert getattr(gpbo, name) is not None
+    assert callable(gpbo.optimize) and gpbo.Study.__name__ == "Study"
+    assert gpbo.strategies.Grid(levels=3).levels == 3
+    assert "optimize" in dir(gpbo)

@@ -1,0 +1,41 @@
+"""Tests for gpbo/report.py: the progress lines and the summary."""
+
+from __future__ import annotations
+
+import io
+
+from gpbo.report import ProgressReporter, format_duration, format_params
+from gpbo.trial import Trial
+
+
+def test_lines_mark_new_bests_and_failures():
+    out = io.StringIO()
+    reporter = ProgressReporter(direction="minimize", n_trials=3, stream=out)
+    reporter.start(strategy="bayes", slots=["cpu"])
+    reporter.trial_finished(Trial(0, {"x": 1.0}, value=2.0, status="complete", device="cpu",
+                                  started_at=0.0, finished_at=1.5))
+    reporter.trial_finished(Trial(1, {"x": 2.0}, value=3.0, status="complete"))
+    reporter.trial_finished(Trial(2, {"x": 3.0}, status="failed",
+                                  error="ValueError: boom\nTraceback ..."))
+    reporter.finish([], stop_reason="3 trials finished")
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[gpbo] 3 trials, strategy bayes, 1 slot(s) on cpu")
+    assert "value=2" in lines[1] and "new best" in lines[1] and "[cpu, 1.5s]" in lines[1]
+    assert "best=2 (#0)" in lines[2]
+    assert "FAILED (ValueError: boom)" in lines[3]
+    assert "no trial completed" in lines[-1]
+
+
+def test_disabled_reporter_writes_nothing():
+    out = io.StringIO()
+    reporter = ProgressReporter(direction="maximize", n_trials=1, enabled=False, stream=out)
+    reporter.start(strategy="random", slots=["cpu"])
+    reporter.trial_finished(Trial(0, {"x": 1.0}, value=2.0, status="complete"))
+    reporter.finish([], stop_reason="")
+    assert out.getvalue() == ""
+
+
+def test_formatting():
+    assert format_params({"lr": 0.0123456789, "opt": "adam"}) == "lr=0.0123457 opt=adam"
+    assert format_duration(42.06) == "42.1s" and format_duration(185) == "3m05s"
+    assert format_duration(7620) == "2h07m"

@@ -1,0 +1,51 @@
+"""Tests for gpbo/surrogate.py: the GP fit, the score warp, the device choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gpbo.exceptions import GpboError
+from gpbo.surrogate import SurrogateFitError, fit_gp, resolve_device, warp_scores
+
+
+def test_fit_gp_interpolates_a_smooth_function():
+    rng = np.random.default_rng(0)
+    X = torch.tensor(rng.random((30, 2)))
+    y = -((X - 0.5) ** 2).sum(dim=1)
+    model = fit_gp(X, y)
+    test = torch.tensor([[0.5, 0.5], [0.0, 0.0]], dtype=torch.float64)
+    mean = model.posterior(test).mean.squeeze(-1).detach()
+    assert mean[0] > mean[1]
+    assert abs(float(mean[1]) - (-0.5)) < 0.1
+    assert next(model.parameters()).dtype == torch.float64
+
+
+def test_fit_gp_rejects_bad_data():
+    X = torch.rand(5, 2, dtype=torch.float64)
+    with pytest.raises(SurrogateFitError, match="non-finite"):
+        fit_gp(X, torch.tensor([0.0, 1.0, float("nan"), 2.0, 3.0], dtype=torch.float64))
+    with pytest.raises(SurrogateFitError, match="shapes"):
+        fit_gp(X, torch.zeros(4, dtype=torch.float64))
+
+
+def test_warp_keeps_the_order_and_pulls_in_heavy_tails():
+    y = -np.array([0.4, 0.5, 1.0, 2.0, 5.0, 30.0, 250.0])  # Branin-like: a heavy bad tail
+    warped = warp_scores(y)
+    assert np.array_equal(np.argsort(warped), np.argsort(y))
+    z = (y - y.mean()) / y.std()
+    assert (warped.max() - warped.min()) < (z.max() - z.min())
+    assert np.array_equal(warp_scores(np.ones(5)), np.ones(5))  # constant: unchanged
+    assert np.array_equal(warp_scores(np.array([1.0, 2.0])), np.array([1.0, 2.0]))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    with pytest.raises(GpboError, match="not a device"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(GpboError, match="CUDA is not available"):
+            resolve_device("cuda:0")
