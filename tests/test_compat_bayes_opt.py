@@ -1,4 +1,4 @@
-"""Tests for gpbo/compat/bayes_opt.py: the bayes_opt drop-in.
+"""Tests for gpbo/compat/bayes_opt/: the bayes_opt drop-in.
 
 The scripts in ``tests/bayes_opt_parity/`` each exercise one part of the ``bayes_opt`` API
 through a module they are handed; they run against the drop-in always, and against the real
@@ -256,14 +256,33 @@ def test_unsupported_arguments_are_refused_by_name():
 
 
 def test_submodules_import_like_bayes_opts():
-    from gpbo.compat.bayes_opt.acquisition import ExpectedImprovement
+    from gpbo.compat.bayes_opt import acquisition, exception
+    from gpbo.compat.bayes_opt.acquisition import ExpectedImprovement, UpperConfidenceBound
     from gpbo.compat.bayes_opt.exception import NotUniqueError
 
-    from gpbo.compat.bayes_opt import acquisition
-
     assert acquisition.ExpectedImprovement is ExpectedImprovement is drop_in.ExpectedImprovement
-    assert NotUniqueError is drop_in.NotUniqueError
+    assert UpperConfidenceBound is drop_in.UpperConfidenceBound
+    assert NotUniqueError is drop_in.NotUniqueError is drop_in.exception.NotUniqueError
     assert issubclass(NotUniqueError, Exception) and not issubclass(NotUniqueError, KeyError)
+    for module in (acquisition, exception):  # real modules in the package, found by importlib
+        assert Path(module.__file__).parent == Path(drop_in.__file__).parent
+        assert importlib.util.find_spec(module.__name__) is not None
+        assert set(module.__all__) <= set(dir(module))
+
+
+def test_submodules_import_alone_in_a_fresh_interpreter():
+    code = (
+        "import gpbo.compat.bayes_opt.exception as e, sys; "
+        "assert issubclass(e.NotUniqueError, e.BayesianOptimizationError); "
+        "from gpbo.compat.bayes_opt.acquisition import UpperConfidenceBound as U; "
+        "assert U().kappa == 2.576; "
+        "print(sorted(m for m in sys.modules if m.startswith('gpbo.compat.bayes_opt')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'gpbo.compat.bayes_opt.acquisition'" in done.stdout
 
 
 def test_pbounds_int_and_categorical():

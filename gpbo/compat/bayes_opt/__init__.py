@@ -24,8 +24,11 @@ One addition: ``maximize(..., batch_size=q, devices=..., executor=...)`` propose
 jointly per round (running ones as pending points, no constant liar) and evaluates them at the
 same time through gpbo's executors, one per GPU or CPU worker.
 
-Also here: ``gpbo.compat.bayes_opt.acquisition`` and ``gpbo.compat.bayes_opt.exception``, the
-counterparts of ``bayes_opt.acquisition`` and ``bayes_opt.exception``.
+Also here: the submodules :mod:`gpbo.compat.bayes_opt.acquisition` and
+:mod:`gpbo.compat.bayes_opt.exception`, the counterparts of ``bayes_opt.acquisition`` and
+``bayes_opt.exception`` (``from gpbo.compat.bayes_opt.acquisition import
+UpperConfidenceBound`` works as with ``bayes_opt``). The table is in ``_table``, the
+``optimizer.space`` view in ``_target_space`` and the strategy in ``_strategy``.
 """
 
 from __future__ import annotations
@@ -33,30 +36,42 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import sys
-import types
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from gpbo.acquisition import AcquisitionOptions
+from gpbo.compat.bayes_opt import acquisition, exception
+from gpbo.compat.bayes_opt._strategy import BayesOptStrategy
+from gpbo.compat.bayes_opt._table import ScreenLogger
+from gpbo.compat.bayes_opt._target_space import TargetSpaceView, _array_width
+from gpbo.compat.bayes_opt.acquisition import (
+    AcquisitionFunction,
+    ExpectedImprovement,
+    ProbabilityOfImprovement,
+    UpperConfidenceBound,
+    _as_acquisition,
+)
+from gpbo.compat.bayes_opt.exception import (
+    BayesianOptimizationError,
+    ConstraintNotSupportedError,
+    NotUniqueError,
+    NoValidPointRegisteredError,
+    TargetSpaceEmptyError,
+    UnsupportedFeatureError,
+)
 from gpbo.exceptions import GpboError, GpboWarning, SpaceError, SpaceExhausted, StudyError
 from gpbo.executors import Executor, Serial, make_executor, resolve_slots
 from gpbo.executors.base import TrialOutcome, TrialTask
 from gpbo.space import Choice, Int, Param, Real, Space
-from gpbo.strategies import Bayes, History
 from gpbo.study import Study
 from gpbo.trial import Trial
-
-if TYPE_CHECKING:
-    import torch
 
 __all__ = [
     "AcquisitionFunction",
@@ -79,325 +94,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-# -- exceptions (bayes_opt.exception) ----------------------------------------------------------
-class BayesianOptimizationError(GpboError):
-    """Root of the drop-in's errors, as ``bayes_opt.exception.BayesianOptimizationError``.
-
-    Like ``bayes_opt``'s, it derives from ``Exception`` (through :class:`gpbo.GpboError`).
-    """
-
-
-class NotUniqueError(BayesianOptimizationError):
-    """A point was registered twice and ``allow_duplicate_points`` is ``False``."""
-
-
-class ConstraintNotSupportedError(BayesianOptimizationError):
-    """Constrained optimization was asked for; the drop-in does not support it."""
-
-
-class NoValidPointRegisteredError(BayesianOptimizationError):
-    """An acquisition needs a registered point and there is none (kept for ``except`` clauses)."""
-
-
-class TargetSpaceEmptyError(BayesianOptimizationError):
-    """The target space is empty (kept for ``except`` clauses)."""
-
-
-class UnsupportedFeatureError(BayesianOptimizationError, NotImplementedError):
-    """A ``bayes_opt`` feature the drop-in does not provide; the message names it."""
-
-
-# -- acquisition functions (bayes_opt.acquisition) ---------------------------------------------
-class AcquisitionFunction:
-    """Base of the acquisition functions: their parameters, decay, and the BoTorch counterpart.
-
-    As in ``bayes_opt``, the exploration parameter (``kappa`` or ``xi``) is multiplied by
-    ``exploration_decay`` after each suggested point, once ``exploration_decay_delay`` points
-    have been suggested.
-
-    Args:
-        exploration_decay: Factor in ``(0, 1]`` applied after each suggestion; ``None``: none.
-        exploration_decay_delay: Suggestions before the decay starts; ``None``: from the first.
-        random_state: Ignored, with a ``DeprecationWarning`` (as in ``bayes_opt`` 3.x).
-    """
-
-    #: Name of the exploration parameter (``"kappa"`` or ``"xi"``).
-    _param: ClassVar[str] = ""
-
-    def __init__(
-        self,
-        *,
-        exploration_decay: float | None = None,
-        exploration_decay_delay: int | None = None,
-        random_state: Any = None,
-    ) -> None:
-        if exploration_decay is not None and not (0 < exploration_decay <= 1):
-            raise ValueError(
-                "exploration_decay must be greater than 0 and less than or equal to 1."
-            )
-        if exploration_decay_delay is not None and (
-            isinstance(exploration_decay_delay, bool)
-            or not isinstance(exploration_decay_delay, int)
-            or exploration_decay_delay < 0
-        ):
-            raise ValueError(
-                "exploration_decay_delay must be an integer greater than or equal to 0."
-            )
-        if random_state is not None:
-            warnings.warn(
-                "Providing a random_state to an acquisition function is deprecated and ignored; "
-                "the optimizer's random_state is used.",
-                DeprecationWarning,
-                stacklevel=3,
-            )
-        self.exploration_decay = exploration_decay
-        self.exploration_decay_delay = exploration_decay_delay
-        #: Points suggested so far (``bayes_opt``'s counter of the same name).
-        self.i = 0
-
-    def _exploration(self) -> float:
-        return float(getattr(self, self._param))
-
-    def _after_suggestion(self) -> None:
-        """Count one suggested point and decay the exploration parameter."""
-        self.i += 1
-        if self.exploration_decay is not None and (
-            self.exploration_decay_delay is None or self.exploration_decay_delay <= self.i
-        ):
-            setattr(self, self._param, self._exploration() * self.exploration_decay)
-
-    def get_acquisition_params(self) -> dict[str, Any]:
-        """The current parameters, as ``bayes_opt`` saves them."""
-        return {
-            self._param: self._exploration(),
-            "exploration_decay": self.exploration_decay,
-            "exploration_decay_delay": self.exploration_decay_delay,
-        }
-
-    def set_acquisition_params(self, params: Mapping[str, Any]) -> None:
-        """Restore parameters saved by :meth:`get_acquisition_params`."""
-        setattr(self, self._param, params[self._param])
-        self.exploration_decay = params["exploration_decay"]
-        self.exploration_decay_delay = params["exploration_decay_delay"]
-
-    def botorch(
-        self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
-    ) -> Any:
-        r"""The BoTorch acquisition function to maximize.
-
-        Args:
-            model: A fitted BoTorch model of the (warped) scores, larger is better.
-            best_f: The best score the model was fitted to.
-            y_scale: Target units per unit of score (``xi`` is divided by it).
-            X_pending: A `p x d`-dim Tensor of points still running, or ``None``.
-            q: Points chosen jointly.
-        """
-        raise NotImplementedError
-
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in self.get_acquisition_params().items())
-        return f"{type(self).__name__}({params})"
-
-
-class UpperConfidenceBound(AcquisitionFunction):
-    r"""Upper confidence bound, :math:`\mu(x) + \kappa \sigma(x)`.
-
-    Maximized as BoTorch's ``qUpperConfidenceBound`` with ``beta = kappa ** 2``.
-
-    Args:
-        kappa: The exploration weight, ``>= 0``: larger explores more.
-        exploration_decay: Factor applied to ``kappa`` after each suggestion.
-        exploration_decay_delay: Suggestions before the decay starts.
-        random_state: Ignored (deprecated in ``bayes_opt`` 3.x).
-    """
-
-    _param: ClassVar[str] = "kappa"
-
-    def __init__(
-        self,
-        kappa: float = 2.576,
-        exploration_decay: float | None = None,
-        exploration_decay_delay: int | None = None,
-        random_state: Any = None,
-    ) -> None:
-        if kappa < 0:
-            raise ValueError("kappa must be greater than or equal to 0.")
-        super().__init__(
-            exploration_decay=exploration_decay,
-            exploration_decay_delay=exploration_decay_delay,
-            random_state=random_state,
-        )
-        self.kappa = kappa
-
-    def botorch(
-        self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
-    ) -> Any:
-        from botorch.acquisition import qUpperConfidenceBound
-
-        return qUpperConfidenceBound(model, beta=float(self.kappa) ** 2, X_pending=X_pending)
-
-
-class ExpectedImprovement(AcquisitionFunction):
-    r"""Expected improvement over the best target plus ``xi``.
-
-    Maximized as BoTorch's ``qLogExpectedImprovement`` with ``best_f + xi``.
-
-    Args:
-        xi: The improvement margin, ``>= 0``, in the target's units: larger explores more.
-        exploration_decay: Factor applied to ``xi`` after each suggestion.
-        exploration_decay_delay: Suggestions before the decay starts.
-        random_state: Ignored (deprecated in ``bayes_opt`` 3.x).
-    """
-
-    _param: ClassVar[str] = "xi"
-
-    def __init__(
-        self,
-        xi: float,
-        exploration_decay: float | None = None,
-        exploration_decay_delay: int | None = None,
-        random_state: Any = None,
-    ) -> None:
-        if xi < 0:
-            raise ValueError("xi must be greater than or equal to 0.")
-        super().__init__(
-            exploration_decay=exploration_decay,
-            exploration_decay_delay=exploration_decay_delay,
-            random_state=random_state,
-        )
-        self.xi = xi
-
-    def botorch(
-        self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
-    ) -> Any:
-        from botorch.acquisition.logei import qLogExpectedImprovement
-
-        return qLogExpectedImprovement(
-            model, best_f=best_f + float(self.xi) / y_scale, X_pending=X_pending
-        )
-
-
-class ProbabilityOfImprovement(AcquisitionFunction):
-    r"""Probability of improving on the best target plus ``xi``.
-
-    Maximized as BoTorch's analytic ``LogProbabilityOfImprovement`` for one point with nothing
-    running, else as ``qProbabilityOfImprovement`` (BoTorch has no q-batch log-PI yet).
-
-    Args:
-        xi: The improvement margin, ``>= 0``, in the target's units: larger explores more.
-        exploration_decay: Factor applied to ``xi`` after each suggestion.
-        exploration_decay_delay: Suggestions before the decay starts.
-        random_state: Ignored (deprecated in ``bayes_opt`` 3.x).
-    """
-
-    _param: ClassVar[str] = "xi"
-
-    def __init__(
-        self,
-        xi: float,
-        exploration_decay: float | None = None,
-        exploration_decay_delay: int | None = None,
-        random_state: Any = None,
-    ) -> None:
-        if xi < 0:
-            raise ValueError("xi must be greater than or equal to 0.")
-        super().__init__(
-            exploration_decay=exploration_decay,
-            exploration_decay_delay=exploration_decay_delay,
-            random_state=random_state,
-        )
-        self.xi = xi
-
-    def botorch(
-        self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
-    ) -> Any:
-        threshold = best_f + float(self.xi) / y_scale
-        if q == 1 and X_pending is None:
-            from botorch.acquisition.analytic import LogProbabilityOfImprovement
-
-            return LogProbabilityOfImprovement(model, best_f=threshold)
-        from botorch.acquisition.monte_carlo import qProbabilityOfImprovement
-
-        return qProbabilityOfImprovement(model, best_f=threshold, X_pending=X_pending)
-
-
-_ACQUISITIONS: dict[str, type[AcquisitionFunction]] = {
-    "UpperConfidenceBound": UpperConfidenceBound,
-    "ExpectedImprovement": ExpectedImprovement,
-    "ProbabilityOfImprovement": ProbabilityOfImprovement,
-}
-
-
-def _as_acquisition(spec: Any) -> AcquisitionFunction:
-    """The drop-in's acquisition for ``spec``: one of ours, or ``bayes_opt``'s own of the same
-    kind (its parameters are copied), or ``None`` for the default ``UCB(kappa=2.576)``."""
-    if spec is None:
-        return UpperConfidenceBound(kappa=2.576)
-    if isinstance(spec, AcquisitionFunction):
-        return spec
-    cls = _ACQUISITIONS.get(type(spec).__name__)
-    if cls is not None and type(spec).__module__.startswith("bayes_opt"):
-        converted = cls.__new__(cls)
-        AcquisitionFunction.__init__(converted)
-        converted.set_acquisition_params(spec.get_acquisition_params())
-        converted.i = int(getattr(spec, "i", 0))
-        return converted
-    raise UnsupportedFeatureError(
-        f"acquisition_function={spec!r} is not supported by gpbo's bayes_opt drop-in; use "
-        f"one of {sorted(_ACQUISITIONS)} from gpbo.compat.bayes_opt.acquisition (batches are "
-        "chosen jointly, so ConstantLiar is not needed)"
-    )
-
-
-# -- the strategy --------------------------------------------------------------------------------
-@dataclass
-class BayesOptStrategy(Bayes):
-    r"""gpbo's GP strategy with a ``bayes_opt`` acquisition function.
-
-    As :class:`gpbo.strategies.Bayes` (scrambled-Sobol points first, then a ``SingleTaskGP`` on
-    every finished trial and a jointly optimized q-batch, pending trials as ``X_pending``), with
-    the acquisition given by ``acquisition`` instead of qLogEI. Usable with
-    :func:`gpbo.optimize` too: ``strategy=BayesOptStrategy(acquisition=UpperConfidenceBound(1.0))``.
-
-    Args:
-        n_init: Quasi-random points before the GP; default :func:`gpbo.strategies.default_n_init`.
-        num_restarts: L-BFGS-B starts for the acquisition.
-        raw_samples: Random batches scored to choose the starts.
-        maxiter: L-BFGS-B iterations per start.
-        acquisition: The acquisition function; default ``UpperConfidenceBound(kappa=2.576)``.
-    """
-
-    acquisition: AcquisitionFunction = field(default_factory=UpperConfidenceBound)
-    name: ClassVar[str] = "bayes_opt"
-
-    def make_acquisition(self, model: Any, *, best_f: float, history: History, q: int) -> Any:
-        import torch
-
-        pending = history.X_pending
-        tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": model.train_inputs[0].device}
-        return self.acquisition.botorch(
-            model,
-            best_f=best_f,
-            y_scale=_score_scale(history.scores),
-            X_pending=torch.as_tensor(pending, **tkwargs) if pending.shape[0] else None,
-            q=q,
-        )
-
-    def config(self) -> dict[str, Any]:
-        return {
-            **super().config(),
-            "acquisition": type(self.acquisition).__name__,
-            "acquisition_params": self.acquisition.get_acquisition_params(),
-        }
-
-
-def _score_scale(scores: np.ndarray) -> float:
-    """Target units per unit of the GP's scores: the standard deviation once gpbo standardizes
-    (three scores or more, see :func:`gpbo.surrogate.warp_scores`), else 1."""
-    std = float(np.std(scores)) if scores.shape[0] >= 3 else 0.0
-    return std if std > 0 and math.isfinite(std) else 1.0
-
-
 # -- the objective, as executors call it ---------------------------------------------------------
 class _CallWithKwargs:
     """``f(**params)`` behind gpbo's objective interface ``objective(params)``.
@@ -410,141 +106,6 @@ class _CallWithKwargs:
 
     def __call__(self, params: dict[str, Any]) -> Any:
         return self.f(**params)
-
-
-# -- the progress table ---------------------------------------------------------------------------
-_MAGENTA = "\x1b[35m"
-_RESET = "\x1b[39m"
-
-
-class ScreenLogger:
-    """The per-iteration table of ``bayes_opt``: same columns, widths and separators.
-
-    ``verbose=0`` prints nothing; ``1`` the header, the rows that set a new maximum, and the
-    closing rule; ``2`` every row. New maxima are magenta on a terminal (plain text when standard
-    output is not a terminal, or ``NO_COLOR`` is set).
-
-    Args:
-        verbose: The verbosity level.
-        is_constrained: Accepted for ``bayes_opt`` compatibility; must be ``False``.
-    """
-
-    _default_cell_size = 9
-    _default_precision = 4
-
-    def __init__(self, verbose: int = 2, is_constrained: bool = False) -> None:
-        if is_constrained:
-            raise ConstraintNotSupportedError(
-                "gpbo's bayes_opt drop-in does not support constrained optimization"
-            )
-        self._verbose = verbose
-        self._header_length: int | None = None
-        self._iterations = 0
-        self._previous_max: float | None = None
-        self._previous_max_params: dict[str, Any] | None = None
-
-    @property
-    def verbose(self) -> int:
-        """The verbosity level."""
-        return self._verbose
-
-    @verbose.setter
-    def verbose(self, v: int) -> None:
-        self._verbose = v
-
-    @property
-    def is_constrained(self) -> bool:
-        """Always ``False``: constraints are not supported."""
-        return False
-
-    def _format_number(self, x: float) -> str:
-        s = f"{x:.5e}" if abs(x) >= 10000000.0 else str(x)
-        size = self._default_cell_size
-        if len(s) <= size:
-            return s.ljust(size)
-        result = ""
-        width = size
-        end = ""
-        if x < 0:
-            result += "-"
-            width -= 1
-            s = s[1:]
-        if "e" in s:
-            end = s[s.find("e") :]
-            width -= len(end)
-        if "." in s:
-            dot = s.find(".") + 1
-            result += s[:dot]
-            width -= dot
-            if width > 0:
-                result += s[dot : dot + width]
-        return (result + end).ljust(size)
-
-    def _format_str(self, text: str) -> str:
-        s = f"{text:^{self._default_cell_size}}"
-        if len(s) > self._default_cell_size:
-            return s[: self._default_cell_size - 3] + "..."
-        return s
-
-    def _format_value(self, value: Any) -> str:
-        if isinstance(value, (int, float)):
-            return self._format_number(value)
-        text = value if isinstance(value, str) else repr(value)
-        s = f"{text:<{self._default_cell_size}}"
-        return s[: self._default_cell_size - 3] + "..." if len(s) > self._default_cell_size else s
-
-    def _header(self, keys: Sequence[str]) -> str:
-        cells = [self._format_str("iter"), self._format_str("target")]
-        cells += [self._format_str(key) for key in keys]
-        line = "| " + " | ".join(cells) + " |"
-        self._header_length = len(line)
-        return line + "\n" + "-" * self._header_length
-
-    def _step(self, result: Mapping[str, Any], *, highlight: bool) -> str:
-        cells = [self._format_number(self._iterations), self._format_number(result["target"])]
-        cells += [self._format_value(v) for v in result["params"].values()]
-        if highlight and _use_colour():
-            cells = [_MAGENTA + c + _RESET for c in cells]
-        return "| " + " | ".join(cells) + " |"
-
-    def _write(self, text: str) -> None:
-        sys.stdout.write(text + "\n")
-        sys.stdout.flush()
-
-    def log_optimization_start(self, keys: Sequence[str]) -> None:
-        """Print the header (any verbosity but 0)."""
-        if self._verbose:
-            self._write(self._header(keys))
-
-    def log_optimization_step(
-        self, keys: Sequence[str], result: Mapping[str, Any], current_max: Mapping[str, Any] | None
-    ) -> None:
-        """Count one registered point and print its row (``verbose=2``, or a new maximum)."""
-        is_new_max = False
-        if current_max is not None:
-            if self._previous_max is None:
-                self._previous_max = current_max["target"]
-            is_new_max = current_max["target"] > self._previous_max
-        self._iterations += 1
-        if current_max is not None and (
-            self._previous_max is None or current_max["target"] > self._previous_max
-        ):
-            self._previous_max = current_max["target"]
-            self._previous_max_params = dict(current_max["params"])
-        if self._verbose == 0:
-            return
-        if self._verbose == 2 or is_new_max:
-            self._write(self._step(result, highlight=is_new_max))
-
-    def log_optimization_end(self) -> None:
-        """Print the closing rule (after a header)."""
-        if self._verbose and self._header_length is not None:
-            self._write("=" * self._header_length)
-
-
-def _use_colour() -> bool:
-    isatty = getattr(sys.stdout, "isatty", None)
-    return bool(isatty and isatty()) and not os.environ.get("NO_COLOR")
 
 
 # -- the optimizer --------------------------------------------------------------------------------
@@ -1096,80 +657,6 @@ class BayesianOptimization:
         self._study = self._new_study()
 
 
-class TargetSpaceView:
-    """What ``bayes_opt`` code reads from ``optimizer.space``: ``len()``, ``keys``, ``params``,
-    ``target``, ``bounds``, ``dim``, ``max()``, ``res()``, conversions. Read-only.
-
-    Arrays use ``bayes_opt``'s float encoding (one-hot columns for a categorical).
-    """
-
-    def __init__(self, optimizer: BayesianOptimization) -> None:
-        self._opt = optimizer
-
-    def __len__(self) -> int:
-        return len(self._opt._records)
-
-    def __contains__(self, x: Any) -> bool:
-        return self._opt._key(self._opt._normalize(x)) in self._opt._seen
-
-    @property
-    def empty(self) -> bool:
-        """Whether nothing is registered."""
-        return not self._opt._records
-
-    @property
-    def keys(self) -> list[str]:
-        """The parameter names, in order."""
-        return list(self._opt._keys)
-
-    @property
-    def dim(self) -> int:
-        """Columns of the float arrays (one per parameter, one per category)."""
-        return sum(_array_width(p) for p in self._opt._space.params.values())
-
-    @property
-    def params(self) -> np.ndarray:
-        """An `n x dim` array of the registered points."""
-        rows = [self._opt._key(p) for p, _ in self._opt._records]
-        return np.array(rows, dtype=np.float64).reshape(-1, self.dim)
-
-    @property
-    def target(self) -> np.ndarray:
-        """The `n` registered targets."""
-        return np.array([t for _, t in self._opt._records], dtype=np.float64)
-
-    @property
-    def bounds(self) -> np.ndarray:
-        """A `dim x 2` array of lower and upper bounds (``[0, 1]`` for one-hot columns)."""
-        rows: list[tuple[float, float]] = []
-        for param in self._opt._space.params.values():
-            if isinstance(param, (Real, Int)):
-                rows.append((float(param.low), float(param.high)))
-            else:
-                rows += [(0.0, 1.0)] * _array_width(param)
-        return np.array(rows, dtype=np.float64)
-
-    def max(self) -> dict[str, Any] | None:
-        """As :attr:`BayesianOptimization.max`."""
-        return self._opt.max
-
-    def res(self) -> list[dict[str, Any]]:
-        """As :attr:`BayesianOptimization.res`."""
-        return self._opt.res
-
-    def params_to_array(self, params: Mapping[str, Any]) -> np.ndarray:
-        """A parameter dict as a float array."""
-        return np.array(self._opt._key(self._opt._normalize(params)), dtype=np.float64)
-
-    def array_to_params(self, x: Sequence[float] | np.ndarray) -> dict[str, Any]:
-        """A float array as a parameter dict."""
-        return self._opt._normalize(np.asarray(x, dtype=np.float64))
-
-    def random_sample(self) -> np.ndarray:
-        """One random point as a float array."""
-        return self.params_to_array(self._opt.random_sample(1)[0])
-
-
 # -- helpers -------------------------------------------------------------------------------------
 def _seed_from(random_state: Any) -> int:
     """An int seed from ``bayes_opt``'s ``random_state``: an int, one drawn from a
@@ -1191,11 +678,6 @@ def _check_int(name: str, value: Any, *, minimum: int) -> None:
         raise GpboError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
-def _array_width(param: Param) -> int:
-    """Columns of a parameter in ``bayes_opt``'s float arrays (its categoricals are one-hot)."""
-    return len(param.values) if isinstance(param, Choice) else 1  # type: ignore[attr-defined]
-
-
 def _normalize_value(name: str, param: Param, value: Any) -> Any:
     """A value in its parameter's type, bounds unchecked (points may lie outside them)."""
     if isinstance(param, Real):
@@ -1209,33 +691,3 @@ def _bounds_json(param: Param) -> list[Any]:
     if isinstance(param, (Real, Int)):
         return [param.low, param.high]
     return list(param.values)  # type: ignore[attr-defined]
-
-
-def _submodule(name: str, doc: str, members: Iterable[type]) -> types.ModuleType:
-    """A module object importable as ``gpbo.compat.bayes_opt.<name>``, like ``bayes_opt``'s."""
-    module = types.ModuleType(f"{__name__}.{name}", doc)
-    names = []
-    for member in members:
-        setattr(module, member.__name__, member)
-        names.append(member.__name__)
-    module.__all__ = names  # type: ignore[attr-defined]
-    sys.modules[module.__name__] = module
-    return module
-
-
-acquisition = _submodule(
-    "acquisition",
-    "The acquisition functions of ``bayes_opt.acquisition``, mapped onto BoTorch's.",
-    [AcquisitionFunction, UpperConfidenceBound, ExpectedImprovement, ProbabilityOfImprovement],
-)
-exception = _submodule(
-    "exception",
-    "The exceptions of ``bayes_opt.exception``.",
-    [
-        BayesianOptimizationError,
-        NotUniqueError,
-        ConstraintNotSupportedError,
-        NoValidPointRegisteredError,
-        TargetSpaceEmptyError,
-    ],
-)
