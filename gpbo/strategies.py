@@ -277,7 +277,7 @@ class Bayes(Strategy):
         n_init = self.n_init if self.n_init is not None else default_n_init(history.space, n)
         if history.n_total < n_init or history.X.shape[0] < 2:
             return sobol_points(history, n)
-        with _seeded(history.torch_seed()):
+        with _gp_work(history):
             fitted = _fit_or_warn(history)
             if fitted is None:
                 return sobol_points(history, n)
@@ -352,7 +352,7 @@ class Gradient(Strategy):
         best = int(np.argmax(history.scores))
         since_best = history.X.shape[0] - 1 - best
         radius = max(self.radius * 0.5 ** (since_best // max(n, 1)), self.min_radius)
-        with _seeded(history.torch_seed()):
+        with _gp_work(history):
             fitted = _fit_or_warn(history)
             if fitted is None:
                 return sobol_points(history, n)
@@ -419,13 +419,16 @@ def _fit_or_warn(history: History) -> tuple[Any, float] | None:
 
 
 @contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """Seed torch's CPU generator (and CUDA's, where used) for the block, then restore it."""
+def _gp_work(history: History) -> Iterator[None]:
+    """The context of a fit and an acquisition: torch seeded for this ask (the caller's
+    generator restored afterwards) and, for small GPs, one CPU thread."""
     import torch
 
+    from gpbo.surrogate import gp_threads
+
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=devices), gp_threads(history.X.shape[0]):
+        torch.manual_seed(history.torch_seed())
         yield
 
 
