@@ -192,6 +192,12 @@ class Result:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def plot(self, path: str | None = None, **kwargs: Any) -> Any:
+        """Draw the study with :func:`gpbo.plots.plot` (needs ``gpbo[plot]``); return the figure."""
+        from gpbo.plots import plot
+
+        return plot(self, path, **kwargs)
+
     def __repr__(self) -> str:
         best = best_of(self.trials, self.direction)
         best_text = "none" if best is None else f"{best.value!r} at trial {best.number}"

@@ -1,0 +1,669 @@
+"""The ``gpbo`` command: run a study from a YAML config, and look at its results.
+
+::
+
+    gpbo run configs/mlp_digits.yaml [--set n_trials=48 ...] [--fresh]
+    gpbo show runs/mlp_digits            # the trials as a table, and the best one
+    gpbo best runs/mlp_digits [--json]   # the best parameters
+    gpbo plot runs/mlp_digits -o mlp.png # best so far against trials and time; value vs params
+    gpbo export runs/mlp_digits --csv trials.csv
+
+``RUN`` is a run directory (holding ``journal.jsonl``) or a journal file. ``python -m gpbo``
+is the same command. Exit status: 0 done, 1 the study failed or completed no trial, 2 a
+usage or config error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as _dt
+import io
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from gpbo.exceptions import GpboError
+
+__all__ = ["main"]
+
+logger = logging.getLogger("gpbo.cli")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' layout."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from gpbo import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="gpbo",
+        description="Batch Bayesian optimization of PyTorch hyperparameters, from a YAML config.",
+        formatter_class=_Formatter,
+        epilog=(
+            "examples:\n"
+            "  gpbo run configs/mlp_digits.yaml --set n_trials=48\n"
+            "  gpbo show runs/mlp_digits\n"
+            "  gpbo plot runs/mlp_digits -o mlp.png\n\n"
+            "`gpbo COMMAND --help` says more about each command."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"gpbo {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    run = commands.add_parser(
+        "run",
+        help="run (or resume) the study a config describes",
+        description=(
+            "Run the study CONFIG describes, or resume it: the run directory's journal keeps\n"
+            "every trial, so running the same command again goes on where it stopped.\n\n"
+            "The run directory (run_dir: in the config, default runs/<config name>) gets\n"
+            "  journal.jsonl        every trial (gpbo show/best/plot/export read it)\n"
+            "  config.yaml          the config with the --set overrides applied\n"
+            "  trials/<number>.log  a command trial's stdout and stderr\n"
+            "  journal.trials/      each trial's own directory (gpbo.current_trial().dir)\n"
+            "  summary.json, summary.txt   the best trial and counts, at the end"
+        ),
+        formatter_class=_Formatter,
+        epilog=(
+            "examples:\n"
+            "  gpbo run configs/mlp_digits.yaml\n"
+            "  gpbo run configs/mlp_digits.yaml --set n_trials=48 --set batch_size=8\n"
+            "  gpbo run configs/quadratic.yaml --set strategy=grid --set strategy.levels=3\n"
+            "  gpbo run configs/mlp_digits.yaml --fresh   # start over; the old run is kept"
+        ),
+    )
+    run.add_argument("config", metavar="CONFIG", help="the YAML config file")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (the value is read as YAML; dotted keys reach into "
+        "mappings, e.g. strategy.levels=3); repeatable",
+    )
+    run.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: move an existing run directory aside to <run_dir>.old-<time> "
+        "(never deleted)",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain progress lines even on a terminal (no redrawn status line)",
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    show = commands.add_parser(
+        "show",
+        help="print the trials as a table and the best trial",
+        description="Print a run's trials (number, status, value, parameters, device, "
+        "duration), the best trial, and why failed trials failed. Works while the run is going.",
+        formatter_class=_Formatter,
+        epilog="examples:\n  gpbo show runs/mlp_digits\n  gpbo show runs/mlp_digits --sort value",
+    )
+    show.add_argument("run", metavar="RUN", help="a run directory or a journal file")
+    show.add_argument(
+        "--sort",
+        choices=("number", "value"),
+        default="number",
+        help="row order: trial number (default) or value, best first",
+    )
+    show.set_defaults(handler=_cmd_show)
+
+    best = commands.add_parser(
+        "best",
+        help="print the best parameters",
+        description="Print the best trial's parameters (as YAML-style lines, or JSON).",
+        formatter_class=_Formatter,
+        epilog=(
+            "examples:\n  gpbo best runs/mlp_digits\n"
+            '  gpbo best runs/mlp_digits --json > best.json   # {"lr": 0.01, ...}'
+        ),
+    )
+    best.add_argument("run", metavar="RUN", help="a run directory or a journal file")
+    best.add_argument(
+        "--json",
+        action="store_true",
+        help="print the parameters as one JSON object (nothing else)",
+    )
+    best.set_defaults(handler=_cmd_best)
+
+    plot = commands.add_parser(
+        "plot",
+        help="plot best so far against trials and time, and value against each parameter",
+        description="Draw a run: best so far against trial number and against wall time, "
+        "and the value of every trial against each parameter. Needs matplotlib "
+        '(pip install "gpbo[plot]").',
+        formatter_class=_Formatter,
+        epilog="example:\n  gpbo plot runs/mlp_digits -o mlp_digits.png",
+    )
+    plot.add_argument("run", metavar="RUN", help="a run directory or a journal file")
+    plot.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="the image to write (.png, .pdf, .svg; default <run_dir>/plot.png)",
+    )
+    plot.set_defaults(handler=_cmd_plot)
+
+    export = commands.add_parser(
+        "export",
+        help="write the trials to a CSV file",
+        description="Write one row per trial: number, status, value, parameters (params_*), "
+        "extra metrics (metrics_*), device, round, times, duration and error.",
+        formatter_class=_Formatter,
+        epilog="examples:\n  gpbo export runs/mlp_digits --csv trials.csv\n"
+        "  gpbo export runs/mlp_digits --csv -        # to stdout",
+    )
+    export.add_argument("run", metavar="RUN", help="a run directory or a journal file")
+    export.add_argument("--csv", required=True, metavar="FILE", help="the CSV file ('-': stdout)")
+    export.set_defaults(handler=_cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gpbo`` command line; returns the exit status.
+
+    Args:
+        argv: The arguments (default ``sys.argv[1:]``).
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except GpboError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except BrokenPipeError:  # e.g. `gpbo export ... --csv - | head`
+        with contextlib.suppress(Exception):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter exit quiet
+        return EXIT_OK
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"gpbo: error: {message}\n")
+    sys.stderr.flush()
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from gpbo.config import load_config
+    from gpbo.live import LiveReporter
+
+    _basic_logging()
+    config = load_config(args.config, overrides=args.overrides)
+    kwargs = config.optimize_kwargs()
+    run_dir = config.run_dir
+    if args.fresh and run_dir.exists():
+        moved = _move_aside(run_dir, config.journal_path)
+        print(f"[gpbo] moved the old run aside to {moved}", flush=True)
+    finished = _check_resumable(config, kwargs)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+
+    verbose = bool(kwargs.pop("verbose", True)) and not args.quiet
+    reporter = LiveReporter(
+        direction=kwargs.get("direction", "minimize"),
+        n_trials=kwargs["n_trials"],
+        enabled=verbose,
+        live=False if args.plain else None,
+    )
+    if verbose:
+        print(
+            f"[gpbo] run directory {run_dir}"
+            + (f" (resuming: {finished} trials finished)" if finished else ""),
+            flush=True,
+        )
+    import gpbo
+
+    status = EXIT_OK
+    stop_reason = ""
+    with _log_through(reporter), _sigint_suspends(reporter):
+        try:
+            result = gpbo.optimize(
+                config.objective,
+                config.space,
+                journal=config.journal_path,
+                verbose=verbose,
+                _progress=reporter,
+                **kwargs,
+            )
+            stop_reason = result.stop_reason
+        except KeyboardInterrupt:
+            reporter.suspend()
+            stop_reason = "interrupted (Ctrl+C or SIGTERM)"
+            again = shlex.join(["gpbo", "run", args.config, *_set_options(args.overrides)])
+            print(f"[gpbo] interrupted; run `{again}` again to resume", flush=True)
+            status = EXIT_INTERRUPTED
+        except GpboError as exc:
+            reporter.suspend()
+            stop_reason = f"stopped on an error: {str(exc).splitlines()[0]}"
+            _error(str(exc))
+            status = EXIT_FAILED
+        finally:
+            reporter.close()
+    summary = _write_summary(config, stop_reason)
+    if summary is not None and summary.get("best") is None and status == EXIT_OK:
+        status = EXIT_FAILED  # no trial completed: see why with gpbo show
+    if verbose:
+        print(
+            f"[gpbo] results in {run_dir}: gpbo show {_shown_path(run_dir)} | "
+            f"gpbo plot {_shown_path(run_dir)} -o plot.png",
+            flush=True,
+        )
+    return status
+
+
+def _set_options(overrides: Sequence[str]) -> list[str]:
+    return [part for override in overrides for part in ("--set", override)]
+
+
+def _basic_logging() -> None:
+    root = logging.getLogger("gpbo")
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("[gpbo] %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.WARNING)
+        root.propagate = False
+
+
+@contextlib.contextmanager
+def _log_through(reporter: Any) -> Iterator[None]:
+    """gpbo's log records go above the live status line while the study runs."""
+    root = logging.getLogger("gpbo")
+    saved = list(root.handlers)
+    root.handlers = [reporter.log_handler(logging.WARNING)]
+    try:
+        yield
+    finally:
+        root.handlers = saved
+
+
+@contextlib.contextmanager
+def _sigint_suspends(reporter: Any) -> Iterator[None]:
+    """Ctrl+C first clears the status line, so what the loop prints next starts clean."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        reporter.suspend()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _move_aside(run_dir: Path, journal: Path) -> Path:
+    """Rename ``run_dir`` to ``<run_dir>.old-<time>`` unless a driver holds its journal."""
+    if _journal_locked(journal):
+        raise GpboError(
+            f"{journal} is in use by a running gpbo; stop it before starting over with --fresh"
+        )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
+    n = 1
+    while target.exists():
+        target = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{n}")
+        n += 1
+    run_dir.rename(target)
+    return target
+
+
+def _journal_locked(journal: Path) -> bool:
+    lock = journal.with_name(journal.name + ".lock")
+    if not lock.exists():
+        return False
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: the journal's own lock decides later
+        return False
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock we took
+    return False
+
+
+def _check_resumable(config: Any, kwargs: dict[str, Any]) -> int:
+    """Open (then close) the run's journal as the run will, so a mismatch stops us before
+    ``config.yaml`` is overwritten; returns how many trials already finished."""
+    if not config.journal_path.exists():
+        return 0
+    from gpbo.journal import JournalLockedError
+    from gpbo.study import Study
+
+    try:
+        with Study(
+            config.space,
+            direction=kwargs.get("direction", "minimize"),
+            strategy=kwargs.get("strategy", "bayes"),
+            n_init=kwargs.get("n_init"),
+            seed=kwargs.get("seed"),
+            journal=config.journal_path,
+        ) as study:
+            return sum(t.finished for t in study.trials)
+    except JournalLockedError:
+        raise
+    except GpboError as exc:
+        raise GpboError(
+            f"{exc}\n(the run directory {config.run_dir} holds another study: run with --fresh "
+            "to move it aside and start over, or set another run_dir)"
+        ) from None
+
+
+def _shown_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# -- summary --------------------------------------------------------------------------------
+
+
+def _write_summary(config: Any, stop_reason: str) -> dict[str, Any] | None:
+    """``summary.json`` and ``summary.txt`` in the run directory, from the journal."""
+    from gpbo.study import load
+
+    if not config.journal_path.exists():
+        return None
+    try:
+        study = load(config.journal_path)
+    except GpboError as exc:
+        logger.warning("no summary written: %s", exc)
+        return None
+    summary = summarize(study, stop_reason=stop_reason)
+    summary["config"] = str(config.path)
+    summary["run_dir"] = str(config.run_dir)
+    (config.run_dir / "summary.json").write_text(
+        json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+    )
+    text = render_study(study, title=f"gpbo run {config.path}")
+    if stop_reason:
+        text += f"\nstopped: {stop_reason}\n"
+    (config.run_dir / "summary.txt").write_text(text, encoding="utf-8")
+    return summary
+
+
+def summarize(study: Any, *, stop_reason: str = "") -> dict[str, Any]:
+    """A JSON-ready summary of a study: counts by status and the best trial."""
+    from gpbo.trial import best_of
+
+    counts: dict[str, int] = {}
+    for trial in study.trials:
+        counts[trial.status] = counts.get(trial.status, 0) + 1
+    best = best_of(study.trials, study.direction)
+    starts = [t.started_at for t in study.trials if t.started_at is not None]
+    ends = [t.finished_at for t in study.trials if t.finished_at is not None]
+    return {
+        "journal": str(study.journal_path),
+        "direction": study.direction,
+        "strategy": study.strategy.config(),
+        "trials": len(study.trials),
+        "counts": counts,
+        "stop_reason": stop_reason,
+        "wall_time_s": (max(ends) - min(starts)) if starts and ends else None,
+        "written_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "best": None
+        if best is None
+        else {
+            "number": best.number,
+            "value": best.value,
+            "params": best.params,
+            "metrics": best.metrics,
+            "device": best.device,
+            "duration_s": best.duration,
+        },
+    }
+
+
+# -- show / best / export / plot -------------------------------------------------------------
+
+
+def _journal_of(run: str) -> Path:
+    path = Path(run)
+    if path.is_dir():
+        journal = path / "journal.jsonl"
+        if not journal.exists():
+            raise GpboError(f"{run!r} holds no journal.jsonl; is it a gpbo run directory?")
+        return journal
+    if not path.exists():
+        raise GpboError(f"no run directory or journal at {run!r}")
+    return path
+
+
+def _load(run: str) -> Any:
+    from gpbo.study import load
+
+    return load(_journal_of(run))
+
+
+def render_study(study: Any, *, sort: str = "number", title: str | None = None) -> str:
+    """The trials as a text table, the counts, the best trial and why trials failed."""
+    from gpbo.report import format_duration, format_value
+    from gpbo.trial import best_of
+
+    trials = list(study.trials)
+    best = best_of(trials, study.direction)
+    names = list(study.space.names)
+    if sort == "value":
+        sign = -1.0 if study.direction == "maximize" else 1.0
+        trials.sort(
+            key=lambda t: (
+                t.value is None or t.status != "complete",
+                sign * t.value if t.value is not None else 0.0,
+                t.number,
+            )
+        )
+    header = ["#", "status", "value", *names, "device", "duration"]
+    now = time.time()
+    rows = []
+    for trial in trials:
+        if trial.duration is not None:
+            duration = format_duration(trial.duration)
+        elif trial.status == "running" and trial.started_at is not None:
+            duration = format_duration(now - trial.started_at) + "+"
+        else:
+            duration = ""
+        mark = "*" if best is not None and trial.number == best.number else ""
+        rows.append(
+            [
+                f"{trial.number}{mark}",
+                trial.status,
+                format_value(trial.value) if trial.value is not None else "",
+                *[format_value(trial.params.get(n, "")) for n in names],
+                trial.device or "",
+                duration,
+            ]
+        )
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
+    numeric = {0, 2, len(header) - 1} | {
+        i
+        for i in range(3, 3 + len(names))
+        if rows and all(_is_number(row[i]) for row in rows if row[i])
+    }
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=False)):
+            out.append(cell.rjust(width) if i in numeric else cell.ljust(width))
+        return "  ".join(out).rstrip()
+
+    out = io.StringIO()
+    counts: dict[str, int] = {}
+    for trial in study.trials:
+        counts[trial.status] = counts.get(trial.status, 0) + 1
+    count_text = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no trials yet"
+    out.write(
+        f"{title or study.journal_path}: {len(study.trials)} trials ({count_text}); "
+        f"{study.direction}, strategy {study.strategy.name}\n\n"
+    )
+    out.write(line(header) + "\n")
+    out.write(line(["-" * w for w in widths]) + "\n")
+    for row in rows:
+        out.write(line(row) + "\n")
+    out.write("\n")
+    if best is None:
+        out.write("best: no trial completed yet\n")
+    else:
+        params = ", ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
+        extras = ", ".join(f"{k}={format_value(v)}" for k, v in best.metrics.items())
+        out.write(
+            f"best: trial {best.number}, value {format_value(best.value)}"
+            + (f" ({extras})" if extras else "")
+            + f"\n      {params}\n"
+        )
+    failed = [t for t in study.trials if t.status in ("failed", "timeout") and t.error]
+    if failed:
+        out.write("\nwhy trials failed:\n")
+        for trial in failed[-10:]:
+            first = trial.error.strip().splitlines()[0] if trial.error else ""
+            out.write(f"  #{trial.number} {trial.status}: {_shorten(first, 160)}\n")
+        if len(failed) > 10:
+            out.write(f"  ... and {len(failed) - 10} more (gpbo export --csv has them all)\n")
+    return out.getvalue()
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    study = _load(args.run)
+    sys.stdout.write(render_study(study, sort=args.sort))
+    return EXIT_OK
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from gpbo.report import format_value
+    from gpbo.trial import best_of
+
+    study = _load(args.run)
+    best = best_of(study.trials, study.direction)
+    if best is None:
+        _error(f"no trial of {args.run} has completed yet (gpbo show {args.run} says why)")
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(best.params))
+        return EXIT_OK
+    print(f"# trial {best.number}, value {format_value(best.value)}")
+    for name, value in best.params.items():
+        print(f"{name}: {json.dumps(value)}")
+    return EXIT_OK
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from gpbo.plots import plot
+
+    journal = _journal_of(args.run)
+    study = _load(args.run)
+    output = Path(args.output) if args.output else journal.parent / "plot.png"
+    title = journal.parent.name if journal.name == "journal.jsonl" else journal.stem
+    plot(study, output, title=title)
+    print(f"wrote {output}")
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    study = _load(args.run)
+    if args.csv == "-":
+        write_csv(study.trials, sys.stdout)
+    else:
+        path = Path(args.csv)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            write_csv(study.trials, handle)
+        print(f"wrote {len(study.trials)} trials to {path}")
+    return EXIT_OK
+
+
+def write_csv(trials: Sequence[Any], stream: TextIO) -> None:
+    """One row per trial: number, status, value, ``params_*``, ``metrics_*``, device, times."""
+    params: list[str] = []
+    metrics: list[str] = []
+    for trial in trials:
+        params += [k for k in trial.params if k not in params]
+        metrics += [k for k in trial.metrics if k not in metrics]
+    header = [
+        "number",
+        "status",
+        "value",
+        *[f"params_{k}" for k in params],
+        *[f"metrics_{k}" for k in metrics],
+        "device",
+        "round",
+        "started_at",
+        "finished_at",
+        "duration",
+        "error",
+    ]
+    writer = csv.writer(stream)
+    writer.writerow(header)
+    for trial in trials:
+        writer.writerow(
+            [
+                trial.number,
+                trial.status,
+                "" if trial.value is None else repr(trial.value),
+                *[_cell(trial.params.get(k)) for k in params],
+                *[_cell(trial.metrics.get(k)) for k in metrics],
+                trial.device or "",
+                "" if trial.round is None else trial.round,
+                _iso(trial.started_at),
+                _iso(trial.finished_at),
+                "" if trial.duration is None else f"{trial.duration:.3f}",
+                trial.error or "",
+            ]
+        )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _iso(timestamp: float | None) -> str:
+    if timestamp is None:
+        return ""
+    return _dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")

@@ -1,0 +1,499 @@
+"""Command trials: an objective that runs a training command and reads its metric.
+
+:class:`CommandObjective` is what a ``command:`` config of ``gpbo run`` becomes, and it works
+as an objective of :func:`gpbo.optimize` too::
+
+    objective = CommandObjective("{python} train.py --lr {lr} --batch-size {batch_size}",
+                                 metric="accuracy", log_dir="runs/mlp/trials")
+    gpbo.optimize(objective, space, n_trials=32, direction="maximize", devices="auto")
+
+Each call
+
+* splits the template with :func:`shlex.split` and fills every token with ``str.format``
+  (parameters by name, plus ``{python}``, ``{trial_number}``, ``{trial_seed}`` and
+  ``{trial_dir}``), so a value never needs quoting and no shell is involved;
+* starts the command in a session and process group of its own, with
+  ``CUDA_VISIBLE_DEVICES`` naming the trial's GPU alone (``""`` on a CPU slot) and
+  ``GPBO_TRIAL_NUMBER``, ``GPBO_TRIAL_SEED``, ``GPBO_TRIAL_DIR`` set;
+* copies its stdout and stderr, line by line, to a log file of the trial
+  (``<log_dir>/<number>.log``, else ``command.log`` in the trial's directory);
+* reads the metric from stdout: the last non-empty line as JSON (an object holding the metric
+  and any extra numbers, or a bare number), or the last match of ``metric_regex``.
+
+A non-zero exit fails the trial with the last lines of stderr; a missing or unreadable metric
+fails it with the reason.
+
+Stopping: whatever ends a call early (the serial executor's ``trial_timeout`` alarm, Ctrl+C,
+or ``SIGTERM``, which the process executor sends to its worker on a timeout or an interrupt)
+stops the command's whole process group: ``SIGTERM``, then ``SIGKILL`` after
+``grace_period`` seconds. On Linux the command also gets ``SIGKILL`` should the process that
+started it die without that chance (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import shlex
+import signal
+import string
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from gpbo.exceptions import GpboError
+
+__all__ = ["RESERVED_FIELDS", "CommandError", "CommandObjective", "template_fields"]
+
+logger = logging.getLogger(__name__)
+
+#: Placeholders a template may use besides the parameters' names.
+RESERVED_FIELDS: tuple[str, ...] = ("python", "trial_number", "trial_seed", "trial_dir")
+
+# Lines of stderr quoted when a command fails, and lines of stdout kept for the metric.
+_STDERR_TAIL = 20
+_STDOUT_KEPT = 10_000
+# Seconds to wait for the output copiers once the command has ended.
+_READER_JOIN_S = 5.0
+
+
+class CommandError(GpboError, RuntimeError):
+    """A command trial failed: non-zero exit, or no readable metric in its output."""
+
+
+class _Stopped(BaseException):
+    """``SIGTERM`` arrived while a command ran (raised by the temporary handler)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def template_fields(template: str | Sequence[str]) -> list[str]:
+    """The placeholder names a command template uses, in order, without repeats.
+
+    Args:
+        template: A command line (split with :func:`shlex.split`) or its tokens.
+
+    Raises:
+        GpboError: The template does not split or holds a malformed placeholder.
+    """
+    names: list[str] = []
+    for token in _tokens(template):
+        try:
+            parsed = list(string.Formatter().parse(token))
+        except ValueError as exc:
+            raise GpboError(f"command token {token!r} is not a valid template: {exc}") from None
+        for _, field, _, _ in parsed:
+            if field is None:
+                continue
+            name = re.split(r"[.\[]", field, maxsplit=1)[0]
+            if not name or name.isdigit():
+                raise GpboError(
+                    f"command token {token!r} has a placeholder without a name; use "
+                    "{parameter_name} (double the braces, {{ }}, for literal ones)"
+                )
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _tokens(template: str | Sequence[str]) -> list[str]:
+    if isinstance(template, str):
+        try:
+            tokens = shlex.split(template)
+        except ValueError as exc:
+            raise GpboError(f"the command {template!r} does not split into words: {exc}") from None
+    else:
+        tokens = [str(t) for t in template]
+    if not tokens:
+        raise GpboError("the command is empty")
+    return tokens
+
+
+class CommandObjective:
+    """An objective that runs a command per trial and reads the metric from its output.
+
+    Picklable (plain data), so the process executor can send it to its workers.
+
+    Args:
+        command: The template, e.g. ``"{python} train.py --lr {lr}"`` (split with
+            :func:`shlex.split`, then each token filled with ``str.format``), or its tokens.
+        metric: The key of the metric in the JSON object of the last stdout line; the
+            objective returns the whole object, so its other numbers are kept with the trial.
+        metric_regex: Read the metric instead from the last match of this regular expression
+            in stdout; its first group is the number.
+        log_dir: Folder of the per-trial logs (``<number>.log``); ``None`` writes
+            ``command.log`` in the trial's own directory.
+        cwd: Working directory of the command (default: the current one at construction).
+        python: What ``{python}`` stands for (default: the interpreter running gpbo).
+        env: Extra environment variables for the command.
+        grace_period: Seconds between ``SIGTERM`` and ``SIGKILL`` when a command is stopped.
+
+    Raises:
+        GpboError: The template does not split, a placeholder is malformed, or
+            ``metric_regex`` does not compile or has no group.
+    """
+
+    def __init__(
+        self,
+        command: str | Sequence[str],
+        *,
+        metric: str = "value",
+        metric_regex: str | None = None,
+        log_dir: str | Path | None = None,
+        cwd: str | Path | None = None,
+        python: str | None = None,
+        env: Mapping[str, str] | None = None,
+        grace_period: float = 1.0,
+    ) -> None:
+        self.tokens = _tokens(command)
+        self.fields = template_fields(self.tokens)
+        self.metric = metric
+        self.metric_regex = metric_regex
+        if metric_regex is not None:
+            try:
+                groups = re.compile(metric_regex).groups
+            except re.error as exc:
+                raise GpboError(f"metric_regex {metric_regex!r} does not compile: {exc}") from None
+            if groups < 1:
+                raise GpboError(
+                    f"metric_regex {metric_regex!r} needs a group around the number, e.g. "
+                    r"'accuracy: ([0-9.eE+-]+)'"
+                )
+        self.log_dir = str(Path(log_dir).resolve()) if log_dir is not None else None
+        self.cwd = str(Path(cwd).resolve()) if cwd is not None else os.getcwd()
+        self.python = python or sys.executable
+        self.env = {str(k): str(v) for k, v in (env or {}).items()}
+        if not (isinstance(grace_period, (int, float)) and grace_period >= 0):
+            raise GpboError(f"grace_period must be a non-negative number, got {grace_period!r}")
+        self.grace_period = float(grace_period)
+
+    def __repr__(self) -> str:
+        return f"CommandObjective({shlex.join(self.tokens)!r})"
+
+    # -- the call -----------------------------------------------------------------------------
+
+    def argv(self, params: Mapping[str, Any], **extra: Any) -> list[str]:
+        """The command line for ``params`` (the reserved fields default to this process's).
+
+        Raises:
+            GpboError: A placeholder names neither a parameter nor a reserved field.
+        """
+        values: dict[str, Any] = {
+            "python": self.python,
+            "trial_number": "",
+            "trial_seed": "",
+            "trial_dir": "",
+        }
+        values.update(extra)
+        values.update(params)
+        out = []
+        for token in self.tokens:
+            try:
+                out.append(token.format(**values))
+            except KeyError as exc:
+                raise GpboError(
+                    f"command token {token!r} names {exc.args[0]!r}, which is neither a "
+                    f"parameter ({', '.join(params) or 'none'}) nor one of {list(RESERVED_FIELDS)}"
+                ) from None
+            except (ValueError, IndexError, AttributeError) as exc:
+                raise GpboError(f"command token {token!r} cannot be filled: {exc}") from None
+        return out
+
+    def __call__(self, params: dict[str, Any]) -> float | dict[str, Any]:
+        """Run the command for one trial; return the metric (or the JSON object holding it).
+
+        Raises:
+            CommandError: The command exited with an error or printed no readable metric.
+        """
+        number, seed, trial_dir, device = _trial_info()
+        argv = self.argv(
+            params,
+            trial_number=number,
+            trial_seed="" if seed is None else seed,
+            trial_dir=trial_dir,
+        )
+        env = dict(os.environ)
+        env.pop("GPBO_WORKER", None)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(self.env)
+        env["CUDA_VISIBLE_DEVICES"] = _cuda_visible_for(device, os.environ)
+        env.update(
+            GPBO_TRIAL_NUMBER=str(number),
+            GPBO_TRIAL_SEED="" if seed is None else str(seed),
+            GPBO_TRIAL_DIR=str(trial_dir),
+        )
+        log_path = (
+            Path(self.log_dir) / f"{number}.log"
+            if self.log_dir is not None
+            else Path(trial_dir) / "command.log"
+        )
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        returncode, stdout, stderr_tail = self._run(argv, env, log_path, device)
+        if returncode != 0:
+            raise CommandError(_exit_message(returncode, stderr_tail, log_path))
+        return self._metric_from(stdout, log_path)
+
+    def _run(
+        self, argv: list[str], env: dict[str, str], log_path: Path, device: str
+    ) -> tuple[int, list[str], list[str]]:
+        """Run ``argv``, copying its output to ``log_path``; stop it on any early exit."""
+        stdout: deque[str] = deque(maxlen=_STDOUT_KEPT)
+        stderr: deque[str] = deque(maxlen=_STDERR_TAIL)
+        with open(log_path, "a", encoding="utf-8", errors="replace") as log:
+            log.write(
+                f"# gpbo: {time.strftime('%Y-%m-%d %H:%M:%S')} on {device} "
+                f"(CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']!r}) in {self.cwd}\n"
+                f"# gpbo: {shlex.join(argv)}\n"
+            )
+            log.flush()
+            try:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=self.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent_hook(),  # one prctl call, nothing else
+                )
+            except OSError as exc:
+                raise CommandError(
+                    f"the command {shlex.join(argv)!r} could not start: {exc} (run from {self.cwd})"
+                ) from None
+            lock = threading.Lock()
+            readers = [
+                threading.Thread(
+                    target=_copy_lines, args=(proc.stdout, log, lock, stdout), daemon=True
+                ),
+                threading.Thread(
+                    target=_copy_lines, args=(proc.stderr, log, lock, stderr), daemon=True
+                ),
+            ]
+            for reader in readers:
+                reader.start()
+            try:
+                with _sigterm_raises():
+                    returncode = proc.wait()
+                # What the command left running in its group would hold the GPU: end it.
+                _signal_group(proc.pid, signal.SIGKILL)
+            except _Stopped as stop:
+                self._stop(proc, log, lock, "SIGTERM reached the trial")
+                _redeliver(stop.signum)
+                raise
+            except BaseException as exc:
+                self._stop(proc, log, lock, f"{type(exc).__name__} ended the trial")
+                raise
+            finally:
+                for reader in readers:
+                    reader.join(timeout=_READER_JOIN_S)
+                with lock:
+                    log.flush()
+            with lock:
+                log.write(f"# gpbo: exit code {returncode}\n")
+        return returncode, list(stdout), list(stderr)
+
+    def _stop(
+        self, proc: subprocess.Popen[bytes], log: IO[str], lock: threading.Lock, why: str
+    ) -> None:
+        """Stop the command's process group: ``SIGTERM``, then ``SIGKILL`` after the grace."""
+        with contextlib.suppress(Exception), lock:
+            log.write(f"# gpbo: stopping the command ({why})\n")
+            log.flush()
+        _kill_group(proc, self.grace_period)
+
+    # -- the metric ---------------------------------------------------------------------------
+
+    def _metric_from(self, stdout: list[str], log_path: Path) -> float | dict[str, Any]:
+        where = f"(full output in {log_path})"
+        if self.metric_regex is not None:
+            matches = re.findall(self.metric_regex, "\n".join(stdout), flags=re.MULTILINE)
+            if not matches:
+                raise CommandError(
+                    f"no metric in the output: metric_regex {self.metric_regex!r} matches "
+                    f"nothing in stdout {where}"
+                )
+            last = matches[-1]
+            text = last[0] if isinstance(last, tuple) else last
+            try:
+                value = float(text)
+            except ValueError:
+                raise CommandError(
+                    f"unreadable metric: metric_regex {self.metric_regex!r} captured {text!r}, "
+                    f"which is not a number {where}"
+                ) from None
+            return value
+        lines = [line for line in stdout if line.strip()]
+        if not lines:
+            raise CommandError(
+                "no metric in the output: the command printed nothing on stdout; its last "
+                f'line must be JSON such as {{"{self.metric}": 0.93}} (or set metric_regex) '
+                f"{where}"
+            )
+        last_line = lines[-1].strip()
+        try:
+            parsed = json.loads(last_line)
+        except ValueError:
+            raise CommandError(
+                f"unreadable metric: the last line of stdout is not JSON: {_shorten(last_line)!r}; "
+                f'print a JSON line last, such as {{"{self.metric}": 0.93}}, or set '
+                f"metric_regex {where}"
+            ) from None
+        if isinstance(parsed, dict):
+            if self.metric not in parsed:
+                raise CommandError(
+                    f"no metric in the output: the last line of stdout holds no {self.metric!r} "
+                    f"(keys: {', '.join(map(str, parsed)) or 'none'}); print it, or set "
+                    f"metric: to the key to optimize {where}"
+                )
+            return parsed
+        if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
+            raise CommandError(
+                f"unreadable metric: the last line of stdout is JSON {_shorten(last_line)!r}, "
+                f"neither a number nor an object holding {self.metric!r} {where}"
+            )
+        if not math.isfinite(parsed):  # pragma: no cover - json gives inf only for Infinity
+            raise CommandError(f"the metric is {parsed}, not a finite number {where}")
+        return float(parsed)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _trial_info() -> tuple[int, int | None, Path, str]:
+    """The running trial's number, seed, directory and device (defaults outside a trial)."""
+    from gpbo.context import current_trial
+
+    try:
+        trial = current_trial()
+    except GpboError:
+        return 0, None, Path.cwd(), "cpu"
+    return trial.number, trial.seed, Path(trial.dir), str(trial.device)
+
+
+def _cuda_visible_for(device: str, environ: Mapping[str, str]) -> str:
+    """``CUDA_VISIBLE_DEVICES`` showing only ``device`` to the command (``""`` for the CPU).
+
+    In a process-executor worker the device is ``cuda:0`` and the variable already names the
+    one physical GPU, which is kept; the serial executor's ``cuda:N`` is mapped through the
+    variable the same way.
+    """
+    if not device.startswith("cuda"):
+        return ""
+    index = int(device.partition(":")[2] or 0)
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return str(index)
+    entries = [entry.strip() for entry in visible.split(",") if entry.strip()]
+    return entries[index] if index < len(entries) else str(index)
+
+
+def _copy_lines(pipe: IO[bytes], log: IO[str], lock: threading.Lock, keep: deque[str]) -> None:
+    """Copy ``pipe`` to ``log`` line by line, keeping the last lines in ``keep``."""
+    try:
+        for raw in iter(pipe.readline, b""):
+            line = raw.decode("utf-8", errors="replace")
+            keep.append(line.rstrip("\r\n"))
+            with lock:
+                log.write(line if line.endswith("\n") else line + "\n")
+                log.flush()
+    except (OSError, ValueError):  # the pipe or the log was closed under us
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            pipe.close()
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """``SIGTERM`` to the process group of ``proc``, ``SIGKILL`` after ``grace`` seconds."""
+    if proc.poll() is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    # The leader may have exited while others in its group (its children) go on.
+    _signal_group(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(Exception):
+        proc.wait(timeout=5)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the command runs, ``SIGTERM`` raises :class:`_Stopped` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_IGN:
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise _Stopped(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _redeliver(signum: int) -> None:
+    """After the command is stopped, let the signal do what it would have done."""
+    handler = signal.getsignal(signum)
+    if callable(handler):
+        handler(signum, None)  # e.g. the loop's SIGTERM -> KeyboardInterrupt in the driver
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)
+
+
+def _die_with_parent_hook() -> Any:
+    """A ``preexec_fn`` that asks Linux to ``SIGKILL`` the command when its parent dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
+
+    def hook() -> None:
+        prctl(pr_set_pdeathsig, sigkill, 0, 0, 0)
+
+    return hook
+
+
+def _exit_message(returncode: int, stderr_tail: list[str], log_path: Path) -> str:
+    if returncode < 0:
+        try:
+            how = f"died with signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"died with signal {-returncode}"
+    else:
+        how = f"exited with code {returncode}"
+    tail = [line for line in stderr_tail if line.strip()]
+    if not tail:
+        return f"the command {how} and wrote nothing to stderr (full output in {log_path})"
+    quoted = "\n".join(f"  | {line}" for line in tail)
+    return f"the command {how}; the last lines of stderr (full output in {log_path}):\n{quoted}"
+
+
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

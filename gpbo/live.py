@@ -1,0 +1,214 @@
+"""The live progress display of ``gpbo run``.
+
+On a terminal, :class:`LiveReporter` keeps one status line at the bottom (trials done of the
+total, the trials running on each device, the best so far, the time elapsed and an estimate
+of the time left), redrawn in place with ``\\r`` every second, and writes the usual
+per-trial lines of :class:`~gpbo.report.ProgressReporter` above it. Where the output is not a
+terminal (a log file, CI) it writes plain lines instead: one when a trial starts, and after
+each finished trial its line followed by the same status as a line of its own.
+
+Pass it to :func:`gpbo.optimize` through the internal ``_progress=`` keyword.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import threading
+import time
+from typing import TextIO
+
+from gpbo.report import ProgressReporter, format_duration, format_params, format_value
+from gpbo.trial import Direction, Trial
+
+__all__ = ["LiveReporter"]
+
+_CLEAR = "\r\x1b[K"
+
+
+class LiveReporter(ProgressReporter):
+    """Per-trial lines plus a live status line (a terminal) or status lines (elsewhere).
+
+    Args:
+        direction: The study's direction, to tell a new best.
+        n_trials: The study's budget.
+        enabled: ``False`` writes nothing.
+        stream: Where to write (default ``sys.stdout``).
+        live: Redraw a status line in place; ``None`` does so where ``stream`` is a terminal.
+        refresh: Seconds between redraws of the status line.
+    """
+
+    def __init__(
+        self,
+        *,
+        direction: Direction,
+        n_trials: int,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        refresh: float = 1.0,
+    ) -> None:
+        super().__init__(direction=direction, n_trials=n_trials, enabled=enabled, stream=stream)
+        if live is None:
+            isatty = getattr(stream or sys.stdout, "isatty", None)
+            live = bool(isatty and isatty())
+        self.live = bool(live and enabled)
+        self.refresh = refresh
+        self._running: dict[int, Trial] = {}
+        self._session_done = 0
+        self._session_started = time.time()
+        self._status_shown = False
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    # -- ProgressReporter hooks -----------------------------------------------------------------
+
+    def start(self, *, strategy: str, slots: list[str], resumed: int = 0) -> None:
+        """The opening line; starts the redraw timer on a terminal."""
+        self._session_started = time.time()
+        super().start(strategy=strategy, slots=slots, resumed=resumed)
+        if self.live and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="gpbo-live", daemon=True)
+            self._ticker.start()
+
+    def trial_started(self, trial: Trial) -> None:
+        """Note the running trial (a line of its own where the output is not a terminal)."""
+        with self._lock:
+            self._running[trial.number] = trial
+            if not self.enabled:
+                return
+            if self.live:
+                self._draw()
+            else:
+                self._write(
+                    f"[gpbo] trial {trial.number} started on {trial.device or '?'}: "
+                    f"{format_params(trial.params)}"
+                )
+
+    def trial_finished(self, trial: Trial) -> None:
+        """The trial's line; then the status (redrawn, or as a line)."""
+        with self._lock:
+            self._running.pop(trial.number, None)
+            self._session_done += 1
+            super().trial_finished(trial)
+            if self.enabled and not self.live:
+                self._write("[gpbo] " + self.status())
+
+    def finish(self, trials: list[Trial], *, stop_reason: str) -> None:
+        """Stop the status line, then the summary."""
+        self.close()
+        with self._lock:
+            super().finish(trials, stop_reason=stop_reason)
+
+    # -- the status -----------------------------------------------------------------------------
+
+    def status(self) -> str:
+        """``7/20 done | running cuda:0 #8, cuda:1 #9 | best 0.97 (#4) | 2m13s, ~4m05s left``."""
+        now = time.time()
+        parts = [f"{self._done}/{self.n_trials} done"]
+        if self._running:
+            by_device: dict[str, list[str]] = {}
+            for number, trial in sorted(self._running.items()):
+                since = f" {format_duration(now - trial.started_at)}" if trial.started_at else ""
+                by_device.setdefault(trial.device or "?", []).append(f"#{number}{since}")
+            running = ", ".join(f"{dev} {' '.join(items)}" for dev, items in by_device.items())
+            parts.append(f"running {running}")
+        if self._best is not None:
+            parts.append(f"best {format_value(self._best)} (#{self._best_number})")
+        elapsed = now - self._session_started
+        left = max(0, self.n_trials - self._done)
+        if left == 0:
+            eta = ""
+        elif self._session_done:
+            eta = f", ~{format_duration(elapsed / self._session_done * left)} left"
+        else:
+            eta = ", estimating time left"
+        parts.append(f"{format_duration(elapsed)} elapsed{eta}")
+        return " | ".join(parts)
+
+    def note(self, message: str, *, stream: TextIO | None = None) -> None:
+        """Write ``message`` above the status line (e.g. a log record), on ``stream``."""
+        with self._lock:
+            out = stream or sys.stderr
+            if self._status_shown:
+                self._raw(_CLEAR)
+                self._status_shown = False
+            out.write(message.rstrip("\n") + "\n")
+            out.flush()
+            if self.live and not self._stop.is_set():
+                self._draw()
+
+    def suspend(self) -> None:
+        """Stop redrawing and clear the status line; later output is plain (e.g. on Ctrl+C)."""
+        self.close()
+        self.live = False
+
+    def close(self) -> None:
+        """Stop the redraw timer and clear the status line. Safe to call twice."""
+        self._stop.set()
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None and ticker is not threading.current_thread():
+            ticker.join(timeout=2)
+        with self._lock:
+            if self._status_shown:
+                self._raw(_CLEAR)
+                self._status_shown = False
+
+    def log_handler(self, level: int = logging.WARNING) -> logging.Handler:
+        """A logging handler that writes records above the status line (to stderr)."""
+        return _NoteHandler(self, level)
+
+    # -- drawing --------------------------------------------------------------------------------
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            if self._status_shown:
+                self._raw(_CLEAR)
+                self._status_shown = False
+            super()._write(line)
+            if self.live and not self._stop.is_set():
+                self._draw()
+
+    def _raw(self, text: str) -> None:
+        out = self.stream or sys.stdout
+        out.write(text)
+        out.flush()
+
+    def _draw(self) -> None:
+        width = shutil.get_terminal_size((100, 24)).columns
+        line = "[gpbo] " + self.status()
+        if len(line) > width - 1:
+            line = line[: max(10, width - 4)] + "..."
+        self._raw(_CLEAR + line)
+        self._status_shown = True
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.refresh):
+            with self._lock:
+                if self.live and not self._stop.is_set():
+                    self._draw()
+
+
+class _NoteHandler(logging.Handler):
+    """Log records written above the live status line."""
+
+    # The loop logs each failed trial; its progress line says so already.
+    _DUPLICATES = ("trial %d %s: %s",)
+
+    def __init__(self, reporter: LiveReporter, level: int) -> None:
+        super().__init__(level)
+        self.reporter = reporter
+        self.setFormatter(logging.Formatter("[gpbo] %(levelname)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if self.reporter.enabled and record.msg in self._DUPLICATES:
+                return
+            message = self.format(record)
+            if record.name == "gpbo.loop" and "interrupted" in str(record.msg):
+                self.reporter.suspend()  # the loop prints its own line next
+            self.reporter.note(message)
+        except Exception:
+            self.handleError(record)

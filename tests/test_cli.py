@@ -1,0 +1,411 @@
+"""The ``gpbo`` command end to end (in subprocesses), its live display, and the plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import gpbo
+from gpbo.live import LiveReporter
+from gpbo.trial import Trial
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+QUADRATIC = ROOT / "configs" / "quadratic.yaml"
+
+
+def gpbo_cli(
+    *args: str, cwd: Path, timeout: float = 240, **env: str
+) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "GPBO_EXAMPLE_EPOCHS": "2", **env}
+    return subprocess.run(
+        [sys.executable, "-m", "gpbo", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+    )
+
+
+def ok(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    assert done.returncode == 0, (
+        f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    return done
+
+
+def finished(run_dir: Path) -> list[Trial]:
+    return [t for t in gpbo.load(run_dir / "journal.jsonl").trials if t.finished]
+
+
+# -- help ---------------------------------------------------------------------------------------
+
+
+def test_every_command_has_help_with_an_example(tmp_path):
+    for command in ([], ["run"], ["show"], ["best"], ["plot"], ["export"]):
+        done = ok(gpbo_cli(*command, "--help", cwd=tmp_path))
+        assert "example" in done.stdout
+        assert "gpbo " in done.stdout.split("example", 1)[1]
+
+
+def test_console_script_is_installed():
+    script = Path(sys.executable).with_name("gpbo")
+    assert script.exists(), "run `pip install -e .` to create the gpbo command"
+
+
+# -- run, resume, fresh, and the commands that read a run -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quadratic_run(tmp_path_factory):
+    """One quadratic run of 4 trials, then resumed to 6: (cwd, run_dir, outputs)."""
+    cwd = tmp_path_factory.mktemp("quadratic")
+    first = ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=4", cwd=cwd))
+    second = ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=6", cwd=cwd))
+    return cwd, cwd / "runs" / "quadratic", first, second
+
+
+def test_run_writes_the_run_directory(quadratic_run):
+    _, run_dir, first, _ = quadratic_run
+    for name in ("journal.jsonl", "config.yaml", "summary.json", "summary.txt"):
+        assert (run_dir / name).is_file(), name
+    assert (run_dir / "journal.trials").is_dir()
+    assert "4/4" in first.stdout and "best value" in first.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["counts"] == {"complete": 6}
+    assert summary["best"]["number"] in range(6)
+    assert set(summary["best"]["params"]) == {"x", "y", "lr", "optimizer"}
+    assert "best: trial" in (run_dir / "summary.txt").read_text()
+
+
+def test_rerun_resumes_and_config_yaml_holds_the_overrides(quadratic_run):
+    cwd, run_dir, _, second = quadratic_run
+    assert "resuming: 4 trials finished" in second.stdout
+    trials = finished(run_dir)
+    assert [t.number for t in trials] == list(range(6))  # 4 kept, 2 new; none run twice
+    text = (run_dir / "config.yaml").read_text()
+    assert "n_trials: 6" in text and "--set=n_trials=6" in text
+    again = ok(gpbo_cli("run", str(run_dir / "config.yaml"), cwd=cwd / ".."))  # runnable as is
+    assert "6 trials finished" in again.stdout
+    assert len(finished(run_dir)) == 6
+
+
+def test_show_best_export_plot(quadratic_run, tmp_path):
+    cwd, run_dir, _, _ = quadratic_run
+    best = gpbo.load(run_dir / "journal.jsonl").best_trial
+
+    show = ok(gpbo_cli("show", str(run_dir), cwd=cwd)).stdout
+    header = next(line for line in show.splitlines() if line.lstrip().startswith("#"))
+    assert header.split() == [
+        "#",
+        "status",
+        "value",
+        "x",
+        "y",
+        "lr",
+        "optimizer",
+        "device",
+        "duration",
+    ]
+    assert re.search(rf"^\s*{best.number}\*\s+complete", show, flags=re.M)
+    assert f"best: trial {best.number}" in show
+    by_value = ok(gpbo_cli("show", str(run_dir / "journal.jsonl"), "--sort", "value", cwd=cwd))
+    rows = [line for line in by_value.stdout.splitlines() if re.match(r"^\s*\d+\*?\s", line)]
+    assert rows[0].strip().startswith(f"{best.number}*")
+
+    assert json.loads(ok(gpbo_cli("best", str(run_dir), "--json", cwd=cwd)).stdout) == best.params
+    text = ok(gpbo_cli("best", str(run_dir), cwd=cwd)).stdout
+    assert text.startswith(f"# trial {best.number}") and "optimizer: " in text
+
+    out_csv = tmp_path / "trials.csv"
+    ok(gpbo_cli("export", str(run_dir), "--csv", str(out_csv), cwd=cwd))
+    with open(out_csv, newline="") as handle:
+        rows_csv = list(csv.DictReader(handle))
+    assert len(rows_csv) == 6
+    assert {
+        "number",
+        "status",
+        "value",
+        "params_x",
+        "params_optimizer",
+        "metrics_distance",
+        "device",
+        "duration",
+        "error",
+    } <= set(rows_csv[0])
+    assert float(rows_csv[best.number]["value"]) == best.value
+
+    png = tmp_path / "plot.png"
+    done = ok(gpbo_cli("plot", str(run_dir), "-o", str(png), cwd=cwd))
+    assert str(png) in done.stdout
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
+
+
+def test_fresh_moves_the_old_run_aside(tmp_path):
+    ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=2", cwd=tmp_path))
+    run_dir = tmp_path / "runs" / "quadratic"
+    done = ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=3", "--fresh", cwd=tmp_path))
+    old = [p for p in (tmp_path / "runs").iterdir() if p.name.startswith("quadratic.old-")]
+    assert len(old) == 1 and "moved the old run aside" in done.stdout
+    assert len(finished(old[0])) == 2  # kept as it was
+    assert len(finished(run_dir)) == 3  # started over: trials 0, 1, 2 again
+    assert (old[0] / "config.yaml").exists()
+
+
+def test_run_with_another_space_refuses_to_mix(tmp_path):
+    ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=1", cwd=tmp_path))
+    done = gpbo_cli("run", str(QUADRATIC), "--set", "space.x.high=9.0", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "different study" in done.stderr and "--fresh" in done.stderr
+    assert "high: 5.0" in (tmp_path / "runs" / "quadratic" / "config.yaml").read_text()
+
+
+# -- config mistakes ----------------------------------------------------------------------------
+
+
+def test_unknown_key_gets_a_hint_and_wrong_type_names_the_line(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text(QUADRATIC.read_text().replace("n_trials: 12", "n_trial: 12"))
+    done = gpbo_cli("run", str(config), cwd=ROOT / "configs")
+    assert done.returncode == 2
+    assert "unknown key 'n_trial'; did you mean 'n_trials'?" in done.stderr
+    line = QUADRATIC.read_text().splitlines().index("n_trials: 12") + 1
+    assert f"bad.yaml, line {line}:" in done.stderr
+
+    config.write_text(QUADRATIC.read_text().replace("batch_size: 4", "batch_size: four"))
+    done = gpbo_cli("run", str(config), cwd=ROOT / "configs")
+    assert done.returncode == 2
+    line = QUADRATIC.read_text().splitlines().index("batch_size: 4") + 1
+    assert f"bad.yaml, line {line}: batch_size must be a positive int" in done.stderr
+    assert "'four' (str)" in done.stderr
+    assert "Traceback" not in done.stderr
+
+    done = gpbo_cli("run", str(QUADRATIC), "--set", "strategy.levls=3", cwd=tmp_path)
+    assert done.returncode == 2 and "--set strategy.levls=3:" in done.stderr
+
+
+# -- command trials -----------------------------------------------------------------------------
+
+
+def _command_project(tmp_path: Path, script: str, extra: str = "") -> Path:
+    (tmp_path / "train.py").write_text(textwrap.dedent(script))
+    config = tmp_path / "cmd.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            command: "{python} train.py --x {x}"
+            space:
+              x: {type: real, low: 0.0, high: 1.0}
+            strategy: sobol
+            n_trials: 2
+            seed: 0
+            run_dir: run
+            """
+        )
+        + extra
+    )
+    return config
+
+
+def test_failing_command_trials_show_their_stderr_tail(tmp_path):
+    config = _command_project(
+        tmp_path,
+        """
+        import sys
+        print("loading data", file=sys.stderr)
+        print("ValueError: x is too small for this model", file=sys.stderr)
+        sys.exit(3)
+        """,
+    )
+    done = gpbo_cli("run", str(config), cwd=tmp_path)
+    assert done.returncode == 1  # the study ran, but no trial completed
+    assert "FAILED (CommandError: the command exited with code 3" in done.stdout
+    show = ok(gpbo_cli("show", "run", cwd=tmp_path)).stdout
+    assert "2 failed" in show and "why trials failed" in show
+    error = gpbo.load(tmp_path / "run" / "journal.jsonl").trials[0].error
+    assert "exited with code 3" in error and "x is too small for this model" in error
+    log = (tmp_path / "run" / "trials" / "0.log").read_text()
+    assert "loading data" in log and "train.py --x" in log
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["best"] is None
+
+
+def test_unparsable_metric_fails_the_trial_with_the_reason(tmp_path):
+    config = _command_project(
+        tmp_path,
+        """
+        import sys
+        x = float(sys.argv[2])
+        print("accuracy: %.3f" % x if x < 0.5 else '{"value": %f}' % x)
+        """,
+    )
+    done = gpbo_cli("run", str(config), cwd=tmp_path)
+    trials = gpbo.load(tmp_path / "run" / "journal.jsonl").trials
+    statuses = {t.status for t in trials}
+    assert statuses <= {"complete", "failed"} and "failed" in statuses
+    for trial in trials:
+        if trial.params["x"] < 0.5:
+            assert trial.status == "failed"
+            assert "the last line of stdout is not JSON: 'accuracy: " in trial.error
+        else:
+            assert trial.status == "complete" and trial.value == pytest.approx(trial.params["x"])
+    assert done.returncode == (0 if "complete" in statuses else 1)
+
+
+def test_ctrl_c_stops_the_command_and_a_rerun_resumes(tmp_path):
+    config = _command_project(
+        tmp_path,
+        """
+        import json, os, sys, time
+        with open("pid.txt", "w") as f:
+            f.write(str(os.getpid()))
+        if not os.path.exists("go"):
+            time.sleep(60)
+        print(json.dumps({"value": float(sys.argv[2])}))
+        """,
+    )
+    config.write_text(config.read_text().replace("n_trials: 2", "n_trials: 1"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpbo", "run", str(config)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pid_file = tmp_path / "pid.txt"
+    end = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < end:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run `gpbo run" in out and "again" in out
+    command_pid = int(pid_file.read_text())
+    end = time.monotonic() + 5
+    while _alive(command_pid) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert not _alive(command_pid), "the command survived Ctrl+C"
+    assert gpbo.load(tmp_path / "run" / "journal.jsonl").trials[0].status == "interrupted"
+
+    (tmp_path / "go").touch()
+    done = ok(gpbo_cli("run", str(config), cwd=tmp_path))
+    trials = gpbo.load(tmp_path / "run" / "journal.jsonl").trials
+    assert [t.status for t in trials] == ["complete"]  # the same trial, run again
+    assert "1/1" in done.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "Z" not in status.split("State:", 1)[1][:4]
+
+
+# -- every shipped config runs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_shipped_config_runs(config, tmp_path):
+    done = ok(
+        gpbo_cli(
+            "run",
+            str(config.relative_to(ROOT)),
+            "--set",
+            "n_trials=3",
+            "--set",
+            f"run_dir={tmp_path / 'run'}",
+            cwd=ROOT,  # the configs' relative paths are from the repository root
+            timeout=300,
+        )
+    )
+    assert "3/3" in done.stdout
+    trials = finished(tmp_path / "run")
+    assert len(trials) == 3 and all(t.status == "complete" for t in trials), [
+        t.error for t in trials
+    ]
+
+
+# -- the live display ---------------------------------------------------------------------------
+
+
+def _trial(number: int, value: float | None, device: str = "cuda:0") -> Trial:
+    trial = Trial(number=number, params={"lr": 0.01 * (number + 1)}, device=device)
+    trial.started_at = time.time() - 2.0
+    if value is not None:
+        trial.status, trial.value, trial.finished_at = "complete", value, time.time()
+    return trial
+
+
+def test_live_display_redraws_a_status_line_on_a_terminal():
+    stream = io.StringIO()
+    reporter = LiveReporter(
+        direction="maximize", n_trials=4, stream=stream, live=True, refresh=3600
+    )
+    reporter.start(strategy="bayes", slots=["cuda:0", "cuda:1"])
+    running = [_trial(0, None, "cuda:0"), _trial(1, None, "cuda:1")]
+    for trial in running:
+        reporter.trial_started(trial)
+    assert "running cuda:0 #0 2.0s, cuda:1 #1 2.0s" in reporter.status()
+    assert "estimating time left" in reporter.status()
+    running[0].status, running[0].value, running[0].finished_at = "complete", 0.9, time.time()
+    reporter.trial_finished(running[0])
+    status = reporter.status()
+    assert status.startswith("1/4 done | running cuda:1 #1")
+    assert "best 0.9 (#0)" in status and "left" in status
+    reporter.finish([running[0]], stop_reason="done")
+    text = stream.getvalue()
+    assert "\r\x1b[K[gpbo] 0/4 done" in text  # redrawn in place
+    assert "\r\x1b[K[gpbo] 1/4 trial 0  value=0.9" in text  # trial line above the status
+    assert text.rstrip().splitlines()[-1].startswith("[gpbo] best value 0.9")
+    assert not text.endswith("done"), "the status line is cleared at the end"
+
+
+def test_display_degrades_to_plain_lines_off_a_terminal():
+    stream = io.StringIO()
+    reporter = LiveReporter(direction="minimize", n_trials=2, stream=stream)  # not a tty
+    assert not reporter.live
+    reporter.start(strategy="random", slots=["cpu"])
+    trial = _trial(0, None, "cpu")
+    reporter.trial_started(trial)
+    trial.status, trial.value, trial.finished_at = "complete", 1.5, time.time()
+    reporter.trial_finished(trial)
+    reporter.finish([trial], stop_reason="1 trials finished")
+    text = stream.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    lines = text.splitlines()
+    assert lines[1] == "[gpbo] trial 0 started on cpu: lr=0.01"
+    assert lines[2].startswith("[gpbo] 1/2 trial 0  value=1.5")
+    assert lines[3].startswith("[gpbo] 1/2 done | best 1.5 (#0) | ")
+
+
+# -- plots from Python --------------------------------------------------------------------------
+
+
+def test_plot_from_a_result(tmp_path):
+    from gpbo.plots import plot
+
+    result = gpbo.optimize(
+        lambda p: (p["x"] - 0.2) ** 2 + (0 if p["kind"] == "a" else 1),
+        {"x": gpbo.Real(1e-3, 1.0, log=True), "kind": gpbo.Choice(["a", "b"])},
+        n_trials=5,
+        strategy="random",
+        seed=0,
+        verbose=False,
+    )
+    fig = plot(result, tmp_path / "sub" / "r.png", title="test")
+    assert len([ax for ax in fig.axes if ax.get_visible() and ax.get_title()]) == 4
+    assert (tmp_path / "sub" / "r.png").stat().st_size > 20_000

@@ -1,0 +1,289 @@
+"""Command trials: argv building, output capture, metric reading, failures, and stopping."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import gpbo
+from gpbo.command import CommandError, CommandObjective, _cuda_visible_for, template_fields
+from gpbo.context import TrialContext, trial_context
+
+
+def _script(tmp_path: Path, name: str, body: str) -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def _context(tmp_path: Path, number: int = 3, device: str = "cpu") -> TrialContext:
+    import torch
+
+    trial_dir = tmp_path / "trials_dirs" / f"{number:06d}"
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    return TrialContext(
+        number=number, device=torch.device(device), seed=42, dir=trial_dir, params={}
+    )
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for a reaper counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # pragma: no cover - no procfs
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    state = next((line for line in status.splitlines() if line.startswith("State:")), "")
+    return "Z" not in state.split(":", 1)[1][:3]
+
+
+def _wait_gone(pids: list[int], seconds: float = 5.0) -> list[int]:
+    end = time.monotonic() + seconds
+    alive = list(pids)
+    while alive and time.monotonic() < end:
+        alive = [pid for pid in alive if _alive(pid)]
+        time.sleep(0.05)
+    return alive
+
+
+# -- building the command -----------------------------------------------------------------------
+
+
+def test_template_is_split_first_then_each_token_filled():
+    objective = CommandObjective("{python} train.py --name {name} --lr={lr:.2e} --n {n}")
+    argv = objective.argv({"name": "two words; rm -rf /", "lr": 0.001, "n": 64})
+    assert argv == [
+        sys.executable,
+        "train.py",
+        "--name",
+        "two words; rm -rf /",  # one argument, no shell: nothing to quote
+        "--lr=1.00e-03",
+        "--n",
+        "64",
+    ]
+    assert template_fields("{python} t.py --a {a} --b {b.real} {a}") == ["python", "a", "b"]
+    assert CommandObjective(["{python}", "x.py", "--a", "{a}"]).argv({"a": 1})[-1] == "1"
+
+
+def test_template_errors_name_the_problem():
+    with pytest.raises(gpbo.GpboError, match="does not split"):
+        CommandObjective("{python} 'unclosed")
+    with pytest.raises(gpbo.GpboError, match="placeholder without a name"):
+        CommandObjective("{python} x.py {}")
+    with pytest.raises(gpbo.GpboError, match="needs a group"):
+        CommandObjective("{python} x.py", metric_regex=r"acc=\d+")
+    with pytest.raises(gpbo.GpboError, match="neither a parameter"):
+        CommandObjective("{python} x.py --lr {lr}").argv({"x": 1})
+
+
+def test_cuda_visible_devices_names_only_the_trials_gpu():
+    assert _cuda_visible_for("cpu", {"CUDA_VISIBLE_DEVICES": "0,1"}) == ""
+    assert _cuda_visible_for("cuda:1", {}) == "1"
+    assert _cuda_visible_for("cuda:1", {"CUDA_VISIBLE_DEVICES": "4,6"}) == "6"
+    # in a process-executor worker: cuda:0 of a worker that sees its one GPU, kept as it is
+    assert _cuda_visible_for("cuda:0", {"CUDA_VISIBLE_DEVICES": "3"}) == "3"
+
+
+def test_objective_pickles_as_plain_data(tmp_path):
+    objective = CommandObjective("{python} x.py --lr {lr}", metric="acc", log_dir=tmp_path)
+    clone = pickle.loads(pickle.dumps(objective))
+    assert clone.tokens == objective.tokens
+    assert (clone.metric, clone.log_dir) == ("acc", str(tmp_path.resolve()))
+
+
+# -- running it ---------------------------------------------------------------------------------
+
+
+def test_json_last_line_is_the_result_and_output_goes_to_the_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    script = _script(
+        tmp_path,
+        "train.py",
+        """
+        import json, os, sys
+        print("epoch 1 loss=0.5")
+        print("a warning", file=sys.stderr)
+        print(json.dumps({"acc": float(sys.argv[2]) * 2, "loss": 0.25,
+                          "cuda": os.environ["CUDA_VISIBLE_DEVICES"],
+                          "number": os.environ["GPBO_TRIAL_NUMBER"],
+                          "dir": os.environ["GPBO_TRIAL_DIR"],
+                          "argv_dir": sys.argv[4]}))
+        """,
+    )
+    objective = CommandObjective(
+        f"{{python}} {script} --lr {{lr}} --dir {{trial_dir}}",
+        metric="acc",
+        log_dir=tmp_path / "logs",
+    )
+    context = _context(tmp_path)
+    with trial_context(context):
+        result = objective({"lr": 0.25})
+    assert result["acc"] == 0.5 and result["loss"] == 0.25
+    assert result["cuda"] == ""  # a CPU slot sees no GPU
+    assert result["number"] == "3"
+    assert result["dir"] == result["argv_dir"] == str(context.dir)
+    log = (tmp_path / "logs" / "3.log").read_text()
+    assert "epoch 1 loss=0.5" in log and "a warning" in log and "exit code 0" in log
+    value, extras = gpbo.executors.base.parse_objective_value(result, metric="acc")
+    assert value == 0.5 and extras == {"loss": 0.25}
+
+
+def test_without_log_dir_the_log_is_in_the_trial_directory(tmp_path):
+    script = _script(tmp_path, "t.py", "print(0.75)\n")
+    objective = CommandObjective(f"{{python}} {script}")
+    context = _context(tmp_path, number=5)
+    with trial_context(context):
+        assert objective({}) == 0.75  # a bare JSON number is the metric itself
+    assert (context.dir / "command.log").exists()
+
+
+def test_metric_regex_takes_the_last_match(tmp_path):
+    script = _script(
+        tmp_path,
+        "t.py",
+        """
+        print("val_acc=0.50")
+        print("val_acc=0.875 (final)")
+        print("done")
+        """,
+    )
+    objective = CommandObjective(
+        f"{{python}} {script}", metric_regex=r"val_acc=([0-9.]+)", log_dir=tmp_path
+    )
+    with trial_context(_context(tmp_path)):
+        assert objective({}) == 0.875
+
+
+def test_non_zero_exit_fails_with_the_stderr_tail(tmp_path):
+    script = _script(
+        tmp_path,
+        "t.py",
+        """
+        import sys
+        for i in range(40):
+            print(f"noise {i}", file=sys.stderr)
+        print("RuntimeError: CUDA out of memory (pretend)", file=sys.stderr)
+        sys.exit(3)
+        """,
+    )
+    objective = CommandObjective(f"{{python}} {script}", log_dir=tmp_path)
+    with trial_context(_context(tmp_path)), pytest.raises(CommandError) as info:
+        objective({})
+    message = str(info.value)
+    assert message.startswith("the command exited with code 3")
+    assert "CUDA out of memory (pretend)" in message and "noise 39" in message
+    assert "noise 0\n" not in message  # only the tail
+    assert str(tmp_path / "3.log") in message
+
+
+@pytest.mark.parametrize(
+    ("body", "regex", "match"),
+    [
+        ("print('accuracy: 0.9')", None, "last line of stdout is not JSON"),
+        ("print('{\"acc\": 0.9}')", None, "holds no 'value'.*keys: acc"),
+        ("print('[1, 2]')", None, "neither a number nor an object"),
+        ("pass", None, "printed nothing on stdout"),
+        ("print('acc=n/a')", r"acc=(\S+)", "captured 'n/a', which is not a number"),
+        ("print('loss=1')", r"acc=(\S+)", "matches nothing"),
+    ],
+)
+def test_missing_or_unreadable_metric_fails_with_the_reason(tmp_path, body, regex, match):
+    script = _script(tmp_path, "t.py", body + "\n")
+    objective = CommandObjective(f"{{python}} {script}", metric_regex=regex, log_dir=tmp_path)
+    with trial_context(_context(tmp_path)), pytest.raises(CommandError, match=match):
+        objective({})
+
+
+def test_a_command_that_cannot_start_fails_the_trial(tmp_path):
+    objective = CommandObjective(str(tmp_path / "no-such-program"), log_dir=tmp_path)
+    with trial_context(_context(tmp_path)), pytest.raises(CommandError, match="could not start"):
+        objective({})
+
+
+# -- stopping it --------------------------------------------------------------------------------
+
+_SLEEPER = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+with open(sys.argv[1], "w") as f:
+    f.write(f"{os.getpid()} {child.pid}")
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+def _run_sleeper(tmp_path: Path, executor: str) -> tuple[gpbo.Result, list[int]]:
+    script = _script(tmp_path, "sleeper.py", _SLEEPER)
+    pids_file = tmp_path / "pids.txt"
+    objective = CommandObjective(
+        f"{{python}} {script} {pids_file} {{x}}", log_dir=tmp_path / "logs", grace_period=0.5
+    )
+    result = gpbo.optimize(
+        objective,
+        {"x": gpbo.Real(0.0, 1.0)},
+        n_trials=1,
+        strategy="random",
+        executor=executor,
+        devices=["cpu"],
+        trial_timeout=1.5,
+        journal=tmp_path / "journal.jsonl",
+        seed=0,
+        verbose=False,
+    )
+    pids = [int(p) for p in pids_file.read_text().split()]
+    return result, pids
+
+
+def test_serial_timeout_kills_the_commands_whole_process_group(tmp_path):
+    result, pids = _run_sleeper(tmp_path, "serial")
+    assert result.trials[0].status == "timeout"
+    assert _wait_gone(pids) == [], "the command or its child outlived the timeout"
+    assert "stopping the command (TrialTimeout" in (tmp_path / "logs" / "0.log").read_text()
+
+
+def test_process_executor_timeout_kills_the_commands_whole_process_group(tmp_path):
+    result, pids = _run_sleeper(tmp_path, "process")
+    assert result.trials[0].status == "timeout"
+    assert _wait_gone(pids) == [], "the command or its child outlived the worker"
+    assert "SIGTERM reached the trial" in (tmp_path / "logs" / "0.log").read_text()
+
+
+def test_results_come_back_through_the_process_executor(tmp_path):
+    script = _script(
+        tmp_path,
+        "t.py",
+        """
+        import json, sys
+        x = float(sys.argv[1])
+        print(json.dumps({"value": (x - 0.3) ** 2, "half": x / 2}))
+        """,
+    )
+    objective = CommandObjective(f"{{python}} {script} {{x}}", log_dir=tmp_path / "logs")
+    result = gpbo.optimize(
+        objective,
+        {"x": gpbo.Real(0.0, 1.0)},
+        n_trials=2,
+        batch_size=2,
+        strategy="sobol",
+        executor="process",
+        devices=["cpu", "cpu"],
+        seed=0,
+        verbose=False,
+    )
+    assert [t.status for t in result.trials] == ["complete", "complete"]
+    for trial in result.trials:
+        assert trial.value == pytest.approx((trial.params["x"] - 0.3) ** 2)
+        assert trial.metrics["half"] == pytest.approx(trial.params["x"] / 2)
+        assert json.loads((tmp_path / "logs" / f"{trial.number}.log").read_text().splitlines()[2])

@@ -1,0 +1,281 @@
+"""YAML configs: keys, types, line numbers in messages, overrides, objectives."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import gpbo
+from gpbo.command import CommandObjective
+from gpbo.config import ConfigError, FileObjective, load_config, parse_override
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+OBJECTIVE = """
+def f(params):
+    return (params["x"] - 1.0) ** 2
+
+
+not_a_function = 3
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A temporary working directory with an objective file in it."""
+    (tmp_path / "obj.py").write_text(OBJECTIVE)
+    (tmp_path / "train.py").write_text("print(1.0)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # objectives add their folders
+    monkeypatch.delitem(sys.modules, "obj", raising=False)  # imported by module objectives
+    yield tmp_path
+    sys.modules.pop("obj", None)
+
+
+def write(folder: Path, text: str, name: str = "c.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+    return path
+
+
+BASE = """
+objective: obj.py:f
+space:
+  x: {type: real, low: -2.0, high: 2.0}
+n_trials: 4
+"""
+
+
+def test_a_full_config_is_read_into_optimize_keywords(project):
+    path = write(
+        project,
+        """
+        objective: obj.py:f
+        direction: maximize
+        metric: acc
+        space:
+          lr: {type: real, low: 1e-4, high: 1, log: true}
+          n: {type: int, low: 1, high: 8}
+          act: {type: choice, values: [relu, gelu]}
+        n_trials: 10
+        batch_size: 2
+        strategy: {type: grid, levels: 3}
+        n_init: 4
+        devices: [cpu, cpu]
+        workers_per_device: 1
+        executor: {type: process, grace_period: 5}
+        mode: async
+        surrogate_device: cpu
+        trial_timeout: 60
+        timeout: 3600
+        max_consecutive_failures: null
+        seed: 7
+        verbose: false
+        run_dir: out/run1
+        """,
+    )
+    config = load_config(path)
+    assert config.space["lr"] == gpbo.Real(1e-4, 1.0, log=True)  # 1e-4 is a number
+    assert config.space["n"] == gpbo.Int(1, 8)
+    assert config.space["act"] == gpbo.Choice(["relu", "gelu"])
+    options = config.options
+    assert isinstance(options["strategy"], gpbo.strategies.Grid)
+    assert options["strategy"].levels == 3
+    assert options["executor"].grace_period == 5.0
+    assert options["direction"] == "maximize" and options["mode"] == "async"
+    assert options["max_consecutive_failures"] is None and options["verbose"] is False
+    assert config.run_dir == project / "out" / "run1"
+    assert config.journal_path == project / "out" / "run1" / "journal.jsonl"
+    assert isinstance(config.objective, FileObjective)
+    assert config.objective({"x": 3.0}) == 4.0
+    assert config.optimize_kwargs()["batch_size"] == 2
+
+
+def test_ray_executor_options_are_checked_without_starting_ray(project):
+    pytest.importorskip("gpbo.executors.ray")
+    path = write(project, BASE + "executor: {type: ray, gpus: 1}\n")
+    with pytest.raises(ConfigError, match=r"line 5: .*no option 'gpus'; did you mean 'gpus_per"):
+        load_config(path)
+    assert load_config(write(project, BASE + "executor: ray\n")).options["executor"] == "ray"
+
+
+def test_defaults_and_batch_size_auto(project):
+    config = load_config(write(project, BASE + "batch_size: auto\ndevices: [cpu, cpu, cpu]\n"))
+    assert config.run_dir == project / "runs" / "c"
+    assert config.optimize_kwargs()["batch_size"] == 3
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "match"),
+    [
+        ("n_trail: 5\n", 5, r"unknown key 'n_trail'; did you mean 'n_trials'\?"),
+        ("strategy: bayse\n", 5, r"unknown strategy 'bayse'; did you mean 'bayes'\?"),
+        ("strategy: {type: grid, levls: 3}\n", 5, r"no option 'levls'; did you mean 'levels'"),
+        ("executor: {type: proces}\n", 5, r"unknown executor 'proces'; did you mean 'process'"),
+        ("executor: {type: process, grace: 1}\n", 5, r"did you mean 'grace_period'"),
+        ("batch_size: many\n", 5, r"batch_size must be a positive int or 'auto'.*'many' \(str\)"),
+        ("direction: max\n", 5, r"direction must be 'minimize' or 'maximize'"),
+        ("trial_timeout: -1\n", 5, r"trial_timeout must be a positive number of seconds"),
+        ("seed: 1.5\n", 5, r"seed must be an int or null, got 1.5 \(float\)"),
+        ("verbose: 1\n", 5, r"verbose must be true or false"),
+        ("devices: {a: 1}\n", 5, r"devices must be 'auto', a positive int"),
+        ("journal: j.jsonl\n", 5, r"journal is not a config key.*set run_dir"),
+        ("n_trials: 5\n", 5, r"the key 'n_trials' appears twice \(first on line 4\)"),
+    ],
+)
+def test_mistakes_name_the_line_and_what_was_expected(project, extra, line, match):
+    path = write(project, BASE + extra)
+    with pytest.raises(ConfigError, match=match) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}, line {line}: ")
+
+
+def test_wrong_types_in_the_space_name_the_parameter_line(project):
+    text = """
+    objective: obj.py:f
+    n_trials: 3
+    space:
+      x: {type: real, low: -1.0, high: 1.0}
+      y: {type: real, low: 2.0, high: 1.0}
+    """
+    with pytest.raises(ConfigError, match=r"line 5: parameter 'y': Real needs low < high"):
+        load_config(write(project, text))
+    for spec, match in [
+        ("{low: 0, high: 1}", r"line 4: parameter 'x' needs a type: real, int or choice"),
+        ("{type: rael, low: 0, high: 1}", r"line 4: .*unknown type 'rael'; did you mean 'real'"),
+        ("{type: real, low: 0, hgih: 1}", r"line 4: .*no key 'hgih'; did you mean 'high'"),
+        ("{type: choice, values: a}", r"line 4: parameter 'x': values must be a list"),
+        ("[0, 1]", r"line 4: parameter 'x' must be a mapping"),
+    ]:
+        path = write(project, f"objective: obj.py:f\nn_trials: 3\nspace:\n  x: {spec}\n")
+        with pytest.raises(ConfigError, match=match):
+            load_config(path)
+
+
+def test_missing_pieces_are_named(project):
+    with pytest.raises(ConfigError, match="n_trials is missing"):
+        load_config(write(project, "objective: obj.py:f\nspace: {x: {type: int, low: 0, high: 3}}"))
+    with pytest.raises(ConfigError, match="space is missing"):
+        load_config(write(project, "objective: obj.py:f\nn_trials: 3\n"))
+    with pytest.raises(ConfigError, match="say what a trial runs"):
+        load_config(write(project, "n_trials: 3\nspace: {x: {type: int, low: 0, high: 3}}\n"))
+    with pytest.raises(ConfigError, match="no config file"):
+        load_config(project / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(project, "n_trials: [3\n"))
+
+
+def test_objective_file_and_function_problems_say_which(project):
+    cases = [
+        ("missing.py:f", r"line 1: objective file 'missing.py' not found \(looked in"),
+        ("obj.py:g", r"line 1: objective file .*obj.py' has no function 'g'"),
+        ("obj.py:ff", r"has no function 'ff'; did you mean 'f'\?"),
+        ("obj.py:not_a_function", r"'not_a_function' is a int, not a function"),
+        ("nosuchmodule.sub:f", r"objective module 'nosuchmodule.sub' not found"),
+        ("obj:nope", r"module 'obj' has no function 'nope'"),
+        ("just_a_name", r"objective must be 'path/to/file.py:function'"),
+    ]
+    for spec, match in cases:
+        path = write(project, BASE.replace("obj.py:f", spec))
+        with pytest.raises(ConfigError, match=match):
+            load_config(path)
+    (project / "broken.py").write_text("import nonexistent_package_xyz\n")
+    with pytest.raises(
+        ConfigError, match=r"(?s)importing the objective file.*nonexistent_package_xyz"
+    ):
+        load_config(write(project, BASE.replace("obj.py:f", "broken.py:f")))
+
+
+def test_objective_forms(project):
+    config = load_config(write(project, BASE.replace("obj.py:f", "obj:f")))
+    assert config.objective({"x": 1.0}) == 0.0  # module form, imported from the cwd
+    # A relative file is looked up from the cwd first, then beside the config.
+    sub = project / "sub"
+    sub.mkdir()
+    (sub / "near.py").write_text(OBJECTIVE)
+    config = load_config(write(sub, BASE.replace("obj.py:f", "near.py:f")))
+    assert config.objective.path == str(sub / "near.py")
+    clone = pickle.loads(pickle.dumps(config.objective))  # what the process executor sends
+    assert clone({"x": 0.0}) == 1.0
+
+
+def test_command_configs(project, caplog):
+    base = BASE.replace("objective: obj.py:f", 'command: "{python} train.py --x {x}"')
+    config = load_config(write(project, base + "metric: acc\nmetric_regex: 'acc=(\\S+)'\n"))
+    objective = config.objective
+    assert isinstance(objective, CommandObjective)
+    assert objective.metric == "acc" and objective.metric_regex == r"acc=(\S+)"
+    assert objective.log_dir == str(config.run_dir / "trials")
+    assert objective.argv({"x": 0.5})[1:] == ["train.py", "--x", "0.5"]
+
+    unquoted = base.replace('"{python} train.py --x {x}"', "{python} train.py --x {x}")
+    with pytest.raises(ConfigError, match=r"(?s)not valid YAML.*quote the command template"):
+        load_config(write(project, unquoted))
+    with pytest.raises(ConfigError, match=r"line 1: command must be a string .*quote it"):
+        load_config(write(project, base.replace('"{python} train.py --x {x}"', "{python}")))
+    with pytest.raises(ConfigError, match=r"placeholder \{y\} is neither a parameter"):
+        load_config(write(project, base.replace("{x}", "{y}")))
+    with pytest.raises(ConfigError, match=r"placeholder \{xx\}.*did you mean 'x'"):
+        load_config(write(project, base.replace("{x}", "{xx}")))
+    with pytest.raises(ConfigError, match=r"script 'nope.py' is not in"):
+        load_config(write(project, base.replace("train.py", "nope.py")))
+    with pytest.raises(ConfigError, match=r"line 5: metric_regex .* needs a group"):
+        load_config(write(project, base + "metric_regex: 'acc=1'\n"))
+    with pytest.raises(ConfigError, match="metric_regex reads a command's output"):
+        load_config(write(project, BASE + "metric_regex: 'a=(1)'\n"))
+    with pytest.raises(ConfigError, match="objective or command, not both"):
+        load_config(write(project, base + "objective: obj.py:f\n"))
+    load_config(write(project, base.replace(" --x {x}", "")))
+    assert "never used" in caplog.text
+
+
+def test_overrides(project):
+    path = write(project, BASE + "strategy: grid\n")
+    config = load_config(
+        path,
+        overrides=["n_trials=9", "strategy.levels=3", "space.x.high=5", "seed=", "run_dir=r2"],
+    )
+    assert config.options["n_trials"] == 9
+    assert isinstance(config.options["strategy"], gpbo.strategies.Grid)
+    assert config.options["strategy"].levels == 3
+    assert config.space["x"] == gpbo.Real(-2.0, 5.0)
+    assert config.options["seed"] is None
+    assert config.run_dir == project / "r2"
+    assert config.data["strategy"] == {"type": "grid", "levels": 3}
+
+    with pytest.raises(ConfigError, match=r"^--set n_trails=3: unknown key 'n_trails'; did you"):
+        load_config(path, overrides=["n_trails=3"])
+    with pytest.raises(ConfigError, match=r"^--set n_trials=lots: n_trials must be a positive"):
+        load_config(path, overrides=["n_trials=lots"])
+    with pytest.raises(ConfigError, match="expected key=value"):
+        load_config(path, overrides=["n_trials"])
+    with pytest.raises(ConfigError, match="n_trials is 4, not a mapping"):
+        load_config(path, overrides=["n_trials.x=1"])
+    assert parse_override("devices=[cpu, cpu]") == (("devices",), ["cpu", "cpu"])
+    assert parse_override("command={python} t.py") == (("command",), "{python} t.py")
+    assert parse_override("strategy.levels=7") == (("strategy", "levels"), 7)
+
+
+def test_resolved_config_reads_back_the_same(project):
+    config = load_config(write(project, BASE), overrides=["n_trials=6", "space.x.low=-1"])
+    (project / "out").mkdir()
+    again = project / "out" / "config.yaml"
+    again.write_text(config.to_yaml())
+    reread = load_config(again)
+    assert reread.space == config.space
+    assert reread.options == config.options
+    assert reread.run_dir == config.run_dir
+    assert reread.objective.path == config.objective.path  # resolved, runnable from anywhere
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_load(path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    config = load_config(path, load_objective=False)
+    assert config.options["n_trials"] >= 1
+    assert len(config.space) >= 2
