@@ -1,7 +1,7 @@
 """Executors: where and how trials run.
 
-Pass one by name to :func:`gpbo.optimize` (``executor="serial"``, ``"process"``, ``"auto"``)
-or as a configured object (``executor=gpbo.executors.Serial()``).
+Pass one by name to :func:`gpbo.optimize` (``executor="serial"``, ``"process"``, ``"ray"``,
+``"auto"``) or as a configured object (``executor=gpbo.executors.Ray(gpus_per_trial=1)``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,16 @@ def _process_executor() -> Executor:
     return Process()
 
 
+def _ray_executor() -> Executor:
+    from gpbo.executors.ray import Ray
+
+    return Ray()
+
+
 _REGISTRY: dict[str, Any] = {
     "serial": Serial,
     "process": _process_executor,
+    "ray": _ray_executor,
 }
 
 
@@ -52,4 +59,8 @@ def __getattr__(name: str) -> Any:
         from gpbo.executors.process import Process
 
         return Process
+    if name == "Ray":  # importing the class does not import ray; making one does
+        from gpbo.executors.ray import Ray
+
+        return Ray
     raise AttributeError(f"module 'gpbo.executors' has no attribute {name!r}")
