@@ -158,7 +158,29 @@ class UpperConfidenceBound(AcquisitionFunction):
         return qUpperConfidenceBound(model, beta=float(self.kappa) ** 2, X_pending=X_pending)
 
 
-class ExpectedImprovement(AcquisitionFunction):
+class _ImprovementAcquisition(AcquisitionFunction):
+    """Shared by the acquisitions with an improvement margin ``xi`` (EI and PI)."""
+
+    _param: ClassVar[str] = "xi"
+
+    def __init__(
+        self,
+        xi: float,
+        exploration_decay: float | None = None,
+        exploration_decay_delay: int | None = None,
+        random_state: Any = None,
+    ) -> None:
+        if xi < 0:
+            raise ValueError("xi must be greater than or equal to 0.")
+        super().__init__(
+            exploration_decay=exploration_decay,
+            exploration_decay_delay=exploration_decay_delay,
+            random_state=random_state,
+        )
+        self.xi = xi
+
+
+class ExpectedImprovement(_ImprovementAcquisition):
     r"""Expected improvement over the best target plus ``xi``.
 
     Maximized as BoTorch's ``qLogExpectedImprovement`` with ``best_f + xi``.
@@ -170,24 +192,6 @@ class ExpectedImprovement(AcquisitionFunction):
         random_state: Ignored (deprecated in ``bayes_opt`` 3.x).
     """
 
-    _param: ClassVar[str] = "xi"
-
-    def __init__(
-        self,
-        xi: float,
-        exploration_decay: float | None = None,
-        exploration_decay_delay: int | None = None,
-        random_state: Any = None,
-    ) -> None:
-        if xi < 0:
-            raise ValueError("xi must be greater than or equal to 0.")
-        super().__init__(
-            exploration_decay=exploration_decay,
-            exploration_decay_delay=exploration_decay_delay,
-            random_state=random_state,
-        )
-        self.xi = xi
-
     def botorch(
         self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
     ) -> Any:
@@ -198,7 +202,7 @@ class ExpectedImprovement(AcquisitionFunction):
         )
 
 
-class ProbabilityOfImprovement(AcquisitionFunction):
+class ProbabilityOfImprovement(_ImprovementAcquisition):
     r"""Probability of improving on the best target plus ``xi``.
 
     Maximized as BoTorch's analytic ``LogProbabilityOfImprovement`` for one point with nothing
@@ -210,24 +214,6 @@ class ProbabilityOfImprovement(AcquisitionFunction):
         exploration_decay_delay: Suggestions before the decay starts.
         random_state: Ignored (deprecated in ``bayes_opt`` 3.x).
     """
-
-    _param: ClassVar[str] = "xi"
-
-    def __init__(
-        self,
-        xi: float,
-        exploration_decay: float | None = None,
-        exploration_decay_delay: int | None = None,
-        random_state: Any = None,
-    ) -> None:
-        if xi < 0:
-            raise ValueError("xi must be greater than or equal to 0.")
-        super().__init__(
-            exploration_decay=exploration_decay,
-            exploration_decay_delay=exploration_decay_delay,
-            random_state=random_state,
-        )
-        self.xi = xi
 
     def botorch(
         self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
