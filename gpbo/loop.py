@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -17,9 +18,9 @@ from gpbo.executors import Executor, make_executor, resolve_slots
 from gpbo.executors.base import TrialOutcome, TrialTask
 from gpbo.report import ProgressReporter
 from gpbo.space import Space
-from gpbo.strategies import Strategy
+from gpbo.strategies import Bayes, Gradient, Strategy, default_n_init
 from gpbo.study import Study
-from gpbo.trial import Direction, Result, Trial
+from gpbo.trial import ACTIVE_STATUSES, Direction, Result, Trial
 
 __all__ = ["optimize"]
 
@@ -185,6 +186,8 @@ class _Loop:
         self._pending: list[Trial] = []
         self.consecutive_failures: list[Trial] = []
         self.stop_reason = ""
+        self.signals = _StopSignals()
+        self._warmed_up = False
         self.deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
 
     def run(self, objective: Callable[[dict[str, Any]], Any]) -> Result:
@@ -192,28 +195,36 @@ class _Loop:
             strategy=self.study.strategy.name, slots=self.slots, resumed=self.finished
         )
         self.reporter.seed_best(self.study.trials)
-        self.executor.start(objective, slots=self.slots, metric=self.settings.metric)
-        try:
-            with _sigterm_as_keyboard_interrupt():
+        with self.signals:
+            try:
+                self.executor.start(objective, slots=self.slots, metric=self.settings.metric)
                 self._drive()
-        except KeyboardInterrupt:
-            self._interrupt("the driver was stopped (Ctrl+C or SIGTERM)")
-            hint = (
-                f"run the same call again with journal={str(self.study.journal_path)!r} to resume"
-                if self.study.journal_path
-                else "pass journal='path.jsonl' to make a study resumable"
-            )
-            logger.warning("study interrupted; %s", hint)
-            if self.reporter.enabled:
-                print(f"[gpbo] interrupted: {hint}", flush=True)
-            raise
-        except BaseException:
-            self._interrupt("the driver stopped on an error")
-            raise
-        finally:
-            self.executor.shutdown()
+            except KeyboardInterrupt:
+                self._interrupt("the driver was stopped (Ctrl+C or SIGTERM)")
+                self._hint_resume()
+                raise
+            except BaseException:
+                self._interrupt("the driver stopped on an error")
+                raise
+            finally:
+                with self.signals.absorbed():
+                    self.executor.shutdown()
         self.reporter.finish(self.study.trials, stop_reason=self.stop_reason)
         return self.study.result(stop_reason=self.stop_reason)
+
+    def _hint_resume(self) -> None:
+        """One line saying how to resume (or how to make a study resumable)."""
+        if self.study.journal_path:
+            hint = (
+                f"run the same call again with journal={str(self.study.journal_path)!r} to "
+                "resume"
+            )
+        else:
+            hint = "pass journal='path.jsonl' to make a study resumable"
+        if self.reporter.enabled:
+            print(f"[gpbo] interrupted: {hint}", flush=True)
+        else:
+            logger.warning("study interrupted; %s", hint)
 
     # -- driving ---------------------------------------------------------------------------
     def _drive(self) -> None:
@@ -223,12 +234,26 @@ class _Loop:
                 stopping = self._should_stop()
             if not stopping:
                 stopping = not self._launch()
+                self._warm_up_strategy()
             if not self.running:
                 if stopping or self.finished >= self.settings.n_trials:
                     break
+                if self._pending or self.executor.free_slots <= 0:
+                    self.executor.wait(timeout=0)  # an executor that knows why says so
+                    raise StudyError(
+                        "no slot of the executor can take a trial (none is running); see the "
+                        "errors logged above"
+                    )
                 continue
-            for outcome in self.executor.wait(timeout=self._wait_timeout()):
-                stopping = self._finish(outcome) or stopping
+            failure: StudyError | None = None
+            outcomes = self.executor.wait(timeout=self._wait_timeout())
+            with self.signals.held():  # every outcome at hand is recorded before stopping
+                for outcome in outcomes:
+                    stop, error = self._finish(outcome)
+                    stopping = stopping or stop
+                    failure = failure or error
+            if failure is not None:
+                raise failure
             if self.deadline is not None and time.monotonic() >= self.deadline and self.running:
                 self.stop_reason = self.stop_reason or (
                     f"the study timeout of {self.settings.timeout:g} s passed"
@@ -240,6 +265,34 @@ class _Loop:
         if not self.stop_reason:
             self.stop_reason = f"{self.finished} trials finished"
 
+    def _warm_up_strategy(self) -> None:
+        """Load the GP machinery while the first trials run, once per study.
+
+        The first GP fit of a study otherwise starts by importing botorch and scipy.stats and
+        by torch loading its reference implementations on first use (about a second on two
+        cores), with every slot idle in synchronous mode. Done only where the study will fit
+        a GP.
+        """
+        if self._warmed_up or not self.running:
+            return
+        self._warmed_up = True
+        strategy = self.study.strategy
+        if not isinstance(strategy, (Bayes, Gradient)) or "botorch" in sys.modules:
+            return
+        n_init = strategy.n_init or default_n_init(self.study.space, self.settings.batch_size)
+        if self.settings.n_trials <= n_init:
+            return
+        started = time.perf_counter()
+        try:
+            import botorch  # noqa: F401
+            import scipy.stats  # noqa: F401  (the score warping)
+            import torch
+
+            torch.broadcast_shapes((1,), (2,))  # its first call imports torch._refs
+        except ImportError:  # the fit itself will say so
+            return
+        logger.debug("GP machinery loaded in %.2f s", time.perf_counter() - started)
+
     def _should_stop(self) -> bool:
         if self.finished >= self.settings.n_trials:
             self.stop_reason = f"{self.finished} trials finished"
@@ -250,14 +303,27 @@ class _Loop:
         return False
 
     def _launch(self) -> bool:
-        """Submit new trials where the mode allows; ``False`` once the space is used up."""
-        remaining = self.settings.n_trials - self.finished - len(self.running)
+        """Submit new trials where the mode allows; ``False`` once the space is used up.
+
+        Synchronous mode asks for a whole round (``batch_size`` points, proposed jointly) once
+        the previous round has ended, and runs it in waves where it exceeds the free slots. A
+        resumed study first re-runs the interrupted trials by themselves, completing their
+        round as the uninterrupted study did, so later rounds propose the same points.
+        Asynchronous mode asks for as many points as there are free slots, the running trials
+        being pending points.
+        """
+        remaining = (
+            self.settings.n_trials - self.finished - len(self.running) - len(self._pending)
+        )
         if remaining <= 0:
             return True
         if self.settings.mode == "sync":
-            if self.running:  # a round runs to its end before the next one is proposed
+            if self.running or self._pending:  # a round runs to its end before the next one
                 return True
             n = min(self.settings.batch_size, remaining)
+            reruns = self.study._reruns_waiting()
+            if reruns:
+                n = min(n, reruns)
         else:
             n = min(self.executor.free_slots, remaining)
         if n <= 0:
@@ -274,17 +340,20 @@ class _Loop:
 
     def _submit_pending(self) -> None:
         while self._pending and self.executor.free_slots > 0:
-            trial = self._pending.pop(0)
-            task = TrialTask(
-                number=trial.number,
-                params=dict(trial.params),
-                seed=trial.seed,
-                dir=str(self.study.trial_dir(trial)),
-                timeout=self.settings.trial_timeout,
-            )
-            device = self.executor.submit(task)
-            self.study.mark_running(trial, device=device)
-            self.running[trial.number] = trial
+            # A stop signal waits until the trial is both running and recorded as running.
+            with self.signals.held():
+                trial = self._pending[0]
+                task = TrialTask(
+                    number=trial.number,
+                    params=dict(trial.params),
+                    seed=trial.seed,
+                    dir=str(self.study.trial_dir(trial)),
+                    timeout=self.settings.trial_timeout,
+                )
+                device = self.executor.submit(task)
+                self._pending.pop(0)
+                self.running[trial.number] = trial
+                self.study.mark_running(trial, device=device)
             self.reporter.trial_started(trial)
 
     def _wait_timeout(self) -> float | None:
@@ -292,23 +361,34 @@ class _Loop:
             return None
         return max(0.0, self.deadline - time.monotonic())
 
-    def _finish(self, outcome: TrialOutcome) -> bool:
-        """Record one outcome; ``True`` when the study must stop launching trials."""
-        trial = self.running.pop(outcome.number)
-        trial.started_at = outcome.started_at or trial.started_at
-        trial.device = outcome.device or trial.device
-        if outcome.status == "complete":
-            self.study.tell(trial, outcome.value, metrics=outcome.metrics)
-        else:
-            self.study.tell(trial, error=outcome.error, status=outcome.status)
-        if outcome.finished_at is not None:
-            trial.finished_at = outcome.finished_at
+    def _finish(self, outcome: TrialOutcome) -> tuple[bool, StudyError | None]:
+        """Record one outcome.
+
+        Returns:
+            Whether the study must stop launching trials, and the error that ends the study
+            when ``max_consecutive_failures`` trials failed in a row.
+        """
+        trial = self.running.get(outcome.number)
+        if trial is None:
+            logger.warning("ignoring an outcome for trial %d, which is not running", outcome.number)
+            return False, None
+        with self.signals.held():
+            del self.running[outcome.number]
+            trial.started_at = outcome.started_at or trial.started_at
+            trial.device = outcome.device or trial.device
+            if outcome.status == "complete":
+                self.study.tell(trial, outcome.value, metrics=outcome.metrics)
+            else:
+                self.study.tell(trial, error=outcome.error, status=outcome.status)
+            if outcome.finished_at is not None:
+                trial.finished_at = outcome.finished_at
         self._submit_pending()
         if trial.status == "interrupted":
-            return False
+            return False, None
         self.finished += 1
         self.reporter.trial_finished(trial)
         stop = False
+        failure = None
         if trial.status == "complete":
             self.consecutive_failures.clear()
         else:
@@ -322,10 +402,11 @@ class _Loop:
             limit = self.settings.max_consecutive_failures
             if limit is not None and len(self.consecutive_failures) >= limit:
                 first = self.consecutive_failures[0]
-                raise StudyError(
+                failure = StudyError(
                     f"{limit} trials in a row failed; the first of them (trial {first.number}, "
                     f"params {first.params}) failed with:\n{first.error}"
                 )
+                stop = True
         for callback in self.settings.callbacks:
             try:
                 callback(self.study, trial)
@@ -334,28 +415,37 @@ class _Loop:
                     f"a callback stopped the study{': ' + str(exc) if str(exc) else ''}"
                 )
                 stop = True
-        return stop
+        return stop, failure
 
     def _interrupt(self, why: str) -> None:
-        """Stop running trials; record them (and any not yet started) as interrupted."""
-        unstarted, self._pending = self._pending, []
-        try:
-            outcomes = self.executor.interrupt()
-        except Exception:  # the workers are going away anyway; record what is known
-            logger.exception("stopping the running trials failed")
-            outcomes = []
-        for outcome in outcomes:
-            if outcome.number not in self.running:
-                continue
-            if outcome.status == "interrupted":
-                self.study.tell(self.running.pop(outcome.number), status="interrupted")
-            else:  # it ended before it could be stopped: keep its real result
-                with contextlib.suppress(StudyError):
-                    self._finish(outcome)
-        for trial in [*self.running.values(), *unstarted]:
-            if trial.status in ("pending", "running"):
-                self.study.tell(trial, status="interrupted")
-        self.running.clear()
+        """Stop running trials; record them (and any not yet started) as interrupted.
+
+        Every trial of the study still pending or running afterwards is recorded as
+        ``interrupted`` (also one an interrupted ``ask`` had just made), so that the journal
+        never shows a trial running once the driver has stopped. Stop signals that arrive
+        meanwhile are absorbed: this is the stopping.
+        """
+        with self.signals.absorbed():
+            self._pending = []
+            try:
+                outcomes = self.executor.interrupt()
+            except Exception:  # the workers are going away anyway; record what is known
+                logger.exception("stopping the running trials failed")
+                outcomes = []
+            for outcome in outcomes:
+                if outcome.number not in self.running:
+                    continue
+                if outcome.status == "interrupted":
+                    self.study.tell(self.running.pop(outcome.number), status="interrupted")
+                else:  # it ended before it could be stopped: keep its real result
+                    try:
+                        self._finish(outcome)
+                    except Exception:
+                        logger.exception("recording trial %d failed", outcome.number)
+            self.running.clear()
+            for trial in self.study.trials:
+                if trial.status in ACTIVE_STATUSES:
+                    self.study.tell(trial, status="interrupted")
         logger.info("running trials interrupted: %s", why)
 
 
@@ -368,18 +458,65 @@ def _exit_if_bootstrapping_worker() -> None:
     exit_if_bootstrapping_worker()
 
 
-@contextlib.contextmanager
-def _sigterm_as_keyboard_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl+C while the loop runs, so trials are recorded as interrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _StopSignals:
+    """While the loop runs, SIGINT (Ctrl+C) and SIGTERM stop the study as ``KeyboardInterrupt``.
 
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+    Installed on the main thread only, and only over Python's defaults (a handler of the
+    user's own stays in place). Inside :meth:`held` sections, short steps that must not be cut
+    in half (a trial handed to a worker but not yet recorded as running), the signal waits
+    until the section ends.
+    """
 
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    _SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._held: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in self._SIGNALS:
+            signum = getattr(signal, name, None)
+            if signum is None:
+                continue
+            current = signal.getsignal(signum)
+            if current in (signal.default_int_handler, signal.SIG_DFL):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        previous, self._previous = self._previous, {}
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._depth:
+            self._held = signum
+            return
+        raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """A section a stop signal does not cut: it takes effect when the section ends."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+        if not self._depth and self._held is not None:
+            signum, self._held = self._held, None
+            raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+    @contextlib.contextmanager
+    def absorbed(self) -> Iterator[None]:
+        """A section during which stop signals are noted and dropped (the study is stopping)."""
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if self._held is not None:
+                logger.info("a stop signal arrived while the study was stopping; ignored")
+                self._held = None

@@ -87,8 +87,9 @@ class Study:
     def ask(self, n: int = 1) -> list[Trial]:
         """``n`` new trials to evaluate, proposed jointly, knowing which are still pending.
 
-        Interrupted trials come first (same number and parameters), then enqueued parameter
-        sets, then the strategy's proposals.
+        Interrupted trials come first (same number, parameters and round), then enqueued
+        parameter sets, then the strategy's proposals. An ask that only hands back interrupted
+        trials does not count as a round.
 
         Raises:
             SpaceExhausted: The strategy has no new point left (e.g. the grid is used up) and
@@ -100,10 +101,11 @@ class Study:
         out: list[Trial] = []
         while self._rerun and len(out) < n:
             trial = self._trials[self._rerun.popleft()]
-            trial.status, trial.error, trial.round = "pending", None, round_
+            trial.status, trial.error = "pending", None
             trial.started_at = trial.finished_at = None
             self._record(trial)
             out.append(trial)
+        reruns = len(out)
         while self._queue and len(out) < n:
             out.append(self._new_trial(self._queue.popleft(), round_, dequeued=True))
         if len(out) < n:
@@ -122,7 +124,8 @@ class Study:
                 f"{len(self._trials)} trials"
                 + (" (the grid is used up)" if self.strategy.name == "grid" else "")
             )
-        self._asks += 1
+        if len(out) > reruns:
+            self._asks += 1
         return out
 
     def tell(
@@ -180,6 +183,10 @@ class Study:
                 target.metrics.update(extras)
         self._record(target)
         return target
+
+    def _reruns_waiting(self) -> int:
+        """How many interrupted trials the next asks hand back first (for the loop)."""
+        return len(self._rerun)
 
     def mark_running(self, trial: Trial | int, *, device: str | None = None) -> Trial:
         """Record that a trial started on ``device`` (the loop calls this; optional in ask/tell)."""

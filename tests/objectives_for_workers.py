@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 from gpbo.context import current_trial, device
@@ -93,3 +95,58 @@ class UnloadableObjective:
 def dispatch(params: dict[str, Any]) -> Any:
     """Run the objective of this module that ``params["fn"]`` names (one executor, many tests)."""
     return globals()[params["fn"]](params)
+
+
+# -- objectives of the end-to-end tests (tests/test_parallel.py, tests/test_resume.py) -------
+
+
+def sphere_after_sleep(
+    params: dict[str, Any], *, base: float = 0.0, scale: float = 0.0, log: bool = False
+) -> dict[str, float]:
+    """Sleep ``base + scale * params["x"]`` seconds (``x`` in [0, 1]), return a quadratic.
+
+    Bind the options with :func:`functools.partial` (which pickles by reference); ``log``
+    records each run in the trial's ``attempts.jsonl`` first (see :func:`log_attempt`).
+    """
+    if log:
+        log_attempt(params)
+    time.sleep(base + scale * float(params["x"]))
+    return {"value": _quadratic(params), "pid": float(os.getpid())}
+
+
+def _quadratic(params: dict[str, Any]) -> float:
+    return (float(params["x"]) - 0.3) ** 2 + (float(params.get("y", 0.0)) - 0.6) ** 2
+
+
+def log_attempt(params: dict[str, Any]) -> Path:
+    """Append this run of the trial (number, params, dir, pid) to ``attempts.jsonl`` in its dir."""
+    trial = current_trial()
+    path = trial.dir / "attempts.jsonl"
+    line = json.dumps(
+        {"number": trial.number, "params": params, "dir": str(trial.dir), "pid": os.getpid()}
+    )
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return path
+
+
+def hold_while_flag(params: dict[str, Any], *, flag: str, hold_from: int = 0) -> float:
+    """Log the attempt; trials numbered ``hold_from`` or more then wait while the file ``flag``
+    exists. Returns a quadratic of ``x`` and ``y``."""
+    log_attempt(params)
+    if current_trial().number >= hold_from:
+        while os.path.exists(flag):
+            time.sleep(0.05)
+    return _quadratic(params)
+
+
+def hang_with_child(params: dict[str, Any]) -> float:
+    """Start ``sleep 1000``, write the worker's and the child's pids to the trial dir, hang."""
+    child = subprocess.Popen(["sleep", "1000"])
+    trial_dir = current_trial().dir
+    (trial_dir / "child.pid").write_text(str(child.pid))
+    (trial_dir / "worker.pid").write_text(str(os.getpid()))
+    while True:
+        time.sleep(0.1)

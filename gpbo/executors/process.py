@@ -76,6 +76,8 @@ _MAX_NAP_S = 1.0
 
 # Set by the worker entry point once the worker runs (the main module is imported by then).
 _worker_running = False
+# Set in a worker that stopped cleanly (told to, or its driver went away): it exits fast.
+_clean_exit = False
 # os.environ is process-wide: two executors starting workers at once must not mix theirs.
 _environ_lock = threading.Lock()
 
@@ -933,10 +935,13 @@ def _worker_main(
     not be loaded), ``("outcome", TrialOutcome, restart)``. From the driver: a
     :class:`TrialTask`, or ``None`` to exit.
     """
-    global _worker_running
+    global _worker_running, _clean_exit
     with contextlib.suppress(OSError):
         os.setsid()  # one process group with everything the objective starts
     _worker_running = True
+    # Registered first, so it runs last: after every exit handler of torch and of the
+    # objective's code, it skips the interpreter's teardown (about a second with torch loaded).
+    atexit.register(_skip_teardown_after_clean_exit)
     os.environ.pop(WORKER_ENV_VAR, None)  # processes the objective starts are no workers
     threading.Thread(
         target=_watch_parent, args=(parent_pid,), name="gpbo-parent-watch", daemon=True
@@ -955,7 +960,12 @@ def _worker_main(
             conn.send(("error", describe_exception(exc)))
         raise SystemExit(1) from None
     conn.send(("ready", os.getpid()))
-    guarded = _OutOfMemoryWatch(objective)
+    _run_tasks(conn, _OutOfMemoryWatch(objective), metric=metric, device=device)
+    _clean_exit = True
+
+
+def _run_tasks(conn: Connection, guarded: _OutOfMemoryWatch, *, metric: str, device: str) -> None:
+    """Run the trials the driver sends until it sends ``None`` or goes away."""
     while True:
         try:
             task = conn.recv()
@@ -970,6 +980,22 @@ def _worker_main(
         conn.send(("outcome", outcome, guarded.hit))
         if guarded.hit:
             return  # a fresh process gets a clean CUDA context
+
+
+def _skip_teardown_after_clean_exit() -> None:
+    """The worker's last exit handler: after a clean stop, end the process at once.
+
+    The interpreter's teardown (freeing every module, torch's included) takes about a second
+    and does nothing a worker needs; exit handlers have run and the standard streams are
+    flushed here, as a forked ``multiprocessing`` child would end. Anything else (a worker
+    that failed to load the objective) exits the normal way, with its own exit code.
+    """
+    if not _clean_exit:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 class _OutOfMemoryWatch:

@@ -1,0 +1,38 @@
+"""Smoke runs of the benchmark scripts with tiny budgets, so that they cannot rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_parallel_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "parallel.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark_parallel.py"), "--n-trials", "4",
+         "--duration", "0.2", "--workloads", "varying", "--out", str(out)],
+        cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+        text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["machine"]["nproc"] == os.cpu_count()
+    assert data["machine"]["torch"] and data["machine"]["cpu"]
+    rows = data["results"]
+    assert {(r["mode"], r["strategy"]) for r in rows} == {
+        (mode, strategy) for mode in ("sync", "async") for strategy in ("random", "bayes")
+    }
+    for row in rows:
+        assert row["workload"] == "varying" and row["slots"] == 2
+        assert row["complete"] == 4
+        # durations T * uniform(0.5, 2): between 0.4 s and 1.6 s of sleep in all
+        assert 0.4 <= row["work_s"] <= 1.7
+        assert 0 < row["efficiency"] <= 1
+        assert row["startup_s"] >= 0 and row["wind_down_s"] >= 0
+    table = [line for line in done.stdout.splitlines() if line.startswith("|")]
+    assert table[0].startswith("| mode | workload | strategy |") and len(table) == 2 + 4
