@@ -22,14 +22,14 @@ from gpbo.exceptions import GpboError, NoCompletedTrialError, SpaceExhausted
 from gpbo.executors.base import parse_objective_value
 from gpbo.space import Space
 from gpbo.strategies import History, Strategy, make_strategy, strategy_from_config
-from gpbo.trial import ACTIVE_STATUSES, Direction, Result, Trial, best_of
+from gpbo.trial import ACTIVE_STATUSES, BestTrialMixin, Direction, Result, Trial, best_of
 
 __all__ = ["Study", "load"]
 
 logger = logging.getLogger(__name__)
 
 
-class Study:
+class Study(BestTrialMixin):
     """An optimization you drive yourself: ask for trials, run them, tell their results.
 
     Example:
@@ -227,16 +227,6 @@ class Study:
                 f"no trial has completed yet ({len(self._trials)} trials so far)"
             )
         return best
-
-    @property
-    def best_params(self) -> dict[str, Any]:
-        """The parameters of :attr:`best_trial`."""
-        return dict(self.best_trial.params)
-
-    @property
-    def best_value(self) -> float:
-        """The value of :attr:`best_trial`."""
-        return float(self.best_trial.value)  # type: ignore[arg-type]
 
     def result(self, *, stop_reason: str = "") -> Result:
         """The study's trials as a :class:`~gpbo.Result`."""

@@ -117,7 +117,23 @@ def best_of(trials: Sequence[Trial], direction: Direction) -> Trial | None:
     return best
 
 
-class Result:
+class BestTrialMixin:
+    """``best_params`` and ``best_value`` from a class's ``best_trial`` (Study, Result)."""
+
+    best_trial: Trial
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The parameters of :attr:`best_trial`."""
+        return dict(self.best_trial.params)
+
+    @property
+    def best_value(self) -> float:
+        """The value of :attr:`best_trial`."""
+        return float(self.best_trial.value)  # type: ignore[arg-type]  # complete: has one
+
+
+class Result(BestTrialMixin):
     """What :func:`gpbo.optimize` returns: every trial, and the best one.
 
     Args:
@@ -148,18 +164,6 @@ class Result:
                 "trials' `error` to see why"
             )
         return best
-
-    @property
-    def best_params(self) -> dict[str, Any]:
-        """The parameters of :attr:`best_trial`."""
-        return dict(self.best_trial.params)
-
-    @property
-    def best_value(self) -> float:
-        """The value of :attr:`best_trial`."""
-        value = self.best_trial.value
-        assert value is not None  # a complete trial always has one
-        return value
 
     def status_counts(self) -> dict[str, int]:
         """The number of trials in each status that occurs."""

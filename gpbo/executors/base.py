@@ -178,6 +178,46 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}\n{text}"
 
 
+class OutOfMemoryWatch:
+    """Calls the objective and notes whether it raised a torch out-of-memory error.
+
+    Worker-based executors use it to replace a worker after an out-of-memory error, so the slot
+    gets a fresh CUDA context.
+    """
+
+    def __init__(self, objective: Objective) -> None:
+        self.objective = objective
+        self.hit = False
+
+    def __call__(self, params: dict[str, Any]) -> Any:
+        try:
+            return self.objective(params)
+        except BaseException as exc:
+            self.hit = is_out_of_memory(exc)
+            raise
+
+
+def is_out_of_memory(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is torch's out-of-memory error."""
+    import torch
+
+    kinds = tuple(
+        kind
+        for kind in (
+            getattr(torch.cuda, "OutOfMemoryError", None),
+            getattr(torch, "OutOfMemoryError", None),
+        )
+        if isinstance(kind, type)
+    )
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen and kinds:
+        if isinstance(exc, kinds):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class Executor(ABC):
     """Runs trials on a set of slots (a device each); the base of every executor.
 

@@ -52,6 +52,7 @@ from gpbo.executors.base import (
     Executor,
     Objective,
     OutcomeStatus,
+    OutOfMemoryWatch,
     TrialOutcome,
     TrialTask,
     describe_exception,
@@ -960,11 +961,11 @@ def _worker_main(
             conn.send(("error", describe_exception(exc)))
         raise SystemExit(1) from None
     conn.send(("ready", os.getpid()))
-    _run_tasks(conn, _OutOfMemoryWatch(objective), metric=metric, device=device)
+    _run_tasks(conn, OutOfMemoryWatch(objective), metric=metric, device=device)
     _clean_exit = True
 
 
-def _run_tasks(conn: Connection, guarded: _OutOfMemoryWatch, *, metric: str, device: str) -> None:
+def _run_tasks(conn: Connection, guarded: OutOfMemoryWatch, *, metric: str, device: str) -> None:
     """Run the trials the driver sends until it sends ``None`` or goes away."""
     while True:
         try:
@@ -996,41 +997,6 @@ def _skip_teardown_after_clean_exit() -> None:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(0)
-
-
-class _OutOfMemoryWatch:
-    """Calls the objective and notes whether it raised a torch out-of-memory error."""
-
-    def __init__(self, objective: Objective) -> None:
-        self.objective = objective
-        self.hit = False
-
-    def __call__(self, params: dict[str, Any]) -> Any:
-        try:
-            return self.objective(params)
-        except BaseException as exc:
-            self.hit = _is_out_of_memory(exc)
-            raise
-
-
-def _is_out_of_memory(exc: BaseException | None) -> bool:
-    import torch
-
-    kinds = tuple(
-        kind
-        for kind in (
-            getattr(torch.cuda, "OutOfMemoryError", None),
-            getattr(torch, "OutOfMemoryError", None),
-        )
-        if isinstance(kind, type)
-    )
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen and kinds:
-        if isinstance(exc, kinds):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def _watch_parent(parent_pid: int) -> None:

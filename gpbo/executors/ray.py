@@ -667,7 +667,7 @@ def _trial_task(
     """
     import ray
 
-    from gpbo.executors.process import _OutOfMemoryWatch
+    from gpbo.executors.base import OutOfMemoryWatch
 
     where = {
         "ip": ray.util.get_node_ip_address(),
@@ -691,7 +691,7 @@ def _trial_task(
         started = time.time()
         yield ("started", {**where, "time": started})
         try:
-            guarded = _OutOfMemoryWatch(objective)
+            guarded = OutOfMemoryWatch(objective)
             outcome = evaluate(guarded, task, metric=metric, device=device)
             if guarded.hit:
                 outcome.error = f"out of memory: {outcome.error}"
