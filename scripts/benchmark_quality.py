@@ -1,0 +1,799 @@
+"""Sample efficiency of gpbo against its peers: problems x methods x seeds.
+
+Every method minimizes the same closed-form test functions (``botorch.test_functions``, known
+optimum) with the same number of evaluations. The figure of merit is
+``log10(best found - optimum)`` at the budget (regret clipped at 1e-12): its median and
+interquartile range over seeds, lower is better. Each run's whole trace (every value, in
+evaluation order) and its wall/CPU time go to ``results.json``, rewritten after every run so a
+long benchmark survives an interruption (``--resume`` skips the runs already there); the
+markdown table goes to ``results.md`` and one convergence plot per problem to
+``convergence_<problem>.png``.
+
+The peers are optional (``pip install "gpbo[bench]"``); a missing one is skipped with a message.
+
+Usage:
+    python scripts/benchmark_quality.py --out benchmarks/results/quality --seeds 10 --resume
+    python scripts/benchmark_quality.py --problems branin --methods gpbo-random,gpbo-bayes-q1 \\
+        --seeds 1 --budget 8 --out /tmp/smoke
+    python scripts/benchmark_quality.py --report-only --out benchmarks/results/quality
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import logging
+import math
+import multiprocessing
+import os
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # gpbo from this checkout when it is not installed
+
+#: Regret below this is "at the optimum" (log10 regret -12).
+REGRET_FLOOR = 1e-12
+#: Environment variables that fix the BLAS/OpenMP thread pools; set before numpy/torch start.
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_THREADS_MARK = "GPBO_BENCH_THREADS"
+#: Set (by ``--fast``) to shrink gpbo's and the BoTorch loop's acquisition budget: smoke tests.
+FAST_ENV = "GPBO_BENCH_FAST"
+FAST_ACQUISITION = {"num_restarts": 2, "raw_samples": 32, "maxiter": 20}
+SCHEMA = "gpbo-benchmark-quality/1"
+
+
+class MethodUnavailableError(RuntimeError):
+    """A method's package is not installed (or does not work here); the method is skipped."""
+
+
+# -- problems ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A minimization problem with a known optimum.
+
+    Attributes:
+        name: Short name used on the command line and in the results.
+        label: Name for tables and plots.
+        factory: Builds the ``botorch.test_functions`` function (noise-free).
+        budget: Evaluations per run.
+    """
+
+    name: str
+    label: str
+    factory: Callable[[], Any]
+    budget: int
+
+    def function(self) -> Any:
+        """The botorch test function (created on first use, then cached per process)."""
+        cached = _FUNCTIONS.get(self.name)
+        if cached is None:
+            cached = _FUNCTIONS[self.name] = self.factory()
+        return cached
+
+    @property
+    def dim(self) -> int:
+        """Number of inputs."""
+        return int(self.function().dim)
+
+    @property
+    def bounds(self) -> list[tuple[float, float]]:
+        """``(low, high)`` of each input."""
+        b = self.function().bounds
+        return [(float(b[0, i]), float(b[1, i])) for i in range(b.shape[1])]
+
+    @property
+    def optimum(self) -> float:
+        """The minimum value."""
+        return float(self.function().optimal_value)
+
+    def __call__(self, x: Sequence[float]) -> float:
+        """The value at ``x`` (a `d`-sequence in the problem's bounds)."""
+        import torch
+
+        X = torch.tensor([list(map(float, x))], dtype=torch.float64)
+        with torch.no_grad():
+            return float(self.function()(X).item())
+
+
+_FUNCTIONS: dict[str, Any] = {}
+
+
+def _branin() -> Any:
+    from botorch.test_functions import Branin
+
+    return Branin()
+
+
+def _hartmann6() -> Any:
+    from botorch.test_functions import Hartmann
+
+    return Hartmann(dim=6)
+
+
+def _ackley5() -> Any:
+    from botorch.test_functions import Ackley
+
+    return Ackley(dim=5)  # bounds [-32.768, 32.768]^5
+
+
+def _rosenbrock4() -> Any:
+    from botorch.test_functions import Rosenbrock
+
+    return Rosenbrock(dim=4)  # bounds [-5, 10]^4
+
+
+def _styblinski_tang8() -> Any:
+    from botorch.test_functions import StyblinskiTang
+
+    return StyblinskiTang(dim=8)  # bounds [-5, 5]^8
+
+
+PROBLEMS: dict[str, Problem] = {
+    p.name: p
+    for p in (
+        Problem("branin", "Branin 2D", _branin, 30),
+        Problem("hartmann6", "Hartmann6", _hartmann6, 60),
+        Problem("ackley5", "Ackley 5D", _ackley5, 60),
+        Problem("rosenbrock4", "Rosenbrock 4D", _rosenbrock4, 60),
+        Problem("styblinski_tang8", "Styblinski-Tang 8D", _styblinski_tang8, 80),
+    )
+}
+
+# -- methods ----------------------------------------------------------------------------------
+#: A method: ``(problem, budget, seed) -> values in evaluation order`` (``budget`` of them).
+Method = Callable[[Problem, int, int], list[float]]
+
+
+def gpbo_space(problem: Problem) -> dict[str, Any]:
+    """The problem's box as a gpbo space (``x0 .. x{d-1}``, all ``Real``)."""
+    import gpbo
+
+    return {f"x{i}": gpbo.Real(lo, hi) for i, (lo, hi) in enumerate(problem.bounds)}
+
+
+def run_gpbo_study(
+    problem: Problem, budget: int, seed: int, *, strategy: Any, q: int
+) -> list[float]:
+    """Drive a :class:`gpbo.Study` by ask/tell in rounds of ``q`` (the last one may be smaller).
+
+    Args:
+        problem: The problem.
+        budget: Evaluations.
+        seed: The study's seed.
+        strategy: A strategy name or a configured :class:`gpbo.strategies.Strategy`.
+        q: Points per round (asked jointly).
+
+    Returns:
+        The values in evaluation order.
+    """
+    import gpbo
+
+    study = gpbo.Study(gpbo_space(problem), strategy=strategy, seed=seed)
+    names = [f"x{i}" for i in range(problem.dim)]
+    values: list[float] = []
+    while len(values) < budget:
+        for trial in study.ask(min(q, budget - len(values))):
+            value = problem([trial.params[name] for name in names])
+            study.tell(trial, value)
+            values.append(value)
+    return values
+
+
+def acquisition_budget() -> dict[str, int]:
+    """``num_restarts``, ``raw_samples``, ``maxiter``: gpbo's defaults, or tiny with ``--fast``."""
+    if os.environ.get(FAST_ENV):
+        return dict(FAST_ACQUISITION)
+    return {"num_restarts": 10, "raw_samples": 512, "maxiter": 200}
+
+
+def gpbo_bayes(q: int) -> Method:
+    """gpbo's default ``bayes`` strategy, ``q`` points per round."""
+
+    def method(problem: Problem, budget: int, seed: int) -> list[float]:
+        import gpbo
+
+        strategy = gpbo.strategies.Bayes(**acquisition_budget()) if os.environ.get(
+            FAST_ENV) else "bayes"
+        return run_gpbo_study(problem, budget, seed, strategy=strategy, q=q)
+
+    method.__doc__ = f"gpbo bayes (defaults), q={q}"
+    return method
+
+
+def gpbo_random(problem: Problem, budget: int, seed: int) -> list[float]:
+    """gpbo ``random``: independent uniform points."""
+    return run_gpbo_study(problem, budget, seed, strategy="random", q=1)
+
+
+def _require(module: str, method: str) -> Any:
+    """Import ``module`` or raise :class:`MethodUnavailableError` with the install hint."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MethodUnavailableError(
+            f"method {method!r} needs {module!r} ({exc}); install the peers with "
+            f'pip install "gpbo[bench]"'
+        ) from exc
+
+
+def bayes_opt_method(problem: Problem, budget: int, seed: int) -> list[float]:
+    """bayes_opt 3.x: 5 random starts, then its defaults (UCB, kappa 2.576); maximizes -f."""
+    bayes_opt = _require("bayes_opt", "bayes_opt")
+    values: list[float] = []
+    names = [f"x{i}" for i in range(problem.dim)]
+
+    def negated(**params: float) -> float:
+        value = problem([params[name] for name in names])
+        values.append(value)
+        return -value
+
+    optimizer = bayes_opt.BayesianOptimization(
+        f=negated,
+        pbounds=dict(zip(names, problem.bounds, strict=True)),
+        random_state=seed,
+        verbose=0,
+    )
+    init = min(5, budget)
+    optimizer.maximize(init_points=init, n_iter=budget - init)
+    # a suggestion equal to a registered point is not evaluated again (bayes_opt answers it
+    # from its cache), so a few more iterations may be needed to spend the whole budget
+    extra = 0
+    while len(values) < budget and extra < budget:
+        optimizer.maximize(init_points=0, n_iter=1)
+        extra += 1
+    return values[:budget]
+
+
+def _optuna_method(sampler_name: str) -> Method:
+    def method(problem: Problem, budget: int, seed: int) -> list[float]:
+        optuna = _require("optuna", f"optuna-{sampler_name}")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        bounds = problem.bounds
+        if sampler_name == "gp":
+            _require("scipy", "optuna-gp")
+            sampler = optuna.samplers.GPSampler(seed=seed)
+        else:
+            sampler = optuna.samplers.TPESampler(seed=seed)
+
+        def objective(trial: Any) -> float:
+            x = [trial.suggest_float(f"x{i}", lo, hi) for i, (lo, hi) in enumerate(bounds)]
+            return problem(x)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study = optuna.create_study(direction="minimize", sampler=sampler)
+            study.optimize(objective, n_trials=budget)
+        return [float(t.value) for t in study.trials]
+
+    method.__doc__ = f"Optuna {sampler_name.upper()}Sampler (defaults)"
+    return method
+
+
+def hyperopt_tpe(problem: Problem, budget: int, seed: int) -> list[float]:
+    """hyperopt TPE (defaults: 20 random starts)."""
+    hyperopt = _require("hyperopt", "hyperopt-tpe")
+    space = {f"x{i}": hyperopt.hp.uniform(f"x{i}", lo, hi) for i, (lo, hi) in
+             enumerate(problem.bounds)}
+    trials = hyperopt.Trials()
+    hyperopt.fmin(
+        lambda p: problem([p[f"x{i}"] for i in range(problem.dim)]),
+        space,
+        algo=hyperopt.tpe.suggest,
+        max_evals=budget,
+        trials=trials,
+        rstate=np.random.default_rng(seed),
+        show_progressbar=False,
+    )
+    return [float(v) for v in trials.losses()]
+
+
+def skopt_gp(problem: Problem, budget: int, seed: int) -> list[float]:
+    """scikit-optimize ``gp_minimize`` (defaults: 10 initial points, gp_hedge)."""
+    skopt = _require("skopt", "skopt-gp")
+    result = skopt.gp_minimize(
+        lambda x: problem(x),
+        problem.bounds,
+        n_calls=budget,
+        n_initial_points=min(10, budget),
+        random_state=seed,
+    )
+    return [float(v) for v in result.func_vals]
+
+
+def botorch_loop(problem: Problem, budget: int, seed: int) -> list[float]:
+    """A plain BoTorch loop: SingleTaskGP (default priors) + Standardize + qLogEI, q=1.
+
+    ``min(2 d + 1, 10)`` scrambled-Sobol starts, then ``optimize_acqf`` with
+    ``num_restarts=10, raw_samples=512``; inputs scaled to the unit cube.
+    """
+    import torch
+    from botorch.acquisition.logei import qLogExpectedImprovement
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from botorch.optim import optimize_acqf
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    tkwargs: dict[str, Any] = {"dtype": torch.float64}
+    d = problem.dim
+    low = torch.tensor([b[0] for b in problem.bounds], **tkwargs)
+    high = torch.tensor([b[1] for b in problem.bounds], **tkwargs)
+
+    def evaluate(u: torch.Tensor) -> float:
+        return problem((low + u * (high - low)).tolist())
+
+    n_init = min(2 * d + 1, 10, budget)
+    X = torch.quasirandom.SobolEngine(d, scramble=True, seed=seed).draw(n_init).to(**tkwargs)
+    values = [evaluate(x) for x in X]
+    unit = torch.stack([torch.zeros(d, **tkwargs), torch.ones(d, **tkwargs)])
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        while len(values) < budget:
+            Y = -torch.tensor(values, **tkwargs).unsqueeze(-1)
+            model = SingleTaskGP(X, Y, outcome_transform=Standardize(m=1))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # optimizer notices; the loop goes on
+                fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+                acqf = qLogExpectedImprovement(model, best_f=Y.max())
+                fast = FAST_ACQUISITION if os.environ.get(FAST_ENV) else None
+                candidate, _ = optimize_acqf(  # botorch's defaults otherwise (maxiter 2000)
+                    acqf, bounds=unit, q=1,
+                    num_restarts=fast["num_restarts"] if fast else 10,
+                    raw_samples=fast["raw_samples"] if fast else 512,
+                    options={"maxiter": fast["maxiter"]} if fast else None,
+                )
+            x = candidate.detach()[0]
+            X = torch.cat([X, x.unsqueeze(0)])
+            values.append(evaluate(x))
+    return values
+
+
+METHODS: dict[str, Method] = {
+    "gpbo-bayes-q1": gpbo_bayes(1),
+    "gpbo-bayes-q4": gpbo_bayes(4),
+    "gpbo-random": gpbo_random,
+    "bayes_opt": bayes_opt_method,
+    "optuna-tpe": _optuna_method("tpe"),
+    "optuna-gp": _optuna_method("gp"),
+    "hyperopt-tpe": hyperopt_tpe,
+    "skopt-gp": skopt_gp,
+    "botorch-qlogei": botorch_loop,
+}
+#: Python modules each peer needs (checked before its runs are scheduled).
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "bayes_opt": ("bayes_opt",),
+    "optuna-tpe": ("optuna",),
+    "optuna-gp": ("optuna", "scipy"),
+    "hyperopt-tpe": ("hyperopt",),
+    "skopt-gp": ("skopt",),
+}
+
+# -- one run ----------------------------------------------------------------------------------
+
+
+def regret(best: float, optimum: float) -> float:
+    """``best - optimum`` clipped below at :data:`REGRET_FLOOR`."""
+    return max(best - optimum, REGRET_FLOOR)
+
+
+def run_one(
+    problem_name: str, method_name: str, seed: int, budget: int, plugin: str | None = None
+) -> dict[str, Any]:
+    """One run: the trace, the regret at the budget and the time taken (a JSON-ready dict).
+
+    Raises:
+        MethodUnavailableError: The method's package is missing.
+    """
+    methods = available_methods(plugin)
+    problem = PROBLEMS[problem_name]
+    logging.getLogger("gpbo").setLevel(logging.ERROR)
+    wall, cpu = time.perf_counter(), time.process_time()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        values = methods[method_name](problem, budget, seed)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if len(values) != budget:
+        raise RuntimeError(
+            f"{method_name} on {problem_name} (seed {seed}) returned {len(values)} values for a "
+            f"budget of {budget}"
+        )
+    best = float(np.min(values))
+    warning_kinds = sorted({f"{w.category.__name__}: {str(w.message)[:120]}" for w in caught})
+    return {
+        "problem": problem_name,
+        "method": method_name,
+        "seed": seed,
+        "budget": budget,
+        "values": [float(v) for v in values],
+        "best": best,
+        "optimum": problem.optimum,
+        "log10_regret": math.log10(regret(best, problem.optimum)),
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "warnings": warning_kinds[:10],
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def available_methods(plugin: str | None = None) -> dict[str, Method]:
+    """:data:`METHODS` plus the ``METHODS`` dict of a plugin file (experiments)."""
+    if plugin is None:
+        return METHODS
+    cached = _PLUGINS.get(plugin)
+    if cached is None:
+        spec = importlib.util.spec_from_file_location(f"_bench_plugin_{len(_PLUGINS)}", plugin)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"--plugin {plugin!r}: not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        cached = _PLUGINS[plugin] = {**METHODS, **module.METHODS}
+    return cached
+
+
+_PLUGINS: dict[str, dict[str, Method]] = {}
+
+
+def missing_module(method: str) -> str | None:
+    """The first module ``method`` needs that cannot be imported, else ``None``."""
+    for module in REQUIRES.get(method, ()):
+        try:
+            __import__(module)
+        except Exception as exc:  # an installed package that fails on import is unusable too
+            return f"{module} ({type(exc).__name__}: {exc})"
+    return None
+
+
+# -- results file -----------------------------------------------------------------------------
+
+
+def environment() -> dict[str, Any]:
+    """Machine and package versions, for the record."""
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("gpbo", "torch", "botorch", "gpytorch", "numpy", "scipy", "scikit-learn",
+                 "bayesian-optimization", "optuna", "greenlet", "hyperopt", "scikit-optimize"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "nproc": os.cpu_count(),
+        "threads_env": {k: os.environ.get(k) for k in THREAD_ENV},
+        "versions": versions,
+    }
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    """The results file, or an empty one."""
+    if path.exists():
+        data = json.loads(path.read_text())
+        if data.get("schema") != SCHEMA:
+            raise SystemExit(f"{path}: not a {SCHEMA} file; use another --out")
+        return data
+    return {"schema": SCHEMA, "environment": {}, "runs": [], "unavailable": {}}
+
+
+def save_results(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically (a crash mid-write leaves the previous file)."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def run_key(run: dict[str, Any]) -> tuple[str, str, int, int]:
+    return (run["problem"], run["method"], int(run["seed"]), int(run["budget"]))
+
+
+# -- summaries --------------------------------------------------------------------------------
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (problem, method): median and quartiles of log10 regret, median wall time, seeds."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["problem"], run["method"]), []).append(run)
+    out = {}
+    for key, group in groups.items():
+        r = np.array([g["log10_regret"] for g in group])
+        out[key] = {
+            "median": float(np.median(r)),
+            "q25": float(np.percentile(r, 25)),
+            "q75": float(np.percentile(r, 75)),
+            "n": len(group),
+            "wall_s": float(np.median([g["wall_s"] for g in group])),
+            "cpu_s": float(np.median([g.get("cpu_s", float("nan")) for g in group])),
+            "budget": int(group[0]["budget"]),
+        }
+    return out
+
+
+def _ordered(names: set[str], order: Sequence[str]) -> list[str]:
+    return [n for n in order if n in names] + sorted(names - set(order))
+
+
+def markdown_table(data: dict[str, Any]) -> str:
+    """The results as markdown: regret table, wall-time table, notes."""
+    runs = data["runs"]
+    stats = summarize(runs)
+    problems = _ordered({p for p, _ in stats}, list(PROBLEMS))
+    methods = _ordered({m for _, m in stats}, list(METHODS))
+    lines = [
+        "log10(best found - optimum) at the budget (regret clipped at 1e-12): median "
+        "[25th, 75th percentile] over seeds; lower is better, best median per problem in bold. "
+        "`n` = seeds.",
+        "",
+        "| problem (budget) | " + " | ".join(methods) + " |",
+        "| --- | " + " | ".join("---" for _ in methods) + " |",
+    ]
+    for p in problems:
+        row = [s for (pp, _), s in stats.items() if pp == p]
+        best = min(s["median"] for s in row)
+        label = PROBLEMS[p].label if p in PROBLEMS else p
+        budgets = sorted({s["budget"] for s in row})
+        cells = []
+        for m in methods:
+            s = stats.get((p, m))
+            if s is None:
+                cells.append("—")
+                continue
+            text = f"{s['median']:.2f} [{s['q25']:.2f}, {s['q75']:.2f}] n={s['n']}"
+            cells.append(f"**{text}**" if s["median"] == best else text)
+        lines.append(f"| {label} ({'/'.join(map(str, budgets))}) | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Median wall time per run, seconds (CPU seconds in parentheses).",
+        "",
+        "| problem | " + " | ".join(methods) + " |",
+        "| --- | " + " | ".join("---" for _ in methods) + " |",
+    ]
+    for p in problems:
+        label = PROBLEMS[p].label if p in PROBLEMS else p
+        cells = []
+        for m in methods:
+            s = stats.get((p, m))
+            cells.append("—" if s is None else f"{s['wall_s']:.1f} ({s['cpu_s']:.1f})")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if data.get("unavailable"):
+        lines += ["", "Unavailable methods:", ""]
+        lines += [f"- `{m}`: {why}" for m, why in sorted(data["unavailable"].items())]
+    return "\n".join(lines) + "\n"
+
+
+def convergence_plots(data: dict[str, Any], out: Path) -> list[Path]:
+    """One PNG per problem: median (and IQR band) of log10 best-so-far regret per evaluation."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no plots (pip install \"gpbo[bench]\")")
+        return []
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    by_problem: dict[str, dict[str, list[np.ndarray]]] = {}
+    for run in data["runs"]:
+        curve = np.minimum.accumulate(np.asarray(run["values"], dtype=np.float64))
+        log_regret = np.log10(np.maximum(curve - run["optimum"], REGRET_FLOOR))
+        by_problem.setdefault(run["problem"], {}).setdefault(run["method"], []).append(log_regret)
+    for problem, methods in by_problem.items():
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for method in _ordered(set(methods), list(METHODS)):
+            curves = methods[method]
+            length = min(len(c) for c in curves)
+            stack = np.stack([c[:length] for c in curves])
+            x = np.arange(1, length + 1)
+            median = np.median(stack, axis=0)
+            style = "-" if method.startswith("gpbo") else "--"
+            (line,) = ax.plot(x, median, style, label=f"{method} (n={len(curves)})")
+            if len(curves) > 2:
+                ax.fill_between(x, np.percentile(stack, 25, axis=0),
+                                np.percentile(stack, 75, axis=0), color=line.get_color(),
+                                alpha=0.12)
+        label = PROBLEMS[problem].label if problem in PROBLEMS else problem
+        ax.set_title(f"{label}: median best-so-far regret (IQR shaded)")
+        ax.set_xlabel("evaluations")
+        ax.set_ylabel("log10(best - optimum)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        path = out / f"convergence_{problem}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def write_reports(data: dict[str, Any], out: Path) -> None:
+    """The markdown table and the plots, from the results so far."""
+    (out / "results.md").write_text(markdown_table(data))
+    convergence_plots(data, out)
+
+
+# -- driver -----------------------------------------------------------------------------------
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--problems", default=",".join(PROBLEMS),
+                        help=f"comma-separated, from {', '.join(PROBLEMS)} (default all)")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated, from {', '.join(METHODS)} (default all)")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default 10)")
+    parser.add_argument("--first-seed", type=int, default=0, help="first seed (default 0)")
+    parser.add_argument("--budget", type=int, default=None,
+                        help="evaluations per run for every problem (default: each problem's)")
+    parser.add_argument("--out", default="benchmarks/results/quality",
+                        help="output directory (results.json, results.md, convergence_*.png)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep results.json and skip the runs already in it")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at once, each in its own process (default 1)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch/BLAS threads per run (default: the libraries' own)")
+    parser.add_argument("--plugin", default=None,
+                        help="a Python file whose METHODS dict adds methods (experiments)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite results.md and the plots from results.json; run nothing")
+    parser.add_argument("--no-plots", action="store_true", help="skip the convergence plots")
+    parser.add_argument("--fast", action="store_true",
+                        help="tiny acquisition budget for gpbo and the BoTorch loop (smoke tests "
+                        "only; the numbers mean nothing)")
+    return parser.parse_args(argv)
+
+
+def _reexec_with_threads(threads: int | None) -> None:
+    """Restart this script with the thread-pool variables set (they are read at import)."""
+    if threads is None or os.environ.get(_THREADS_MARK) == str(threads):
+        return
+    env = dict(os.environ, **{k: str(threads) for k in THREAD_ENV}, **{_THREADS_MARK: str(threads)})
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]], env)
+
+
+def _init_worker(threads: int | None) -> None:
+    """Limit torch's threads and import the heavy modules, so no run's time includes them."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    import botorch.models
+    import botorch.optim  # noqa: F401
+
+    import gpbo.strategies  # noqa: F401
+
+
+def _plan(args: argparse.Namespace, data: dict[str, Any]) -> Iterator[tuple[str, str, int, int]]:
+    done = {run_key(r) for r in data["runs"]}
+    methods = available_methods(args.plugin)
+    for p in _split(args.problems):
+        if p not in PROBLEMS:
+            raise SystemExit(f"unknown problem {p!r}; use {', '.join(PROBLEMS)}")
+    for m in _split(args.methods):
+        if m not in methods:
+            raise SystemExit(f"unknown method {m!r}; use {', '.join(methods)}")
+    # seeds outermost: an interrupted run still has every method on the first seeds
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        for p in _split(args.problems):
+            budget = args.budget or PROBLEMS[p].budget
+            for m in _split(args.methods):
+                if (p, m, seed, budget) not in done:
+                    yield p, m, seed, budget
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if argv is None:
+        _reexec_with_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    if path.exists() and not (args.resume or args.report_only):
+        raise SystemExit(f"{path} exists: pass --resume to extend it, or use another --out")
+    data = load_results(path)
+    if args.report_only:
+        write_reports(data, out)
+        print(markdown_table(data))
+        return 0
+    if args.fast:
+        os.environ[FAST_ENV] = "1"  # read by the adapters, here and in worker processes
+    data["environment"] = environment()
+    data["environment"]["threads"] = args.threads
+    data["environment"]["fast"] = bool(args.fast)
+    data["environment"]["jobs"] = args.jobs
+    plan = list(_plan(args, data))
+    for method in sorted({m for _, m, _, _ in plan}):
+        why = missing_module(method)
+        if why is not None:
+            print(f"skipping {method}: cannot import {why}; install the peers with "
+                  f'pip install "gpbo[bench]"', flush=True)
+            data["unavailable"][method] = f"cannot import {why}"
+            plan = [t for t in plan if t[1] != method]
+    print(f"{len(plan)} runs to do -> {path}", flush=True)
+    save_results(path, data)
+    if plan and args.jobs <= 1:
+        _init_worker(args.threads)
+    started = time.perf_counter()
+
+    def record(result: dict[str, Any]) -> None:
+        data["runs"].append(result)
+        save_results(path, data)
+        print(f"[{time.perf_counter() - started:7.0f}s] {result['problem']:>17} "
+              f"{result['method']:>14} seed {result['seed']:>2}: log10 regret "
+              f"{result['log10_regret']:7.2f}  ({result['wall_s']:.1f} s)", flush=True)
+
+    def unavailable(method: str, exc: BaseException) -> None:
+        print(f"skipping {method}: {exc}", flush=True)
+        data["unavailable"][method] = str(exc)
+        save_results(path, data)
+
+    skipped: set[str] = set()
+    if args.jobs <= 1:
+        for p, m, seed, budget in plan:
+            if m in skipped:
+                continue
+            try:
+                record(run_one(p, m, seed, budget, args.plugin))
+            except MethodUnavailableError as exc:
+                skipped.add(m)
+                unavailable(m, exc)
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(args.threads,)) as pool:
+            pending: dict[Future[dict[str, Any]], str] = {}
+            todo = list(plan)
+            while todo or pending:
+                while todo and len(pending) < args.jobs:
+                    p, m, seed, budget = todo.pop(0)
+                    if m not in skipped:
+                        pending[pool.submit(run_one, p, m, seed, budget, args.plugin)] = m
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    m = pending.pop(future)
+                    try:
+                        record(future.result())
+                    except MethodUnavailableError as exc:
+                        if m not in skipped:
+                            skipped.add(m)
+                            unavailable(m, exc)
+    if args.no_plots:
+        (out / "results.md").write_text(markdown_table(data))
+    else:
+        write_reports(data, out)
+    print(markdown_table(data), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

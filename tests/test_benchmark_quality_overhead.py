@@ -1,0 +1,137 @@
+"""Smoke runs of the benchmark scripts (tiny budgets), so they cannot rot.
+
+``scripts/benchmark_quality.py`` on Branin with 8 evaluations (gpbo random, gpbo bayes q=1 and
+every installed peer, one seed) and ``scripts/benchmark_overhead.py`` at n=20, q=2, one
+thread, one repeat; both in subprocesses, checking the JSON and markdown they write.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+QUALITY = ROOT / "scripts" / "benchmark_quality.py"
+OVERHEAD = ROOT / "scripts" / "benchmark_overhead.py"
+
+PEER_MODULES = {
+    "bayes_opt": "bayes_opt",
+    "optuna-tpe": "optuna",
+    "optuna-gp": "optuna",
+    "hyperopt-tpe": "hyperopt",
+    "skopt-gp": "skopt",
+}
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def _run(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=timeout, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def test_quality_smoke(tmp_path: Path) -> None:
+    peers = [m for m, mod in PEER_MODULES.items() if _installed(mod)]
+    methods = ["gpbo-random", "gpbo-bayes-q1", *peers, "botorch-qlogei"]
+    out = tmp_path / "quality"
+    args = [str(QUALITY), "--problems", "branin", "--methods", ",".join(methods), "--seeds", "1",
+            "--budget", "8", "--threads", "1", "--fast", "--out", str(out)]
+    _run(args)
+    data = json.loads((out / "results.json").read_text())
+    assert data["schema"] == "gpbo-benchmark-quality/1"
+    assert data["environment"]["versions"]["botorch"]
+    runs = data["runs"]
+    assert sorted(r["method"] for r in runs) == sorted(methods)
+    for run in runs:
+        assert run["problem"] == "branin" and run["seed"] == 0 and run["budget"] == 8
+        assert len(run["values"]) == 8 and all(math.isfinite(v) for v in run["values"])
+        assert run["best"] == min(run["values"])
+        assert run["log10_regret"] == pytest.approx(
+            math.log10(max(run["best"] - run["optimum"], 1e-12)))
+        assert run["wall_s"] >= 0
+    table = (out / "results.md").read_text()
+    assert "| Branin 2D (8) |" in table
+    for method in methods:
+        assert method in table
+    assert (out / "convergence_branin.png").stat().st_size > 0
+
+    # --resume finds every run done and runs nothing
+    proc = _run([*args, "--resume", "--no-plots"])
+    assert "0 runs to do" in proc.stdout
+    assert len(json.loads((out / "results.json").read_text())["runs"]) == len(methods)
+
+
+def _load_quality_script():
+    spec = importlib.util.spec_from_file_location("benchmark_quality_under_test", QUALITY)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quality_refuses_to_overwrite_and_rejects_unknown_names(tmp_path: Path) -> None:
+    script = _load_quality_script()
+    out = tmp_path / "q"
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    with pytest.raises(SystemExit, match="--resume"):
+        script.main(["--out", str(out)])
+    with pytest.raises(SystemExit, match="unknown method 'nope'"):
+        script.main(["--out", str(tmp_path / "r"), "--methods", "nope"])
+    with pytest.raises(SystemExit, match="unknown problem 'nope'"):
+        script.main(["--out", str(tmp_path / "s"), "--problems", "nope"])
+
+
+def test_quality_summary_and_table() -> None:
+    script = _load_quality_script()
+    runs = [
+        {"problem": "branin", "method": m, "seed": s, "budget": 30, "log10_regret": r,
+         "wall_s": 1.0, "cpu_s": 1.0, "values": [1.0, 0.5], "optimum": 0.397887}
+        for m, rs in (("gpbo-bayes-q1", (-3.0, -2.0, -1.0)), ("optuna-tpe", (-1.0, 0.0, 1.0)))
+        for s, r in enumerate(rs)
+    ]
+    stats = script.summarize(runs)
+    assert stats[("branin", "gpbo-bayes-q1")]["median"] == -2.0
+    assert stats[("branin", "gpbo-bayes-q1")]["q25"] == -2.5
+    assert stats[("branin", "optuna-tpe")]["n"] == 3
+    table = script.markdown_table({"runs": runs, "unavailable": {"skopt-gp": "missing"}})
+    assert "**-2.00 [-2.50, -1.50] n=3**" in table
+    assert "0.00 [-0.50, 0.50] n=3" in table
+    assert "`skopt-gp`: missing" in table
+    assert script.regret(0.1, 0.397887) == 1e-12
+
+
+def test_overhead_smoke(tmp_path: Path) -> None:
+    methods = ["gpbo"] + [p for p, mod in (("bayes_opt", "bayes_opt"), ("optuna-gp", "optuna"))
+                          if _installed(mod)]
+    out = tmp_path / "overhead"
+    _run([str(OVERHEAD), "--ns", "20", "--qs", "2", "--threads", "1", "--repeats", "1",
+          "--methods", ",".join(methods), "--fast", "--out", str(out)])
+    data = json.loads((out / "results.json").read_text())
+    assert data["schema"] == "gpbo-benchmark-overhead/1"
+    records = {r["method"]: r for r in data["records"]}
+    expected = {"gpbo-q2", *(m for m in methods if m != "gpbo")}
+    assert set(records) == expected
+    for record in records.values():
+        assert record["n"] == 20 and record["threads"] == 1 and record["device"] == "cpu"
+        assert record["per_point_wall"] > 0 and record["median_cpu"] >= 0
+    gpbo = records["gpbo-q2"]
+    assert gpbo["q"] == 2
+    assert gpbo["per_point_wall"] == pytest.approx(gpbo["median_wall"] / 2)
+    assert gpbo["median_fit_wall"] > 0
+    table = (out / "results.md").read_text()
+    assert "| 20 |" in table and "gpbo-q2 (cpu)" in table
