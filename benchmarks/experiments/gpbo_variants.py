@@ -1,0 +1,204 @@
+"""Scratch variants of gpbo's ``bayes`` strategy, measured with the quality benchmark.
+
+Nothing here changes gpbo: each variant is a configured or subclassed
+:class:`gpbo.strategies.Bayes`, a different way of driving the study, or a temporary
+monkeypatch of ``gpbo.surrogate`` (the strategy imports ``fit_gp`` and ``warp_scores`` from that
+module at each ask, so patching the module attribute reaches it). Load it as a plugin:
+
+    python scripts/benchmark_quality.py --plugin benchmarks/experiments/gpbo_variants.py \\
+        --methods exp-nowarp-q1,exp-seq-q4 --seeds 3 --threads 1 \\
+        --out benchmarks/results/experiments --resume
+
+The baseline (``gpbo-bayes-q1`` / ``gpbo-bayes-q4``) is in the main quality results; seeded runs
+are deterministic, so the same seeds compare like with like.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+Method = Callable[[Any, int, int], list[float]]
+
+
+def _space(problem: Any) -> dict[str, Any]:
+    import gpbo
+
+    return {f"x{i}": gpbo.Real(lo, hi) for i, (lo, hi) in enumerate(problem.bounds)}
+
+
+def drive(
+    problem: Any, budget: int, seed: int, *, strategy: Any, q: int, sequential: bool = False
+) -> list[float]:
+    """Run a :class:`gpbo.Study` for ``budget`` evaluations in rounds of ``q``.
+
+    Args:
+        problem: A benchmark problem (``dim``, ``bounds``, callable on a point).
+        budget: Evaluations.
+        seed: The study seed.
+        strategy: A strategy name or object.
+        q: Points per round.
+        sequential: Ask the round's points one at a time (each ask sees the earlier ones as
+            pending, so qLogEI picks them greedily, refitting each time) instead of jointly.
+    """
+    import gpbo
+
+    study = gpbo.Study(_space(problem), strategy=strategy, seed=seed)
+    names = [f"x{i}" for i in range(problem.dim)]
+    values: list[float] = []
+    while len(values) < budget:
+        k = min(q, budget - len(values))
+        trials = [t for _ in range(k) for t in study.ask(1)] if sequential else study.ask(k)
+        for trial in trials:
+            value = problem([trial.params[n] for n in names])
+            study.tell(trial, value)
+            values.append(value)
+    return values
+
+
+@contextlib.contextmanager
+def patched(module: Any, name: str, value: Any) -> Iterator[None]:
+    """Set ``module.name`` to ``value`` for the block."""
+    old = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, old)
+
+
+def _identity(y: np.ndarray) -> np.ndarray:
+    return np.asarray(y, dtype=np.float64)
+
+
+def fit_gp_input_warped(X: Any, y: Any) -> Any:
+    """``gpbo.surrogate.fit_gp`` plus a Kumaraswamy input warp (botorch ``Warp``) per input."""
+    import torch
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.input import Warp
+    from botorch.models.transforms.outcome import Standardize
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+    from gpytorch.priors import LogNormalPrior
+
+    from gpbo.surrogate import SurrogateFitError
+
+    d = X.shape[-1]
+    bounds = torch.stack([torch.zeros(d), torch.ones(d)]).to(X)
+    warp = Warp(d=d, indices=list(range(d)), bounds=bounds,
+                concentration1_prior=LogNormalPrior(0.0, 0.75**0.5),
+                concentration0_prior=LogNormalPrior(0.0, 0.75**0.5))
+    try:
+        model = SingleTaskGP(X, y.unsqueeze(-1), input_transform=warp,
+                             outcome_transform=Standardize(m=1))
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    except Exception as exc:
+        raise SurrogateFitError(f"{type(exc).__name__}: {exc}") from exc
+    model.eval()
+    return model
+
+
+def fit_gp_low_noise(X: Any, y: Any) -> Any:
+    """``gpbo.surrogate.fit_gp`` with a noise prior and floor for near-deterministic objectives.
+
+    The noise variance gets a ``LogNormal(-10, 1.5)`` prior (mode ~2e-6 instead of BoTorch's
+    ``LogNormal(-4, 1)``, mode ~7e-3, in standardized units) and a floor of 1e-6 (not 1e-4).
+    """
+    from botorch.fit import fit_gpytorch_mll
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from gpytorch.constraints import GreaterThan
+    from gpytorch.likelihoods import GaussianLikelihood
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+    from gpytorch.priors import LogNormalPrior
+
+    from gpbo.surrogate import SurrogateFitError
+
+    likelihood = GaussianLikelihood(noise_prior=LogNormalPrior(-10.0, 1.5),
+                                    noise_constraint=GreaterThan(1e-6))
+    try:
+        model = SingleTaskGP(X, y.unsqueeze(-1), likelihood=likelihood,
+                             outcome_transform=Standardize(m=1))
+        fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    except Exception as exc:
+        raise SurrogateFitError(f"{type(exc).__name__}: {exc}") from exc
+    model.eval()
+    return model
+
+
+def optimize_acqf_from_incumbents(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap ``botorch.optim.optimize_acqf`` so half the L-BFGS-B starts (q=1) are Gaussian
+    perturbations (sd 0.01 to 0.1 of the cube) of the best observed points, the other half
+    BoTorch's usual starts chosen from ``raw_samples``."""
+
+    def wrapper(acq_function: Any, bounds: Any, q: int, num_restarts: int, raw_samples: int,
+                **kwargs: Any) -> Any:
+        import torch
+        from botorch.optim.initializers import gen_batch_initial_conditions
+
+        model = getattr(acq_function, "model", None)
+        if q != 1 or model is None or "batch_initial_conditions" in kwargs:
+            return original(acq_function, bounds, q, num_restarts, raw_samples, **kwargs)
+        X = model.train_inputs[0]
+        y = model.train_targets
+        top = X[torch.argsort(y, descending=True)[:3]]
+        n_local = num_restarts // 2
+        scales = torch.logspace(-2, -1, n_local, dtype=X.dtype, device=X.device)
+        centers = top[torch.arange(n_local) % top.shape[0]]
+        local = (centers + scales.unsqueeze(-1) * torch.randn_like(centers)).clamp(0.0, 1.0)
+        rest = gen_batch_initial_conditions(acq_function, bounds, q=1,
+                                            num_restarts=num_restarts - n_local,
+                                            raw_samples=raw_samples)
+        starts = torch.cat([local.unsqueeze(1), rest])
+        return original(acq_function, bounds, q, num_restarts, raw_samples,
+                        batch_initial_conditions=starts, **kwargs)
+
+    return wrapper
+
+
+def _variant(q: int, *, options: dict[str, Any] | None = None, n_init: Callable[[int], int]
+             | None = None, warp: bool = True, input_warp: bool = False,
+             sequential: bool = False, low_noise: bool = False,
+             incumbent_starts: bool = False) -> Method:
+    def method(problem: Any, budget: int, seed: int) -> list[float]:
+        import gpbo.surrogate
+        from gpbo.strategies import Bayes
+
+        strategy = Bayes(n_init=n_init(problem.dim) if n_init else None, **(options or {}))
+        with contextlib.ExitStack() as stack:
+            if not warp:
+                stack.enter_context(patched(gpbo.surrogate, "warp_scores", _identity))
+            if input_warp:
+                stack.enter_context(patched(gpbo.surrogate, "fit_gp", fit_gp_input_warped))
+            if low_noise:
+                stack.enter_context(patched(gpbo.surrogate, "fit_gp", fit_gp_low_noise))
+            if incumbent_starts:
+                import botorch.optim
+
+                wrapped = optimize_acqf_from_incumbents(botorch.optim.optimize_acqf)
+                stack.enter_context(patched(botorch.optim, "optimize_acqf", wrapped))
+            return drive(problem, budget, seed, strategy=strategy, q=q, sequential=sequential)
+
+    return method
+
+
+METHODS: dict[str, Method] = {
+    # the score warp (Yeo-Johnson) off
+    "exp-nowarp-q1": _variant(1, warp=False),
+    "exp-nowarp-q4": _variant(4, warp=False),
+    # a smaller initial design: min(2d + 1, 10), as in the BoTorch loop
+    "exp-ninit-q1": _variant(1, n_init=lambda d: min(2 * d + 1, 10)),
+    # twice the acquisition budget
+    "exp-acq2x-q1": _variant(1, options={"num_restarts": 20, "raw_samples": 1024}),
+    # batches chosen greedily, one ask(1) per point with the earlier ones pending
+    "exp-seq-q4": _variant(4, sequential=True),
+    # a Kumaraswamy input warp in the GP
+    "exp-inwarp-q1": _variant(1, input_warp=True),
+    # a noise prior for near-deterministic objectives (not a general default: HPO is noisy)
+    "exp-lownoise-q1": _variant(1, low_noise=True),
+    # half the acquisition starts around the incumbents (as Optuna's GPSampler does)
+    "exp-incstart-q1": _variant(1, incumbent_starts=True),
+}
