@@ -350,7 +350,28 @@ class Study(BestTrialMixin):
         self._replay(events)
 
     def _replay(self, events: Sequence[Mapping[str, Any]]) -> None:
-        interrupted = 0
+        """Resume from journal events: trials that were running are run again first."""
+        self._fold_events(events)
+        for trial in self._trials:
+            if trial.status in ("pending", "running", "interrupted"):
+                if trial.status != "interrupted":
+                    trial.status = "interrupted"
+                    self._record(trial)
+                self._rerun.append(trial.number)
+        rounds = [t.round for t in self._trials if t.round is not None]
+        self._asks = max(rounds) + 1 if rounds else 0
+        if self._trials:
+            finished = sum(t.finished for t in self._trials)
+            logger.info(
+                "resumed %s: %d trials (%d finished, %d to run again)",
+                self.journal_path,
+                len(self._trials),
+                finished,
+                len(self._rerun),
+            )
+
+    def _fold_events(self, events: Sequence[Mapping[str, Any]]) -> None:
+        """Rebuild the trials (latest state of each) and the enqueued parameter sets."""
         for event in events:
             kind = event.get("event")
             if kind == "study" and event.get("kind") == "enqueue":
@@ -366,24 +387,6 @@ class Study(BestTrialMixin):
                     self._trials[trial.number] = trial
                 else:
                     raise GpboError(f"journal event for trial {trial.number} out of order")
-        for trial in self._trials:
-            if trial.status in ("pending", "running", "interrupted"):
-                if trial.status != "interrupted":
-                    trial.status = "interrupted"
-                    self._record(trial)
-                    interrupted += 1
-                self._rerun.append(trial.number)
-        rounds = [t.round for t in self._trials if t.round is not None]
-        self._asks = max(rounds) + 1 if rounds else 0
-        if self._trials:
-            finished = sum(t.finished for t in self._trials)
-            logger.info(
-                "resumed %s: %d trials (%d finished, %d to run again)",
-                self.journal_path,
-                len(self._trials),
-                finished,
-                len(self._rerun),
-            )
 
     def _record(self, trial: Trial, *, dequeued: bool = False) -> None:
         event: dict[str, Any] = {"event": "trial", "time": time.time(), "trial": trial.to_dict()}
@@ -427,12 +430,5 @@ def load(journal_path: str | Path) -> Study:
         seed=header.get("seed"),
     )
     study.journal_path = path
-    for event in contents.events:
-        if event.get("event") == "trial":
-            trial = Trial.from_dict(event["trial"])
-            if trial.number == len(study._trials):
-                study._trials.append(trial)
-                study._encoded[trial.number] = study.space.encode([trial.params])[0]
-            else:
-                study._trials[trial.number] = trial
+    study._fold_events(contents.events)
     return study
