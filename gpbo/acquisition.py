@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gpbo.space import Real, Space
+from gpbo.space import Space
 
 if TYPE_CHECKING:
     import torch
@@ -106,7 +106,7 @@ def optimize_acquisition(
     tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": _model_device(acqf.model)}
     d = space.n_columns
 
-    n_lattice = _lattice_size(space)
+    n_lattice = space.lattice_size
     if n_lattice is not None and n_lattice <= MAX_ENUMERATE:
         pool = space.encode(list(space.grid(levels=1)))
         return _greedy_batch(acqf, pool, q=q, seen=seen, tkwargs=tkwargs)
@@ -244,13 +244,6 @@ def _unique_rows(X: np.ndarray) -> np.ndarray:
 
 def _all_new(X: np.ndarray, seen: np.ndarray) -> bool:
     return all(is_new(row, seen) and is_new(row, X[:i]) for i, row in enumerate(X))
-
-
-def _lattice_size(space: Space) -> int | None:
-    """Number of points of a fully discrete space; ``None`` if it has a Real."""
-    if any(isinstance(p, Real) for p in space.params.values()):
-        return None
-    return space.grid_size(levels=1)
 
 
 def _model_device(model: Any) -> torch.device:

@@ -441,6 +441,13 @@ class Space:
         ]
 
     @property
+    def lattice_size(self) -> int | None:
+        """Number of points of a space without a :class:`Real`; ``None`` if it has one."""
+        if any(isinstance(p, Real) for p in self.params.values()):
+            return None
+        return self.grid_size(levels=1)
+
+    @property
     def is_continuous(self) -> bool:
         """Whether every parameter is a :class:`Real` (the cube needs no projection)."""
         return all(isinstance(p, Real) for p in self.params.values())

@@ -11,7 +11,7 @@ import logging
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,7 +24,7 @@ from gpbo.acquisition import (
     qlogei,
 )
 from gpbo.exceptions import GpboError, GpboWarning
-from gpbo.space import Real, Space
+from gpbo.space import Space
 
 __all__ = [
     "Bayes",
@@ -170,14 +170,11 @@ def _fill_random(
         if len(chosen) == n:
             break
         chosen, seen = _take_new(space.project(rng.random((256, space.n_columns))), chosen, seen, n)
-    if len(chosen) < n:  # a small discrete space: enumerate what is left
-        with contextlib.suppress(OverflowError):
-            if space.grid_size(levels=1) <= 100_000 and all(
-                not isinstance(p, Real) for p in space.params.values()
-            ):
-                left = space.encode(list(space.grid(levels=1)))
-                rng.shuffle(left)
-                chosen, seen = _take_new(left, chosen, seen, n)
+    lattice_size = space.lattice_size
+    if len(chosen) < n and lattice_size is not None and lattice_size <= 100_000:
+        left = space.encode(list(space.grid(levels=1)))  # a small discrete space: what is left
+        rng.shuffle(left)
+        chosen, seen = _take_new(left, chosen, seen, n)
     return chosen
 
 
@@ -390,8 +387,6 @@ def _decode_and_top_up(history: History, X: np.ndarray, n: int) -> list[dict[str
 
 
 def _with_pending(history: History, X: np.ndarray) -> History:
-    from dataclasses import replace
-
     return replace(history, X_pending=np.vstack([history.X_pending, X]))
 
 
@@ -447,11 +442,12 @@ def make_strategy(spec: str | Strategy, *, n_init: int | None = None) -> Strateg
     Args:
         spec: A name (``"bayes"``, ``"random"``, ``"sobol"``, ``"grid"``, ``"gradient"``) or a
             :class:`Strategy` instance.
-        n_init: Initial design size, for the strategies that have one (given by name).
+        n_init: Initial design size, for the strategies that have one; an instance whose own
+            ``n_init`` is unset gets a copy with it (the caller's object is left as it is).
     """
     if isinstance(spec, Strategy):
-        if n_init is not None and hasattr(spec, "n_init") and spec.n_init is None:
-            spec.n_init = n_init  # type: ignore[attr-defined]
+        if n_init is not None and getattr(spec, "n_init", False) is None:
+            return replace(spec, n_init=n_init)  # type: ignore[type-var]
         return spec
     cls = _REGISTRY.get(spec) if isinstance(spec, str) else None
     if cls is None:

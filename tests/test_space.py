@@ -180,3 +180,8 @@ def test_to_dict_round_trip_and_param_from_dict_errors():
 
 def test_public_names():
     assert gpbo.Real is Real and gpbo.Int is Int and gpbo.Choice is Choice and gpbo.Space is Space
+
+
+def test_lattice_size_counts_discrete_spaces_only():
+    assert Space({"n": Int(1, 3), "c": Choice(["x", "y"])}).lattice_size == 6
+    assert Space({"n": Int(1, 3), "a": Real(0, 1)}).lattice_size is None
