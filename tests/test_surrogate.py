@@ -22,6 +22,43 @@ def test_fit_gp_interpolates_a_smooth_function():
     assert next(model.parameters()).dtype == torch.float64
 
 
+def _noise(model) -> float:
+    return float(model.likelihood.noise.detach().item())
+
+
+def test_noise_is_small_for_a_noise_free_objective_and_follows_a_noisy_one():
+    rng = np.random.default_rng(1)
+    X = torch.tensor(rng.random((60, 3)))
+    f = torch.sin(6 * X[:, 0]) + (X[:, 1] - 0.5) ** 2 - X[:, 2]
+    # noise-free: the standardized noise falls to the floor (1e-6); BoTorch's default prior
+    # keeps it at its own floor, 1e-4
+    assert _noise(fit_gp(X, f)) < 1e-5
+    # noise sd 0.3 on a function of sd ~0.9: the standardized noise variance is ~0.1, and the
+    # wide prior lets the likelihood find it (within a factor of 3)
+    noisy = f + 0.3 * torch.tensor(rng.standard_normal(60))
+    var = 0.3**2 / float(noisy.var())
+    assert var / 3 < _noise(fit_gp(X, noisy)) < 3 * var
+
+
+def test_large_data_fit_the_hyperparameters_on_a_subset_and_condition_on_all():
+    rng = np.random.default_rng(2)
+    X = torch.tensor(rng.random((300, 2)))
+    y = torch.sin(5 * X[:, 0]) * torch.cos(3 * X[:, 1])
+    full = fit_gp(X, y)
+    sub = fit_gp(X, y, subset=100)
+    assert sub.train_inputs[0].shape == (300, 2)  # every point is in the model
+    ls_full = full.covar_module.lengthscale.detach()
+    ls_sub = sub.covar_module.lengthscale.detach()
+    assert torch.allclose(ls_sub, ls_full, rtol=0.5)
+    test = torch.tensor(rng.random((50, 2)))
+    truth = torch.sin(5 * test[:, 0]) * torch.cos(3 * test[:, 1])
+    mean = sub.posterior(test).mean.squeeze(-1).detach()
+    assert float((mean - truth).abs().max()) < 0.05
+    # seeded by n: the same data give the same model
+    again = fit_gp(X, y, subset=100)
+    assert torch.equal(again.covar_module.lengthscale.detach(), ls_sub)
+
+
 def test_fit_gp_rejects_bad_data():
     X = torch.rand(5, 2, dtype=torch.float64)
     with pytest.raises(SurrogateFitError, match="non-finite"):
