@@ -43,17 +43,37 @@ class AcquisitionOptions:
         raw_samples: Random batches scored to pick the starts; also the size of the lattice pool
             for mixed spaces.
         maxiter: L-BFGS-B iterations per start.
+        factr: L-BFGS-B stops when the relative change of the (log) acquisition value falls
+            below ``factr`` times the machine epsilon. SciPy's default, 1e7 (a change of 2e-9),
+            is far below what moves a proposal; 1e10 (2e-6) with ``pgtol`` 1e-4 took a q=8
+            round about 40% less time (measured in docs/benchmarks.md).
+        pgtol: L-BFGS-B stops when the largest projected gradient component falls below this.
     """
 
     num_restarts: int = 10
     raw_samples: int = 512
     maxiter: int = 200
+    factr: float = 1e10
+    pgtol: float = 1e-4
 
     def __post_init__(self) -> None:
         for name in ("num_restarts", "raw_samples", "maxiter"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        for name in ("factr", "pgtol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+    def lbfgs(self, q: int = 1) -> dict[str, Any]:
+        """The ``options`` for ``botorch.optim.optimize_acqf`` with ``q`` points per start."""
+        return {
+            "maxiter": self.maxiter,
+            "factr": self.factr,
+            "pgtol": self.pgtol,
+            "batch_limit": max(1, 512 // max(q, 1)),
+        }
 
 
 def is_new(candidate: np.ndarray, seen: np.ndarray) -> bool:
@@ -119,7 +139,7 @@ def optimize_acquisition(
             q=q,
             num_restarts=options.num_restarts,
             raw_samples=options.raw_samples,
-            options={"maxiter": options.maxiter, "batch_limit": max(1, 512 // max(q, 1))},
+            options=options.lbfgs(q),
             # Greedy: each point maximizes the batch's joint value given the points already
             # picked (as pending). On Hartmann6 at q=4 this took the median log10 regret
             # from -0.49 (one L-BFGS-B run over all q x d coordinates) to -1.50, same time.
@@ -180,7 +200,7 @@ def optimize_posterior_mean(
             num_restarts=n_starts,
             batch_initial_conditions=batch_initial_conditions,
             return_best_only=False,
-            options={"maxiter": options.maxiter},
+            options=options.lbfgs(),
         )
     order = torch.argsort(values.reshape(-1), descending=True).cpu().numpy()
     X = space.project(candidates.reshape(-1, d).detach().cpu().numpy()[order])

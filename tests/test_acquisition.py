@@ -71,3 +71,8 @@ def test_posterior_mean_step_stays_in_the_trust_region():
 def test_options_are_validated():
     with pytest.raises(ValueError, match="num_restarts"):
         AcquisitionOptions(num_restarts=0)
+    with pytest.raises(ValueError, match="factr"):
+        AcquisitionOptions(factr=0.0)
+    with pytest.raises(ValueError, match="pgtol"):
+        AcquisitionOptions(pgtol=-1e-4)
+    assert AcquisitionOptions(maxiter=7).lbfgs(q=4)["maxiter"] == 7
