@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,6 +114,23 @@ def test_quality_summary_and_table() -> None:
     assert "0.00 [-0.50, 0.50] n=3" in table
     assert "`skopt-gp`: missing" in table
     assert script.regret(0.1, 0.397887) == 1e-12
+
+
+def test_noisy_problem_scores_the_true_value_of_the_best_observed_point() -> None:
+    script = _load_quality_script()
+    assert script.incumbent_values([3.0, 1.0, 2.0], None) == [3.0, 1.0, 1.0]
+    # observed 0.5 at the third point, but its true value is 2.5: the regret uses 2.5
+    assert script.incumbent_values([1.0, 0.9, 0.5], [1.2, 0.8, 2.5]) == [1.2, 0.8, 2.5]
+    problem = script.PROBLEMS["hartmann6_noisy"]
+    assert "hartmann6_noisy" not in script.DEFAULT_PROBLEMS
+    clean = problem.start_run(3)
+    x = [0.2] * 6
+    first = [problem(x) for _ in range(3)]
+    assert len(clean) == 3 and len(set(clean)) == 1  # the same point: one true value
+    assert len(set(first)) == 3  # three noise draws
+    assert abs(float(np.mean(first)) - clean[0]) < 4 * 0.1
+    problem.start_run(3)
+    assert [problem(x) for _ in range(3)] == first  # seeded per run
 
 
 def test_overhead_smoke(tmp_path: Path) -> None:

@@ -162,12 +162,17 @@ def optimize_acqf_from_incumbents(original: Callable[..., Any]) -> Callable[...,
 def _variant(q: int, *, options: dict[str, Any] | None = None, n_init: Callable[[int], int]
              | None = None, warp: bool = True, input_warp: bool = False,
              sequential: bool = False, low_noise: bool = False,
-             incumbent_starts: bool = False) -> Method:
+             incumbent_starts: bool = False, lbfgs: dict[str, float] | None = None,
+             botorch_noise: bool = False) -> Method:
     def method(problem: Any, budget: int, seed: int) -> list[float]:
+        import dataclasses
+
         import gpbo.surrogate
         from gpbo.strategies import Bayes
 
         strategy = Bayes(n_init=n_init(problem.dim) if n_init else None, **(options or {}))
+        if lbfgs:
+            strategy._options = dataclasses.replace(strategy._options, **lbfgs)
         with contextlib.ExitStack() as stack:
             if not warp:
                 stack.enter_context(patched(gpbo.surrogate, "warp_scores", _identity))
@@ -175,6 +180,10 @@ def _variant(q: int, *, options: dict[str, Any] | None = None, n_init: Callable[
                 stack.enter_context(patched(gpbo.surrogate, "fit_gp", fit_gp_input_warped))
             if low_noise:
                 stack.enter_context(patched(gpbo.surrogate, "fit_gp", fit_gp_low_noise))
+            if botorch_noise:
+                stack.enter_context(patched(gpbo.surrogate, "NOISE_PRIOR_LOC", -4.0))
+                stack.enter_context(patched(gpbo.surrogate, "NOISE_PRIOR_SCALE", 1.0))
+                stack.enter_context(patched(gpbo.surrogate, "NOISE_FLOOR", 1e-4))
             if incumbent_starts:
                 import botorch.optim
 
@@ -197,8 +206,13 @@ METHODS: dict[str, Method] = {
     "exp-seq-q4": _variant(4, sequential=True),
     # a Kumaraswamy input warp in the GP
     "exp-inwarp-q1": _variant(1, input_warp=True),
-    # a noise prior for near-deterministic objectives (not a general default: HPO is noisy)
+    # a noise prior for near-deterministic objectives (the default since; kept to reproduce)
     "exp-lownoise-q1": _variant(1, low_noise=True),
+    # BoTorch's noise prior, LogNormal(-4, 1) with a 1e-4 floor (gpbo's default before)
+    "exp-botorchnoise-q1": _variant(1, botorch_noise=True),
+    # SciPy's L-BFGS-B tolerances for the acquisition (gpbo's default before)
+    "exp-scipytol-q1": _variant(1, lbfgs={"factr": 1e7, "pgtol": 1e-5}),
+    "exp-scipytol-q4": _variant(4, lbfgs={"factr": 1e7, "pgtol": 1e-5}),
     # half the acquisition starts around the incumbents (as Optuna's GPSampler does)
     "exp-incstart-q1": _variant(1, incumbent_starts=True),
 }
