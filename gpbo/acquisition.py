@@ -4,10 +4,10 @@ The batch is chosen for its joint value: ``qLogExpectedImprovement`` over ``q`` 
 maximized with multi-start L-BFGS-B through autograd (``botorch.optim.optimize_acqf``), one
 point at a time with the points already picked as pending (sequential greedy, which beat one
 optimization over all ``q x d`` coordinates; later points restart from the earlier points'
-other local optima); trials still running enter as ``X_pending``. For spaces with integers or choices the continuous relaxation is optimized, projected onto the
-lattice, and the batch is then re-chosen greedily among the projected optima and a
-quasi-random pool of lattice points by the joint acquisition value, which also keeps every
-point of the batch new.
+other local optima); trials still running enter as ``X_pending``. For spaces with integers or
+choices the continuous relaxation is optimized, projected onto the lattice, and the batch is
+then re-chosen greedily among the projected optima and a quasi-random pool of lattice points
+by the joint acquisition value, which also keeps every point of the batch new.
 """
 
 from __future__ import annotations
