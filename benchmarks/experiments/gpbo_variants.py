@@ -129,6 +129,27 @@ def fit_gp_low_noise(X: Any, y: Any) -> Any:
     return model
 
 
+def build_gp_matern(X: Any, y: Any) -> Any:
+    """``gpbo.surrogate._build_gp`` with a Matern-5/2 kernel (BoTorch's dimension-scaled
+    lengthscale prior) instead of the default RBF; the same noise prior."""
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from botorch.models.utils.gpytorch_modules import get_covar_module_with_dim_scaled_prior
+    from gpytorch.constraints import GreaterThan
+    from gpytorch.likelihoods import GaussianLikelihood
+    from gpytorch.priors import LogNormalPrior
+
+    import gpbo.surrogate as surrogate
+
+    likelihood = GaussianLikelihood(
+        noise_prior=LogNormalPrior(surrogate.NOISE_PRIOR_LOC, surrogate.NOISE_PRIOR_SCALE),
+        noise_constraint=GreaterThan(surrogate.NOISE_FLOOR),
+    )
+    covar = get_covar_module_with_dim_scaled_prior(ard_num_dims=X.shape[-1], use_rbf_kernel=False)
+    return SingleTaskGP(X, y.unsqueeze(-1), likelihood=likelihood, covar_module=covar,
+                        outcome_transform=Standardize(m=1)).to(X)
+
+
 def optimize_acqf_from_incumbents(original: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap ``botorch.optim.optimize_acqf`` so half the L-BFGS-B starts (q=1) are Gaussian
     perturbations (sd 0.01 to 0.1 of the cube) of the best observed points, the other half
@@ -163,7 +184,7 @@ def _variant(q: int, *, options: dict[str, Any] | None = None, n_init: Callable[
              | None = None, warp: bool = True, input_warp: bool = False,
              sequential: bool = False, low_noise: bool = False,
              incumbent_starts: bool = False, lbfgs: dict[str, float] | None = None,
-             botorch_noise: bool = False) -> Method:
+             botorch_noise: bool = False, matern: bool = False) -> Method:
     def method(problem: Any, budget: int, seed: int) -> list[float]:
         import dataclasses
 
@@ -180,6 +201,8 @@ def _variant(q: int, *, options: dict[str, Any] | None = None, n_init: Callable[
                 stack.enter_context(patched(gpbo.surrogate, "fit_gp", fit_gp_input_warped))
             if low_noise:
                 stack.enter_context(patched(gpbo.surrogate, "fit_gp", fit_gp_low_noise))
+            if matern:
+                stack.enter_context(patched(gpbo.surrogate, "_build_gp", build_gp_matern))
             if botorch_noise:
                 stack.enter_context(patched(gpbo.surrogate, "NOISE_PRIOR_LOC", -4.0))
                 stack.enter_context(patched(gpbo.surrogate, "NOISE_PRIOR_SCALE", 1.0))
@@ -210,6 +233,10 @@ METHODS: dict[str, Method] = {
     "exp-lownoise-q1": _variant(1, low_noise=True),
     # BoTorch's noise prior, LogNormal(-4, 1) with a 1e-4 floor (gpbo's default before)
     "exp-botorchnoise-q1": _variant(1, botorch_noise=True),
+    # a Matern-5/2 kernel (as Optuna's GPSampler and scikit-optimize use) instead of RBF
+    "exp-matern-q1": _variant(1, matern=True),
+    # a smaller initial design with the low-noise prior
+    "exp-ninit10-q1": _variant(1, n_init=lambda d: min(2 * d + 1, 10)),
     # SciPy's L-BFGS-B tolerances for the acquisition (gpbo's default before)
     "exp-scipytol-q1": _variant(1, lbfgs={"factr": 1e7, "pgtol": 1e-5}),
     "exp-scipytol-q4": _variant(4, lbfgs={"factr": 1e7, "pgtol": 1e-5}),
