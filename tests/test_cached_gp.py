@@ -1,0 +1,93 @@
+"""Tests for gpbo/cached_gp.py: the cached posterior must be the fitted GP's posterior."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gpbo.acquisition import qlogei
+from gpbo.cached_gp import CachedGP, cache_posterior
+from gpbo.surrogate import fit_gp
+
+
+def _fitted(n: int = 40, d: int = 3, seed: int = 0, subset: int = 256):
+    rng = np.random.default_rng(seed)
+    X = torch.tensor(rng.random((n, d)))
+    # not centred, so the outcome transform matters
+    y = torch.sin(5 * X[:, 0]) + X[:, 1] ** 2 - 0.5 * X[:, -1] + 3.0
+    return fit_gp(X, y, subset=subset)
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (4, 5, 3), (2, 3, 1, 3)])
+def test_posterior_matches_the_gp_in_mean_and_covariance(shape):
+    gp = _fitted()
+    cached = cache_posterior(gp)
+    assert isinstance(cached, CachedGP)
+    X = torch.rand(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    expected, got = gp.posterior(X), cached.posterior(X)
+    assert got.mean.shape == expected.mean.shape
+    torch.testing.assert_close(got.mean, expected.mean, rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(
+        got.distribution.covariance_matrix,
+        expected.distribution.covariance_matrix,
+        rtol=1e-6,
+        atol=1e-9,
+    )
+
+
+def test_posterior_matches_when_hyperparameters_come_from_a_subset():
+    gp = _fitted(n=60, subset=30)
+    X = torch.rand(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(cache_posterior(gp).posterior(X).mean, gp.posterior(X).mean)
+
+
+def test_acquisition_value_and_gradient_match_the_uncached_model():
+    from botorch.acquisition.logei import qLogExpectedImprovement
+    from botorch.sampling import SobolQMCNormalSampler
+
+    gp = _fitted()
+    pending = torch.rand(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    values, grads = [], []
+    for model in (gp, cache_posterior(gp)):
+        acqf = qLogExpectedImprovement(
+            model,
+            best_f=float(gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))[0].max()),
+            sampler=SobolQMCNormalSampler(sample_shape=torch.Size([64]), seed=0),
+            X_pending=pending,
+        )
+        X = torch.rand(6, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+        X.requires_grad_(True)
+        value = acqf(X)
+        value.sum().backward()
+        values.append(value.detach())
+        grads.append(X.grad)
+    torch.testing.assert_close(values[1], values[0], rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-8)
+
+
+def test_gradient_is_finite_where_a_point_meets_a_pending_or_training_point():
+    gp = _fitted()
+    cached = cache_posterior(gp)
+    X = torch.cat([gp.train_inputs[0][:1], gp.train_inputs[0][:1]]).unsqueeze(0)  # `1 x 2 x d`
+    X.requires_grad_(True)
+    posterior = cached.posterior(X)
+    (posterior.mean.sum() + posterior.distribution.covariance_matrix.sum()).backward()
+    assert torch.isfinite(X.grad).all()
+
+
+def test_other_models_are_returned_unchanged():
+    from botorch.models import SingleTaskGP
+
+    X = torch.rand(10, 2, dtype=torch.float64)
+    rbf = SingleTaskGP(X, X.sum(dim=1, keepdim=True))  # BoTorch's default RBF kernel
+    rbf.eval()
+    assert cache_posterior(rbf) is rbf
+    gp = _fitted()
+    gp.train()
+    assert cache_posterior(gp) is gp
+
+
+def test_qlogei_uses_the_cached_posterior():
+    acqf = qlogei(_fitted(), best_f=0.0, pending=np.zeros((0, 3)))
+    assert isinstance(acqf.model, CachedGP)
