@@ -93,18 +93,17 @@ MC_SAMPLES = 128
 def qlogei(model: Any, *, best_f: float, pending: np.ndarray) -> Any:
     """``qLogExpectedImprovement`` over ``best_f``, with ``pending`` (`p x d`) as ``X_pending``.
 
-    The model's posterior is cached first (:func:`gpbo.cached_gp.cache_posterior`): the
+    The model's posterior is cached first and sampled directly (:mod:`gpbo.cached_gp`): the
     optimizer evaluates it thousands of times.
     """
     import torch
-    from botorch.acquisition.logei import qLogExpectedImprovement
     from botorch.sampling import SobolQMCNormalSampler
 
-    from gpbo.cached_gp import cache_posterior
+    from gpbo.cached_gp import CachedQLogEI, cache_posterior
 
     tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": _model_device(model)}
     X_pending = torch.as_tensor(pending, **tkwargs) if pending.shape[0] else None
-    return qLogExpectedImprovement(
+    return CachedQLogEI(
         cache_posterior(model),
         best_f=best_f,
         sampler=SobolQMCNormalSampler(sample_shape=torch.Size([MC_SAMPLES])),

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gpbo.acquisition import qlogei
-from gpbo.cached_gp import CachedGP, cache_posterior
+from gpbo.cached_gp import CachedGP, CachedQLogEI, cache_posterior
 from gpbo.surrogate import fit_gp
 
 
@@ -42,28 +42,56 @@ def test_posterior_matches_when_hyperparameters_come_from_a_subset():
     torch.testing.assert_close(cache_posterior(gp).posterior(X).mean, gp.posterior(X).mean)
 
 
-def test_acquisition_value_and_gradient_match_the_uncached_model():
+def _value_and_gradient(acqf, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    X = X.clone().requires_grad_(True)
+    value = acqf(X)
+    value.sum().backward()
+    return value.detach(), X.grad
+
+
+@pytest.mark.parametrize("n_pending", [0, 2])
+def test_cached_qlogei_matches_botorch_qlogei_on_the_gp(n_pending):
     from botorch.acquisition.logei import qLogExpectedImprovement
     from botorch.sampling import SobolQMCNormalSampler
 
     gp = _fitted()
-    pending = torch.rand(2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
-    values, grads = [], []
-    for model in (gp, cache_posterior(gp)):
-        acqf = qLogExpectedImprovement(
+    generator = torch.Generator().manual_seed(3)
+    pending = torch.rand(n_pending, 3, dtype=torch.float64, generator=generator)
+    best_f = float(gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))[0].max())
+    X = torch.rand(6, 2, 3, dtype=torch.float64, generator=generator)
+    results = []
+    for acquisition, model in (
+        (qLogExpectedImprovement, gp),
+        (qLogExpectedImprovement, cache_posterior(gp)),
+        (CachedQLogEI, cache_posterior(gp)),
+    ):
+        acqf = acquisition(
             model,
-            best_f=float(gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))[0].max()),
+            best_f=best_f,
             sampler=SobolQMCNormalSampler(sample_shape=torch.Size([64]), seed=0),
-            X_pending=pending,
+            X_pending=pending if n_pending else None,
         )
-        X = torch.rand(6, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
-        X.requires_grad_(True)
-        value = acqf(X)
-        value.sum().backward()
-        values.append(value.detach())
-        grads.append(X.grad)
-    torch.testing.assert_close(values[1], values[0], rtol=1e-6, atol=1e-8)
-    torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-8)
+        results.append(_value_and_gradient(acqf, X))
+    (value, grad), others = results[0], results[1:]
+    assert torch.isfinite(value).all() and value.std() > 0
+    for other_value, other_grad in others:
+        torch.testing.assert_close(other_value, value, rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(other_grad, grad, rtol=1e-5, atol=1e-8)
+
+
+def test_cached_qlogei_takes_botorch_path_for_another_model():
+    from botorch.acquisition.logei import qLogExpectedImprovement
+    from botorch.models import SingleTaskGP
+    from botorch.sampling import SobolQMCNormalSampler
+
+    X = torch.rand(10, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    rbf = SingleTaskGP(X, X.sum(dim=1, keepdim=True)).eval()
+    test = torch.rand(4, 1, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    values = [
+        acquisition(rbf, best_f=1.0, sampler=SobolQMCNormalSampler(torch.Size([32]), seed=1))(test)
+        for acquisition in (qLogExpectedImprovement, CachedQLogEI)
+    ]
+    torch.testing.assert_close(values[1], values[0])
 
 
 def test_gradient_is_finite_where_a_point_meets_a_pending_or_training_point():
@@ -88,6 +116,7 @@ def test_other_models_are_returned_unchanged():
     assert cache_posterior(gp) is gp
 
 
-def test_qlogei_uses_the_cached_posterior():
+def test_qlogei_uses_the_cached_posterior_and_sampling():
     acqf = qlogei(_fitted(), best_f=0.0, pending=np.zeros((0, 3)))
+    assert isinstance(acqf, CachedQLogEI)
     assert isinstance(acqf.model, CachedGP)
