@@ -180,6 +180,63 @@ def optimize_acqf_from_incumbents(original: Callable[..., Any]) -> Callable[...,
     return wrapper
 
 
+def exploit_bayes(radius: float) -> Any:
+    """``Bayes`` whose batches of two or more give one point to pure exploitation.
+
+    That point maximizes the GP posterior mean in a box of half-width ``radius`` (unit cube)
+    around the incumbent; the other ``q - 1`` maximize qLogEI with it pending.
+    """
+    from gpbo.acquisition import (
+        AcquisitionOptions,
+        optimize_acquisition,
+        optimize_posterior_mean,
+        qlogei,
+    )
+    from gpbo.strategies import (
+        Bayes,
+        _decode_and_top_up,
+        _fit_or_warn,
+        _gp_work,
+        default_n_init,
+        sobol_points,
+    )
+
+    class ExploitBayes(Bayes):
+        def propose(self, history: Any, n: int) -> list[dict[str, Any]]:
+            n_init = default_n_init(history.space, n)
+            if n < 2 or history.n_total < n_init or history.X.shape[0] < 2:
+                return super().propose(history, n)
+            with _gp_work(history):
+                fitted = _fit_or_warn(history)
+                if fitted is None:
+                    return sobol_points(history, n)
+                model, best_f = fitted
+                seen = history.seen
+                x_mean = optimize_posterior_mean(
+                    model, space=history.space, center=history.X[int(np.argmax(history.scores))],
+                    radius=radius, q=1, seen=seen,
+                    options=AcquisitionOptions(num_restarts=8, raw_samples=256, maxiter=200),
+                    generator=history.rng(),
+                )
+                pending = np.vstack([history.X_pending, x_mean])
+                acqf = qlogei(model, best_f=best_f, pending=pending)
+                X = optimize_acquisition(
+                    acqf, space=history.space, q=n - x_mean.shape[0],
+                    seen=np.vstack([seen, x_mean]), options=self._options,
+                    generator=history.rng(),
+                )
+            return _decode_and_top_up(history, np.vstack([x_mean, X]), n)
+
+    return ExploitBayes()
+
+
+def _exploit_variant(q: int, radius: float) -> Method:
+    def method(problem: Any, budget: int, seed: int) -> list[float]:
+        return drive(problem, budget, seed, strategy=exploit_bayes(radius), q=q)
+
+    return method
+
+
 def _variant(q: int, *, options: dict[str, Any] | None = None, n_init: Callable[[int], int]
              | None = None, warp: bool = True, input_warp: bool = False,
              sequential: bool = False, low_noise: bool = False,
@@ -242,4 +299,7 @@ METHODS: dict[str, Method] = {
     "exp-scipytol-q4": _variant(4, lbfgs={"factr": 1e7, "pgtol": 1e-5}),
     # half the acquisition starts around the incumbents (as Optuna's GPSampler does)
     "exp-incstart-q1": _variant(1, incumbent_starts=True),
+    # one point of each batch maximizes the posterior mean near the incumbent (local / global)
+    "exp-exploit-q4": _exploit_variant(4, radius=0.1),
+    "exp-exploitg-q4": _exploit_variant(4, radius=1.0),
 }
