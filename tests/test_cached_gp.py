@@ -120,3 +120,29 @@ def test_qlogei_uses_the_cached_posterior_and_sampling():
     acqf = qlogei(_fitted(), best_f=0.0, pending=np.zeros((0, 3)))
     assert isinstance(acqf, CachedQLogEI)
     assert isinstance(acqf.model, CachedGP)
+
+
+@pytest.mark.cuda
+def test_cached_qlogei_on_cuda_matches_botorch_and_the_cpu():
+    from botorch.acquisition.logei import qLogExpectedImprovement
+    from botorch.sampling import SobolQMCNormalSampler
+
+    gp = _fitted()
+    X = torch.rand(6, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    best_f = float(gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))[0].max())
+    results = {}
+    for device in ("cpu", "cuda"):
+        model = gp.to(device)
+        for acquisition, m in ((qLogExpectedImprovement, model),
+                               (CachedQLogEI, cache_posterior(model))):
+            acqf = acquisition(
+                m, best_f=best_f, sampler=SobolQMCNormalSampler(torch.Size([64]), seed=0)
+            )
+            value, grad = _value_and_gradient(acqf, X.to(device))
+            assert value.device.type == device
+            results[device, acquisition.__name__] = (value.cpu(), grad.cpu())
+    value, grad = results["cpu", "qLogExpectedImprovement"]
+    assert torch.isfinite(value).all() and value.std() > 0
+    for other_value, other_grad in results.values():
+        torch.testing.assert_close(other_value, value, rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(other_grad, grad, rtol=1e-5, atol=1e-8)
