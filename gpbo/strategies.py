@@ -396,8 +396,8 @@ def _fit_or_warn(history: History) -> tuple[Any, float] | None:
 
     from gpbo.surrogate import SurrogateFitError, fit_gp, resolve_device, warp_scores
 
-    device = resolve_device(history.surrogate_device)
     X = np.vstack([history.X, history.X_failed])
+    device = resolve_device(history.surrogate_device, n_train=X.shape[0])
     worst = float(np.min(history.scores))
     y = warp_scores(np.concatenate([history.scores, np.full(history.X_failed.shape[0], worst)]))
     tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": device}

@@ -45,7 +45,9 @@ class Study(BestTrialMixin):
         n_init: Quasi-random trials before the GP (``bayes`` and ``gradient``); ``None``
             for the default ``max(2 (d + 1), batch size)``.
         seed: Seed of every random choice; ``None`` draws one (recorded in the journal).
-        surrogate_device: Where the GP runs: ``"auto"``, ``"cpu"`` or ``"cuda:N"``.
+        surrogate_device: Where the GP runs: ``"cpu"``, ``"cuda:N"``, or ``"auto"``: CUDA
+            where available once the GP is large enough to gain from it, else the CPU
+            (:data:`gpbo.surrogate.AUTO_CUDA_FROM`).
         journal: A JSON-lines file that records every trial; an existing one is resumed.
     """
 
@@ -71,6 +73,10 @@ class Study(BestTrialMixin):
         self.seed: int = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
         if not isinstance(surrogate_device, str):
             raise GpboError(f"surrogate_device must be a string, got {surrogate_device!r}")
+        if surrogate_device != "auto":  # a bad name fails here, not at the first GP fit
+            from gpbo.surrogate import resolve_device
+
+            resolve_device(surrogate_device)
         self.surrogate_device = surrogate_device
         self._trials: list[Trial] = []
         self._encoded: dict[int, np.ndarray] = {}

@@ -25,17 +25,29 @@ class SurrogateFitError(GpboError, RuntimeError):
     """The GP could not be fitted (the caller falls back to quasi-random points)."""
 
 
-def resolve_device(surrogate_device: str) -> torch.device:
+#: ``surrogate_device="auto"`` puts the GP on CUDA from this many training points on. Below it
+#: the matrices are small, each L-BFGS-B step of the fit and of the acquisition is a handful of
+#: tiny kernels plus a device-to-host copy for SciPy, and the CPU does a round faster (on this
+#: 2-core CPU a q=8 round takes about 0.7 s at n=200 and 1.6 s at n=1000, one thread). The value
+#: is provisional until ``scripts/benchmark_overhead.py --device both`` has measured the
+#: crossover on a GPU (docs/benchmarks.md, "What is missing").
+AUTO_CUDA_FROM = 1000
+
+
+def resolve_device(surrogate_device: str, *, n_train: int | None = None) -> torch.device:
     """The device the GP runs on.
 
     Args:
-        surrogate_device: ``"auto"`` (CUDA where available, else the CPU), ``"cpu"`` or a CUDA
-            device name.
+        surrogate_device: ``"auto"``, ``"cpu"`` or a CUDA device name. ``"auto"`` is CUDA where
+            it is available and the GP has at least :data:`AUTO_CUDA_FROM` training points,
+            else the CPU.
+        n_train: Training points of the GP (``None``: as many as it takes for CUDA).
     """
     import torch
 
     if surrogate_device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        large = n_train is None or n_train >= AUTO_CUDA_FROM
+        return torch.device("cuda" if large and torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(surrogate_device)
     except (RuntimeError, TypeError) as exc:

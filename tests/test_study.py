@@ -153,5 +153,7 @@ def test_bad_arguments():
         gpbo.Study(SPACE, direction="min")  # type: ignore[arg-type]
     with pytest.raises(gpbo.GpboError, match="seed"):
         gpbo.Study(SPACE, seed="0")  # type: ignore[arg-type]
+    with pytest.raises(gpbo.GpboError, match="is not a device"):
+        gpbo.Study(SPACE, surrogate_device="gpu0")  # at construction, not at the first fit
     with pytest.raises(gpbo.GpboError, match="positive int"):
         gpbo.Study(SPACE).ask(0)

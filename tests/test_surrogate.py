@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from gpbo.exceptions import GpboError
-from gpbo.surrogate import SurrogateFitError, fit_gp, resolve_device, warp_scores
+from gpbo.surrogate import (
+    AUTO_CUDA_FROM,
+    SurrogateFitError,
+    fit_gp,
+    resolve_device,
+    warp_scores,
+)
 
 
 def test_fit_gp_interpolates_a_smooth_function():
@@ -81,8 +87,18 @@ def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
+    assert resolve_device("auto", n_train=AUTO_CUDA_FROM).type == expected
+    assert resolve_device("auto", n_train=AUTO_CUDA_FROM - 1).type == "cpu"
     with pytest.raises(GpboError, match="not a device"):
         resolve_device("gpu0")
     if not torch.cuda.is_available():
         with pytest.raises(GpboError, match="CUDA is not available"):
             resolve_device("cuda:0")
+
+
+def test_auto_device_follows_the_training_size_where_cuda_is_there(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto", n_train=10).type == "cpu"
+    assert resolve_device("auto", n_train=AUTO_CUDA_FROM - 1).type == "cpu"
+    assert resolve_device("auto", n_train=AUTO_CUDA_FROM).type == "cuda"
+    assert resolve_device("auto").type == "cuda"
