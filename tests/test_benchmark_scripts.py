@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -36,3 +38,20 @@ def test_benchmark_parallel_smoke(tmp_path: Path) -> None:
         assert row["startup_s"] >= 0 and row["wind_down_s"] >= 0
     table = [line for line in done.stdout.splitlines() if line.startswith("|")]
     assert table[0].startswith("| mode | workload | strategy |") and len(table) == 2 + 4
+
+
+def test_gpu_checks_script_reports_the_machine_and_refuses_without_cuda(tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine runs the real checks (scripts/gpu_checks.sh)")
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "gpu_checks.sh"), "tests", str(tmp_path)],
+        cwd=ROOT, env=dict(os.environ, PYTHON=sys.executable, PYTHONPATH=str(ROOT)),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode != 0
+    assert "no CUDA device" in done.stderr
+    machine = (tmp_path / "machine.txt").read_text()
+    assert "torch" in machine and "botorch" in machine and "gpbo" in machine
+    assert not (tmp_path / "cuda_tests.txt").exists()
