@@ -108,3 +108,28 @@ def test_options_are_validated():
     with pytest.raises(ValueError, match="pgtol"):
         AcquisitionOptions(pgtol=-1e-4)
     assert AcquisitionOptions(maxiter=7).lbfgs(q=4)["maxiter"] == 7
+
+
+def test_batched_lbfgsb_is_in_use_here():
+    # the pinned test environment has a SciPy BoTorch supports: a fail here means every round
+    # of this suite runs on BoTorch's slow fallback
+    from gpbo import acquisition
+
+    assert acquisition.check_batched_lbfgsb()
+
+
+def test_a_scipy_botorch_does_not_batch_with_is_warned_once(monkeypatch, caplog):
+    from botorch.generation import gen
+
+    from gpbo import acquisition
+
+    monkeypatch.delattr(gen, "fmin_l_bfgs_b_batched", raising=False)
+    monkeypatch.setattr(gen, "SCIPY_MIN_VERSION", 13, raising=False)
+    monkeypatch.setattr(gen, "SCIPY_UNTESTED_VERSION", 18, raising=False)
+    monkeypatch.setattr(acquisition, "_checked_lbfgsb", False)
+    with caplog.at_level("WARNING", logger="gpbo.acquisition"):
+        assert acquisition.check_batched_lbfgsb() is False
+        assert acquisition.check_batched_lbfgsb() is False
+    warned = [r for r in caplog.records if "batched L-BFGS-B" in r.getMessage()]
+    assert len(warned) == 1
+    assert "pip install 'scipy>=1.13,<1.18'" in warned[0].getMessage()
