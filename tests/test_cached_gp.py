@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -132,7 +134,8 @@ def test_cached_qlogei_on_cuda_matches_botorch_and_the_cpu():
     best_f = float(gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))[0].max())
     results = {}
     for device in ("cpu", "cuda"):
-        model = gp.to(device)
+        # a fresh copy per device: `.to()` leaves GPyTorch's prediction caches where they were
+        model = copy.deepcopy(gp).to(device)
         for acquisition, m in ((qLogExpectedImprovement, model),
                                (CachedQLogEI, cache_posterior(model))):
             acqf = acquisition(
