@@ -6,9 +6,10 @@
 # Usage, from the repository root:
 #     bash scripts/gpu_checks.sh [tests|overhead|all] [OUT_DIR]
 # OUT_DIR defaults to $OUT (set on a lent device machine) or benchmarks/results/overhead_gpu.
-# GPBO_GPU_NS (default 50,200,500,1000,2000,5000,10000) and GPBO_GPU_THREADS (default 1) change
-# the sizes and the CPU thread counts. The overhead stage resumes: if a time limit cuts it off,
-# the same command again measures only what is missing (sizes run smallest first).
+# GPBO_GPU_NS (default 50,200,500,1000,2000,5000,10000), GPBO_CPU_NS (default up to 2000) and
+# GPBO_GPU_THREADS (default 1) change the CUDA sizes, the CPU sizes and the thread counts. The
+# overhead stage resumes: if a time limit cuts it off, the same command again measures only what
+# is missing (sizes run smallest first).
 set -euo pipefail
 
 stage="${1:-all}"
@@ -39,8 +40,13 @@ if [[ "$stage" == tests || "$stage" == all ]]; then
 fi
 
 if [[ "$stage" == overhead || "$stage" == all ]]; then
-    "$python" scripts/benchmark_overhead.py --device both --methods gpbo \
-        --ns "${GPBO_GPU_NS:-50,200,500,1000,2000,5000,10000}" \
-        --threads "${GPBO_GPU_THREADS:-1}" --repeats 3 --max-seconds 30 \
-        --out "$out" --resume 2>&1 | tee "$out/overhead.log"
+    # CUDA first (the numbers only this machine gives), then the same machine's CPU up to the
+    # sizes a CPU round still takes seconds at, for the crossover.
+    for device in cuda cpu; do
+        if [[ "$device" == cuda ]]; then ns="${GPBO_GPU_NS:-50,200,500,1000,2000,5000,10000}"
+        else ns="${GPBO_CPU_NS:-50,200,500,1000,2000}"; fi
+        "$python" scripts/benchmark_overhead.py --device "$device" --methods gpbo --ns "$ns" \
+            --threads "${GPBO_GPU_THREADS:-1}" --repeats 3 --max-seconds 30 \
+            --out "$out" --resume 2>&1 | tee -a "$out/overhead.log"
+    done
 fi
