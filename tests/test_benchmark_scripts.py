@@ -55,3 +55,19 @@ def test_gpu_checks_script_reports_the_machine_and_refuses_without_cuda(tmp_path
     machine = (tmp_path / "machine.txt").read_text()
     assert "torch" in machine and "botorch" in machine and "gpbo" in machine
     assert not (tmp_path / "cuda_tests.txt").exists()
+
+
+def test_profile_round_smoke() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "profile_round.py"), "--n", "20", "--q", "2",
+         "--top", "60"],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0] == "n=20 q=2 device=cpu"
+    seconds = float(lines[1].removeprefix("round: ").split()[0])
+    assert 0 < seconds < 120
+    # the listing names both phases of the round
+    assert "fit_gp" in done.stdout and "optimize_acquisition" in done.stdout
