@@ -26,12 +26,14 @@ class SurrogateFitError(GpboError, RuntimeError):
 
 
 #: ``surrogate_device="auto"`` puts the GP on CUDA from this many training points on. Below it
-#: the matrices are small, each L-BFGS-B step of the fit and of the acquisition is a handful of
-#: tiny kernels plus a device-to-host copy for SciPy, and the CPU does a round faster (on this
-#: 2-core CPU a q=8 round takes about 0.7 s at n=200 and 1.6 s at n=1000, one thread). The value
-#: is provisional until ``scripts/benchmark_overhead.py --device both`` has measured the
-#: crossover on a GPU (docs/benchmarks.md, "What is missing").
-AUTO_CUDA_FROM = 1000
+#: the matrices are small, each L-BFGS-B step of the acquisition is a handful of tiny kernels
+#: plus a device-to-host copy for SciPy, and the CPU does a round faster. Measured on an H100
+#: machine (docs/benchmarks.md, "GPU"): a q=8 round took 1.6 s on one CPU thread and 2.7 s on
+#: the GPU at n=1000, 3.3 s and 2.4 s at n=2000; at n=5000 the CPU took 7.5 s (16 threads), the
+#: GPU 2.5 s. The q=1 rounds cross at the same place (0.54 vs 0.56 s at 1000, 0.74 vs 0.58 s at
+#: 2000). Staying on the CPU below it also keeps the driver from opening a CUDA context on a GPU
+#: that trials are using.
+AUTO_CUDA_FROM = 2000
 
 
 def resolve_device(surrogate_device: str, *, n_train: int | None = None) -> torch.device:
