@@ -359,9 +359,50 @@ def markdown_table(data: dict[str, Any]) -> str:
                            f"{r['median_fit_wall']:.3g} ({r['median_fit_cpu']:.3g})"])
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += device_ratio_lines(records)
     if data.get("skipped"):
         lines += ["Not measured:", ""] + [f"- {s}" for s in data["skipped"]] + [""]
     return "\n".join(lines)
+
+
+def device_ratio_lines(records: list[dict[str, Any]]) -> list[str]:
+    """CPU round time / CUDA round time by n, per thread count that has gpbo on both devices.
+
+    Above 1 the GPU is faster; the first n from which every q's ratio stays above 1 is the
+    crossover that ``gpbo.surrogate.AUTO_CUDA_FROM`` should follow.
+    """
+    rounds = {(int(r["threads"]), r["device"], int(r["q"]), int(r["n"])): r["median_wall"]
+              for r in records if r["method"].startswith("gpbo")}
+    lines: list[str] = []
+    for threads in sorted({t for t, *_ in rounds}):
+        qs = sorted({q for t, d, q, _ in rounds if t == threads and d == "cuda"})
+        ns = sorted({n for t, d, q, n in rounds if t == threads and d == "cuda"
+                     and any((t, "cpu", q, n) in rounds for q in qs)})
+        if not ns:
+            continue
+        lines += [f"CPU / GPU round time, {threads} thread(s) (wall; above 1: the GPU is "
+                  "faster):", "",
+                  "| n | " + " | ".join(f"q={q} cpu | q={q} cuda | q={q} cpu/cuda" for q in qs)
+                  + " |",
+                  "| ---: | " + " | ".join("---: | ---: | ---:" for _ in qs) + " |"]
+        faster_from = None
+        for n in ns:
+            cells = []
+            pairs = [(rounds.get((threads, "cpu", q, n)), rounds.get((threads, "cuda", q, n)))
+                     for q in qs]
+            for cpu, gpu in pairs:
+                cells += ["—" if cpu is None else f"{cpu:.3g}", "—" if gpu is None else
+                          f"{gpu:.3g}", "—" if cpu is None or gpu is None else f"{cpu / gpu:.2f}"]
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+            # only an n with every q on both devices decides the crossover
+            if all(cpu is not None and gpu is not None for cpu, gpu in pairs):
+                gpu_wins = all(cpu > gpu for cpu, gpu in pairs)
+                faster_from = (faster_from or n) if gpu_wins else None
+        lines += ["", ("The GPU is faster for every q from n = "
+                       f"{faster_from} on (of the n with every q measured on both)."
+                       if faster_from else "The GPU is not faster for every q at the largest n "
+                       "with every q measured on both."), ""]
+    return lines
 
 
 # -- driver -----------------------------------------------------------------------------------

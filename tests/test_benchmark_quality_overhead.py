@@ -153,3 +153,34 @@ def test_overhead_smoke(tmp_path: Path) -> None:
     assert gpbo["median_fit_wall"] > 0
     table = (out / "results.md").read_text()
     assert "| 20 |" in table and "gpbo-q2 (cpu)" in table
+
+
+def test_overhead_report_states_the_cpu_gpu_ratio_and_crossover() -> None:
+    spec = importlib.util.spec_from_file_location("benchmark_overhead", OVERHEAD)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    # round seconds by (device, q, n): the GPU wins from n = 2000 for both q, and q=8 alone
+    # at n = 500 (which must not count as the crossover)
+    rounds = {("cpu", 1, 500): 0.4, ("cuda", 1, 500): 0.6, ("cpu", 8, 500): 3.0,
+              ("cuda", 8, 500): 2.0, ("cpu", 1, 1000): 0.5, ("cuda", 1, 1000): 0.6,
+              ("cpu", 8, 1000): 1.6, ("cuda", 8, 1000): 2.7, ("cpu", 1, 2000): 0.8,
+              ("cuda", 1, 2000): 0.6, ("cpu", 8, 2000): 3.3, ("cuda", 8, 2000): 2.4,
+              ("cuda", 1, 5000): 0.6, ("cuda", 8, 5000): 2.5}
+    records = [{"method": f"gpbo-q{q}", "n": n, "q": q, "device": d, "threads": 1,
+                "median_wall": t} for (d, q, n), t in rounds.items()]
+    lines = script.device_ratio_lines(records)
+    text = "\n".join(lines)
+    assert "| 1000 | 0.5 | 0.6 | 0.83 | 1.6 | 2.7 | 0.59 |" in text
+    assert "| 2000 | 0.8 | 0.6 | 1.33 | 3.3 | 2.4 | 1.38 |" in text
+    assert "| 5000 |" not in text  # no CPU record there
+    # a row with a q missing on the CPU is shown but does not decide the crossover
+    records.append({"method": "gpbo-q1", "n": 3000, "q": 1, "device": "cpu", "threads": 1,
+                    "median_wall": 0.5})
+    records.append({"method": "gpbo-q1", "n": 3000, "q": 1, "device": "cuda", "threads": 1,
+                    "median_wall": 0.7})
+    text = "\n".join(script.device_ratio_lines(records))
+    assert "| 3000 | 0.5 | 0.7 | 0.71 | — | — | — |" in text
+    assert "faster for every q from n = 2000 on" in text
+    assert "faster for every q from n = 2000 on" in text
+    # CPU records only: no ratio table at all
+    assert script.device_ratio_lines([r for r in records if r["device"] == "cpu"]) == []
