@@ -78,6 +78,22 @@ def out_of_memory(params: dict[str, Any]) -> float:
     raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
 
+def cuda_allocate_twice_the_gpu(params: dict[str, Any]) -> float:
+    """Ask CUDA for twice the GPU's memory: a real ``torch.OutOfMemoryError``."""
+    import torch
+
+    total = torch.cuda.get_device_properties(0).total_memory
+    torch.empty(2 * total, dtype=torch.uint8, device="cuda")
+    return 0.0
+
+
+def cuda_sum(params: dict[str, Any]) -> float:
+    """A small computation on the slot's GPU."""
+    import torch
+
+    return float(torch.ones(1000, device="cuda").sum().item())
+
+
 def _fail_to_load() -> Any:
     raise ImportError("No module named 'missing_dependency_of_the_objective'")
 

@@ -465,3 +465,25 @@ def test_gpu_slots_see_only_their_gpu(fresh: list[Process]) -> None:
         if visible is None:
             assert outcome.metrics["cuda_visible_zero"] == 1.0
         assert outcome.metrics["device_is_cuda0"] == 1.0
+
+
+@pytest.mark.cuda
+def test_a_real_cuda_out_of_memory_fails_one_trial_and_the_slot_goes_on(
+    fresh: list[Process],
+) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    # two workers on one GPU, as on a machine with more slots than GPUs
+    executor = Process(grace_period=1.0, start_timeout=120.0)
+    fresh.append(executor)
+    executor.start(objectives.dispatch, slots=["cuda:0", "cuda:0"], metric="value")
+    before = set(executor.worker_pids)
+    oom, fine = run_tasks(executor, [task("cuda_allocate_twice_the_gpu"), task("cuda_sum")],
+                          limit=120.0)
+    assert oom.status == "failed"
+    assert (oom.error or "").startswith("out of memory:"), oom.error
+    assert (fine.status, fine.value) == ("complete", 1000.0)
+    assert len(set(executor.worker_pids) - before) == 1  # the OOM worker was replaced
+    after = run_tasks(executor, [task("cuda_sum"), task("cuda_sum")], limit=120.0)
+    assert [(o.status, o.value) for o in after] == [("complete", 1000.0)] * 2
