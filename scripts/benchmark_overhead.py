@@ -112,6 +112,18 @@ class Timer:
         self.cpu = time.process_time() - self._cpu
 
 
+def gpbo_history(X: np.ndarray, y: np.ndarray, *, device: str, seed: int) -> Any:
+    """A ``gpbo.strategies.History`` of ``n`` finished points in the unit cube (`n x d` ``X``,
+    values ``y`` minimized), nothing failed or pending, the GP on ``device``."""
+    import gpbo
+    from gpbo.strategies import History
+
+    space = gpbo.Space({f"x{i}": gpbo.Real(0.0, 1.0) for i in range(X.shape[1])})
+    empty = np.zeros((0, X.shape[1]))
+    return History(space=space, X=X, scores=-y, X_failed=empty, X_pending=empty,
+                   n_total=X.shape[0], seed=seed, surrogate_device=device)
+
+
 def time_gpbo(X: np.ndarray, y: np.ndarray, *, q: int, device: str, seed: int) -> dict[str, float]:
     """One gpbo round (``Bayes().propose``) on ``n`` finished points, plus the fit alone.
 
@@ -127,14 +139,10 @@ def time_gpbo(X: np.ndarray, y: np.ndarray, *, q: int, device: str, seed: int) -
     """
     import torch
 
-    import gpbo
-    from gpbo.strategies import Bayes, History
+    from gpbo.strategies import Bayes
     from gpbo.surrogate import fit_gp, warp_scores
 
-    space = gpbo.Space({f"x{i}": gpbo.Real(0.0, 1.0) for i in range(X.shape[1])})
-    empty = np.zeros((0, X.shape[1]))
-    history = History(space=space, X=X, scores=-y, X_failed=empty, X_pending=empty,
-                      n_total=X.shape[0], seed=seed, surrogate_device=device)
+    history = gpbo_history(X, y, device=device, seed=seed)
     cuda = device.startswith("cuda")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -16,7 +16,6 @@ import cProfile
 import io
 import pstats
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,43 +25,27 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def profile_round(n: int, q: int, *, device: str, seed: int, top: int) -> str:
-    """The phase times and the cProfile listing of one round, as text."""
-    import numpy as np
-
-    import gpbo
-    from gpbo.strategies import Bayes, History
-    from scripts.benchmark_overhead import hartmann_data
+    """The round's wall time and the cProfile listing of the round, as text."""
+    from gpbo.strategies import Bayes
+    from scripts.benchmark_overhead import Timer, gpbo_history, hartmann_data
 
     X, y = hartmann_data(n, seed)
-    space = gpbo.Space({f"x{i}": gpbo.Real(0.0, 1.0) for i in range(X.shape[1])})
-    empty = np.zeros((0, X.shape[1]))
-    history = History(space=space, X=X, scores=-y, X_failed=empty, X_pending=empty,
-                      n_total=n, seed=seed, surrogate_device=device)
-    lines = [f"n={n} q={q} device={device}"]
+    history = gpbo_history(X, y, device=device, seed=seed)
+    cuda = device.startswith("cuda")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        Bayes().propose(history, q)  # warm-up
-        _sync(device)
+        with Timer(cuda):
+            Bayes().propose(history, q)  # warm-up
         profiler = cProfile.Profile()
-        start = time.perf_counter()
-        profiler.enable()
-        Bayes().propose(history, q)
-        _sync(device)
-        profiler.disable()
-        lines.append(f"round: {time.perf_counter() - start:.3f} s (under the profiler)")
+        with Timer(cuda) as timer:
+            profiler.enable()
+            Bayes().propose(history, q)
+            profiler.disable()
     stream = io.StringIO()
-    stats = pstats.Stats(profiler, stream=stream).sort_stats("cumulative")
-    stats.print_stats(top)
-    lines.append(stream.getvalue())
-    return "\n".join(lines)
+    pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(top)
+    return "\n".join([f"n={n} q={q} device={device}",
+                      f"round: {timer.wall:.3f} s (under the profiler)", stream.getvalue()])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
