@@ -10,7 +10,7 @@ subclasses BoTorch's ``Model``.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from botorch.acquisition.logei import qLogExpectedImprovement
@@ -23,6 +23,22 @@ from linear_operator.utils.cholesky import psd_safe_cholesky
 #: Squared distances are floored here before the square root, as GPyTorch does, so the
 #: gradient stays finite where a point meets itself.
 _MIN_SQUARED_DISTANCE = 1e-30
+
+
+class FixedPoints(NamedTuple):
+    """A :class:`CachedGP`'s posterior terms at `p` points, computed once (:meth:`CachedGP.fix`).
+
+    Attributes:
+        X: The `p x d` points.
+        V: The `p x n` whitened cross-kernel `L^{-1} k(train, X)`, transposed.
+        mean: The `p` posterior means, in standardized units.
+        covariance: The `p x p` posterior covariance, in standardized units.
+    """
+
+    X: torch.Tensor
+    V: torch.Tensor
+    mean: torch.Tensor
+    covariance: torch.Tensor
 
 
 class CachedGP(Model):
@@ -88,14 +104,69 @@ class CachedGP(Model):
         """
         cross = self._kernel(X, self.train_X)  # `... x m x n`
         mean = self.constant + cross @ self.alpha
+        V = self._whiten(cross)
+        covariance = self._kernel(X, X) - V @ V.transpose(-1, -2)
+        return mean * self.y_std + self.y_mean, covariance * self.y_std**2
+
+    def fix(self, X_fixed: torch.Tensor) -> FixedPoints:
+        """The posterior terms of points that every later :meth:`joint_with` call shares.
+
+        Args:
+            X_fixed: A `p x d` tensor of points (pending points: the same in every evaluation
+                of a greedy step).
+        """
+        with torch.no_grad():
+            cross = self._kernel(X_fixed, self.train_X)  # `p x n`
+            V = self._whiten(cross)
+            return FixedPoints(
+                X=X_fixed,
+                V=V,
+                mean=self.constant + cross @ self.alpha,
+                covariance=self._kernel(X_fixed, X_fixed) - V @ V.transpose(-1, -2),
+            )
+
+    def joint_with(self, X: torch.Tensor, fixed: FixedPoints) -> tuple[torch.Tensor, torch.Tensor]:
+        r""":meth:`joint` at ``X`` followed by the fixed points, reusing their terms.
+
+        The cross-kernel and the triangular solve against the `n` training points are the bulk
+        of an evaluation for large `n`, and they grow with the rows they are given; here they
+        are computed for the `k` new rows only, not the `k + p`.
+
+        Args:
+            X: A `... x k x d` tensor of new points.
+            fixed: The terms of `p` fixed points, from :meth:`fix`.
+
+        Returns:
+            The `... x (k + p)` mean and the `... x (k + p) x (k + p)` covariance, in outcome
+            units, equal (to rounding) to ``joint`` of the points and the fixed points
+            concatenated.
+        """
+        cross = self._kernel(X, self.train_X)  # `... x k x n`
+        V = self._whiten(cross)
+        new_new = self._kernel(X, X) - V @ V.transpose(-1, -2)  # `... x k x k`
+        new_fixed = self._kernel(X, fixed.X) - V @ fixed.V.transpose(-1, -2)  # `... x k x p`
+        batch = new_fixed.shape[:-2]
+        fixed_fixed = fixed.covariance.expand(*batch, *fixed.covariance.shape)
+        covariance = torch.cat(
+            [
+                torch.cat([new_new, new_fixed], dim=-1),
+                torch.cat([new_fixed.transpose(-1, -2), fixed_fixed], dim=-1),
+            ],
+            dim=-2,
+        )
+        mean = torch.cat(
+            [self.constant + cross @ self.alpha, fixed.mean.expand(*batch, -1)], dim=-1
+        )
+        return mean * self.y_std + self.y_mean, covariance * self.y_std**2
+
+    def _whiten(self, cross: torch.Tensor) -> torch.Tensor:
+        """`L^{-1}` applied to each row of the `... x m x n` cross-kernel (`... x m x n`)."""
         # One triangular solve with every batch's points as columns: a batched solve would
         # broadcast the `n x n` factor and solve batch by batch, several times slower.
         n = self.train_X.shape[0]
         columns = cross.reshape(-1, n).transpose(0, 1)
         V = torch.linalg.solve_triangular(self.chol, columns, upper=False)
-        V = V.transpose(0, 1).reshape(cross.shape)
-        covariance = self._kernel(X, X) - V @ V.transpose(-1, -2)
-        return mean * self.y_std + self.y_mean, covariance * self.y_std**2
+        return V.transpose(0, 1).reshape(cross.shape)
 
     def posterior(
         self,
@@ -148,11 +219,36 @@ class CachedQLogEI(qLogExpectedImprovement):
             and type(self.sampler) is SobolQMCNormalSampler
         ):
             return super()._get_samples_and_objectives(X)
-        mean, covariance = self.model.joint(X)  # `b x m`, `b x m x m`
+        fixed = self._fixed_pending(X)
+        if fixed is None:
+            mean, covariance = self.model.joint(X)  # `b x m`, `b x m x m`
+        else:
+            mean, covariance = self.model.joint_with(X[..., : -fixed.X.shape[0], :], fixed)
         root = psd_safe_cholesky(covariance)
         z = self._normal_draws(X.shape[-2], like=X)  # `s x m`
         samples = mean.unsqueeze(0) + torch.einsum("...ij,sj->s...i", root, z)  # `s x b x m`
         return samples.unsqueeze(-1), samples
+
+    def _fixed_pending(self, X: torch.Tensor) -> FixedPoints | None:
+        """The pending points' cached terms where ``X`` ends with them, on the CPU; else None.
+
+        BoTorch appends ``X_pending`` to every ``X`` it evaluates, and a greedy step evaluates
+        the same pending points hundreds of times. On a GPU, where an evaluation costs its
+        kernel launches rather than its arithmetic (docs/benchmarks.md), the extra launches of
+        the split computation would cost more than they save, so it is used on the CPU only.
+        """
+        pending = self.X_pending
+        if pending is None or X.device.type != "cpu" or X.shape[-2] <= pending.shape[0]:
+            return None
+        p = pending.shape[0]
+        if not torch.equal(X[..., -p:, :], pending.expand(*X.shape[:-2], p, X.shape[-1])):
+            return None
+        cached = self.__dict__.get("_fixed")
+        # `set_X_pending` stores a new tensor, so identity tells a change of the pending points
+        if cached is None or cached[0] is not pending:
+            cached = (pending, self.model.fix(pending))
+            self.__dict__["_fixed"] = cached
+        return cached[1]
 
     def _normal_draws(self, m: int, *, like: torch.Tensor) -> torch.Tensor:
         from botorch.utils.sampling import draw_sobol_normal_samples

@@ -81,6 +81,68 @@ def test_cached_qlogei_matches_botorch_qlogei_on_the_gp(n_pending):
         torch.testing.assert_close(other_grad, grad, rtol=1e-5, atol=1e-8)
 
 
+@pytest.mark.parametrize("batch", [(), (4,), (2, 3)])
+def test_joint_with_fixed_points_equals_joint_of_the_concatenation(batch):
+    cached = cache_posterior(_fitted())
+    generator = torch.Generator().manual_seed(8)
+    X_new = torch.rand(*batch, 2, 3, dtype=torch.float64, generator=generator)
+    X_fixed = torch.rand(3, 3, dtype=torch.float64, generator=generator)
+    mean, covariance = cached.joint_with(X_new, cached.fix(X_fixed))
+    everything = torch.cat([X_new, X_fixed.expand(*batch, 3, 3)], dim=-2)
+    expected_mean, expected_covariance = cached.joint(everything)
+    assert mean.shape == (*batch, 5) and covariance.shape == (*batch, 5, 5)
+    torch.testing.assert_close(mean, expected_mean, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(covariance, expected_covariance, rtol=1e-8, atol=1e-12)
+
+
+def _counting(cached: CachedGP, monkeypatch) -> dict[str, int]:
+    calls = {"fix": 0, "joint_with": 0, "joint": 0}
+    for name in calls:
+        original = getattr(cached, name)
+
+        def counted(*args, _name=name, _original=original):
+            calls[_name] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(cached, name, counted)
+    return calls
+
+
+def test_pending_points_terms_are_computed_once_per_pending_set(monkeypatch):
+    from botorch.sampling import SobolQMCNormalSampler
+
+    cached = cache_posterior(_fitted())
+    calls = _counting(cached, monkeypatch)
+    generator = torch.Generator().manual_seed(9)
+    acqf = CachedQLogEI(
+        cached, best_f=3.0, sampler=SobolQMCNormalSampler(torch.Size([32]), seed=0),
+        X_pending=torch.rand(2, 3, dtype=torch.float64, generator=generator),
+    )
+    for _ in range(3):
+        _value_and_gradient(acqf, torch.rand(5, 1, 3, dtype=torch.float64, generator=generator))
+    assert calls == {"fix": 1, "joint_with": 3, "joint": 0}
+    acqf.set_X_pending(torch.rand(4, 3, dtype=torch.float64, generator=generator))
+    acqf(torch.rand(5, 1, 3, dtype=torch.float64, generator=generator))
+    assert calls == {"fix": 2, "joint_with": 4, "joint": 0}
+
+
+def test_points_that_do_not_end_with_the_pending_ones_take_the_full_posterior(monkeypatch):
+    from botorch.sampling import SobolQMCNormalSampler
+
+    cached = cache_posterior(_fitted())
+    generator = torch.Generator().manual_seed(10)
+    pending = torch.rand(2, 3, dtype=torch.float64, generator=generator)
+    acqf = CachedQLogEI(
+        cached, best_f=3.0, sampler=SobolQMCNormalSampler(torch.Size([32]), seed=0),
+        X_pending=pending,
+    )
+    calls = _counting(cached, monkeypatch)
+    X = torch.rand(5, 3, 3, dtype=torch.float64, generator=generator)
+    samples, _ = acqf._get_samples_and_objectives(X)
+    assert calls == {"fix": 0, "joint_with": 0, "joint": 1}
+    assert samples.shape == (32, 5, 3, 1)
+
+
 def test_cached_qlogei_takes_botorch_path_for_another_model():
     from botorch.acquisition.logei import qLogExpectedImprovement
     from botorch.models import SingleTaskGP
