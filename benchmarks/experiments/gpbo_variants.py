@@ -314,12 +314,47 @@ def split_init_bayes() -> Any:
     return SplitInitBayes
 
 
+def plugin_incumbent(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``gpbo.strategies._fit_or_warn`` with ``best_f`` the largest posterior mean at the
+    complete trials instead of their largest (noisy) score: the plug-in incumbent of noisy EI.
+    Without noise the two agree to the noise floor."""
+
+    def fit_or_warn(history: Any) -> Any:
+        import torch
+
+        fitted = original(history)
+        if fitted is None:
+            return None
+        model, _ = fitted
+        X = torch.as_tensor(history.X, dtype=torch.float64, device=model.train_inputs[0].device)
+        with torch.no_grad():
+            mean = model.posterior(X).mean.reshape(-1)
+        return model, float(mean.max())
+
+    return fit_or_warn
+
+
+def qlognei(model: Any, *, best_f: float, pending: np.ndarray) -> Any:
+    """BoTorch's ``qLogNoisyExpectedImprovement`` over the GP's training points (128 QMC
+    samples, pruned baseline) in place of gpbo's qLogEI; ``best_f`` is unused."""
+    import torch
+    from botorch.acquisition.logei import qLogNoisyExpectedImprovement
+    from botorch.sampling import SobolQMCNormalSampler
+
+    X_pending = torch.as_tensor(pending, dtype=torch.float64) if pending.shape[0] else None
+    return qLogNoisyExpectedImprovement(
+        model, X_baseline=model.train_inputs[0], X_pending=X_pending, prune_baseline=True,
+        sampler=SobolQMCNormalSampler(sample_shape=torch.Size([128])), cache_root=False,
+    )
+
+
 def _variant(q: int, *, options: dict[str, Any] | None = None, n_init: Callable[[int], int]
              | None = None, warp: bool = True, input_warp: bool = False,
              sequential: bool = False, low_noise: bool = False,
              incumbent_starts: bool = False, lbfgs: dict[str, float] | None = None,
              botorch_noise: bool = False, matern: bool = False,
-             constants: dict[str, Any] | None = None, split_init: bool = False) -> Method:
+             constants: dict[str, Any] | None = None, split_init: bool = False,
+             plugin: bool = False) -> Method:
     """A :class:`gpbo.strategies.Bayes` variant; ``constants`` maps ``"module.NAME"`` to a
     temporary value of a gpbo module constant (e.g. ``"gpbo.acquisition.MC_SAMPLES"``)."""
 
@@ -350,6 +385,11 @@ def _variant(q: int, *, options: dict[str, Any] | None = None, n_init: Callable[
             for dotted, value in (constants or {}).items():
                 module_name, name = dotted.rsplit(".", 1)
                 stack.enter_context(patched(importlib.import_module(module_name), name, value))
+            if plugin:
+                import gpbo.strategies
+
+                fit = plugin_incumbent(gpbo.strategies._fit_or_warn)
+                stack.enter_context(patched(gpbo.strategies, "_fit_or_warn", fit))
             if incumbent_starts:
                 import botorch.optim
 
@@ -408,4 +448,8 @@ METHODS: dict[str, Method] = {
     # a lower noise floor (1e-8 instead of 1e-6)
     "exp-floor8-q1": _variant(1, constants={"gpbo.surrogate.NOISE_FLOOR": 1e-8}),
     "exp-floor8-q4": _variant(4, constants={"gpbo.surrogate.NOISE_FLOOR": 1e-8}),
+    # noisy EI: the plug-in incumbent (largest posterior mean at the trials) / BoTorch's qLogNEI
+    "exp-plugin-q1": _variant(1, plugin=True),
+    "exp-plugin-q4": _variant(4, plugin=True),
+    "exp-nei-q1": _variant(1, constants={"gpbo.strategies.qlogei": qlognei}),
 }
