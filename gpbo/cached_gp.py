@@ -26,13 +26,13 @@ _MIN_SQUARED_DISTANCE = 1e-30
 
 
 class FixedPoints(NamedTuple):
-    """A :class:`CachedGP`'s posterior terms at `p` points, computed once (:meth:`CachedGP.fix`).
+    """A :class:`CachedGP`'s posterior terms at `p` points (from :meth:`CachedGP.fix`).
 
     Attributes:
-        X: The `p x d` points.
-        V: The `p x n` whitened cross-kernel `L^{-1} k(train, X)`, transposed.
-        mean: The `p` posterior means, in standardized units.
-        covariance: The `p x p` posterior covariance, in standardized units.
+        X: The `... x p x d` points.
+        V: The `... x p x n` whitened cross-kernel `L^{-1} k(train, X)`, transposed.
+        mean: The `... x p` posterior means, in standardized units.
+        covariance: The `... x p x p` posterior covariance, in standardized units.
     """
 
     X: torch.Tensor
@@ -102,11 +102,8 @@ class CachedGP(Model):
         Returns:
             The `... x m` mean and the `... x m x m` covariance.
         """
-        cross = self._kernel(X, self.train_X)  # `... x m x n`
-        mean = self.constant + cross @ self.alpha
-        V = self._whiten(cross)
-        covariance = self._kernel(X, X) - V @ V.transpose(-1, -2)
-        return mean * self.y_std + self.y_mean, covariance * self.y_std**2
+        terms = self._standardized_terms(X)
+        return terms.mean * self.y_std + self.y_mean, terms.covariance * self.y_std**2
 
     def fix(self, X_fixed: torch.Tensor) -> FixedPoints:
         """The posterior terms of points that every later :meth:`joint_with` call shares.
@@ -116,14 +113,18 @@ class CachedGP(Model):
                 of a greedy step).
         """
         with torch.no_grad():
-            cross = self._kernel(X_fixed, self.train_X)  # `p x n`
-            V = self._whiten(cross)
-            return FixedPoints(
-                X=X_fixed,
-                V=V,
-                mean=self.constant + cross @ self.alpha,
-                covariance=self._kernel(X_fixed, X_fixed) - V @ V.transpose(-1, -2),
-            )
+            return self._standardized_terms(X_fixed)
+
+    def _standardized_terms(self, X: torch.Tensor) -> FixedPoints:
+        """The posterior at `... x m x d` points in standardized units, with its `V`."""
+        cross = self._kernel(X, self.train_X)  # `... x m x n`
+        V = self._whiten(cross)
+        return FixedPoints(
+            X=X,
+            V=V,
+            mean=self.constant + cross @ self.alpha,
+            covariance=self._kernel(X, X) - V @ V.transpose(-1, -2),
+        )
 
     def joint_with(self, X: torch.Tensor, fixed: FixedPoints) -> tuple[torch.Tensor, torch.Tensor]:
         r""":meth:`joint` at ``X`` followed by the fixed points, reusing their terms.
@@ -234,8 +235,8 @@ class CachedQLogEI(qLogExpectedImprovement):
 
         BoTorch appends ``X_pending`` to every ``X`` it evaluates, and a greedy step evaluates
         the same pending points hundreds of times. On a GPU, where an evaluation costs its
-        kernel launches rather than its arithmetic (docs/benchmarks.md), the extra launches of
-        the split computation would cost more than they save, so it is used on the CPU only.
+        kernel launches rather than its arithmetic (docs/benchmarks.md), the split adds
+        launches; until that trade is measured it is used on the CPU only.
         """
         pending = self.X_pending
         if pending is None or X.device.type != "cpu" or X.shape[-2] <= pending.shape[0]:
