@@ -32,7 +32,9 @@ class SurrogateFitError(GpboError, RuntimeError):
 #: the GPU at n=1000, 3.3 s and 2.4 s at n=2000; at n=5000 the CPU took 7.5 s (16 threads), the
 #: GPU 2.5 s. The q=1 rounds cross at the same place (0.54 vs 0.56 s at 1000, 0.74 vs 0.58 s at
 #: 2000). Staying on the CPU below it also keeps the driver from opening a CUDA context on a GPU
-#: that trials are using.
+#: that trials are using. Those CPU times predate the pending-point cache (``cached_gp``), which
+#: made a q=8 CPU round at n=2000 1.6x faster on the 2-core machine (2.87 s to 1.79 s), so the
+#: q=8 crossover has probably moved above 2000; q=1 is unchanged. Kept until remeasured on a GPU.
 AUTO_CUDA_FROM = 2000
 
 
