@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -140,10 +141,15 @@ def test_crashes_fail_their_trial_and_the_study_goes_on(tmp_path: Path) -> None:
 
 def test_max_consecutive_failures_ends_a_parallel_study(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
-    with pytest.raises(StudyError, match=r"(?s)3 trials in a row failed.*boom from trial 0"):
+    with pytest.raises(StudyError, match=r"3 trials in a row failed") as raised:
         gpbo.optimize(objectives.raise_error, XY, n_trials=20, batch_size=2, devices=CPU2,
                       strategy="sobol", max_consecutive_failures=3, journal=path,
                       verbose=False)
+    # Two trials run at once, so which of them failed first depends on scheduling; the
+    # message names that trial and carries its own error.
+    named = re.search(r"the first of them \(trial (\d+),", str(raised.value))
+    assert named is not None and named.group(1) in {"0", "1"}
+    assert f"boom from trial {named.group(1)}" in str(raised.value)
     statuses = [t.status for t in gpbo.load(path).trials]
     assert 3 <= statuses.count("failed") <= 4
     assert set(statuses) <= {"failed", "interrupted"}  # nothing left pending or running
