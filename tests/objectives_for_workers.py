@@ -117,16 +117,24 @@ def dispatch(params: dict[str, Any]) -> Any:
 
 
 def sphere_after_sleep(
-    params: dict[str, Any], *, base: float = 0.0, scale: float = 0.0, log: bool = False
+    params: dict[str, Any],
+    *,
+    base: float = 0.0,
+    scale: float = 0.0,
+    log: bool = False,
+    slow_trial: int | None = None,
+    slow_for: float = 0.0,
 ) -> dict[str, float]:
     """Sleep ``base + scale * params["x"]`` seconds (``x`` in [0, 1]), return a quadratic.
 
     Bind the options with :func:`functools.partial` (which pickles by reference); ``log``
-    records each run in the trial's ``attempts.jsonl`` first (see :func:`log_attempt`).
+    records each run in the trial's ``attempts.jsonl`` first (see :func:`log_attempt`);
+    trial number ``slow_trial`` sleeps ``slow_for`` seconds more.
     """
     if log:
         log_attempt(params)
-    time.sleep(base + scale * float(params["x"]))
+    extra = slow_for if slow_trial is not None and current_trial().number == slow_trial else 0.0
+    time.sleep(base + scale * float(params["x"]) + extra)
     return {"value": _quadratic(params), "pid": float(os.getpid())}
 
 

@@ -286,7 +286,7 @@ def test_ctrl_c_stops_the_command_and_a_rerun_resumes(tmp_path):
     )
     pid_file = tmp_path / "pid.txt"
     end = time.monotonic() + 60
-    while not pid_file.exists() and time.monotonic() < end:
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < end:
         time.sleep(0.1)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)

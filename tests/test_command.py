@@ -237,12 +237,13 @@ def _run_sleeper(tmp_path: Path, executor: str) -> tuple[gpbo.Result, list[int]]
         strategy="random",
         executor=executor,
         devices=["cpu"],
-        trial_timeout=1.5,
+        trial_timeout=3.0,  # time for the command and its child to start on a loaded machine
         journal=tmp_path / "journal.jsonl",
         seed=0,
         verbose=False,
     )
     pids = [int(p) for p in pids_file.read_text().split()]
+    assert len(pids) == 2, "the command did not write its and its child's pids in time"
     return result, pids
 
 

@@ -20,6 +20,7 @@ import pytest
 
 import gpbo
 from gpbo.exceptions import StudyError
+from gpbo.journal import fold_trials, read_journal
 from gpbo.strategies import History, Random
 from tests import objectives_for_workers as objectives
 from tests.test_executors_process import alive, script_env, still_alive_after
@@ -222,6 +223,12 @@ if __name__ == "__main__":
 """
 
 
+def journal_statuses(journal: Path) -> list[str]:
+    """The latest status of each trial in the journal (a torn last line ignored)."""
+    contents = read_journal(journal) if journal.exists() else None
+    return [] if contents is None else [t["status"] for t in fold_trials(contents.events).values()]
+
+
 def start_driver(tmp_path: Path, journal: Path) -> subprocess.Popen[str]:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
@@ -230,11 +237,18 @@ def start_driver(tmp_path: Path, journal: Path) -> subprocess.Popen[str]:
                             text=True)
 
 
-def wait_for_pids(trial_dirs: Sequence[Path], driver: subprocess.Popen[str]) -> list[int]:
-    """The worker and child pids the hanging trials wrote, once both trials run."""
+def wait_for_pids(
+    trial_dirs: Sequence[Path], driver: subprocess.Popen[str], journal: Path
+) -> list[int]:
+    """The worker and child pids the hanging trials wrote, once both trials run.
+
+    Also waits for the journal to say so: the driver hands a trial to its worker before it
+    records the trial as running, so a worker can be busy before its trial is written down.
+    """
     files = [d / name for d in trial_dirs for name in ("worker.pid", "child.pid")]
     end = time.monotonic() + 90
-    while not all(f.exists() and f.read_text() for f in files):
+    while not (all(f.exists() and f.read_text() for f in files)
+               and journal_statuses(journal) == ["running", "running"]):
         assert driver.poll() is None, driver.communicate()
         assert time.monotonic() < end, "the trials did not start within 90 s"
         time.sleep(0.05)
@@ -252,7 +266,7 @@ def test_stopping_the_driver_stops_workers_and_keeps_the_journal(
     watchdog.start()
     try:
         trial_dirs = [tmp_path / "study.trials" / f"{n:06d}" for n in (0, 1)]
-        pids = wait_for_pids(trial_dirs, driver)
+        pids = wait_for_pids(trial_dirs, driver, journal)
         assert len(set(pids)) == 4 and all(alive(pid) for pid in pids)
         driver.send_signal(signum)
         stopped = time.monotonic()

@@ -148,7 +148,10 @@ def test_resumed_sync_run_proposes_what_the_uninterrupted_run_did(
             signal.raise_signal(signal.SIGINT)  # as Ctrl+C would
 
     journal = tmp_path / "study.jsonl"
-    slow = functools.partial(objectives.sphere_after_sleep, base=0.1, scale=0.3)
+    # Round 1's last trial runs 2 s longer, so the interrupt reliably finds it still running
+    # (without that, a driver stalled for some tens of ms saw it complete as well).
+    slow = functools.partial(objectives.sphere_after_sleep, base=0.1, scale=0.3,
+                             slow_trial=2 * batch_size - 1, slow_for=2.0)
     with pytest.raises(KeyboardInterrupt):
         gpbo.optimize(slow, XY, strategy=make(), devices=CPU2, journal=journal,
                       callbacks=[stop_mid_round], **options)
