@@ -247,17 +247,27 @@ class Bayes(Strategy):
     jointly by maximizing ``qLogExpectedImprovement`` with pending trials as ``X_pending``. If
     the fit fails, the ask falls back to quasi-random points with a warning.
 
+    A batch of two or more ends with one point of pure exploitation: the maximum of the GP's
+    posterior mean within ``exploit_radius`` of the best trial, chosen after the qLogEI
+    points. A batch otherwise spends its later points exploring (the earlier ones pending make
+    improvement near the incumbent look taken), and refines the optimum only once per round
+    where a one-at-a-time run refines it every trial; on the benchmark suite this point took
+    the q=4 gap to q=1 from 1.27 to 0.14 decades on Branin (30 seeds, docs/benchmarks.md).
+
     Args:
         n_init: Quasi-random points before the GP; default :func:`default_n_init`.
         num_restarts: L-BFGS-B starts for the acquisition.
         raw_samples: Random batches scored to choose the starts.
         maxiter: L-BFGS-B iterations per start.
+        exploit_radius: Half-width, in the unit cube, of the box around the best trial where
+            a batch's exploitation point is sought; ``None`` gives every point to qLogEI.
     """
 
     n_init: int | None = None
     num_restarts: int = 10
     raw_samples: int = 512
     maxiter: int = 200
+    exploit_radius: float | None = 0.1
     name: ClassVar[str] = "bayes"
     _options: AcquisitionOptions = field(init=False, repr=False)
 
@@ -266,6 +276,14 @@ class Bayes(Strategy):
             isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 1
         ):
             raise GpboError(f"n_init must be a positive int or None, got {self.n_init!r}")
+        radius = self.exploit_radius
+        if radius is not None and (
+            isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0 < radius <= 1
+        ):
+            raise GpboError(
+                f"exploit_radius must be a number in (0, 1] (a half-width in the unit cube) or "
+                f"None to turn the exploitation point off, got {radius!r}"
+            )
         self._options = AcquisitionOptions(
             num_restarts=self.num_restarts, raw_samples=self.raw_samples, maxiter=self.maxiter
         )
@@ -279,15 +297,31 @@ class Bayes(Strategy):
             if fitted is None:
                 return sobol_points(history, n)
             model, best_f = fitted
-            acqf = self.make_acquisition(model, best_f=best_f, history=history, q=n)
+            exploit = self.exploit_radius is not None and n >= 2
+            q = n - 1 if exploit else n
+            acqf = self.make_acquisition(model, best_f=best_f, history=history, q=q)
             X = optimize_acquisition(
                 acqf,
                 space=history.space,
-                q=n,
+                q=q,
                 seen=history.seen,
                 options=self._options,
                 generator=history.rng(),
             )
+            if exploit:
+                X_exploit = optimize_posterior_mean(
+                    model,
+                    space=history.space,
+                    center=history.X[int(np.argmax(history.scores))],
+                    radius=float(self.exploit_radius),  # type: ignore[arg-type]
+                    q=1,
+                    seen=np.vstack([history.seen, X]),
+                    options=AcquisitionOptions(
+                        num_restarts=8, raw_samples=256, maxiter=self.maxiter
+                    ),
+                    generator=history.rng(),
+                )
+                X = np.vstack([X, X_exploit])
         return _decode_and_top_up(history, X, n)
 
     def make_acquisition(self, model: Any, *, best_f: float, history: History, q: int) -> Any:
@@ -308,6 +342,7 @@ class Bayes(Strategy):
             "num_restarts": self.num_restarts,
             "raw_samples": self.raw_samples,
             "maxiter": self.maxiter,
+            "exploit_radius": self.exploit_radius,
         }
 
 

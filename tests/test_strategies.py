@@ -163,6 +163,72 @@ def test_bayes_starts_with_sobol_then_uses_the_gp(monkeypatch):
     assert len(calls) == 1 and calls[0].X.shape == (5, 1)
 
 
+def _spy(monkeypatch, name):
+    import gpbo.strategies as strategies
+
+    calls = []
+    original = getattr(strategies, name)
+
+    def spy(*args, **kwargs):
+        result = original(*args, **kwargs)
+        calls.append((kwargs, result))
+        return result
+
+    monkeypatch.setattr(strategies, name, spy)
+    return calls
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_bayes_batch_ends_with_the_posterior_mean_maximum_near_the_best_trial(
+    monkeypatch, batch
+):
+    acquisition = _spy(monkeypatch, "optimize_acquisition")
+    exploitation = _spy(monkeypatch, "optimize_posterior_mean")
+    space = {"x": gpbo.Real(-2, 2), "y": gpbo.Real(-2, 2)}
+    study = gpbo.Study(space, strategy=fast_bayes(n_init=6, exploit_radius=0.1), seed=0)
+    for trial in study.ask(6):
+        study.tell(trial, (trial.params["x"] - 0.3) ** 2 + trial.params["y"] ** 2)
+    best = study.best_trial.params
+    trials = study.ask(batch)
+    assert len(trials) == batch
+    if batch == 1:  # one point at a time: qLogEI alone, as before
+        assert exploitation == [] and acquisition[0][0]["q"] == 1
+        return
+    assert acquisition[0][0]["q"] == batch - 1
+    (kwargs, X_exploit), = exploitation
+    assert kwargs["q"] == 1 and kwargs["radius"] == 0.1
+    assert np.allclose(study.space.encode([best])[0], kwargs["center"])
+    # the qLogEI points are not proposed again, and the batch's last point is the exploit one
+    assert kwargs["seen"].shape[0] == 6 + batch - 1
+    last = trials[-1].params
+    assert np.allclose(study.space.encode([last])[0], X_exploit[0])
+    assert abs(last["x"] - best["x"]) <= 0.4 + 1e-9 and abs(last["y"] - best["y"]) <= 0.4 + 1e-9
+
+
+def test_exploit_radius_none_gives_the_whole_batch_to_qlogei(monkeypatch):
+    acquisition = _spy(monkeypatch, "optimize_acquisition")
+    exploitation = _spy(monkeypatch, "optimize_posterior_mean")
+    study = gpbo.Study({"x": gpbo.Real(0, 1)}, strategy=fast_bayes(n_init=4, exploit_radius=None))
+    for trial in study.ask(4):
+        study.tell(trial, trial.params["x"])
+    assert len(study.ask(3)) == 3
+    assert exploitation == [] and acquisition[0][0]["q"] == 3
+
+
+@pytest.mark.parametrize("radius", [0, -0.1, 1.5, True, "0.1"])
+def test_exploit_radius_is_validated(radius):
+    with pytest.raises(gpbo.GpboError, match="exploit_radius must be a number in"):
+        Bayes(exploit_radius=radius)
+
+
+def test_bayes_config_round_trips_with_the_exploit_radius():
+    from gpbo.strategies import strategy_from_config
+
+    for radius in (0.25, None):
+        rebuilt = strategy_from_config(Bayes(exploit_radius=radius).config())
+        assert isinstance(rebuilt, Bayes) and rebuilt.exploit_radius == radius
+
+
 def test_bayes_handles_constant_outcomes_and_repeated_inputs():
     study = gpbo.Study({"x": gpbo.Real(0, 1), "y": gpbo.Real(0, 1)}, strategy=fast_bayes(n_init=3))
     with warnings.catch_warnings():
