@@ -443,3 +443,20 @@ def test_loads_a_state_saved_by_bayes_opt(tmp_path):
         {k: float(v) for k, v in r["params"].items()} for r in theirs.res
     ]
     assert ours.max["target"] == pytest.approx(float(theirs.max["target"]))
+
+
+def test_the_bayes_opt_strategy_gives_a_whole_batch_to_its_acquisition(monkeypatch):
+    import gpbo
+    import gpbo.strategies as strategies
+    from gpbo.compat.bayes_opt._strategy import BayesOptStrategy
+
+    def must_not_run(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the exploitation point is off in the bayes_opt front end")
+
+    monkeypatch.setattr(strategies, "optimize_posterior_mean", must_not_run)
+    strategy = BayesOptStrategy(n_init=4, num_restarts=2, raw_samples=32, maxiter=20)
+    assert strategy.exploit_radius is None
+    study = gpbo.Study({"x": gpbo.Real(0, 1)}, strategy=strategy, seed=0)
+    for trial in study.ask(4):
+        study.tell(trial, trial.params["x"])
+    assert len(study.ask(3)) == 3

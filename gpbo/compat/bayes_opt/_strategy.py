@@ -29,9 +29,12 @@ class BayesOptStrategy(Bayes):
         raw_samples: Random batches scored to choose the starts.
         maxiter: L-BFGS-B iterations per start.
         acquisition: The acquisition function; default ``UpperConfidenceBound(kappa=2.576)``.
+        exploit_radius: As for ``Bayes``, but off by default: a batch here is what the chosen
+            acquisition picks, as code written against ``bayes_opt`` expects.
     """
 
     acquisition: AcquisitionFunction = field(default_factory=UpperConfidenceBound)
+    exploit_radius: float | None = None
     name: ClassVar[str] = "bayes_opt"
 
     def make_acquisition(self, model: Any, *, best_f: float, history: History, q: int) -> Any:
