@@ -20,10 +20,10 @@ import pytest
 
 import gpbo
 from gpbo.exceptions import StudyError
-from gpbo.journal import fold_trials, read_journal
 from gpbo.strategies import History, Random
 from tests import objectives_for_workers as objectives
 from tests.test_executors_process import alive, script_env, still_alive_after
+from tests.test_resume import statuses
 
 XY = {"x": gpbo.Real(0.0, 1.0), "y": gpbo.Real(0.0, 1.0)}
 CPU2 = ["cpu", "cpu"]  # two CPU slots, also where a GPU is visible
@@ -223,12 +223,6 @@ if __name__ == "__main__":
 """
 
 
-def journal_statuses(journal: Path) -> list[str]:
-    """The latest status of each trial in the journal (a torn last line ignored)."""
-    contents = read_journal(journal) if journal.exists() else None
-    return [] if contents is None else [t["status"] for t in fold_trials(contents.events).values()]
-
-
 def start_driver(tmp_path: Path, journal: Path) -> subprocess.Popen[str]:
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
@@ -248,7 +242,7 @@ def wait_for_pids(
     files = [d / name for d in trial_dirs for name in ("worker.pid", "child.pid")]
     end = time.monotonic() + 90
     while not (all(f.exists() and f.read_text() for f in files)
-               and journal_statuses(journal) == ["running", "running"]):
+               and statuses(journal) == ["running", "running"]):
         assert driver.poll() is None, driver.communicate()
         assert time.monotonic() < end, "the trials did not start within 90 s"
         time.sleep(0.05)
