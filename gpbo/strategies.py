@@ -297,8 +297,8 @@ class Bayes(Strategy):
             if fitted is None:
                 return sobol_points(history, n)
             model, best_f = fitted
-            exploit = self.exploit_radius is not None and n >= 2
-            q = n - 1 if exploit else n
+            radius = self.exploit_radius if n >= 2 else None
+            q = n if radius is None else n - 1
             acqf = self.make_acquisition(model, best_f=best_f, history=history, q=q)
             X = optimize_acquisition(
                 acqf,
@@ -308,12 +308,12 @@ class Bayes(Strategy):
                 options=self._options,
                 generator=history.rng(),
             )
-            if exploit:
+            if radius is not None:
                 X_exploit = optimize_posterior_mean(
                     model,
                     space=history.space,
                     center=history.X[int(np.argmax(history.scores))],
-                    radius=float(self.exploit_radius),  # type: ignore[arg-type]
+                    radius=radius,
                     q=1,
                     seen=np.vstack([history.seen, X]),
                     options=AcquisitionOptions(
