@@ -294,12 +294,15 @@ def optimize_posterior_mean(
     from botorch.acquisition import PosteriorMean
     from botorch.optim import optimize_acqf
 
+    from gpbo.cached_gp import CachedGP, CachedPosteriorMean, cache_posterior
+
     tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": _model_device(model)}
     d = space.n_columns
     low = np.clip(center - radius, 0.0, 1.0)
     high = np.clip(center + radius, 0.0, 1.0)
     bounds = torch.as_tensor(np.stack([low, high]), **tkwargs)
-    acqf = PosteriorMean(model)
+    cached = cache_posterior(model)
+    acqf = CachedPosteriorMean(cached) if isinstance(cached, CachedGP) else PosteriorMean(model)
     n_starts = max(options.num_restarts, 2 * q)
     starts = low + generator.random((n_starts, d)) * (high - low)
     starts[0] = center

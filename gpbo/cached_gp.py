@@ -13,9 +13,11 @@ import math
 from typing import Any, NamedTuple
 
 import torch
+from botorch.acquisition.acquisition import AcquisitionFunction
 from botorch.acquisition.logei import qLogExpectedImprovement
 from botorch.models.model import Model
 from botorch.posteriors.gpytorch import GPyTorchPosterior
+from botorch.utils.transforms import t_batch_mode_transform
 from gpytorch.distributions import MultivariateNormal
 from linear_operator.operators import DenseLinearOperator
 from linear_operator.utils.cholesky import psd_safe_cholesky
@@ -104,6 +106,18 @@ class CachedGP(Model):
         """
         terms = self._standardized_terms(X)
         return terms.mean * self.y_std + self.y_mean, terms.covariance * self.y_std**2
+
+    def mean(self, X: torch.Tensor) -> torch.Tensor:
+        r"""The posterior mean alone at ``X``, in outcome units: no triangular solve.
+
+        Args:
+            X: A `... x m x d` tensor of points.
+
+        Returns:
+            The `... x m` posterior mean.
+        """
+        standardized = self.constant + self._kernel(X, self.train_X) @ self.alpha
+        return standardized * self.y_std + self.y_mean
 
     def fix(self, X_fixed: torch.Tensor) -> FixedPoints:
         """The posterior terms of points that every later :meth:`joint_with` call shares.
@@ -266,6 +280,26 @@ class CachedQLogEI(qLogExpectedImprovement):
         return cache[m]
 
 
+class CachedPosteriorMean(AcquisitionFunction):
+    r"""BoTorch's ``PosteriorMean`` on a :class:`CachedGP`, from the cached weights alone.
+
+    Through GPyTorch the first posterior of a fresh model builds its prediction caches, above
+    800 training points with iterative solves: 0.4 s at n = 1000 and 1.9 s at n = 2000 on one
+    thread, for a mean that needs only `k(x, train) alpha`.
+
+    Args:
+        model: The cached posterior.
+    """
+
+    def __init__(self, model: CachedGP) -> None:
+        super().__init__(model=model)
+
+    @t_batch_mode_transform(expected_q=1)
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """The posterior mean at `b x 1 x d` points (`b`)."""
+        return self.model.mean(X).squeeze(-1)
+
+
 def cache_posterior(gp: Any) -> Any:
     """A :class:`CachedGP` of ``gp`` where its structure is the one gpbo fits, else ``gp``.
 
@@ -295,4 +329,32 @@ def cache_posterior(gp: Any) -> Any:
         and type(getattr(gp, "outcome_transform", None)) is Standardize
         and getattr(gp, "input_transform", None) is None
     )
-    return CachedGP(gp) if supported else gp
+    if not supported:
+        return gp
+    # One factorization per fitted model: a round's qLogEI and its exploitation point share it.
+    # The key tells a copy (moved to another device, say) or a refit from the model it was
+    # built for; a copy carries the attribute along.
+    key = _cache_key(gp)
+    memo = gp.__dict__.get("_gpbo_cached_posterior")
+    if memo is not None and _same_key(memo[0], key):
+        return memo[1]
+    cached = CachedGP(gp)
+    gp.__dict__["_gpbo_cached_posterior"] = (key, cached)
+    return cached
+
+
+def _cache_key(gp: Any) -> tuple[Any, ...]:
+    """What :class:`CachedGP` reads from ``gp``: training data (by storage) and hyperparameters."""
+    X, y = gp.train_inputs[0], gp.train_targets
+    hyper = torch.cat(
+        [
+            gp.covar_module.lengthscale.detach().reshape(-1),
+            gp.mean_module.constant.detach().reshape(-1),
+            gp.likelihood.noise.detach().reshape(-1),
+        ]
+    ).clone()
+    return (X.device, X.data_ptr(), tuple(X.shape), y.data_ptr(), tuple(y.shape), hyper)
+
+
+def _same_key(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return a[:-1] == b[:-1] and torch.equal(a[-1], b[-1])

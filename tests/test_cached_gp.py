@@ -211,3 +211,33 @@ def test_cached_qlogei_on_cuda_matches_botorch_and_the_cpu():
     for other_value, other_grad in results.values():
         torch.testing.assert_close(other_value, value, rtol=1e-6, atol=1e-8)
         torch.testing.assert_close(other_grad, grad, rtol=1e-5, atol=1e-8)
+
+
+def test_posterior_mean_acquisition_matches_botorch_posterior_mean():
+    from botorch.acquisition import PosteriorMean
+
+    from gpbo.cached_gp import CachedPosteriorMean
+
+    gp = _fitted(n=60, subset=30)
+    X = torch.rand(9, 1, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    expected = PosteriorMean(gp)(X)
+    got = CachedPosteriorMean(cache_posterior(gp))(X)
+    assert got.shape == expected.shape == (9,)
+    torch.testing.assert_close(got, expected, rtol=1e-8, atol=1e-9)
+    X.requires_grad_(True)
+    CachedPosteriorMean(cache_posterior(gp))(X).sum().backward()
+    assert torch.isfinite(X.grad).all() and X.grad.abs().sum() > 0
+
+
+def test_the_cached_posterior_is_built_once_per_fitted_model_and_again_after_a_change():
+    gp = _fitted()
+    first = cache_posterior(gp)
+    assert cache_posterior(gp) is first
+    copied = copy.deepcopy(gp)  # carries the memo along, with new storage
+    assert cache_posterior(copied) is not first
+    with torch.no_grad():
+        gp.covar_module.lengthscale = gp.covar_module.lengthscale * 2
+    refreshed = cache_posterior(gp)
+    assert refreshed is not first
+    X = torch.rand(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(refreshed.posterior(X).mean, gp.posterior(X).mean)
