@@ -133,3 +133,21 @@ def test_a_scipy_botorch_does_not_batch_with_is_warned_once(monkeypatch, caplog)
     warned = [r for r in caplog.records if "batched L-BFGS-B" in r.getMessage()]
     assert len(warned) == 1
     assert "pip install 'scipy>=1.13,<1.18'" in warned[0].getMessage()
+
+
+def test_posterior_mean_search_reads_the_cached_weights_not_gpytorch(monkeypatch):
+    # GPyTorch's first posterior builds its prediction caches, with iterative solves above 800
+    # points (seconds at n = 2000); the exploitation point needs only the cached weights
+    space = gpbo.Space({"a": gpbo.Real(0, 1), "b": gpbo.Real(0, 1)})
+    model, X, y = fitted(space, n=30)
+    center = X[int(np.argmax(y))]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the GPyTorch posterior was asked for")
+
+    monkeypatch.setattr(model, "posterior", refuse)
+    batch = optimize_posterior_mean(model, space=space, center=center, radius=0.2, q=1, seen=X,
+                                    options=FAST, generator=np.random.default_rng(0))
+    assert batch.shape == (1, 2)
+    # the optimum of -(x - 0.3)^2 lies inside the box: the search should move toward it
+    assert np.linalg.norm(batch[0] - 0.3) < np.linalg.norm(center - 0.3) + 1e-9
