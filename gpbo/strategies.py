@@ -251,8 +251,8 @@ class Bayes(Strategy):
     posterior mean within ``exploit_radius`` of the best trial, chosen after the qLogEI
     points. A batch otherwise spends its later points exploring (the earlier ones pending make
     improvement near the incumbent look taken), and refines the optimum only once per round
-    where a one-at-a-time run refines it every trial; on the benchmark suite this point took
-    the q=4 gap to q=1 from 1.27 to 0.14 decades on Branin (30 seeds, docs/benchmarks.md).
+    where a one-at-a-time run refines it every trial; on the benchmark suite this point closed
+    most of the q=4 gap to q=1 (docs/benchmarks.md, change log).
 
     Args:
         n_init: Quasi-random points before the GP; default :func:`default_n_init`.
