@@ -575,6 +575,93 @@ def summarize(runs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, flo
     return out
 
 
+#: The issue's target for batching: gpbo q=4's median log10 regret within this of q=1's.
+BATCH_GAP_TARGET = 0.3
+#: (batched method, one-at-a-time method) pairs reported side by side when both were run.
+PAIRED_COMPARISONS = (("gpbo-bayes-q4", "gpbo-bayes-q1"),)
+
+
+def paired_gap(
+    runs: list[dict[str, Any]],
+    problem: str,
+    method: str,
+    baseline: str,
+    *,
+    resamples: int = 4000,
+    seed: int = 0,
+) -> dict[str, float] | None:
+    """``method`` against ``baseline`` on the seeds both ran on one problem.
+
+    A 10- or 30-seed median of a bimodal or heavy-tailed regret moves by tenths of a decade
+    from one draw of seeds to the next, so the difference of the two medians comes with a
+    bootstrap interval (the seeds resampled in pairs, as both methods ran on them), and beside
+    it the paired view: on how many seeds ``method`` ended better or worse, and the median of
+    the per-seed differences.
+
+    Returns:
+        ``None`` without a common seed; otherwise ``n`` (common seeds), ``gap`` (median of
+        ``method`` minus median of ``baseline``; positive = ``method`` worse), ``ci_low`` and
+        ``ci_high`` (95% percentile bootstrap interval of ``gap``), ``better`` and ``worse``
+        (seeds where ``method`` ended lower / higher) and ``paired_median`` (median per-seed
+        difference).
+    """
+    by_seed: dict[str, dict[int, float]] = {method: {}, baseline: {}}
+    for run in runs:
+        if run["problem"] == problem and run["method"] in by_seed:
+            by_seed[run["method"]][int(run["seed"])] = float(run["log10_regret"])
+    seeds = sorted(set(by_seed[method]) & set(by_seed[baseline]))
+    if not seeds:
+        return None
+    a = np.array([by_seed[method][s] for s in seeds])
+    b = np.array([by_seed[baseline][s] for s in seeds])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(seeds), size=(resamples, len(seeds)))
+    boot = np.median(a[idx], axis=1) - np.median(b[idx], axis=1)
+    return {
+        "n": len(seeds),
+        "gap": float(np.median(a) - np.median(b)),
+        "ci_low": float(np.percentile(boot, 2.5)),
+        "ci_high": float(np.percentile(boot, 97.5)),
+        "better": int(np.sum(a < b)),
+        "worse": int(np.sum(a > b)),
+        "paired_median": float(np.median(a - b)),
+    }
+
+
+def paired_table(runs: list[dict[str, Any]], problems: Sequence[str]) -> list[str]:
+    """Markdown lines comparing each pair of :data:`PAIRED_COMPARISONS` that was run."""
+    lines: list[str] = []
+    for method, baseline in PAIRED_COMPARISONS:
+        rows = []
+        for p in problems:
+            g = paired_gap(runs, p, method, baseline)
+            if g is None:
+                continue
+            label = PROBLEMS[p].label if p in PROBLEMS else p
+            within = g["gap"] <= BATCH_GAP_TARGET
+            decided = g["ci_high"] <= BATCH_GAP_TARGET if within else g["ci_low"] > BATCH_GAP_TARGET
+            verdict = ("yes" if within else "no") + (" (whole interval)" if decided else "")
+            rows.append(
+                f"| {label} | {g['n']} | {g['gap']:+.2f} [{g['ci_low']:+.2f}, {g['ci_high']:+.2f}]"
+                f" | {g['better']} / {g['worse']} | {g['paired_median']:+.2f} | {verdict} |"
+            )
+        if rows:
+            lines += [
+                "",
+                f"`{method}` against `{baseline}` on the seeds both ran: the gap of the medians "
+                "(positive = worse) with a 95% bootstrap interval (seeds resampled in pairs), the "
+                "seeds where it ended better / worse, the median per-seed difference, and whether "
+                f"the gap of the medians is within {BATCH_GAP_TARGET} (\"whole interval\": the "
+                "interval is on the same side of it as the gap).",
+                "",
+                "| problem | seeds | gap of medians [95% CI] | better / worse | median paired "
+                f"difference | within {BATCH_GAP_TARGET} |",
+                "| --- | ---: | --- | --- | ---: | --- |",
+                *rows,
+            ]
+    return lines
+
+
 def _ordered(names: set[str], order: Sequence[str]) -> list[str]:
     return [n for n in order if n in names] + sorted(names - set(order))
 
@@ -621,6 +708,7 @@ def markdown_table(data: dict[str, Any]) -> str:
             s = stats.get((p, m))
             cells.append("—" if s is None else f"{s['wall_s']:.1f} ({s['cpu_s']:.1f})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += paired_table(runs, problems)
     if data.get("unavailable"):
         lines += ["", "Unavailable methods:", ""]
         lines += [f"- `{m}`: {why}" for m, why in sorted(data["unavailable"].items())]
@@ -675,6 +763,13 @@ def write_reports(data: dict[str, Any], out: Path) -> None:
     """The markdown table and the plots, from the results so far."""
     (out / "results.md").write_text(markdown_table(data))
     convergence_plots(data, out)
+
+
+def _write_reports(data: dict[str, Any], out: Path, *, plots: bool) -> None:
+    if plots:
+        write_reports(data, out)
+    else:
+        (out / "results.md").write_text(markdown_table(data))
 
 
 # -- driver -----------------------------------------------------------------------------------
@@ -762,9 +857,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = out / "results.json"
     if path.exists() and not (args.resume or args.report_only):
         raise SystemExit(f"{path} exists: pass --resume to extend it, or use another --out")
+    if args.report_only and not path.exists():
+        raise SystemExit(f"--report-only: no results at {path}; run the benchmark first")
     data = load_results(path)
     if args.report_only:
-        write_reports(data, out)
+        _write_reports(data, out, plots=not args.no_plots)
         print(markdown_table(data))
         return 0
     if args.fast:
@@ -829,10 +926,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         if m not in skipped:
                             skipped.add(m)
                             unavailable(m, exc)
-    if args.no_plots:
-        (out / "results.md").write_text(markdown_table(data))
-    else:
-        write_reports(data, out)
+    _write_reports(data, out, plots=not args.no_plots)
     print(markdown_table(data), flush=True)
     return 0
 

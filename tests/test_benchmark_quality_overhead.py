@@ -75,6 +75,13 @@ def test_quality_smoke(tmp_path: Path) -> None:
     assert "0 runs to do" in proc.stdout
     assert len(json.loads((out / "results.json").read_text())["runs"]) == len(methods)
 
+    # --report-only rewrites the table; with --no-plots it leaves the plots alone
+    (out / "convergence_branin.png").unlink()
+    (out / "results.md").unlink()
+    _run([str(QUALITY), "--report-only", "--no-plots", "--out", str(out)])
+    assert "| Branin 2D (8) |" in (out / "results.md").read_text()
+    assert not (out / "convergence_branin.png").exists()
+
 
 def _load_quality_script():
     spec = importlib.util.spec_from_file_location("benchmark_quality_under_test", QUALITY)
@@ -95,6 +102,8 @@ def test_quality_refuses_to_overwrite_and_rejects_unknown_names(tmp_path: Path) 
         script.main(["--out", str(tmp_path / "r"), "--methods", "nope"])
     with pytest.raises(SystemExit, match="unknown problem 'nope'"):
         script.main(["--out", str(tmp_path / "s"), "--problems", "nope"])
+    with pytest.raises(SystemExit, match="no results at"):
+        script.main(["--report-only", "--out", str(tmp_path / "empty")])
 
 
 def test_quality_summary_and_table() -> None:
@@ -114,6 +123,45 @@ def test_quality_summary_and_table() -> None:
     assert "0.00 [-0.50, 0.50] n=3" in table
     assert "`skopt-gp`: missing" in table
     assert script.regret(0.1, 0.397887) == 1e-12
+
+
+def _gap_runs(q1: list[float], q4: list[float], problem: str = "branin") -> list[dict]:
+    return [
+        {"problem": problem, "method": m, "seed": s, "budget": 30, "log10_regret": r,
+         "wall_s": 1.0, "cpu_s": 1.0, "values": [1.0], "optimum": 0.397887}
+        for m, rs in (("gpbo-bayes-q1", q1), ("gpbo-bayes-q4", q4))
+        for s, r in enumerate(rs)
+    ]
+
+
+def test_paired_gap_pairs_the_seeds_and_bounds_the_gap_of_the_medians() -> None:
+    script = _load_quality_script()
+    q1 = [-4.0, -3.0, -2.0, -1.0, 0.0, 1.0]
+    # q=4 one decade worse on every seed, plus a seed q=1 never ran (not paired)
+    runs = _gap_runs(q1, [r + 1.0 for r in q1] + [-9.0])
+    gap = script.paired_gap(runs, "branin", "gpbo-bayes-q4", "gpbo-bayes-q1")
+    assert gap is not None
+    assert gap["n"] == 6 and (gap["better"], gap["worse"]) == (0, 6)
+    assert gap["gap"] == pytest.approx(1.0) and gap["paired_median"] == pytest.approx(1.0)
+    # the seeds resampled in pairs keep a constant per-seed shift exact
+    assert gap["ci_low"] == pytest.approx(1.0) and gap["ci_high"] == pytest.approx(1.0)
+    table = script.markdown_table({"runs": runs})
+    assert "| Branin 2D | 6 | +1.00 [+1.00, +1.00] | 0 / 6 | +1.00 | no (whole interval) |" in table
+    assert script.paired_gap(runs, "hartmann6", "gpbo-bayes-q4", "gpbo-bayes-q1") is None
+
+
+def test_paired_gap_interval_is_wide_when_the_seeds_disagree() -> None:
+    script = _load_quality_script()
+    rng = np.random.default_rng(0)
+    q1 = list(rng.normal(-3.0, 1.0, size=30))
+    q4 = list(rng.normal(-3.0, 1.0, size=30))  # the same distribution, independent draws
+    gap = script.paired_gap(_gap_runs(q1, q4), "branin", "gpbo-bayes-q4", "gpbo-bayes-q1")
+    assert gap is not None
+    assert gap["ci_low"] < gap["gap"] < gap["ci_high"]
+    # the standard error of a 30-sample median of N(0, 1) is about 0.23; the difference's
+    # 95% interval is about +-0.64 wide each side: well over 0.3 and under 2
+    assert 0.3 < gap["ci_high"] - gap["ci_low"] < 4.0
+    assert gap["better"] + gap["worse"] == 30
 
 
 def test_noisy_problem_scores_the_true_value_of_the_best_observed_point() -> None:
