@@ -25,6 +25,12 @@ from linear_operator.utils.cholesky import psd_safe_cholesky
 #: Squared distances are floored here before the square root, as GPyTorch does, so the
 #: gradient stays finite where a point meets itself.
 _MIN_SQUARED_DISTANCE = 1e-30
+#: Device types on which :class:`CachedQLogEI` reuses the pending points' posterior terms.
+#: On the CPU the split cut a q=8 round at n=2000 from 2.87 s to 1.79 s; on a GPU, where an
+#: evaluation costs its kernel launches rather than its arithmetic (docs/benchmarks.md), it
+#: adds launches, and the trade is not measured yet (``benchmark_overhead.py
+#: --pending-cache-on-cuda`` measures it).
+PENDING_CACHE_DEVICES: frozenset[str] = frozenset({"cpu"})
 
 
 class FixedPoints(NamedTuple):
@@ -245,15 +251,18 @@ class CachedQLogEI(qLogExpectedImprovement):
         return samples.unsqueeze(-1), samples
 
     def _fixed_pending(self, X: torch.Tensor) -> FixedPoints | None:
-        """The pending points' cached terms where ``X`` ends with them, on the CPU; else None.
+        """The pending points' cached terms where ``X`` ends with them; else None.
 
         BoTorch appends ``X_pending`` to every ``X`` it evaluates, and a greedy step evaluates
-        the same pending points hundreds of times. On a GPU, where an evaluation costs its
-        kernel launches rather than its arithmetic (docs/benchmarks.md), the split adds
-        launches; until that trade is measured it is used on the CPU only.
+        the same pending points hundreds of times. Only on the devices of
+        :data:`PENDING_CACHE_DEVICES` (the CPU).
         """
         pending = self.X_pending
-        if pending is None or X.device.type != "cpu" or X.shape[-2] <= pending.shape[0]:
+        if (
+            pending is None
+            or X.device.type not in PENDING_CACHE_DEVICES
+            or X.shape[-2] <= pending.shape[0]
+        ):
             return None
         p = pending.shape[0]
         if not torch.equal(X[..., -p:, :], pending.expand(*X.shape[:-2], p, X.shape[-1])):

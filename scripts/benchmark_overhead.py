@@ -317,6 +317,10 @@ def markdown_table(data: dict[str, Any]) -> str:
         "trust.",
         "",
     ]
+    reuse = data.get("environment", {}).get("pending_cache_devices")
+    if reuse and reuse != ["cpu"]:
+        lines += [f"The pending points' posterior terms were reused on: {', '.join(reuse)} "
+                  "(`--pending-cache-on-cuda`; gpbo's default is the CPU only).", ""]
     groups = sorted({(int(r["threads"]), r["device"]) for r in records if
                      r["method"].startswith("gpbo")})
     qs = sorted({int(r["q"]) for r in records if r["method"].startswith("gpbo")})
@@ -416,6 +420,12 @@ def device_ratio_lines(records: list[dict[str, Any]]) -> list[str]:
 # -- driver -----------------------------------------------------------------------------------
 
 
+def _pending_cache_devices() -> list[str]:
+    import gpbo.cached_gp
+
+    return sorted(gpbo.cached_gp.PENDING_CACHE_DEVICES)
+
+
 def _ints(text: str) -> list[int]:
     return [int(t) for t in text.split(",") if t.strip()]
 
@@ -444,6 +454,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="rewrite results.md from results.json")
     parser.add_argument("--fast", action="store_true",
                         help="tiny gpbo acquisition budget (smoke tests only; times mean nothing)")
+    parser.add_argument("--pending-cache-on-cuda", action="store_true",
+                        help="reuse the pending points' posterior terms on CUDA too (gpbo does "
+                        "on the CPU only, gpbo.cached_gp.PENDING_CACHE_DEVICES); measures that "
+                        "trade, into its own --out")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -466,6 +480,11 @@ def run_child(args: argparse.Namespace) -> int:
     data = load_results(path)
     data["environment"] = environment()
     data["environment"]["fast"] = bool(os.environ.get(FAST_ENV))
+    if args.pending_cache_on_cuda:
+        import gpbo.cached_gp
+
+        gpbo.cached_gp.PENDING_CACHE_DEVICES = frozenset({"cpu", "cuda"})
+    data["environment"]["pending_cache_devices"] = _pending_cache_devices()
     done = {record_key(r) for r in data["records"]}
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unavailable: set[str] = set()

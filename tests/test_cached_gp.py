@@ -143,6 +143,54 @@ def test_points_that_do_not_end_with_the_pending_ones_take_the_full_posterior(mo
     assert samples.shape == (32, 5, 3, 1)
 
 
+def test_pending_terms_are_reused_only_on_the_listed_devices(monkeypatch):
+    from botorch.sampling import SobolQMCNormalSampler
+
+    import gpbo.cached_gp as cached_gp
+
+    cached = cache_posterior(_fitted())
+    generator = torch.Generator().manual_seed(11)
+    acqf = CachedQLogEI(
+        cached, best_f=3.0, sampler=SobolQMCNormalSampler(torch.Size([32]), seed=0),
+        X_pending=torch.rand(3, 3, dtype=torch.float64, generator=generator),
+    )
+    X = torch.rand(5, 1, 3, dtype=torch.float64, generator=generator)
+    calls = _counting(cached, monkeypatch)
+    with_cache = _value_and_gradient(acqf, X)
+    assert calls == {"fix": 1, "joint_with": 1, "joint": 0}
+    monkeypatch.setattr(cached_gp, "PENDING_CACHE_DEVICES", frozenset({"cuda"}))
+    without_cache = _value_and_gradient(acqf, X)
+    assert calls == {"fix": 1, "joint_with": 1, "joint": 1}
+    for a, b in zip(with_cache, without_cache, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.cuda
+def test_pending_terms_reused_on_cuda_give_the_cpu_values(monkeypatch):
+    from botorch.sampling import SobolQMCNormalSampler
+
+    import gpbo.cached_gp as cached_gp
+
+    monkeypatch.setattr(cached_gp, "PENDING_CACHE_DEVICES", frozenset({"cpu", "cuda"}))
+    gp = _fitted()
+    generator = torch.Generator().manual_seed(12)
+    pending = torch.rand(3, 3, dtype=torch.float64, generator=generator)
+    X = torch.rand(5, 1, 3, dtype=torch.float64, generator=generator)
+    results = []
+    for device in ("cpu", "cuda"):
+        cached = cache_posterior(copy.deepcopy(gp).to(device))
+        acqf = CachedQLogEI(
+            cached, best_f=3.0, sampler=SobolQMCNormalSampler(torch.Size([32]), seed=0),
+            X_pending=pending.to(device),
+        )
+        calls = _counting(cached, monkeypatch)
+        value, grad = _value_and_gradient(acqf, X.to(device))
+        assert calls == {"fix": 1, "joint_with": 1, "joint": 0}
+        results.append((value.cpu(), grad.cpu()))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-5, atol=1e-8)
+
+
 def test_cached_qlogei_takes_botorch_path_for_another_model():
     from botorch.acquisition.logei import qLogExpectedImprovement
     from botorch.models import SingleTaskGP
