@@ -246,14 +246,28 @@ class _Loop:
                     )
                 continue
             failure: StudyError | None = None
+            callback_error: BaseException | None = None
             outcomes = self.executor.wait(timeout=self._wait_timeout())
             with self.signals.held():  # every outcome at hand is recorded before stopping
-                for outcome in outcomes:
-                    stop, error = self._finish(outcome)
-                    stopping = stopping or stop
-                    failure = failure or error
+                ended = [t for t in map(self._record_outcome, outcomes) if t is not None]
+            # Only then the reports and callbacks: a callback that raises must not leave
+            # another trial's result unrecorded (it would run again on resume).
+            for trial in ended:
+                try:
+                    stop, error = self._after_trial(trial)
+                except Exception as exc:
+                    callback_error = callback_error or exc
+                    continue
+                stopping = stopping or stop
+                failure = failure or error
+            if callback_error is not None:
+                raise callback_error
             if failure is not None:
                 raise failure
+            if not stopping:
+                # the rest of a round larger than the slots; a stopping study leaves it to
+                # _interrupt below, which records it to run first on resume
+                self._submit_pending()
             if self.deadline is not None and time.monotonic() >= self.deadline and self.running:
                 self.stop_reason = self.stop_reason or (
                     f"the study timeout of {self.settings.timeout:g} s passed"
@@ -362,16 +376,18 @@ class _Loop:
         return max(0.0, self.deadline - time.monotonic())
 
     def _finish(self, outcome: TrialOutcome) -> tuple[bool, StudyError | None]:
-        """Record one outcome.
+        """Record one outcome, then report it and run the callbacks (see :meth:`_after_trial`)."""
+        trial = self._record_outcome(outcome)
+        if trial is None:
+            return False, None
+        return self._after_trial(trial)
 
-        Returns:
-            Whether the study must stop launching trials, and the error that ends the study
-            when ``max_consecutive_failures`` trials failed in a row.
-        """
+    def _record_outcome(self, outcome: TrialOutcome) -> Trial | None:
+        """Tell the study how a running trial ended; ``None`` for a trial not running."""
         trial = self.running.get(outcome.number)
         if trial is None:
             logger.warning("ignoring an outcome for trial %d, which is not running", outcome.number)
-            return False, None
+            return None
         with self.signals.held():
             del self.running[outcome.number]
             trial.started_at = outcome.started_at or trial.started_at
@@ -382,7 +398,18 @@ class _Loop:
                 self.study.tell(trial, error=outcome.error, status=outcome.status)
             if outcome.finished_at is not None:
                 trial.finished_at = outcome.finished_at
-        self._submit_pending()
+        return trial
+
+    def _after_trial(self, trial: Trial) -> tuple[bool, StudyError | None]:
+        """Report a recorded trial, count failures in a row, run the callbacks.
+
+        Returns:
+            Whether the study must stop launching trials, and the error that ends the study
+            when ``max_consecutive_failures`` trials failed in a row.
+
+        Raises:
+            Exception: What a callback raised (other than :class:`StopStudy`).
+        """
         if trial.status == "interrupted":
             return False, None
         self.finished += 1

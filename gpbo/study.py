@@ -104,26 +104,33 @@ class Study(BestTrialMixin):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise GpboError(f"ask(n) needs a positive int, got {n!r}")
         round_ = self._asks
+        n_rerun = min(len(self._rerun), n)
+        queued = list(self._queue)[: n - n_rerun]
+        # The strategy first, with the queued points it will sit beside as pending: if it
+        # raises (a failed fit, Ctrl+C), no rerun or queued point has been taken yet.
+        proposals: list[dict[str, Any]] = []
+        if n_rerun + len(queued) < n:
+            history = self._history(extra_pending=queued)
+            proposals = self.strategy.propose(history, n - n_rerun - len(queued))
         out: list[Trial] = []
-        while self._rerun and len(out) < n:
+        for _ in range(n_rerun):
             trial = self._trials[self._rerun.popleft()]
             trial.status, trial.error = "pending", None
             trial.started_at = trial.finished_at = None
             self._record(trial)
             out.append(trial)
         reruns = len(out)
-        while self._queue and len(out) < n:
-            out.append(self._new_trial(self._queue.popleft(), round_, dequeued=True))
-        if len(out) < n:
-            proposals = self.strategy.propose(self._history(), n - len(out))
-            for params in proposals:
-                params = self.space.check(params)
-                if self._is_seen(params):
-                    logger.warning(
-                        "strategy %s proposed a seen point %s; skipped", self.strategy.name, params
-                    )
-                    continue
-                out.append(self._new_trial(params, round_))
+        for _ in queued:
+            out.append(self._new_trial(self._queue[0], round_, dequeued=True))
+            self._queue.popleft()
+        for params in proposals:
+            params = self.space.check(params)
+            if self._is_seen(params):
+                logger.warning(
+                    "strategy %s proposed a seen point %s; skipped", self.strategy.name, params
+                )
+                continue
+            out.append(self._new_trial(params, round_))
         if not out:
             raise SpaceExhausted(
                 f"strategy {self.strategy.name!r} has no new point left after "
@@ -162,11 +169,35 @@ class Study(BestTrialMixin):
             raise GpboError(
                 f"trial {target.number} has already ended ({target.status}); tell each trial once"
             )
+        extra_metrics = _checked_metrics(metrics, trial=target.number)
+        saved = Trial.from_dict(target.to_dict())
+        rerun_before = len(self._rerun)
+        try:
+            self._update(target, value, error=error, status=status, metrics=extra_metrics)
+            self._record(target)
+        except BaseException:
+            # the journal did not take it (or the status was bad): leave the trial as it was,
+            # so memory and journal agree and a resume sees what this study sees
+            target.__dict__.update(saved.__dict__)
+            while len(self._rerun) > rerun_before:
+                self._rerun.pop()
+            raise
+        return target
+
+    def _update(
+        self,
+        target: Trial,
+        value: Any,
+        *,
+        error: str | BaseException | None,
+        status: str | None,
+        metrics: dict[str, float],
+    ) -> None:
+        """Apply a :meth:`tell` to the trial in memory."""
         now = time.time()
         target.started_at = target.started_at or now
         target.finished_at = now
-        if metrics:
-            target.metrics.update({str(k): float(v) for k, v in metrics.items()})
+        target.metrics.update(metrics)
         if status == "interrupted":
             target.status = "interrupted"
             self._rerun.append(target.number)
@@ -187,8 +218,6 @@ class Study(BestTrialMixin):
             else:
                 target.status, target.value = "complete", number
                 target.metrics.update(extras)
-        self._record(target)
-        return target
 
     def _reruns_waiting(self) -> int:
         """How many interrupted trials the next asks hand back first (for the loop)."""
@@ -212,7 +241,14 @@ class Study(BestTrialMixin):
     ) -> Trial:
         """Record a result obtained elsewhere (e.g. an earlier study) as a complete trial."""
         trial = self._new_trial(self.space.check(params), None, record=False)
-        return self.tell(trial, value, metrics=metrics)
+        try:
+            return self.tell(trial, value, metrics=metrics)
+        except BaseException:
+            # not journaled: a later trial would take the next number and the journal could
+            # not be resumed
+            self._trials.pop()
+            del self._encoded[trial.number]
+            raise
 
     # -- results -------------------------------------------------------------------------
     @property
@@ -292,17 +328,18 @@ class Study(BestTrialMixin):
         number = len(self._trials)
         seed = int(np.random.SeedSequence(self.seed, spawn_key=(number, 7)).generate_state(1)[0])
         trial = Trial(number=number, params=params, round=round_, seed=seed)
-        self._trials.append(trial)
-        self._encoded[number] = self.space.encode([params])[0]
-        if record:
+        encoded = self.space.encode([params])[0]
+        if record:  # the journal first: a trial it did not take must not exist
             self._record(trial, dequeued=dequeued)
+        self._trials.append(trial)
+        self._encoded[number] = encoded
         return trial
 
     def _is_seen(self, params: dict[str, Any]) -> bool:
         row = self.space.encode([params])[0]
         return any(np.array_equal(row, r) for r in self._encoded.values())
 
-    def _history(self) -> History:
+    def _history(self, *, extra_pending: Sequence[Mapping[str, Any]] = ()) -> History:
         d = self.space.n_columns
         rows: dict[str, list[np.ndarray]] = {"complete": [], "failed": [], "pending": []}
         scores: list[float] = []
@@ -320,6 +357,9 @@ class Study(BestTrialMixin):
                 rows["failed"].append(row)
             else:  # pending, running, and interrupted ones waiting to run again
                 rows["pending"].append(row)
+
+        if extra_pending:
+            rows["pending"].extend(self.space.encode([dict(p) for p in extra_pending]))
 
         def stack(key: str) -> np.ndarray:
             return np.array(rows[key]).reshape(-1, d)
@@ -353,7 +393,14 @@ class Study(BestTrialMixin):
             self.seed = int(stored.header["seed"])  # resume the recorded random streams
         keys = ("space", "direction", "seed") if self._seed_given else ("space", "direction")
         self._journal, events = Journal.open(path, header=self._header(), compare=keys)
-        self._replay(events)
+        try:
+            self._replay(events)
+        except BaseException:
+            # release the lock: a retry in this process (after repairing the file) must not
+            # find the journal held by itself
+            self._journal.close()
+            self._journal = None
+            raise
 
     def _replay(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Resume from journal events: trials that were running are run again first."""
@@ -383,7 +430,15 @@ class Study(BestTrialMixin):
             if kind == "study" and event.get("kind") == "enqueue":
                 self._queue.append(dict(event["params"]))
             elif kind == "trial":
-                trial = Trial.from_dict(event["trial"])
+                try:
+                    trial = Trial.from_dict(event["trial"])
+                except (KeyError, TypeError, ValueError) as exc:
+                    from gpbo.journal import JournalError
+
+                    raise JournalError(
+                        f"journal {self.journal_path}: a trial event is damaged ({exc!r} in "
+                        f"{str(event)[:200]}); remove or repair that line to resume"
+                    ) from exc
                 if trial.number == len(self._trials):
                     self._trials.append(trial)
                     self._encoded[trial.number] = self.space.encode([trial.params])[0]
@@ -403,6 +458,25 @@ class Study(BestTrialMixin):
     def _append_event(self, event: dict[str, Any]) -> None:
         if self._journal is not None:
             self._journal.append(event)
+
+
+def _checked_metrics(metrics: Mapping[str, Any] | None, *, trial: int) -> dict[str, float]:
+    """``tell``'s extra numbers as floats; a clear error for a non-number, NaN or infinity."""
+    out: dict[str, float] = {}
+    for key, number in (metrics or {}).items():
+        try:
+            value = float(number)
+        except (TypeError, ValueError):
+            raise GpboError(
+                f"metrics[{key!r}] for trial {trial} is {number!r}, not a number"
+            ) from None
+        if not math.isfinite(value):
+            raise GpboError(
+                f"metrics[{key!r}] for trial {trial} is {value}; extra metrics must be finite "
+                "(leave a diverged one out)"
+            )
+        out[str(key)] = value
+    return out
 
 
 def _error_text(error: str | BaseException) -> str:
@@ -429,10 +503,18 @@ def load(journal_path: str | Path) -> Study:
     if contents is None or not contents.header:
         raise GpboError(f"{str(path)!r} is an empty journal")
     header = contents.header
+    config = header.get("strategy") or {"name": "bayes"}
+    try:
+        strategy = strategy_from_config(config)
+    except GpboError:
+        # a user's own strategy: reading the trials does not need it
+        logger.info("strategy %r is not known here; loading the trials with the default",
+                    config.get("name"))
+        strategy = strategy_from_config({"name": "bayes"})
     study = Study(
         Space.from_dict(header["space"]),
         direction=header["direction"],
-        strategy=strategy_from_config(header.get("strategy") or {"name": "bayes"}),
+        strategy=strategy,
         seed=header.get("seed"),
     )
     study.journal_path = path

@@ -9,6 +9,8 @@ import pytest
 
 import gpbo
 from gpbo.exceptions import StudyError
+from gpbo.executors import Executor
+from gpbo.executors.base import TrialOutcome, TrialTask, evaluate
 from tests.conftest import fast_bayes
 
 SPACE = {"x": gpbo.Real(-5, 5), "y": gpbo.Real(-5, 5)}
@@ -105,6 +107,72 @@ def test_callbacks_run_after_each_trial_and_stop_study_ends_cleanly():
     assert result.best_value < 10
     assert "good enough" in result.stop_reason
     assert [n for n, _ in seen] == list(range(len(result.trials)))
+
+
+def test_stop_study_leaves_the_rest_of_a_round_unstarted_to_run_on_resume(tmp_path):
+    ran = []
+
+    def objective(params):
+        ran.append(gpbo.current_trial().number)
+        return sphere(params)
+
+    def stop(study, trial):
+        raise gpbo.StopStudy("enough")
+
+    path = tmp_path / "run.jsonl"
+    # a round of 4 on one serial slot runs in 4 waves; the stop comes after the first
+    result = gpbo.optimize(objective, SPACE, n_trials=8, batch_size=4, strategy="random",
+                           executor="serial", seed=0, journal=path, callbacks=[stop],
+                           verbose=False)
+    assert ran == [0]
+    assert [t.status for t in result.trials] == ["complete"] + ["interrupted"] * 3
+    resumed = gpbo.optimize(objective, SPACE, n_trials=4, batch_size=4, strategy="random",
+                            executor="serial", seed=0, journal=path, verbose=False)
+    assert ran == [0, 1, 2, 3]
+    assert [t.status for t in resumed.trials] == ["complete"] * 4
+
+
+class _TwoAtOnce(Executor):
+    """Two slots whose trials all end in the same ``wait``."""
+
+    def __init__(self) -> None:
+        self._tasks: list[TrialTask] = []
+
+    def start(self, objective, *, slots, metric):
+        self._objective = objective
+
+    @property
+    def free_slots(self) -> int:
+        return 2 - len(self._tasks)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, task: TrialTask) -> str:
+        self._tasks.append(task)
+        return "cpu"
+
+    def wait(self, timeout=None):
+        tasks, self._tasks = self._tasks, []
+        return [evaluate(self._objective, t, metric="value", device="cpu") for t in tasks]
+
+    def interrupt(self):
+        tasks, self._tasks = self._tasks, []
+        return [TrialOutcome(number=t.number, status="interrupted") for t in tasks]
+
+
+def test_a_raising_callback_does_not_lose_the_trials_that_ended_with_it(tmp_path):
+    def callback(study, trial):
+        raise ValueError("a bug in the callback")
+
+    path = tmp_path / "run.jsonl"
+    with pytest.raises(ValueError, match="a bug in the callback"):
+        gpbo.optimize(sphere, SPACE, n_trials=4, batch_size=2, strategy="random",
+                      executor=_TwoAtOnce(), seed=0, journal=path, callbacks=[callback],
+                      verbose=False)
+    # both trials of the first round had ended: both results are kept, neither runs again
+    assert [t.status for t in gpbo.load(path).trials] == ["complete", "complete"]
 
 
 def test_study_timeout_stops_launching_trials():

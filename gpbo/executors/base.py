@@ -6,6 +6,7 @@ sees the study, the strategy or the GP.
 
 from __future__ import annotations
 
+import logging
 import math
 import numbers
 import os
@@ -19,6 +20,8 @@ from typing import Any, Literal
 
 from gpbo.context import TrialContext, trial_context
 from gpbo.exceptions import GpboError
+
+logger = logging.getLogger(__name__)
 
 OutcomeStatus = Literal["complete", "failed", "timeout", "interrupted"]
 Objective = Callable[[dict[str, Any]], Any]
@@ -77,7 +80,7 @@ def parse_objective_value(returned: Any, *, metric: str) -> tuple[float, dict[st
 
     Raises:
         ValueError: The metric is missing, not a number, NaN or infinite (the message says
-            which).
+            which). An extra number that is NaN or infinite is left out, with a warning.
     """
     extras: dict[str, float] = {}
     if isinstance(returned, Mapping):
@@ -91,7 +94,11 @@ def parse_objective_value(returned: Any, *, metric: str) -> tuple[float, dict[st
             if key == metric:
                 continue
             number = _as_float(extra)
-            if number is not None:
+            if number is not None and not math.isfinite(number):
+                # a diverged run's accuracy, say: the trial stands on its metric; a NaN extra
+                # would only be refused by the journal later
+                logger.warning("extra number %r = %s is not finite; not recorded", key, number)
+            elif number is not None:
                 extras[str(key)] = number
         returned = returned[metric]
     value = _as_float(returned)
