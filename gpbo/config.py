@@ -538,8 +538,10 @@ class _Checker:
         return self._positive_int("max_consecutive_failures", value, allow_none=True)
 
     def _check_seed(self, value: Any) -> int | None:
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise self.expect("seed", "an int or null", value)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 0
+        ):
+            raise self.expect("seed", "a non-negative int or null", value)
         return value
 
     def _check_verbose(self, value: Any) -> bool:

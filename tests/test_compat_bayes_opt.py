@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import gpbo
 import gpbo.compat.bayes_opt as drop_in
 from gpbo.acquisition import AcquisitionOptions
 from gpbo.exceptions import GpboError, StudyError
@@ -302,6 +303,35 @@ def test_pbounds_int_and_categorical():
     assert optimizer.space.array_to_params(optimizer.space.params[0]) == optimizer.res[0]["params"]
 
 
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ((-2, 2), gpbo.Real(-2.0, 2.0)),
+        ([-2, 2], gpbo.Real(-2.0, 2.0)),  # bayes_opt: two numbers are a range, list or not
+        (np.array([-2.0, 2.0]), gpbo.Real(-2.0, 2.0)),
+        ((1, 5, int), gpbo.Int(1, 5)),
+        ([0, 1, float], gpbo.Real(0.0, 1.0)),
+        ((1, 2, 3), gpbo.Choice([1, 2, 3])),
+        (["relu", "tanh"], gpbo.Choice(["relu", "tanh"])),
+        (("a", "b"), gpbo.Choice(["a", "b"])),
+    ],
+)
+def test_pbounds_are_read_as_bayes_opt_reads_them(spec, expected):
+    optimizer = drop_in.BayesianOptimization(f=None, pbounds={"x": spec}, verbose=0)
+    assert optimizer._space["x"] == expected
+    optimizer.set_bounds({"x": spec})
+    assert optimizer._space["x"] == expected
+
+
+def test_list_bounds_search_the_range_not_its_two_ends():
+    optimizer = drop_in.BayesianOptimization(
+        f=lambda x: -((x - 0.3) ** 2), pbounds={"x": [-2, 2]}, random_state=1, verbose=0
+    )
+    optimizer.maximize(init_points=3, n_iter=3)
+    assert len({row["params"]["x"] for row in optimizer.res}) == 6
+    assert optimizer.max["target"] > -0.5
+
+
 class _BatchRecorder(Executor):
     """Two slots; runs its tasks when waited on, recording how many ran together."""
 
@@ -443,6 +473,19 @@ def test_loads_a_state_saved_by_bayes_opt(tmp_path):
         {k: float(v) for k, v in r["params"].items()} for r in theirs.res
     ]
     assert ours.max["target"] == pytest.approx(float(theirs.max["target"]))
+
+
+def test_bayes_opt_loads_a_state_saved_here(tmp_path):
+    bayes_opt = _bayes_opt()
+    ours = drop_in.BayesianOptimization(f=black_box, pbounds=PBOUNDS, random_state=0, verbose=0)
+    ours.maximize(init_points=3, n_iter=0)
+    ours.save_state(tmp_path / "state.json")
+    theirs = bayes_opt.BayesianOptimization(f=black_box, pbounds=PBOUNDS, verbose=0)
+    theirs.load_state(tmp_path / "state.json")
+    assert [{k: float(v) for k, v in r["params"].items()} for r in theirs.res] == [
+        r["params"] for r in ours.res
+    ]
+    assert float(theirs.max["target"]) == pytest.approx(ours.max["target"])
 
 
 def test_the_bayes_opt_strategy_gives_a_whole_batch_to_its_acquisition(monkeypatch):

@@ -153,6 +153,8 @@ def test_bad_arguments():
         gpbo.Study(SPACE, direction="min")  # type: ignore[arg-type]
     with pytest.raises(gpbo.GpboError, match="seed"):
         gpbo.Study(SPACE, seed="0")  # type: ignore[arg-type]
+    with pytest.raises(gpbo.GpboError, match="non-negative"):
+        gpbo.Study(SPACE, seed=-1)  # numpy's seeding refuses it at the first ask
     with pytest.raises(gpbo.GpboError, match="is not a device"):
         gpbo.Study(SPACE, surrogate_device="gpu0")  # at construction, not at the first fit
     with pytest.raises(gpbo.GpboError, match="positive int"):

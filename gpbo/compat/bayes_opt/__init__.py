@@ -5,7 +5,8 @@ Code written for ``bayes_opt`` runs unchanged once its import line reads::
     from gpbo.compat.bayes_opt import BayesianOptimization
 
 The target is maximized, called as ``f(**params)``; ``pbounds`` keep their ``bayes_opt`` meaning
-(``(low, high)`` a float, ``(low, high, int)`` an integer, a list a categorical); ``.max``,
+(any two numbers, as a tuple, a list or an array, a float range; ``(low, high, int)`` an
+integer; any other sequence a categorical); ``.max``,
 ``.res``, ``suggest()``, ``register()``, ``probe()``, ``set_bounds()``, ``save_state()`` /
 ``load_state()`` and the per-iteration table behave as in ``bayes_opt``. The surrogate is
 gpbo's BoTorch ``SingleTaskGP`` and the acquisition functions map onto BoTorch's:
@@ -133,8 +134,9 @@ class BayesianOptimization:
     Args:
         f: The function to maximize, called as ``f(**params)``; ``None`` where points are only
             suggested and registered.
-        pbounds: Parameter name to ``(low, high)`` (a float), ``(low, high, int)`` (an integer),
-            ``(low, high, float)``, a list of categories, or a ``gpbo.Real``/``Int``/``Choice``.
+        pbounds: Parameter name to ``(low, high)`` (a float; also as a list or an array, as in
+            ``bayes_opt``), ``(low, high, int)`` (an integer), ``(low, high, float)``, any
+            other sequence of categories, or a ``gpbo.Real``/``Int``/``Choice``.
         acquisition_function: ``UpperConfidenceBound``, ``ExpectedImprovement`` or
             ``ProbabilityOfImprovement`` (ours or ``bayes_opt``'s); default
             ``UpperConfidenceBound(kappa=2.576)``.
@@ -182,7 +184,7 @@ class BayesianOptimization:
         if not isinstance(verbose, int):
             raise TypeError(f"verbose must be an int (0, 1 or 2), got {verbose!r}")
         self._f = f
-        self._space = Space(pbounds)
+        self._space = Space(_bayes_opt_params(pbounds))
         self._keys = self._space.names
         self._seed = _seed_from(random_state)
         self._rng = np.random.default_rng(np.random.SeedSequence(self._seed, spawn_key=(0xB0,)))
@@ -402,7 +404,8 @@ class BayesianOptimization:
             raise SpaceError(
                 f"set_bounds: unknown parameters {unknown}; the space has {self._keys}"
             )
-        merged: dict[str, Any] = {k: new_bounds.get(k, self._space[k]) for k in self._keys}
+        new_params = _bayes_opt_params(new_bounds)
+        merged: dict[str, Any] = {k: new_params.get(k, self._space[k]) for k in self._keys}
         space = Space(merged)
         for key in new_bounds:
             old, new = self._space[key], space[key]
@@ -450,7 +453,9 @@ class BayesianOptimization:
             "params": [list(self._key(params)) for params, _ in self._records],
             "target": [target for _, target in self._records],
             "constraint_values": None,
-            "gp_params": None,
+            # bayes_opt's loader builds its Matern kernel from this block, so a state saved here
+            # carries its defaults (gpbo's own GP does not read them)
+            "gp_params": dict(_BAYES_OPT_GP_PARAMS, kernel=dict(_BAYES_OPT_GP_PARAMS["kernel"])),
             "allow_duplicate_points": self._allow_duplicate_points,
             "verbose": self._verbose,
             "random_state": None,
@@ -658,6 +663,44 @@ class BayesianOptimization:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+#: ``bayes_opt``'s default GP settings, as its ``save_state`` writes them (JSON form).
+_BAYES_OPT_GP_PARAMS: dict[str, Any] = {
+    "kernel": {"length_scale": 1.0, "length_scale_bounds": [1e-05, 100000.0], "nu": 2.5},
+    "alpha": 1e-06,
+    "normalize_y": True,
+    "n_restarts_optimizer": 5,
+}
+
+
+def _bayes_opt_params(pbounds: Mapping[str, Any]) -> dict[str, Any]:
+    """``pbounds`` read with ``bayes_opt``'s rule (``TargetSpace.make_params``).
+
+    Two numbers in any sequence (a list or a numpy array too) are a float range, where gpbo's
+    own shorthand reads a list as choices; ``(low, high, float)`` is a float range,
+    ``(low, high, int)`` an integer one; any other sequence holds categories. gpbo parameters
+    and anything else pass through to :class:`~gpbo.Space`, which names what is wrong.
+    """
+    out: dict[str, Any] = {}
+    for name, spec in pbounds.items():
+        if isinstance(spec, np.ndarray):
+            spec = spec.tolist()
+        if isinstance(spec, (list, tuple)):
+            numbers_ = [_is_number(v) for v in spec]
+            float_range = len(spec) == 3 and spec[-1] is float and all(numbers_[:2])
+            if (len(spec) == 2 and all(numbers_)) or float_range:
+                spec = Real(float(spec[0]), float(spec[1]))
+            elif len(spec) == 3 and spec[-1] is int and all(numbers_[:2]):
+                spec = Int(int(spec[0]), int(spec[1]))
+            else:
+                spec = Choice(list(spec))
+        out[name] = spec
+    return out
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
 def _seed_from(random_state: Any) -> int:
     """An int seed from ``bayes_opt``'s ``random_state``: an int, one drawn from a
     ``RandomState``, or a fresh one for ``None``."""
