@@ -439,6 +439,13 @@ class _Checker:
         for key in OPTIMIZE_KEYS:
             if key in self.data:
                 options[key] = getattr(self, f"_check_{key}")(self.data[key])
+        own_n_init = getattr(options.get("strategy"), "n_init", None)
+        if options.get("n_init") is not None and own_n_init not in (None, options["n_init"]):
+            raise self.fail(
+                "n_init",
+                f"n_init: {options['n_init']} and the strategy's own n_init: {own_n_init} "
+                "disagree; give it in one place",
+            )
         if "n_trials" not in options:
             raise ConfigError(
                 f"{self.path}: n_trials is missing; say how many trials to run, e.g. "
@@ -655,7 +662,7 @@ class _Checker:
             kind = param.get("type")
             if kind is None:
                 raise self.fail(where, f"parameter {name!r} needs a type: real, int or choice")
-            if kind not in _PARAM_KEYS:
+            if not isinstance(kind, str) or kind not in _PARAM_KEYS:
                 raise self.fail(
                     (*where, "type"),
                     f"parameter {name!r}: unknown type {kind!r}{_hint(str(kind), _PARAM_KEYS)} "
@@ -678,7 +685,13 @@ class _Checker:
                 params[str(name)] = param_from_dict(param, name=str(name))
                 Space({str(name): params[str(name)]})  # validates, naming the parameter
             except (SpaceError, TypeError, ValueError) as exc:
-                raise self.fail(where, str(exc)) from None
+                # a value given with --set is where the mistake is, not the file's line
+                overridden = [
+                    (*where, key)
+                    for key in param
+                    if self.lines.get((*where, key), "").startswith("--set ")
+                ]
+                raise self.fail(overridden[0] if overridden else where, str(exc)) from None
         try:
             return Space(params)
         except (SpaceError, TypeError, ValueError) as exc:
@@ -772,7 +785,7 @@ class _Checker:
     def _command_objective(
         self, space: Space, options: dict[str, Any], run_dir: Path
     ) -> Callable[[dict[str, Any]], Any]:
-        from gpbo.command import RESERVED_FIELDS, CommandObjective
+        from gpbo.command import RESERVED_FIELDS, CommandObjective, template_fields
 
         value = self.data["command"]
         if isinstance(value, dict):
@@ -828,7 +841,18 @@ class _Checker:
                 self.where("command"),
                 "}, {".join(unused),
             )
-        for token in objective.argv({n: "" for n in space.names}):
+        # Filled once with real values (the middle of the space), so a format spec such as
+        # {lr:.4g} is checked against the parameter's type, as a trial will fill it.
+        import numpy as np
+
+        sample = space.decode(np.full((1, space.n_columns), 0.5))[0]
+        try:
+            objective.argv(sample, trial_number=0, trial_seed=0, trial_dir="trials/0")
+        except GpboError as exc:
+            raise self.fail("command", f"{exc} (filled with {sample})") from None
+        for token in objective.tokens:
+            if template_fields([token]):
+                continue  # a script named by a parameter ({arch}.py) exists only per trial
             relative_script = token.endswith(".py") and not os.path.isabs(token)
             if relative_script and not (self.cwd / token).is_file():
                 beside = (self.path.parent / token).is_file()

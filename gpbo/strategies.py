@@ -481,8 +481,13 @@ def make_strategy(spec: str | Strategy, *, n_init: int | None = None) -> Strateg
             ``n_init`` is unset gets a copy with it (the caller's object is left as it is).
     """
     if isinstance(spec, Strategy):
-        if n_init is not None and getattr(spec, "n_init", False) is None:
+        own = getattr(spec, "n_init", None)
+        if n_init is not None and own is None and hasattr(spec, "n_init"):
             return replace(spec, n_init=n_init)  # type: ignore[type-var]
+        if n_init is not None and own is not None and own != n_init:
+            raise GpboError(
+                f"n_init={n_init} and the strategy's own n_init={own} disagree; give it once"
+            )
         return spec
     cls = _REGISTRY.get(spec) if isinstance(spec, str) else None
     if cls is None:

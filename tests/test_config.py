@@ -235,6 +235,24 @@ def test_command_configs(project, caplog):
     assert "never used" in caplog.text
 
 
+def test_command_templates_with_format_specs_and_per_trial_scripts(project):
+    (project / "archs").mkdir()
+    (project / "archs" / "small.py").write_text("print(1.0)\n")
+    base = BASE.replace("objective: obj.py:f", "command: CMD").replace(
+        "n_trials: 4", "  arch: {type: choice, values: [small, big]}\nn_trials: 4"
+    )
+    # a format spec takes the parameter's real type; a script named by a parameter is per trial
+    template = '"{python} train.py --x {x:.4g} --n {trial_number:03d} --arch archs/{arch}.py"'
+    config = load_config(write(project, base.replace("CMD", template)))
+    assert config.objective.argv({"x": 0.0123456, "arch": "small"}, trial_number=7)[1:] == [
+        "train.py", "--x", "0.01235", "--n", "007", "--arch", "archs/small.py"
+    ]
+    # a spec the parameter's type cannot take fails at load, naming the line, not at trial 0
+    bad = base.replace("CMD", '"{python} train.py --arch {arch:.3f}"')
+    with pytest.raises(ConfigError, match=r"line 1: .*cannot be filled.*filled with"):
+        load_config(write(project, bad))
+
+
 def test_overrides(project):
     path = write(project, BASE + "strategy: grid\n")
     config = load_config(
@@ -257,6 +275,14 @@ def test_overrides(project):
         load_config(path, overrides=["n_trials"])
     with pytest.raises(ConfigError, match="n_trials is 4, not a mapping"):
         load_config(path, overrides=["n_trials.x=1"])
+    # a parameter made invalid by --set is blamed on the --set, not on the file's line
+    with pytest.raises(ConfigError, match=r"^--set space.x.low=9: .*swap"):
+        load_config(path, overrides=["space.x.low=9"])
+    with pytest.raises(ConfigError, match=r"unknown type \['real'\]"):
+        load_config(path, overrides=["space.x.type=[real]"])
+    with pytest.raises(ConfigError, match=r"^--set n_init=5: n_init: 5 and the strategy's own"):
+        load_config(write(project, BASE + "strategy: {type: bayes, n_init: 3}\n"),
+                    overrides=["n_init=5"])
     assert parse_override("devices=[cpu, cpu]") == (("devices",), ["cpu", "cpu"])
     assert parse_override("command={python} t.py") == (("command",), "{python} t.py")
     assert parse_override("strategy.levels=7") == (("strategy", "levels"), 7)

@@ -305,3 +305,8 @@ def test_make_strategy_by_name_and_instance():
     assert make_strategy(grid) is grid
     with pytest.raises(gpbo.GpboError, match="not known"):
         make_strategy("tpe")
+    own = Bayes(n_init=3)
+    assert make_strategy(own, n_init=3) is own
+    assert make_strategy(Bayes(), n_init=5).n_init == 5
+    with pytest.raises(gpbo.GpboError, match="disagree"):
+        make_strategy(own, n_init=5)  # was: 5 silently ignored
