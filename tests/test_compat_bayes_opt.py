@@ -409,6 +409,24 @@ def test_suggest_then_register_tells_the_suggested_trial():
     assert len(trials) == 4 and all(t.status == "complete" for t in trials)
 
 
+def test_a_suggestion_registered_after_rounding_is_still_that_suggestion():
+    optimizer = drop_in.BayesianOptimization(f=None, pbounds=PBOUNDS, random_state=0, verbose=0)
+    for _ in range(5):
+        params = optimizer.suggest()
+        # rounded, or through float32, as a worker passing it around might
+        rounded = {k: float(np.float32(round(v, 6))) for k, v in params.items()}
+        optimizer.register(rounded, black_box(**rounded))
+    trials = optimizer._study.trials
+    # the suggested trials were told (none left pending), the first point added (no suggestion)
+    assert [t.status for t in trials] == ["complete"] * len(trials)
+    assert optimizer._suggested == []
+    # a point that is not near the suggestion is a new trial; the suggestion stays pending
+    params = optimizer.suggest()
+    elsewhere = {k: v + 0.01 for k, v in params.items()}
+    optimizer.register(elsewhere, black_box(**elsewhere))
+    assert [t.status for t in optimizer._study.trials][-2:] == ["pending", "complete"]
+
+
 def test_out_of_bounds_points_stay_in_res_but_not_in_max():
     optimizer = drop_in.BayesianOptimization(f=black_box, pbounds=PBOUNDS, verbose=0)
     with pytest.warns(UserWarning, match="outside the bounds"):

@@ -283,7 +283,7 @@ class BayesianOptimization:
             )
         value = float(target)
         if self._in_bounds(point):
-            trial = self._pop_suggestion(key)
+            trial = self._pop_suggestion(point)
             if trial is not None:
                 self._study.tell(trial, value)
             else:
@@ -575,11 +575,24 @@ class BayesianOptimization:
             self._keys, {"target": target, "params": params}, self.max
         )
 
-    def _pop_suggestion(self, key: tuple[float, ...]) -> Trial | None:
-        for i, trial in enumerate(self._suggested):
-            if trial.status in ("pending", "running") and self._key(trial.params) == key:
-                return self._suggested.pop(i)
-        return None
+    #: A registered point is the suggestion it lies this close to in the unit cube (max norm):
+    #: a suggestion rounded or passed through float32 before :meth:`register` is still that
+    #: suggestion, and stops counting as a pending point.
+    _SUGGESTION_TOLERANCE: ClassVar[float] = 1e-5
+
+    def _pop_suggestion(self, point: Mapping[str, Any]) -> Trial | None:
+        """The outstanding suggestion nearest ``point`` (within the tolerance), taken off."""
+        open_ = [
+            (i, t) for i, t in enumerate(self._suggested) if t.status in ("pending", "running")
+        ]
+        if not open_:
+            return None
+        rows = self._space.encode([t.params for _, t in open_])
+        distance = np.max(np.abs(rows - self._space.encode([dict(point)])[0]), axis=1)
+        nearest = int(np.argmin(distance))
+        if distance[nearest] > self._SUGGESTION_TOLERANCE:
+            return None
+        return self._suggested.pop(open_[nearest][0])
 
     def _take_queued(self, n: int) -> list[dict[str, Any]]:
         """Up to ``n`` queued points, skipping ones registered (or taken) before unless
