@@ -289,7 +289,8 @@ class RunConfig:
         """The keyword arguments for :func:`gpbo.optimize`, devices checked.
 
         ``batch_size: auto`` becomes the number of slots (``devices`` x
-        ``workers_per_device``).
+        ``workers_per_device``); with the Ray executor it stays ``"auto"``, which
+        :func:`gpbo.optimize` resolves to the trials the cluster runs at once.
 
         Raises:
             ConfigError: ``devices`` names a device that is not there (with its line).
@@ -305,8 +306,12 @@ class RunConfig:
         except GpboError as exc:
             key = "devices" if "devices" in self.data else "workers_per_device"
             raise ConfigError(f"{self.where(key)}: {exc}") from None
-        if kwargs.get("batch_size") == "auto":
+        executor = kwargs.get("executor")
+        on_ray = executor == "ray" or type(executor).__name__ == "Ray"
+        if kwargs.get("batch_size") == "auto" and not on_ray:
             kwargs["batch_size"] = len(slots)
+        # on Ray, "auto" stays for optimize(), which takes the cluster's capacity once the
+        # executor has connected (the driver's slots say nothing about the cluster)
         return kwargs
 
     def to_yaml(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -34,7 +35,7 @@ class _Settings:
     """The loop's options, checked once with messages that name the option."""
 
     n_trials: int
-    batch_size: int
+    batch_size: int | Literal["auto"]
     mode: Literal["sync", "async"]
     trial_timeout: float | None
     timeout: float | None
@@ -44,7 +45,8 @@ class _Settings:
 
     def __post_init__(self) -> None:
         _positive_int("n_trials", self.n_trials)
-        _positive_int("batch_size", self.batch_size)
+        if self.batch_size != "auto":
+            _positive_int("batch_size", self.batch_size)
         if self.max_consecutive_failures is not None:
             _positive_int("max_consecutive_failures", self.max_consecutive_failures)
         if self.mode not in ("sync", "async"):
@@ -74,7 +76,7 @@ def optimize(
     space: Space | Mapping[str, Any],
     *,
     n_trials: int,
-    batch_size: int = 1,
+    batch_size: int | Literal["auto"] = 1,
     direction: Direction = "minimize",
     metric: str = "value",
     strategy: str | Strategy = "bayes",
@@ -101,7 +103,9 @@ def optimize(
         space: The search space (:class:`~gpbo.Space` or a mapping accepted by it).
         n_trials: Trials to finish (complete, failed or timed out); a resumed study counts the
             ones already in its journal.
-        batch_size: Points proposed jointly per round (synchronous mode).
+        batch_size: Points proposed jointly per round (synchronous mode); ``"auto"``: as many
+            as the executor runs at once once started (its slots; for Ray, what the cluster
+            holds).
         direction: ``"minimize"`` or ``"maximize"``.
         metric: Key of the metric when the objective returns a mapping.
         strategy: ``"bayes"``, ``"random"``, ``"sobol"``, ``"grid"``, ``"gradient"`` or a
@@ -198,6 +202,12 @@ class _Loop:
         with self.signals:
             try:
                 self.executor.start(objective, slots=self.slots, metric=self.settings.metric)
+                if self.settings.batch_size == "auto":
+                    # known only now: a Ray executor learns the cluster's size when it connects
+                    self.settings = dataclasses.replace(
+                        self.settings, batch_size=max(1, self.executor.free_slots)
+                    )
+                    logger.info("batch_size auto: %d", self.settings.batch_size)
                 self._drive()
             except KeyboardInterrupt:
                 self._interrupt("the driver was stopped (Ctrl+C or SIGTERM)")

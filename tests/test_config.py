@@ -108,6 +108,9 @@ def test_defaults_and_batch_size_auto(project):
     config = load_config(write(project, BASE + "batch_size: auto\ndevices: [cpu, cpu, cpu]\n"))
     assert config.run_dir == project / "runs" / "c"
     assert config.optimize_kwargs()["batch_size"] == 3
+    # on Ray the driver's slots say nothing of the cluster: optimize() resolves it on connecting
+    ray = load_config(write(project, BASE + "batch_size: auto\nexecutor: ray\n"))
+    assert ray.optimize_kwargs()["batch_size"] == "auto"
 
 
 @pytest.mark.parametrize(

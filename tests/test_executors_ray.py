@@ -299,6 +299,21 @@ def test_async_mode_keeps_both_slots_busy(ray_instance: Any) -> None:
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
 
 
+def test_batch_size_auto_is_the_clusters_capacity(ray_instance: Any) -> None:
+    result = gpbo.optimize(
+        objectives.quadratic,
+        {"x": gpbo.Real(0.0, 1.0)},
+        n_trials=4,
+        batch_size="auto",
+        strategy="random",
+        seed=1,
+        executor=gpbo.executors.Ray(),
+        verbose=False,
+    )
+    # 2 CPUs, one per trial: rounds of 2 (the driver has one CPU slot, which gave rounds of 1)
+    assert [t.round for t in result.trials] == [0, 0, 1, 1]
+
+
 def test_slots_are_the_clusters_capacity_or_max_concurrent(
     ray_instance: Any, executors: list[Any]
 ) -> None:

@@ -175,6 +175,14 @@ def test_a_raising_callback_does_not_lose_the_trials_that_ended_with_it(tmp_path
     assert [t.status for t in gpbo.load(path).trials] == ["complete", "complete"]
 
 
+def test_batch_size_auto_is_what_the_executor_runs_at_once():
+    result = gpbo.optimize(sphere, SPACE, n_trials=6, batch_size="auto", strategy="random",
+                           executor=_TwoAtOnce(), seed=0, verbose=False)
+    assert [t.round for t in result.trials] == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(gpbo.GpboError, match="batch_size"):
+        gpbo.optimize(sphere, SPACE, n_trials=2, batch_size="many", verbose=False)
+
+
 def test_study_timeout_stops_launching_trials():
     def slow(params):
         time.sleep(0.2)
