@@ -525,7 +525,11 @@ class Space:
     # -- grids and serialization ---------------------------------------------------------
     def grid_size(self, levels: int) -> int:
         """Number of points of the exhaustive grid with ``levels`` levels per Real."""
-        return math.prod(len(p.grid_values(levels)) for p in self.params.values())
+        # an Int's range counted, not built: Int(0, 10**9) would allocate tens of GB
+        return math.prod(
+            int(p.high) - int(p.low) + 1 if isinstance(p, Int) else len(p.grid_values(levels))
+            for p in self.params.values()
+        )
 
     def grid(self, levels: int) -> Iterator[dict[str, Any]]:
         """The exhaustive Cartesian grid, in lexicographic order of the parameters."""

@@ -220,21 +220,21 @@ class Grid(Strategy):
             raise GpboError(f"Grid(levels=...) must be an int >= 2, got {self.levels!r}")
 
     def propose(self, history: History, n: int) -> list[dict[str, Any]]:
-        seen = {_key(p) for p in history.params_seen}
+        # By encoding, as the study compares points: a journal gives back np.float64 choices
+        # as floats, and queued points reach a strategy only as pending rows of history.seen.
+        seen = {tuple(row) for row in history.seen}
         out: list[dict[str, Any]] = []
         for params in history.space.grid(self.levels):
             if len(out) == n:
                 break
-            if _key(params) not in seen:
+            row = tuple(history.space.encode([params])[0])
+            if row not in seen:
+                seen.add(row)
                 out.append(params)
         return out
 
     def config(self) -> dict[str, Any]:
         return {"name": self.name, "levels": self.levels}
-
-
-def _key(params: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    return tuple((k, repr(v)) for k, v in params.items())
 
 
 @dataclass

@@ -185,3 +185,14 @@ def test_public_names():
 def test_lattice_size_counts_discrete_spaces_only():
     assert Space({"n": Int(1, 3), "c": Choice(["x", "y"])}).lattice_size == 6
     assert Space({"n": Int(1, 3), "a": Real(0, 1)}).lattice_size is None
+
+
+def test_grid_size_counts_a_wide_int_without_building_it():
+    import time
+
+    space = Space({"seed": Int(0, 10**9), "k": Int(1, 10)})
+    started = time.perf_counter()
+    assert space.grid_size(levels=3) == (10**9 + 1) * 10
+    assert space.lattice_size == (10**9 + 1) * 10
+    assert time.perf_counter() - started < 0.5  # list(range(10**9)) takes seconds and ~40 GB
+

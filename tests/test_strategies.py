@@ -310,3 +310,32 @@ def test_make_strategy_by_name_and_instance():
     assert make_strategy(Bayes(), n_init=5).n_init == 5
     with pytest.raises(gpbo.GpboError, match="disagree"):
         make_strategy(own, n_init=5)  # was: 5 silently ignored
+
+
+def test_grid_resumed_from_a_journal_skips_what_ran_even_with_numpy_choices(tmp_path):
+    # np.float64 choices come back from the journal as floats; the grid compared reprs
+    space = {"lr": gpbo.Choice(list(np.linspace(0.1, 0.5, 5))), "k": gpbo.Int(1, 2)}
+    path = tmp_path / "grid.jsonl"
+    with gpbo.Study(space, strategy="grid", seed=0, journal=path) as study:
+        for trial in study.ask(4):
+            study.tell(trial, trial.params["lr"] * trial.params["k"])
+    with gpbo.Study(space, strategy="grid", seed=0, journal=path) as study:
+        while True:
+            try:
+                trials = study.ask(4)
+            except SpaceExhausted:
+                break
+            for trial in trials:
+                study.tell(trial, trial.params["lr"] * trial.params["k"])
+        assert len(study.trials) == 10
+        keys = {(round(float(t.params["lr"]), 6), t.params["k"]) for t in study.trials}
+        assert len(keys) == 10
+
+
+def test_grid_counts_queued_points_as_taken():
+    study = gpbo.Study({"a": gpbo.Int(1, 3), "b": gpbo.Choice(["u", "v"])}, strategy="grid")
+    study.enqueue({"a": 1, "b": "u"})
+    trials = study.ask(3)
+    assert len(trials) == 3
+    assert len({tuple(t.params.items()) for t in trials}) == 3
+
