@@ -1,10 +1,16 @@
-"""Shared fixtures: fast strategy settings, and the `cuda` marker's skip."""
+"""Shared fixtures: fast strategy settings, an executor whose trials end together, and the
+`cuda` marker's skip."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 import gpbo
+from gpbo.executors import Executor
+from gpbo.executors.base import TrialOutcome, TrialTask, evaluate
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -28,3 +34,40 @@ def fast_bayes(**kwargs: object) -> gpbo.strategies.Bayes:
 @pytest.fixture
 def make_fast_bayes():
     return fast_bayes
+
+
+class RunsTogether(Executor):
+    """Two slots whose trials run, in this process, when waited on, and all end in that wait.
+
+    ``batches`` records how many trials each wait ran.
+    """
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+        self._tasks: list[TrialTask] = []
+
+    def start(self, objective: Any, *, slots: Sequence[str], metric: str) -> None:
+        self._objective = objective
+        self._metric = metric
+
+    @property
+    def free_slots(self) -> int:
+        return 2 - len(self._tasks)
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, task: TrialTask) -> str:
+        self._tasks.append(task)
+        return "cpu"
+
+    def wait(self, timeout: float | None = None) -> list[TrialOutcome]:
+        self.batches.append(len(self._tasks))
+        tasks, self._tasks = self._tasks, []
+        return [evaluate(self._objective, t, metric=self._metric, device="cpu") for t in tasks]
+
+    def interrupt(self) -> list[TrialOutcome]:
+        tasks, self._tasks = self._tasks, []
+        return [TrialOutcome(number=t.number, status="interrupted") for t in tasks]
+

@@ -31,8 +31,7 @@ import gpbo
 import gpbo.compat.bayes_opt as drop_in
 from gpbo.acquisition import AcquisitionOptions
 from gpbo.exceptions import GpboError, StudyError
-from gpbo.executors import Executor, TrialOutcome, TrialTask
-from gpbo.executors.base import evaluate
+from tests.conftest import RunsTogether
 
 ROOT = Path(__file__).resolve().parent.parent
 PARITY_DIR = Path(__file__).resolve().parent / "bayes_opt_parity"
@@ -332,36 +331,8 @@ def test_list_bounds_search_the_range_not_its_two_ends():
     assert optimizer.max["target"] > -0.5
 
 
-class _BatchRecorder(Executor):
-    """Two slots; runs its tasks when waited on, recording how many ran together."""
-
-    def __init__(self) -> None:
-        self.batches: list[int] = []
-        self._tasks: list[TrialTask] = []
-
-    def start(self, objective: Any, *, slots: Sequence[str], metric: str) -> None:
-        self._objective = objective
-
-    @property
-    def free_slots(self) -> int:
-        return 2 - len(self._tasks)
-
-    @property
-    def running(self) -> int:
-        return len(self._tasks)
-
-    def submit(self, task: TrialTask) -> str:
-        self._tasks.append(task)
-        return "cpu"
-
-    def wait(self, timeout: float | None = None) -> list[TrialOutcome]:
-        self.batches.append(len(self._tasks))
-        tasks, self._tasks = self._tasks, []
-        return [evaluate(self._objective, t, metric="value", device="cpu") for t in tasks]
-
-
 def test_batches_run_together_through_the_executor():
-    recorder = _BatchRecorder()
+    recorder = RunsTogether()
     optimizer = drop_in.BayesianOptimization(
         f=black_box, pbounds=PBOUNDS, random_state=0, verbose=0
     )

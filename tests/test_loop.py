@@ -9,9 +9,7 @@ import pytest
 
 import gpbo
 from gpbo.exceptions import StudyError
-from gpbo.executors import Executor
-from gpbo.executors.base import TrialOutcome, TrialTask, evaluate
-from tests.conftest import fast_bayes
+from tests.conftest import RunsTogether, fast_bayes
 
 SPACE = {"x": gpbo.Real(-5, 5), "y": gpbo.Real(-5, 5)}
 
@@ -132,36 +130,6 @@ def test_stop_study_leaves_the_rest_of_a_round_unstarted_to_run_on_resume(tmp_pa
     assert [t.status for t in resumed.trials] == ["complete"] * 4
 
 
-class _TwoAtOnce(Executor):
-    """Two slots whose trials all end in the same ``wait``."""
-
-    def __init__(self) -> None:
-        self._tasks: list[TrialTask] = []
-
-    def start(self, objective, *, slots, metric):
-        self._objective = objective
-
-    @property
-    def free_slots(self) -> int:
-        return 2 - len(self._tasks)
-
-    @property
-    def running(self) -> int:
-        return len(self._tasks)
-
-    def submit(self, task: TrialTask) -> str:
-        self._tasks.append(task)
-        return "cpu"
-
-    def wait(self, timeout=None):
-        tasks, self._tasks = self._tasks, []
-        return [evaluate(self._objective, t, metric="value", device="cpu") for t in tasks]
-
-    def interrupt(self):
-        tasks, self._tasks = self._tasks, []
-        return [TrialOutcome(number=t.number, status="interrupted") for t in tasks]
-
-
 def test_a_raising_callback_does_not_lose_the_trials_that_ended_with_it(tmp_path):
     def callback(study, trial):
         raise ValueError("a bug in the callback")
@@ -169,7 +137,7 @@ def test_a_raising_callback_does_not_lose_the_trials_that_ended_with_it(tmp_path
     path = tmp_path / "run.jsonl"
     with pytest.raises(ValueError, match="a bug in the callback"):
         gpbo.optimize(sphere, SPACE, n_trials=4, batch_size=2, strategy="random",
-                      executor=_TwoAtOnce(), seed=0, journal=path, callbacks=[callback],
+                      executor=RunsTogether(), seed=0, journal=path, callbacks=[callback],
                       verbose=False)
     # both trials of the first round had ended: both results are kept, neither runs again
     assert [t.status for t in gpbo.load(path).trials] == ["complete", "complete"]
@@ -177,7 +145,7 @@ def test_a_raising_callback_does_not_lose_the_trials_that_ended_with_it(tmp_path
 
 def test_batch_size_auto_is_what_the_executor_runs_at_once():
     result = gpbo.optimize(sphere, SPACE, n_trials=6, batch_size="auto", strategy="random",
-                           executor=_TwoAtOnce(), seed=0, verbose=False)
+                           executor=RunsTogether(), seed=0, verbose=False)
     assert [t.round for t in result.trials] == [0, 0, 1, 1, 2, 2]
     with pytest.raises(gpbo.GpboError, match="batch_size"):
         gpbo.optimize(sphere, SPACE, n_trials=2, batch_size="many", verbose=False)
