@@ -95,7 +95,11 @@ class Study(BestTrialMixin):
 
         Interrupted trials come first (same number, parameters and round), then enqueued
         parameter sets, then the strategy's proposals. An ask that only hands back interrupted
-        trials does not count as a round.
+        trials does not count as a round. A resumed seeded study proposes what the
+        uninterrupted one would have only if the interrupted trials are asked for by
+        themselves first (``ask(k)`` with ``k`` the trials whose status is ``"interrupted"``),
+        as :func:`gpbo.optimize` does; asked together with new points, those new points are
+        chosen with the re-runs pending and differ.
 
         Raises:
             SpaceExhausted: The strategy has no new point left (e.g. the grid is used up) and
