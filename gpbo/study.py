@@ -375,7 +375,7 @@ class Study(BestTrialMixin):
             X_failed=stack("failed"),
             X_pending=stack("pending"),
             params_seen=tuple(t.params for t in self._trials),
-            n_total=len(self._trials),
+            n_total=len(self._trials) + len(extra_pending),  # as if queued trials existed
             seed=self.seed,
             surrogate_device=self.surrogate_device,
         )
