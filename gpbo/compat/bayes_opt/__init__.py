@@ -70,7 +70,7 @@ from gpbo.compat.bayes_opt.exception import (
 from gpbo.exceptions import GpboError, GpboWarning, SpaceError, SpaceExhausted, StudyError
 from gpbo.executors import Executor, Serial, make_executor, resolve_slots
 from gpbo.executors.base import TrialOutcome, TrialTask
-from gpbo.space import Choice, Int, Param, Real, Space
+from gpbo.space import Choice, Int, Param, Real, Space, _is_number
 from gpbo.study import Study
 from gpbo.trial import Trial
 
@@ -708,10 +708,6 @@ def _bayes_opt_params(pbounds: Mapping[str, Any]) -> dict[str, Any]:
                 spec = Choice(list(spec))
         out[name] = spec
     return out
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
 
 
 def _seed_from(random_state: Any) -> int:
