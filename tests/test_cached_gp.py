@@ -51,8 +51,9 @@ def _value_and_gradient(acqf, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return value.detach(), X.grad
 
 
+@pytest.mark.parametrize("q", [1, 2])
 @pytest.mark.parametrize("n_pending", [0, 2])
-def test_cached_qlogei_matches_botorch_qlogei_on_the_gp(n_pending):
+def test_cached_qlogei_matches_botorch_qlogei_on_the_gp(n_pending, q):
     from botorch.acquisition.logei import qLogExpectedImprovement
     from botorch.sampling import SobolQMCNormalSampler
 
@@ -60,7 +61,7 @@ def test_cached_qlogei_matches_botorch_qlogei_on_the_gp(n_pending):
     generator = torch.Generator().manual_seed(3)
     pending = torch.rand(n_pending, 3, dtype=torch.float64, generator=generator)
     best_f = float(gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))[0].max())
-    X = torch.rand(6, 2, 3, dtype=torch.float64, generator=generator)
+    X = torch.rand(6, q, 3, dtype=torch.float64, generator=generator)
     results = []
     for acquisition, model in (
         (qLogExpectedImprovement, gp),
@@ -79,6 +80,63 @@ def test_cached_qlogei_matches_botorch_qlogei_on_the_gp(n_pending):
     for other_value, other_grad in others:
         torch.testing.assert_close(other_value, value, rtol=1e-6, atol=1e-8)
         torch.testing.assert_close(other_grad, grad, rtol=1e-5, atol=1e-8)
+
+
+def test_the_direct_reduction_is_used_and_constraints_take_botorch_path(monkeypatch):
+    from botorch.sampling import SobolQMCNormalSampler
+
+    from gpbo import cached_gp
+
+    calls = []
+    original = cached_gp._LogEIOfSamples.apply
+    monkeypatch.setattr(
+        cached_gp._LogEIOfSamples, "apply", lambda *a: calls.append(1) or original(*a)
+    )
+    model = cache_posterior(_fitted())
+    X = torch.rand(4, 1, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    sampler = SobolQMCNormalSampler(sample_shape=torch.Size([32]), seed=0)
+    plain = CachedQLogEI(model, best_f=3.0, sampler=sampler)(X)
+    assert len(calls) == 1
+    constrained = CachedQLogEI(
+        model, best_f=3.0, sampler=sampler, constraints=[lambda Y: Y[..., 0] - 1e9]
+    )(X)
+    assert len(calls) == 1  # BoTorch's forward: the constraint is applied
+    # a constraint that always holds leaves the value (to its smoothing)
+    torch.testing.assert_close(constrained, plain, rtol=1e-6, atol=1e-6)
+
+
+def test_matern_cross_gradient_is_the_finite_difference_one_also_on_a_column():
+    from gpbo import cached_gp
+
+    model = cache_posterior(_fitted())
+    columns = model._train_columns()
+    X = torch.rand(3, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    X[1, 0] = model.train_X[7]  # on a training point: distance 0
+    X.requires_grad_(True)
+
+    def cross(X):
+        return cached_gp._MaternCross.apply(
+            X, model.lengthscale, columns.scaled, columns.squared_norms
+        )
+
+    torch.autograd.gradcheck(cross, (X,))
+    torch.testing.assert_close(cross(X), model._kernel(X, model.train_X), rtol=1e-10, atol=1e-12)
+
+
+def test_log_ei_of_samples_gradient_is_the_finite_difference_one():
+    from gpbo import cached_gp
+
+    generator = torch.Generator().manual_seed(6)
+    samples = torch.randn(16, 3, 4, dtype=torch.float64, generator=generator)
+    samples[:, 1, 2] = samples[:, 1, 0]  # tied maxima share the gradient
+    samples.requires_grad_(True)
+    best_f = torch.tensor(0.5, dtype=torch.float64)
+
+    def value(samples):
+        return cached_gp._LogEIOfSamples.apply(samples, best_f, 0.3, 0.2)
+
+    # temperatures large enough for finite differences to resolve the curvature
+    torch.autograd.gradcheck(value, (samples,))
 
 
 @pytest.mark.parametrize("batch", [(), (4,), (2, 3)])
