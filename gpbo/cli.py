@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shlex
-import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -235,7 +234,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     status = EXIT_OK
     stop_reason = ""
-    with _log_through(reporter), _sigint_suspends(reporter):
+    # No SIGINT handler of our own: the loop's holds Ctrl+C back while it records an outcome
+    # (one raising at once could lose a finished trial), and clears the status line itself.
+    with _log_through(reporter):
         try:
             result = gpbo.optimize(
                 config.objective,
@@ -295,26 +296,6 @@ def _log_through(reporter: Any) -> Iterator[None]:
         yield
     finally:
         root.handlers = saved
-
-
-@contextlib.contextmanager
-def _sigint_suspends(reporter: Any) -> Iterator[None]:
-    """Ctrl+C first clears the status line, so what the loop prints next starts clean."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        reporter.suspend()
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _move_aside(run_dir: Path, journal: Path) -> Path:

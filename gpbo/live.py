@@ -96,6 +96,11 @@ class LiveReporter(ProgressReporter):
             if self.enabled and not self.live:
                 self._write("[gpbo] " + self.status())
 
+    def interrupted(self, hint: str) -> None:
+        """Stop the status line for good (the study is over), then the line."""
+        self.suspend()
+        super().interrupted(hint)
+
     def finish(self, trials: list[Trial], *, stop_reason: str) -> None:
         """Stop the status line, then the summary."""
         self.close()

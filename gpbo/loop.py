@@ -226,13 +226,13 @@ class _Loop:
         """One line saying how to resume (or how to make a study resumable)."""
         if self.study.journal_path:
             hint = (
-                f"run the same call again with journal={str(self.study.journal_path)!r} to "
-                "resume"
+                f"run the same call again with journal={str(self.study.journal_path)!r} to resume"
             )
         else:
             hint = "pass journal='path.jsonl' to make a study resumable"
         if self.reporter.enabled:
-            print(f"[gpbo] interrupted: {hint}", flush=True)
+            # through the reporter: a live display clears its status line first
+            self.reporter.interrupted(hint)
         else:
             logger.warning("study interrupted; %s", hint)
 
@@ -336,9 +336,7 @@ class _Loop:
         Asynchronous mode asks for as many points as there are free slots, the running trials
         being pending points.
         """
-        remaining = (
-            self.settings.n_trials - self.finished - len(self.running) - len(self._pending)
-        )
+        remaining = self.settings.n_trials - self.finished - len(self.running) - len(self._pending)
         if remaining <= 0:
             return True
         if self.settings.mode == "sync":

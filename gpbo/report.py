@@ -122,6 +122,11 @@ class ProgressReporter:
         suffix = f"  [{', '.join(where)}]" if where else ""
         self._write(f"{head}  {body}{best}  {format_params(trial.params)}{suffix}")
 
+    def interrupted(self, hint: str) -> None:
+        """The driver was stopped: one line saying how to resume."""
+        if self.enabled:
+            self._write(f"[gpbo] interrupted: {hint}")
+
     def finish(self, trials: list[Trial], *, stop_reason: str) -> None:
         """The summary: counts by status, time, and the best trial."""
         if not self.enabled:

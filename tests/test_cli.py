@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -409,3 +411,45 @@ def test_plot_from_a_result(tmp_path):
     fig = plot(result, tmp_path / "sub" / "r.png", title="test")
     assert len([ax for ax in fig.axes if ax.get_visible() and ax.get_title()]) == 4
     assert (tmp_path / "sub" / "r.png").stat().st_size > 20_000
+
+
+def test_ctrl_c_under_gpbo_run_waits_until_a_finished_trial_is_recorded(tmp_path, monkeypatch):
+    # The loop holds a stop signal back while it records an outcome; the command must not
+    # put a handler of its own in front that raises at once and loses the finished trial.
+    from gpbo import cli
+    from gpbo.study import Study
+
+    (tmp_path / "obj.py").write_text("def f(params):\n    return params['x']\n")
+    config = tmp_path / "cfg.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            objective: obj.py:f
+            space:
+              x: {type: real, low: 0.0, high: 1.0}
+            strategy: sobol
+            executor: serial
+            n_trials: 3
+            seed: 0
+            run_dir: run
+            """
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    logger = logging.getLogger("gpbo")  # the command configures it; give it back as it was
+    for name in ("handlers", "propagate", "level"):
+        monkeypatch.setattr(logger, name, copy.copy(getattr(logger, name)))
+    tell = Study.tell
+    pressed: list[int] = []
+
+    def tell_with_ctrl_c(self, trial, *args, **kwargs):
+        if not pressed:  # Ctrl+C arrives while the first outcome is being recorded
+            pressed.append(trial.number)
+            os.kill(os.getpid(), signal.SIGINT)
+        return tell(self, trial, *args, **kwargs)
+
+    monkeypatch.setattr(Study, "tell", tell_with_ctrl_c)
+    assert cli.main(["run", str(config), "--plain"]) == cli.EXIT_INTERRUPTED
+    trials = gpbo.load(tmp_path / "run" / "journal.jsonl").trials
+    assert pressed == [0]
+    assert trials[0].status == "complete", "the finished trial was lost to Ctrl+C"
