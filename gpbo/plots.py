@@ -7,6 +7,7 @@ Needs matplotlib (``pip install "gpbo[plot]"``), imported when :func:`plot` is c
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ def plot(
         source: A :class:`~gpbo.Result`, a :class:`~gpbo.Study` (whose space gives log axes
             and choice order), or anything with ``trials`` and ``direction``.
         path: Where to save the figure (the format follows the suffix, e.g. ``.png``);
-            ``None`` only returns it.
+            ``None`` only returns it. The file is replaced whole: a save that fails leaves
+            the previous one as it was.
         title: The figure's title.
         metric: What to call the value on the axes.
 
@@ -43,11 +45,16 @@ def plot(
 
     Raises:
         MissingDependencyError: matplotlib is not installed.
+        GpboError: ``path`` has no suffix naming an image format matplotlib writes.
     """
     from gpbo._optional import import_optional
 
     import_optional("matplotlib", extra="plot", feature="plotting a study")
     from matplotlib.figure import Figure
+
+    # Checked before drawing: matplotlib would add ``.png`` to a name without a suffix (the
+    # file is then not where the caller says it is) and raise a bare ValueError for others.
+    image_format = _image_format(path) if path is not None else None
 
     trials: list[Trial] = list(source.trials)
     direction: Direction = source.direction
@@ -68,7 +75,7 @@ def plot(
         ax.set_visible(False)
 
     _progress_by_trial(axes[0], trials, complete, direction, metric)
-    _progress_by_time(axes[1], complete, direction, metric)
+    _progress_by_time(axes[1], trials, complete, direction, metric)
     best = _best(complete, direction)
     for ax, name in zip(axes[2:], names, strict=False):
         param = space[name] if space is not None else None
@@ -83,9 +90,41 @@ def plot(
         summary += f"; best {metric} {best.value:.6g} (trial {best.number})"
     fig.suptitle(f"{head}: {summary}", fontsize=11)
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
+        _save(fig, Path(path), image_format)
     return fig
+
+
+def _image_format(path: str | Path) -> str:
+    """The format named by ``path``'s suffix, if matplotlib can write it."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from gpbo.exceptions import GpboError
+
+    supported = FigureCanvasBase.get_supported_filetypes()
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in supported:
+        names = ", ".join(f".{name}" for name in sorted(supported))
+        raise GpboError(
+            f"cannot save a plot as {str(path)!r}: end the file name with the suffix of an "
+            f"image format ({names})"
+        )
+    return suffix
+
+
+def _save(fig: Any, path: Path, image_format: str | None) -> None:
+    """Write the figure beside ``path``, then move it over ``path`` in one step.
+
+    An interrupted or failed save (Ctrl+C, a full disk) then leaves no half-written image in
+    place of the previous one, and a viewer that reloads the file never reads a partial one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        fig.savefig(partial, format=image_format, dpi=110)
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _param_names(trials: Sequence[Trial]) -> list[str]:
@@ -141,7 +180,11 @@ def _progress_by_trial(
 
 
 def _progress_by_time(
-    ax: Any, complete: Sequence[Trial], direction: Direction, metric: str
+    ax: Any,
+    trials: Sequence[Trial],
+    complete: Sequence[Trial],
+    direction: Direction,
+    metric: str,
 ) -> None:
     ax.set_title("best so far, by wall time")
     ax.set_ylabel(metric)
@@ -152,7 +195,8 @@ def _progress_by_time(
         ax.set_xlabel("minutes")
         _empty(ax)
         return
-    starts = [t.started_at for t in complete if t.started_at is not None]
+    # every trial, not only complete ones: time spent on failed trials counts too
+    starts = [t.started_at for t in trials if t.started_at is not None]
     t0 = min(starts) if starts else timed[0].finished_at or 0.0
     span = (timed[-1].finished_at or t0) - t0
     unit, scale = ("hours", 3600.0) if span > 3 * 3600 else ("minutes", 60.0)

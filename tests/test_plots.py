@@ -1,0 +1,59 @@
+"""Tests for gpbo/plots.py: what the figure shows and how it is saved."""
+
+from __future__ import annotations
+
+import pytest
+
+import gpbo
+from gpbo.plots import plot
+from gpbo.trial import Result, Trial
+
+pytest.importorskip("matplotlib")
+
+
+def _result() -> Result:
+    return Result(
+        [
+            Trial(
+                0, {"x": 0.5}, status="failed", error="boom", started_at=1000.0, finished_at=1100.0
+            ),
+            Trial(
+                1, {"x": 0.2}, value=1.0, status="complete", started_at=1100.0, finished_at=1200.0
+            ),
+        ],
+        direction="minimize",
+    )
+
+
+def test_wall_time_counts_from_the_first_trial_started_even_a_failed_one():
+    fig = plot(_result())
+    ax = fig.axes[1]
+    assert ax.get_title() == "best so far, by wall time"
+    assert ax.get_xlabel() == "minutes since the first trial started"
+    ((x, y),) = ax.collections[0].get_offsets()
+    assert x == pytest.approx(200 / 60) and y == 1.0
+
+
+@pytest.mark.parametrize("name", ["plot.txt", "plot"])
+def test_a_path_without_an_image_suffix_is_a_clear_error_and_writes_nothing(tmp_path, name):
+    with pytest.raises(gpbo.GpboError, match=r"suffix of an image format \(.*\.png"):
+        plot(_result(), tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_save_leaves_the_previous_image_whole(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    path = tmp_path / "plot.png"
+    path.write_bytes(b"the previous plot")
+
+    def disk_full(self, fname, **kwargs):
+        with open(fname, "wb") as handle:
+            handle.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        plot(_result(), path)
+    assert path.read_bytes() == b"the previous plot"
+    assert list(tmp_path.iterdir()) == [path], "no partial file is left behind"
