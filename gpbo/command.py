@@ -18,7 +18,8 @@ Each call
 * copies its stdout and stderr, line by line, to a log file of the trial
   (``<log_dir>/<number>.log``, else ``command.log`` in the trial's directory);
 * reads the metric from stdout: the last non-empty line as JSON (an object holding the metric
-  and any extra numbers, or a bare number), or the last match of ``metric_regex``.
+  and any extra numbers, or a bare number; of a line a progress bar redrew with ``\\r``, the
+  text after its last redraw), or the last match of ``metric_regex``.
 
 A non-zero exit fails the trial with the last lines of stderr; a missing or unreadable metric
 fails it with the reason.
@@ -334,7 +335,7 @@ class CommandObjective:
                     f"which is not a number {where}"
                 ) from None
             return value
-        lines = [line for line in stdout if line.strip()]
+        lines = [shown for shown in map(_rendered, stdout) if shown.strip()]
         if not lines:
             raise CommandError(
                 "no metric in the output: the command printed nothing on stdout; its last "
@@ -417,14 +418,18 @@ def _copy_lines(pipe: IO[bytes], log: IO[str], lock: threading.Lock, keep: deque
 
 def _kill_group(proc: subprocess.Popen[bytes], grace: float) -> None:
     """``SIGTERM`` to the process group of ``proc``, ``SIGKILL`` after ``grace`` seconds."""
-    if proc.poll() is None:
-        _signal_group(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=grace)
-    # The leader may have exited while others in its group (its children) go on.
-    _signal_group(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        proc.wait(timeout=5)
+    try:
+        if proc.poll() is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=grace)
+    finally:
+        # Also when a second Ctrl+C cuts the grace period short: a command that handles
+        # SIGTERM would otherwise go on holding its GPU. And the leader may have exited
+        # while others in its group (its children) go on.
+        _signal_group(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            proc.wait(timeout=5)
 
 
 def _signal_group(pgid: int, signum: int) -> None:
@@ -488,11 +493,21 @@ def _exit_message(returncode: int, stderr_tail: list[str], log_path: Path) -> st
             how = f"died with signal {-returncode}"
     else:
         how = f"exited with code {returncode}"
-    tail = [line for line in stderr_tail if line.strip()]
+    tail = [shown for shown in map(_rendered, stderr_tail) if shown.strip()]
     if not tail:
         return f"the command {how} and wrote nothing to stderr (full output in {log_path})"
     quoted = "\n".join(f"  | {line}" for line in tail)
     return f"the command {how}; the last lines of stderr (full output in {log_path}):\n{quoted}"
+
+
+def _rendered(line: str) -> str:
+    """What a terminal shows of ``line``: its last non-blank piece between carriage returns.
+
+    A progress bar redraws itself after ``\\r`` without a newline, so the line printed after
+    it (the metric's JSON, or a traceback) arrives glued to every earlier redraw.
+    """
+    pieces = [piece for piece in line.split("\r") if piece.strip()]
+    return pieces[-1] if pieces else ""
 
 
 def _shorten(text: str, limit: int = 120) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 import sys
 import textwrap
 import time
@@ -206,6 +207,44 @@ def test_missing_or_unreadable_metric_fails_with_the_reason(tmp_path, body, rege
         objective({})
 
 
+@pytest.mark.parametrize(
+    "progress",
+    [
+        "for step in range(3): print(f'step {step}', end='\\r', flush=True)",
+        # tqdm(file=sys.stdout, leave=False) clears its bar with "\r", blanks, "\r"
+        "sys.stdout.write(' 33%|##  | 1/3\\r100%|######| 3/3\\r' + ' ' * 20 + '\\r')",
+    ],
+)
+def test_json_line_after_a_progress_bar_on_stdout_is_read(tmp_path, progress):
+    # The bar never ends its line, so the JSON arrives glued to every earlier redraw.
+    body = f"import sys\n{progress}\nprint('{{\"value\": 0.25}}')\n"
+    script = _script(tmp_path, "t.py", body)
+    objective = CommandObjective(f"{{python}} {script}", log_dir=tmp_path)
+    with trial_context(_context(tmp_path)):
+        assert objective({}) == {"value": 0.25}
+
+
+def test_stderr_tail_quotes_a_progress_bar_as_a_terminal_shows_it(tmp_path):
+    script = _script(
+        tmp_path,
+        "t.py",
+        """
+        import sys
+        for step in range(5000):
+            sys.stderr.write(f"\\r{step / 50:.0f}%|redraw {step}")
+        sys.stderr.write("\\n")
+        sys.exit("diverged")
+        """,
+    )
+    objective = CommandObjective(f"{{python}} {script}", log_dir=tmp_path)
+    with trial_context(_context(tmp_path)), pytest.raises(CommandError) as info:
+        objective({})
+    message = str(info.value)
+    assert "redraw 4999" in message and "diverged" in message
+    assert "redraw 4998" not in message  # not the 5000 earlier redraws of the same line
+    assert len(message) < 500
+
+
 def test_a_command_that_cannot_start_fails_the_trial(tmp_path):
     objective = CommandObjective(str(tmp_path / "no-such-program"), log_dir=tmp_path)
     with trial_context(_context(tmp_path)), pytest.raises(CommandError, match="could not start"):
@@ -259,6 +298,51 @@ def test_process_executor_timeout_kills_the_commands_whole_process_group(tmp_pat
     assert result.trials[0].status == "timeout"
     assert _wait_gone(pids) == [], "the command or its child outlived the worker"
     assert "SIGTERM reached the trial" in (tmp_path / "logs" / "0.log").read_text()
+
+
+_IGNORES_SIGTERM = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # e.g. a trainer that saves a checkpoint first
+with open(sys.argv[1] + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+print("started", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
+def test_second_ctrl_c_during_the_grace_period_still_kills_the_command(tmp_path):
+    script = _script(tmp_path, "stubborn.py", _IGNORES_SIGTERM)
+    pid_file = tmp_path / "pid.txt"
+    objective = CommandObjective(
+        f"{{python}} {script} {pid_file}", log_dir=tmp_path, grace_period=30.0
+    )
+    log = tmp_path / "3.log"
+    presses: list[float] = []
+
+    def press_ctrl_c(signum, frame):
+        # once the command runs, then again (impatient) once it is being stopped
+        stopping = log.exists() and "stopping the command" in log.read_text()
+        if len(presses) < 2 and pid_file.exists() and (stopping or not presses):
+            presses.append(time.monotonic())
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, press_ctrl_c)
+    signal.setitimer(signal.ITIMER_REAL, 0.2, 0.2)
+    pid = None
+    try:
+        with trial_context(_context(tmp_path)), pytest.raises(KeyboardInterrupt):
+            objective({})
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        assert len(presses) == 2
+        pid = int(pid_file.read_text())
+        assert _wait_gone([pid]) == [], "the command outlived a second Ctrl+C"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if pid is not None and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_results_come_back_through_the_process_executor(tmp_path):
