@@ -35,7 +35,10 @@ starts on a clean line and no later record is lost. Anything else malformed is a
 Locking: one driver per journal. A sidecar ``<journal>.lock`` file is held with
 ``fcntl.flock`` (``msvcrt.locking`` on Windows) for the life of a :class:`Journal`; it
 names the holder's pid and host. The operating system drops the lock when its holder dies,
-so a killed driver never leaves a lock that blocks.
+so a killed driver never leaves a lock that blocks. A child forked from the driver (a
+fork-based ``multiprocessing`` pool in an objective, say) closes its copy of the lock file at
+once: ``flock`` holds until every descriptor of the file is closed, so an orphaned child
+would otherwise keep the journal locked after the driver was killed.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import socket
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -564,6 +568,7 @@ class _Lock:
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self._fd: int | None = fd
+        _forget_in_forked_children(self)
 
     @classmethod
     def acquire(cls, journal_path: Path) -> _Lock:
@@ -598,6 +603,7 @@ class _Lock:
     def release(self) -> None:
         if self._fd is None:
             return
+        _HELD.discard(self)
         fd, self._fd = self._fd, None
         try:
             path_fd_match = os.path.samestat(os.fstat(fd), os.stat(self.path))
@@ -609,6 +615,31 @@ class _Lock:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
         os.close(fd)  # closing drops the lock
+
+
+# The locks this process holds, for a forked child to let go of (see the module docstring).
+_HELD: weakref.WeakSet[_Lock] = weakref.WeakSet()
+_FORK_HOOK_REGISTERED = False
+
+
+def _forget_in_forked_children(lock: _Lock) -> None:
+    global _FORK_HOOK_REGISTERED
+    # Registered with the first lock, not at import: importing gpbo changes nothing.
+    if not _FORK_HOOK_REGISTERED and hasattr(os, "register_at_fork"):  # POSIX
+        os.register_at_fork(after_in_child=_drop_locks_in_child)
+        _FORK_HOOK_REGISTERED = True
+    _HELD.add(lock)
+
+
+def _drop_locks_in_child() -> None:
+    # Only this copy of each descriptor closes: the parent keeps its lock. Forgetting the
+    # descriptor also keeps the child from unlinking the parent's lock file in release().
+    for lock in list(_HELD):
+        fd, lock._fd = lock._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    _HELD.clear()
 
 
 def _try_lock(fd: int) -> bool:

@@ -317,6 +317,45 @@ def test_lock_of_a_killed_driver_does_not_block(tmp_path: Path) -> None:
     assert events == [{"event": "study", "note": "before the kill"}]
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_lock_of_a_killed_driver_does_not_outlive_it_in_a_forked_child(tmp_path: Path) -> None:
+    # An objective run in the driver (serial executor) may fork, e.g. a multiprocessing pool:
+    # orphaned by the kill, such a child must not keep the journal locked.
+    path = tmp_path / "j.jsonl"
+    child_file = tmp_path / "child.txt"
+    script = textwrap.dedent(
+        f"""
+        import os, signal, time
+        from gpbo.journal import Journal
+        journal, _ = Journal.open({str(path)!r}, header={HEADER!r})
+        child = os.fork()
+        if child == 0:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)  # let the test's subprocess.run see the output end
+            os.dup2(null, 2)
+            time.sleep(60)
+            os._exit(0)
+        with open({str(child_file)!r}, "w") as f:
+            f.write(str(child))
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run([sys.executable, "-c", script], env=env, timeout=60, capture_output=True)
+    child = int(child_file.read_text())
+    try:
+        assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+        journal, events = Journal.open(path, header=HEADER)
+        journal.close()
+        assert events == []
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
 def test_every_append_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     real_fsync = os.fsync
