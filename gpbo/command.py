@@ -444,7 +444,8 @@ def _sigterm_raises() -> Iterator[None]:
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)
-    if previous is signal.SIG_IGN:
+    # None: a handler installed outside Python, which signal.signal could not put back
+    if previous is signal.SIG_IGN or previous is None:
         yield
         return
 

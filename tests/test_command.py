@@ -372,3 +372,15 @@ def test_results_come_back_through_the_process_executor(tmp_path):
         assert trial.value == pytest.approx((trial.params["x"] - 0.3) ** 2)
         assert trial.metrics["half"] == pytest.approx(trial.params["x"] / 2)
         assert json.loads((tmp_path / "logs" / f"{trial.number}.log").read_text().splitlines()[2])
+
+
+def test_a_sigterm_handler_installed_outside_python_is_left_in_place(monkeypatch):
+    # signal.getsignal says None for such a handler; replacing it could not be undone
+    from gpbo import command
+
+    installed = []
+    monkeypatch.setattr(command.signal, "getsignal", lambda signum: None)
+    monkeypatch.setattr(command.signal, "signal", lambda *args: installed.append(args))
+    with command._sigterm_raises():
+        pass
+    assert installed == []
