@@ -318,9 +318,10 @@ def markdown_table(data: dict[str, Any]) -> str:
         "",
     ]
     reuse = data.get("environment", {}).get("pending_cache_devices")
-    if reuse and reuse != ["cpu"]:
-        lines += [f"The pending points' posterior terms were reused on: {', '.join(reuse)} "
-                  "(`--pending-cache-on-cuda`; gpbo's default is the CPU only).", ""]
+    if reuse is not None and reuse != _pending_cache_devices():
+        lines += [f"The pending points' posterior terms were reused on: "
+                  f"{', '.join(reuse) or 'no device'} (`--pending-cache-devices`; gpbo's "
+                  f"default: {', '.join(_pending_cache_devices())}).", ""]
     groups = sorted({(int(r["threads"]), r["device"]) for r in records if
                      r["method"].startswith("gpbo")})
     qs = sorted({int(r["q"]) for r in records if r["method"].startswith("gpbo")})
@@ -454,10 +455,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="rewrite results.md from results.json")
     parser.add_argument("--fast", action="store_true",
                         help="tiny gpbo acquisition budget (smoke tests only; times mean nothing)")
-    parser.add_argument("--pending-cache-on-cuda", action="store_true",
-                        help="reuse the pending points' posterior terms on CUDA too (gpbo does "
-                        "on the CPU only, gpbo.cached_gp.PENDING_CACHE_DEVICES); measures that "
-                        "trade, into its own --out")
+    parser.add_argument("--pending-cache-devices", default=None,
+                        help="comma-separated device types on which the pending points' "
+                        "posterior terms are reused (default gpbo's, "
+                        "gpbo.cached_gp.PENDING_CACHE_DEVICES: cpu,cuda); 'cpu' measures the "
+                        "GPU without it, into its own --out")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -480,10 +482,12 @@ def run_child(args: argparse.Namespace) -> int:
     data = load_results(path)
     data["environment"] = environment()
     data["environment"]["fast"] = bool(os.environ.get(FAST_ENV))
-    if args.pending_cache_on_cuda:
+    if args.pending_cache_devices is not None:
         import gpbo.cached_gp
 
-        gpbo.cached_gp.PENDING_CACHE_DEVICES = frozenset({"cpu", "cuda"})
+        gpbo.cached_gp.PENDING_CACHE_DEVICES = frozenset(
+            d.strip() for d in args.pending_cache_devices.split(",") if d.strip()
+        )
     data["environment"]["pending_cache_devices"] = _pending_cache_devices()
     done = {record_key(r) for r in data["records"]}
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]

@@ -5,9 +5,9 @@
 #
 # Usage, from the repository root:
 #     bash scripts/gpu_checks.sh [tests|overhead|pcache|all] [OUT_DIR]
-# pcache: q=8 rounds on CUDA with the pending points' posterior terms reused there too (gpbo
-# reuses them on the CPU only; gpbo.cached_gp.PENDING_CACHE_DEVICES), into OUT_DIR/pending_cache,
-# to compare with the overhead stage's CUDA rows.
+# pcache: q=8 rounds on CUDA without reusing the pending points' posterior terms there (gpbo
+# reuses them on the CPU and CUDA; gpbo.cached_gp.PENDING_CACHE_DEVICES), into
+# OUT_DIR/pending_cache, to compare with the overhead stage's CUDA rows.
 # OUT_DIR defaults to $OUT (set on a lent device machine) or benchmarks/results/overhead_gpu.
 # GPBO_GPU_NS (default 50,200,500,1000,2000,5000,10000), GPBO_CPU_NS (default up to 2000) and
 # GPBO_GPU_THREADS (default 1) change the CUDA sizes, the CPU sizes and the thread counts. The
@@ -57,6 +57,6 @@ fi
 if [[ "$stage" == pcache || "$stage" == all ]]; then
     "$python" scripts/benchmark_overhead.py --device cuda --methods gpbo --qs 8 \
         --ns "${GPBO_GPU_NS:-50,200,500,1000,2000,5000,10000}" --threads "${GPBO_GPU_THREADS:-1}" \
-        --repeats 3 --max-seconds 30 --pending-cache-on-cuda --out "$out/pending_cache" --resume \
+        --repeats 3 --max-seconds 30 --pending-cache-devices cpu --out "$out/pending_cache" --resume \
         2>&1 | tee -a "$out/pending_cache.log"
 fi
