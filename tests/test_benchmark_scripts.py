@@ -71,3 +71,24 @@ def test_profile_round_smoke() -> None:
     assert 0 < seconds < 120
     # the listing names both phases of the round
     assert "fit_gp" in done.stdout and "optimize_acquisition" in done.stdout
+
+
+def test_profile_round_counts_an_evaluations_kernels() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "profile_round.py"), "--n", "20", "--q", "8",
+         "--count-ops"],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = {}
+    for line in done.stdout.splitlines()[3:]:
+        name, ops, kernels, syncs, ms = (cell.strip() for cell in line.strip("|").split("|"))
+        rows[name] = (int(ops), int(kernels), int(syncs), float(ms))
+    cached, joint = rows["pending cached"], rows["joint posterior"]
+    # The CUDA default (cached_gp.PENDING_CACHE_DEVICES) rests on the split path launching
+    # fewer kernels than the whole joint posterior; 120 against 163 when it was chosen.
+    assert 0 < cached[1] < joint[1] <= joint[0]
+    assert cached[1] <= 150
+    assert cached[2] <= 2  # the Cholesky's check, not one per reduction step
+    assert cached[3] > 0 and joint[3] > 0

@@ -224,7 +224,7 @@ def test_pending_terms_are_reused_only_on_the_listed_devices(monkeypatch):
 
 
 @pytest.mark.cuda
-def test_pending_terms_reused_on_cuda_give_the_cpu_values():
+def test_pending_terms_reused_on_cuda_give_the_cpu_values(monkeypatch):
     from botorch.sampling import SobolQMCNormalSampler
 
     import gpbo.cached_gp as cached_gp
