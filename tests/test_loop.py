@@ -64,6 +64,33 @@ def test_failing_trials_fail_alone_and_count():
     assert "not a number" in result.trials[2].error
 
 
+def test_an_exception_that_cannot_be_printed_fails_its_trial_alone():
+    class UnprintableError(Exception):
+        def __str__(self):
+            return self.detail  # never set: str() of it raises AttributeError
+
+    def objective(params):
+        if params["x"] > 0:
+            raise UnprintableError()
+        return sphere(params)
+
+    result = gpbo.optimize(
+        objective,
+        SPACE,
+        n_trials=6,
+        strategy="sobol",
+        seed=0,
+        executor="serial",
+        verbose=False,
+        max_consecutive_failures=None,
+    )
+    failed = [t for t in result.trials if t.status == "failed"]
+    assert len(result.trials) == 6 and failed
+    assert all(t.params["x"] > 0 for t in failed)
+    assert failed[0].error.startswith("UnprintableError: <str() failed")
+    assert "Traceback" in failed[0].error
+
+
 def test_max_consecutive_failures_ends_the_study_quoting_the_first():
     calls = []
 

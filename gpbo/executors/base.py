@@ -182,7 +182,12 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
 def describe_exception(exc: BaseException) -> str:
     """``Type: message`` followed by the traceback, for a trial's ``error``."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-    return f"{type(exc).__name__}: {exc}\n{text}"
+    try:
+        message = str(exc)
+    except Exception as failure:
+        # a broken __str__ of the user's exception must fail only its trial, not the caller
+        message = f"<str() failed with {type(failure).__name__}>"
+    return f"{type(exc).__name__}: {message}\n{text}"
 
 
 class OutOfMemoryWatch:
