@@ -24,6 +24,18 @@ def raise_error(params: dict[str, Any]) -> float:
     raise ValueError(f"boom from trial {current_trial().number}")
 
 
+class UnprintableError(Exception):
+    """An exception whose ``str()`` itself fails (a ``__str__`` reading a missing attribute)."""
+
+    def __str__(self) -> str:
+        return self.detail  # type: ignore[attr-defined, no-any-return]
+
+
+def raise_unprintable(params: dict[str, Any]) -> float:
+    """Fail with an exception that cannot be turned into a string."""
+    raise UnprintableError()
+
+
 def exit_hard(params: dict[str, Any]) -> float:
     """End the worker without cleanup, exit code 3."""
     os._exit(3)
@@ -92,6 +104,46 @@ def cuda_sum(params: dict[str, Any]) -> float:
     import torch
 
     return float(torch.ones(1000, device="cuda").sum().item())
+
+
+def break_cuda_of_this_worker(params: dict[str, Any]) -> float:
+    """Fail as a device-side assert does, leaving this process's CUDA unusable (simulated).
+
+    After such an error every CUDA call of the process fails; a machine without a GPU fakes
+    that by making this worker's torch report CUDA initialised and failing its synchronize.
+    """
+    import torch
+
+    def sticky_error(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("CUDA error: device-side assert triggered")
+
+    torch.cuda.is_initialized = lambda: True
+    torch.cuda.synchronize = sticky_error
+    sticky_error()
+    return 0.0
+
+
+def cuda_device_side_assert(params: dict[str, Any]) -> float:
+    """Index out of bounds on the GPU: a device-side assert, which poisons the CUDA context."""
+    import torch
+
+    data = torch.zeros(4, device="cuda")
+    return float(data[torch.tensor([100], device="cuda")].sum().item())
+
+
+def cuda_allocate_and_drop(params: dict[str, Any]) -> float:
+    """Allocate ``params["gib"]`` GiB on the GPU, let it go, return 0."""
+    import torch
+
+    torch.empty(int(float(params.get("gib", 1.0)) * 2**30), dtype=torch.uint8, device="cuda")
+    return 0.0
+
+
+def cuda_memory_reserved(params: dict[str, Any]) -> float:
+    """The bytes torch's caching allocator holds on the GPU as this trial starts."""
+    import torch
+
+    return float(torch.cuda.memory_reserved())
 
 
 def _fail_to_load() -> Any:

@@ -239,6 +239,27 @@ def test_out_of_memory_fails_the_trial_and_recycles_the_worker(shared: Process) 
     assert [o.status for o in after] == ["complete", "complete"]
 
 
+def test_exception_that_cannot_be_printed_fails_its_trial_in_the_worker(shared: Process) -> None:
+    before = set(shared.worker_pids)
+    (outcome,) = run_tasks(shared, [task("raise_unprintable")])
+    assert outcome.status == "failed"
+    assert (outcome.error or "").startswith("UnprintableError: <str() failed")
+    assert "raise_unprintable" in (outcome.error or "")  # the traceback is kept
+    assert set(shared.worker_pids) == before  # nothing crashed, no worker restarted
+
+
+def test_trial_that_leaves_cuda_unusable_gets_its_slot_a_fresh_worker(shared: Process) -> None:
+    run_tasks(shared, [task("sleep_and_return"), task("sleep_and_return")])  # both warm
+    before = set(shared.worker_pids)
+    (broken,) = run_tasks(shared, [task("break_cuda_of_this_worker")])
+    assert broken.status == "failed"
+    assert "device-side assert" in (broken.error or "")
+    assert len(set(shared.worker_pids) - before) == 1  # that worker was replaced
+    after = run_tasks(shared, [task("report_environment"), task("report_environment")])
+    assert [o.status for o in after] == ["complete", "complete"]
+    assert {int(o.metrics["pid"]) for o in after} == set(shared.worker_pids)
+
+
 def test_timeout_kills_the_process_group_and_restarts_the_worker(
     shared: Process, tmp_path: Path
 ) -> None:
@@ -446,6 +467,52 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path: Path) -> None:
             driver.stdout.close()
 
 
+def test_what_a_trial_printed_survives_its_worker_being_killed(tmp_path: Path) -> None:
+    script = tmp_path / "driver.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os
+
+            from gpbo.executors.base import TrialTask
+            from gpbo.executors.process import Process
+
+
+            def objective(params):
+                print("progress of trial", params["n"])
+                if params["n"] == 1:
+                    os._exit(3)  # a crash: nothing of the worker's is flushed
+                return 1.0
+
+
+            if __name__ == "__main__":
+                executor = Process()
+                executor.start(objective, slots=["cpu"], metric="value")
+                try:
+                    for n in (0, 1):
+                        executor.submit(TrialTask(number=n, params={"n": n}))
+                        print("status", executor.wait(60)[0].status, flush=True)
+                finally:
+                    executor.shutdown()
+            """
+        )
+    )
+    env = script_env()
+    env.pop("PYTHONUNBUFFERED", None)  # Python's default: a block-buffered stdout in a pipe
+    done = subprocess.run(  # stdout a pipe, as when the output goes to a log file
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "status complete" in done.stdout and "status failed" in done.stdout
+    assert "progress of trial 0" in done.stdout
+    assert "progress of trial 1" in done.stdout
+
+
 # -- GPU ------------------------------------------------------------------------------------
 
 
@@ -487,3 +554,35 @@ def test_a_real_cuda_out_of_memory_fails_one_trial_and_the_slot_goes_on(
     assert len(set(executor.worker_pids) - before) == 1  # the OOM worker was replaced
     after = run_tasks(executor, [task("cuda_sum"), task("cuda_sum")], limit=120.0)
     assert [(o.status, o.value) for o in after] == [("complete", 1000.0)] * 2
+
+
+@pytest.mark.cuda
+def test_a_device_side_assert_fails_one_trial_and_the_slot_goes_on(fresh: list[Process]) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    # one slot: every later trial runs where the assert happened, unless the worker is replaced
+    executor = Process(grace_period=1.0, start_timeout=120.0)
+    fresh.append(executor)
+    executor.start(objectives.dispatch, slots=["cuda:0"], metric="value")
+    (asserted,) = run_tasks(executor, [task("cuda_device_side_assert")], limit=120.0)
+    assert asserted.status == "failed"
+    assert "device-side assert" in (asserted.error or ""), asserted.error
+    after = run_tasks(executor, [task("cuda_sum"), task("cuda_sum")], limit=120.0)
+    assert [(o.status, o.value) for o in after] == [("complete", 1000.0)] * 2, after
+
+
+@pytest.mark.cuda
+def test_a_reused_worker_gives_the_gpu_memory_of_a_trial_back(fresh: list[Process]) -> None:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    # memory torch keeps cached in one worker is memory another worker on the GPU cannot have
+    executor = Process(grace_period=1.0, start_timeout=120.0)
+    fresh.append(executor)
+    executor.start(objectives.dispatch, slots=["cuda:0"], metric="value")
+    (big,) = run_tasks(executor, [task("cuda_allocate_and_drop", gib=1.0)], limit=120.0)
+    assert big.status == "complete", big.error
+    (reserved,) = run_tasks(executor, [task("cuda_memory_reserved")], limit=120.0)
+    assert reserved.status == "complete", reserved.error
+    assert reserved.value is not None and reserved.value < 2**20, reserved.value

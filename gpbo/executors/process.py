@@ -9,6 +9,7 @@ gets a worker started with the ``spawn`` context of :mod:`torch.multiprocessing`
 * runs in a session and process group of its own (``os.setsid``), so that the worker and every
   process the objective starts are stopped together;
 * limits torch (and OpenMP/MKL) to its share of the cores;
+* writes its ``stdout`` line by line, so that a killed worker loses nothing its trials printed;
 * exits, with its process group, within a second of its driver dying, even by ``SIGKILL``;
 * runs the trials sent to it through :func:`gpbo.executors.base.evaluate`.
 
@@ -16,7 +17,9 @@ A trial whose worker dies (a signal, ``os._exit``, a segfault) fails with the ex
 signal's name; a trial past its ``timeout`` gets ``SIGTERM`` (its whole process group), then
 ``SIGKILL`` after ``grace_period`` seconds, and is reported as ``timeout``; a CUDA
 out-of-memory error fails the trial with an error that starts ``"out of memory:"``. In each
-case the slot gets a fresh worker and the other trials go on.
+case the slot gets a fresh worker and the other trials go on, as it does after a trial that
+left CUDA unusable (a device-side assert). After every trial a worker that used CUDA gives
+torch's cached GPU memory back, for the other workers on its GPU.
 
 Like any spawn-based code, a driver script needs an ``if __name__ == "__main__":`` guard: each
 worker re-imports the script. :func:`exit_if_bootstrapping_worker`, called first thing by
@@ -29,6 +32,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import gc
 import io
 import logging
 import math
@@ -565,7 +569,7 @@ class Process(Executor):
         elif kind == "error":
             worker.start_error = message[1]
         elif kind == "outcome":
-            outcome, recycle = message[1], message[2]
+            outcome, restart = message[1], message[2]
             if worker.task is None or outcome.number != worker.task.number:
                 logger.warning("ignoring an unexpected outcome from slot %s", worker.slot)
                 return
@@ -574,10 +578,11 @@ class Process(Executor):
             worker.task = None
             worker.deadline = None
             worker.state = "idle"
-            if recycle:
+            if restart:
                 logger.warning(
-                    "trial %d ran out of memory on %s; giving the slot a fresh worker process",
+                    "trial %d %s on %s; giving the slot a fresh worker process",
                     outcome.number,
+                    restart,
                     worker.slot,
                 )
                 worker.state = "stopping"  # it exits by itself; SIGTERM if it does not
@@ -933,7 +938,8 @@ def _worker_main(
     """Entry point of a worker process: load the objective, then run trials until told to stop.
 
     Messages to the driver: ``("ready", pid)``, ``("error", traceback)`` (the objective could
-    not be loaded), ``("outcome", TrialOutcome, restart)``. From the driver: a
+    not be loaded), ``("outcome", TrialOutcome, restart)`` where ``restart`` is ``None`` or
+    why the worker exits after it (out of memory, CUDA left unusable). From the driver: a
     :class:`TrialTask`, or ``None`` to exit.
     """
     global _worker_running, _clean_exit
@@ -951,6 +957,10 @@ def _worker_main(
         import faulthandler
 
         faulthandler.enable()  # a segfault prints the Python stack to stderr
+    with contextlib.suppress(Exception):
+        # Into a pipe or a file stdout is block-buffered: a worker killed by a crash or a
+        # timeout would take with it what its trials printed, the last trial's clues included.
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     try:
         import torch
 
@@ -976,11 +986,39 @@ def _run_tasks(conn: Connection, guarded: OutOfMemoryWatch, *, metric: str, devi
             return
         guarded.hit = False
         outcome = evaluate(guarded, task, metric=metric, device=device)
+        restart = _release_cuda()
         if guarded.hit:
             outcome.error = f"out of memory: {outcome.error}"
-        conn.send(("outcome", outcome, guarded.hit))
-        if guarded.hit:
+            restart = "ran out of memory"
+        conn.send(("outcome", outcome, restart))
+        if restart:
             return  # a fresh process gets a clean CUDA context
+
+
+def _release_cuda() -> str | None:
+    """After a trial: give its GPU memory back; why the worker must be replaced, if it must.
+
+    torch's caching allocator keeps what a trial freed, out of reach of another worker on the
+    same GPU (``workers_per_device`` > 1), so it is emptied after each trial. An error such as
+    a device-side assert or an illegal memory access leaves the process's CUDA context unusable
+    for good: every later trial of the worker would fail with it, so the slot needs a fresh
+    process. Nothing is done where the trial never initialised CUDA.
+
+    Returns:
+        ``None`` where the worker can go on, else the reason (for the driver's log).
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_initialized():
+        return None
+    try:
+        torch.cuda.synchronize()  # a sticky CUDA error shows up at the first sync
+        if torch.cuda.memory_allocated():
+            gc.collect()  # tensors kept alive only by reference cycles, e.g. a traceback's
+        torch.cuda.empty_cache()
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        return f"left CUDA unusable in its worker ({type(exc).__name__}: {first})"
+    return None
 
 
 def _skip_teardown_after_clean_exit() -> None:
