@@ -556,15 +556,21 @@ def test_a_real_cuda_out_of_memory_fails_one_trial_and_the_slot_goes_on(
     assert [(o.status, o.value) for o in after] == [("complete", 1000.0)] * 2
 
 
-@pytest.mark.cuda
-def test_a_device_side_assert_fails_one_trial_and_the_slot_goes_on(fresh: list[Process]) -> None:
+def _one_cuda_slot(fresh: list[Process]) -> Process:
+    """A started executor with one worker on ``cuda:0``; skips the test without CUDA."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    # one slot: every later trial runs where the assert happened, unless the worker is replaced
     executor = Process(grace_period=1.0, start_timeout=120.0)
     fresh.append(executor)
     executor.start(objectives.dispatch, slots=["cuda:0"], metric="value")
+    return executor
+
+
+@pytest.mark.cuda
+def test_a_device_side_assert_fails_one_trial_and_the_slot_goes_on(fresh: list[Process]) -> None:
+    # one slot: every later trial runs where the assert happened, unless the worker is replaced
+    executor = _one_cuda_slot(fresh)
     (asserted,) = run_tasks(executor, [task("cuda_device_side_assert")], limit=120.0)
     assert asserted.status == "failed"
     assert "device-side assert" in (asserted.error or ""), asserted.error
@@ -574,13 +580,8 @@ def test_a_device_side_assert_fails_one_trial_and_the_slot_goes_on(fresh: list[P
 
 @pytest.mark.cuda
 def test_a_reused_worker_gives_the_gpu_memory_of_a_trial_back(fresh: list[Process]) -> None:
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
     # memory torch keeps cached in one worker is memory another worker on the GPU cannot have
-    executor = Process(grace_period=1.0, start_timeout=120.0)
-    fresh.append(executor)
-    executor.start(objectives.dispatch, slots=["cuda:0"], metric="value")
+    executor = _one_cuda_slot(fresh)
     (big,) = run_tasks(executor, [task("cuda_allocate_and_drop", gib=1.0)], limit=120.0)
     assert big.status == "complete", big.error
     (reserved,) = run_tasks(executor, [task("cuda_memory_reserved")], limit=120.0)
