@@ -818,8 +818,21 @@ def _reexec_with_threads(threads: int | None) -> None:
     os.execve(sys.executable, [sys.executable, str(Path(__file__).resolve()), *sys.argv[1:]], env)
 
 
-def _init_worker(threads: int | None) -> None:
-    """Limit torch's threads and import the heavy modules, so no run's time includes them."""
+def _init_worker(threads: int | None, parent: int | None = None) -> None:
+    """Limit torch's threads and import the heavy modules, so no run's time includes them.
+
+    With ``parent``, the worker also exits when that process is gone: a pool's workers outlive
+    a driver killed by a signal and would finish their runs for nobody.
+    """
+    if parent is not None:
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
     import torch
 
     if threads is not None:
@@ -909,7 +922,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(args.threads,)) as pool:
+                                 initargs=(args.threads, os.getpid())) as pool:
             pending: dict[Future[dict[str, Any]], str] = {}
             todo = list(plan)
             while todo or pending:
