@@ -239,7 +239,8 @@ class CachedGP(Model):
 
         Args:
             X: A `... x k x d` tensor of new points.
-            fixed: The terms of `p` fixed points, from :meth:`fix`.
+            fixed: The terms of `p` fixed points, from :meth:`fix` (which sets their
+                ``columns``).
 
         Returns:
             The `... x (k + p)` mean and the `... x (k + p) x (k + p)` covariance, in outcome
@@ -247,10 +248,7 @@ class CachedGP(Model):
             concatenated.
         """
         n = self.train_X.shape[0]
-        columns = fixed.columns
-        if columns is None:
-            columns = _Columns.of(torch.cat([self.train_X, fixed.X]), self.lengthscale)
-        both = self._cross(X, columns)  # `... x k x (n + p)`: one kernel for both blocks
+        both = self._cross(X, fixed.columns)  # `... x k x (n + p)`: one kernel for both blocks
         cross = both[..., :n]
         V = self._whiten(cross)
         new_new = self._self_kernel(X) - V @ V.transpose(-1, -2)  # `... x k x k`
