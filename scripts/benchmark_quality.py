@@ -159,6 +159,34 @@ def _styblinski_tang8() -> Any:
     return StyblinskiTang(dim=8)  # bounds [-5, 5]^8
 
 
+class _WithIgnoredInputs:
+    """A botorch test function with ``extra`` more inputs on [0, 1] that it ignores.
+
+    Tuning problems often have parameters that barely matter; a model that cannot tell them
+    apart spends evaluations on them.
+    """
+
+    def __init__(self, base: Any, extra: int) -> None:
+        import torch
+
+        self.base = base
+        self.dim = base.dim + extra
+        unit = torch.tensor([[0.0] * extra, [1.0] * extra], dtype=base.bounds.dtype)
+        self.bounds = torch.cat([base.bounds, unit], dim=1)
+        self.optimal_value = base.optimal_value
+
+    def __call__(self, X: Any) -> Any:
+        return self.base(X[..., : self.base.dim])
+
+
+def _branin_in8() -> Any:
+    return _WithIgnoredInputs(_branin(), 6)
+
+
+def _hartmann6_in12() -> Any:
+    return _WithIgnoredInputs(_hartmann6(), 6)
+
+
 PROBLEMS: dict[str, Problem] = {
     p.name: p
     for p in (
@@ -170,6 +198,10 @@ PROBLEMS: dict[str, Problem] = {
         # Not in the default suite: checks that the noise model does not overfit noise-free
         # problems (noise sd 0.1 on a function whose values span about [-3.3, 0])
         Problem("hartmann6_noisy", "Hartmann6, noise sd 0.1", _hartmann6, 60, noise_sd=0.1),
+        # Not in the default suite: inputs the function ignores (6 more on [0, 1] each), which
+        # a model has to learn to switch off
+        Problem("branin_in8", "Branin in 8D (6 inputs ignored)", _branin_in8, 40),
+        Problem("hartmann6_in12", "Hartmann6 in 12D (6 inputs ignored)", _hartmann6_in12, 80),
     )
 }
 #: The problems run by default.

@@ -181,6 +181,26 @@ def test_noisy_problem_scores_the_true_value_of_the_best_observed_point() -> Non
     assert [problem(x) for _ in range(3)] == first  # seeded per run
 
 
+@pytest.mark.parametrize(("name", "base", "extra"), [("branin_in8", "branin", 6),
+                                                     ("hartmann6_in12", "hartmann6", 6)])
+def test_problem_with_ignored_inputs_is_its_base_in_the_first_coordinates(
+    name: str, base: str, extra: int
+) -> None:
+    script = _load_quality_script()
+    problem, original = script.PROBLEMS[name], script.PROBLEMS[base]
+    assert name not in script.DEFAULT_PROBLEMS
+    assert problem.dim == original.dim + extra
+    assert problem.bounds[: original.dim] == original.bounds
+    assert problem.bounds[original.dim :] == [(0.0, 1.0)] * extra
+    assert problem.optimum == original.optimum
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        x = [rng.uniform(lo, hi) for lo, hi in original.bounds]
+        ignored = rng.uniform(0, 1, extra).tolist()
+        assert problem(x + ignored) == original(x)
+        assert problem(x + [0.0] * extra) == original(x)
+
+
 def test_overhead_smoke(tmp_path: Path) -> None:
     methods = ["gpbo"] + [p for p, mod in (("bayes_opt", "bayes_opt"), ("optuna-gp", "optuna"))
                           if _installed(mod)]
