@@ -173,6 +173,66 @@ def build_gp_matern(X: Any, y: Any) -> Any:
                         outcome_transform=Standardize(m=1)).to(X)
 
 
+def build_gp_lengthscales(kind: str, noise: str = "gpbo") -> Callable[[Any, Any], Any]:
+    """``gpbo.surrogate._build_gp`` with another lengthscale prior or bound on the Matern-5/2.
+
+    ``kind``: ``"optuna"``, Optuna GPSampler's penalty ``-(0.1 / x + 0.1 x)`` on the inverse
+    squared lengthscale ``x`` (about ``0.1 l^2`` for long lengthscales ``l``); ``"cap2"`` /
+    ``"cap4"``, BoTorch's dimension-scaled prior with lengthscales bounded above by 2 / 4 (the
+    cube is 1 wide); ``"default"``, gpbo's (no output scale); ``"scaled"``, that with a fitted
+    output scale (gpbo's default since). ``noise``: ``"gpbo"`` (the low-noise prior) or
+    ``"optuna"``, Optuna's ``Gamma(1.1, 30)`` on the noise variance (mode 3e-3, mean 4e-2, in
+    standardized units; floor 1e-6).
+    """
+
+    def build(X: Any, y: Any) -> Any:
+        import torch
+        from botorch.models import SingleTaskGP
+        from botorch.models.transforms.outcome import Standardize
+        from botorch.models.utils.gpytorch_modules import (
+            get_covar_module_with_dim_scaled_prior,
+        )
+        from gpytorch.constraints import GreaterThan, Interval
+        from gpytorch.kernels import MaternKernel, ScaleKernel
+        from gpytorch.likelihoods import GaussianLikelihood
+        from gpytorch.priors import GammaPrior, LogNormalPrior, NormalPrior
+
+        import gpbo.surrogate as surrogate
+
+        class OptunaLengthscalePrior(NormalPrior):
+            def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+                return -(0.1 * x**2 + 0.1 / x**2)
+
+        noise_prior = (
+            GammaPrior(1.1, 30.0) if noise == "optuna"
+            else LogNormalPrior(surrogate.NOISE_PRIOR_LOC, surrogate.NOISE_PRIOR_SCALE)
+        )
+        likelihood = GaussianLikelihood(
+            noise_prior=noise_prior, noise_constraint=GreaterThan(surrogate.NOISE_FLOOR)
+        )
+        d = X.shape[-1]
+        if kind in ("default", "scaled"):
+            covar = get_covar_module_with_dim_scaled_prior(ard_num_dims=d, use_rbf_kernel=False)
+            if kind == "scaled":  # a fitted output scale, Optuna's Gamma(2, 1) prior on it
+                covar = ScaleKernel(covar, outputscale_prior=GammaPrior(2.0, 1.0))
+        elif kind == "optuna":
+            covar = MaternKernel(
+                nu=2.5, ard_num_dims=d, lengthscale_prior=OptunaLengthscalePrior(0.0, 1.0),
+                lengthscale_constraint=GreaterThan(2.5e-2, transform=None, initial_value=1.0),
+            )
+        else:
+            upper = {"cap2": 2.0, "cap4": 4.0}[kind]
+            covar = get_covar_module_with_dim_scaled_prior(ard_num_dims=d, use_rbf_kernel=False)
+            covar.register_constraint(
+                "raw_lengthscale",
+                Interval(2.5e-2, upper, transform=None, initial_value=min(upper / 2, 1.0)),
+            )
+        return SingleTaskGP(X, y.unsqueeze(-1), likelihood=likelihood, covar_module=covar,
+                            outcome_transform=Standardize(m=1)).to(X)
+
+    return build
+
+
 def optimize_acqf_from_incumbents(original: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap ``botorch.optim.optimize_acqf`` so half the L-BFGS-B starts (q=1) are Gaussian
     perturbations (sd 0.01 to 0.1 of the cube) of the best observed points, the other half
@@ -445,6 +505,7 @@ METHODS: dict[str, Method] = {
     "exp-lownoise-q1": _variant(1, low_noise=True),
     # BoTorch's noise prior, LogNormal(-4, 1) with a 1e-4 floor (gpbo's default before)
     "exp-botorchnoise-q1": _variant(1, botorch_noise=True),
+    "exp-botorchnoise-q4": _variant(4, botorch_noise=True),
     # a Matern-5/2 kernel (as Optuna's GPSampler and scikit-optimize use) instead of RBF
     "exp-matern-q1": _variant(1, matern=True),
     # a smaller initial design with the low-noise prior
@@ -486,4 +547,20 @@ METHODS: dict[str, Method] = {
     "exp-plugin-q1": _variant(1, plugin=True),
     "exp-plugin-q4": _variant(4, plugin=True),
     "exp-nei-q1": _variant(1, constants={"gpbo.strategies.qlogei": qlognei}),
+    # long lengthscales switch a dimension off; Hartmann6's stuck runs had l = 20 on x2
+    **{
+        f"exp-ls{kind}-q{q}": _variant(
+            q, constants={"gpbo.surrogate._build_gp": build_gp_lengthscales(kind)}
+        )
+        for kind in ("optuna", "cap2", "cap4", "scaled")
+        for q in (1, 4)
+    },
+    # Optuna's noise prior (a noisier model), alone and with Optuna's lengthscale prior
+    **{
+        f"exp-noiseoptuna{'' if kind == 'default' else '-ls' + kind}-q{q}": _variant(
+            q, constants={"gpbo.surrogate._build_gp": build_gp_lengthscales(kind, "optuna")}
+        )
+        for kind in ("default", "optuna")
+        for q in (1, 4)
+    },
 }
