@@ -112,10 +112,15 @@ class CachedGP(Model):
     solve. Build it with :func:`cache_posterior`, which falls back to the model itself for any
     other structure.
 
+    An output scale `s` (a ``ScaleKernel`` around the Matern) is folded in: with kernel
+    `s k` and noise `sigma^2` the posterior mean is that of kernel `k` and noise
+    `sigma^2 / s`, and the covariance is `s` times that one's, so the cached terms are the
+    unit kernel's and only the covariance is rescaled.
+
     Args:
         gp: A fitted ``SingleTaskGP`` in eval mode with a ``MaternKernel(nu=2.5)`` ARD
-            covariance (no output scale), a ``ConstantMean``, a ``GaussianLikelihood``, a
-            ``Standardize`` outcome transform and no input transform.
+            covariance (alone or in a ``ScaleKernel``), a ``ConstantMean``, a
+            ``GaussianLikelihood``, a ``Standardize`` outcome transform and no input transform.
     """
 
     num_outputs = 1
@@ -125,13 +130,14 @@ class CachedGP(Model):
         X = gp.train_inputs[0].detach()
         y = gp.train_targets.detach()
         self.register_buffer("train_X", X)
-        self.register_buffer("lengthscale", gp.covar_module.lengthscale.detach().reshape(-1))
+        matern, outputscale = _matern_and_scale(gp.covar_module)
+        self.register_buffer("lengthscale", matern.lengthscale.detach().reshape(-1))
         train = _Columns.of(X, self.lengthscale)
         self.register_buffer("train_scaled", train.scaled)
         self.register_buffer("train_squared_norms", train.squared_norms)
         constant = gp.mean_module.constant.detach().reshape(())
         self.register_buffer("constant", constant)
-        noise = gp.likelihood.noise.detach().reshape(())
+        noise = gp.likelihood.noise.detach().reshape(()) / outputscale
         K = self._kernel(X, X) + noise * torch.eye(X.shape[0], dtype=X.dtype, device=X.device)
         L = psd_safe_cholesky(K)
         self.register_buffer("chol", L)
@@ -141,6 +147,8 @@ class CachedGP(Model):
         transform = gp.outcome_transform
         self.register_buffer("y_mean", transform.means.detach().reshape(()))
         self.register_buffer("y_std", transform.stdvs.detach().reshape(()))
+        # the unit kernel's covariance to the outcome's: output scale, then the standardization
+        self.register_buffer("variance_scale", outputscale * self.y_std**2)
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -190,7 +198,7 @@ class CachedGP(Model):
             The `... x m` mean and the `... x m x m` covariance.
         """
         terms = self._standardized_terms(X)
-        return terms.mean * self.y_std + self.y_mean, terms.covariance * self.y_std**2
+        return terms.mean * self.y_std + self.y_mean, terms.covariance * self.variance_scale
 
     def mean(self, X: torch.Tensor) -> torch.Tensor:
         r"""The posterior mean alone at ``X``, in outcome units: no triangular solve.
@@ -265,7 +273,7 @@ class CachedGP(Model):
         mean = torch.cat(
             [self.constant + cross @ self.alpha, fixed.mean.expand(*batch, -1)], dim=-1
         )
-        return mean * self.y_std + self.y_mean, covariance * self.y_std**2
+        return mean * self.y_std + self.y_mean, covariance * self.variance_scale
 
     def _whiten(self, cross: torch.Tensor) -> torch.Tensor:
         """`L^{-1}` applied to each row of the `... x m x n` cross-kernel (`... x m x n`)."""
@@ -499,19 +507,15 @@ def cache_posterior(gp: Any) -> Any:
     """
     from botorch.models import SingleTaskGP
     from botorch.models.transforms.outcome import Standardize
-    from gpytorch.kernels import MaternKernel
     from gpytorch.likelihoods import GaussianLikelihood
     from gpytorch.means import ConstantMean
 
-    kernel = getattr(gp, "covar_module", None)
     supported = (
         type(gp) is SingleTaskGP
         and not gp.training
         and gp.num_outputs == 1
         and len(gp.train_inputs[0].shape) == 2
-        and type(kernel) is MaternKernel
-        and kernel.nu == 2.5
-        and kernel.active_dims is None
+        and _matern_and_scale(getattr(gp, "covar_module", None), strict=False) is not None
         and type(gp.mean_module) is ConstantMean
         and type(gp.likelihood) is GaussianLikelihood
         and type(getattr(gp, "outcome_transform", None)) is Standardize
@@ -531,12 +535,33 @@ def cache_posterior(gp: Any) -> Any:
     return cached
 
 
+def _matern_and_scale(kernel: Any, *, strict: bool = True) -> Any:
+    """``(matern, outputscale)`` of a Matern-5/2 ARD kernel, alone (scale 1) or scaled.
+
+    With ``strict=False``, ``None`` for any other kernel; with ``strict=True`` that raises.
+    """
+    from gpytorch.kernels import MaternKernel, ScaleKernel
+
+    outputscale: Any = 1.0
+    matern = kernel
+    if type(kernel) is ScaleKernel and kernel.active_dims is None:
+        matern = kernel.base_kernel
+        outputscale = kernel.outputscale.detach().reshape(())
+    if type(matern) is MaternKernel and matern.nu == 2.5 and matern.active_dims is None:
+        return matern, outputscale
+    if strict:
+        raise TypeError(f"not a Matern-5/2 kernel, alone or in a ScaleKernel: {kernel!r}")
+    return None
+
+
 def _cache_key(gp: Any) -> tuple[Any, ...]:
     """What :class:`CachedGP` reads from ``gp``: training data (by storage) and hyperparameters."""
     X, y = gp.train_inputs[0], gp.train_targets
+    matern, outputscale = _matern_and_scale(gp.covar_module)
     hyper = torch.cat(
         [
-            gp.covar_module.lengthscale.detach().reshape(-1),
+            matern.lengthscale.detach().reshape(-1),
+            torch.as_tensor(outputscale, dtype=X.dtype, device=X.device).reshape(-1),
             gp.mean_module.constant.detach().reshape(-1),
             gp.likelihood.noise.detach().reshape(-1),
         ]

@@ -38,6 +38,27 @@ def test_posterior_matches_the_gp_in_mean_and_covariance(shape):
     )
 
 
+def test_a_matern_without_output_scale_is_cached_too(monkeypatch):
+    from gpytorch.kernels import MaternKernel
+
+    import gpbo.surrogate
+
+    monkeypatch.setattr(gpbo.surrogate, "OUTPUT_SCALE_PRIOR", None)
+    gp = _fitted()
+    assert type(gp.covar_module) is MaternKernel
+    cached = cache_posterior(gp)
+    assert isinstance(cached, CachedGP)
+    X = torch.rand(4, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    expected, got = gp.posterior(X), cached.posterior(X)
+    torch.testing.assert_close(got.mean, expected.mean, rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(
+        got.distribution.covariance_matrix,
+        expected.distribution.covariance_matrix,
+        rtol=1e-6,
+        atol=1e-9,
+    )
+
+
 def test_posterior_matches_when_hyperparameters_come_from_a_subset():
     gp = _fitted(n=60, subset=30)
     X = torch.rand(5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
@@ -341,9 +362,77 @@ def test_the_cached_posterior_is_built_once_per_fitted_model_and_again_after_a_c
     assert cache_posterior(gp) is first
     copied = copy.deepcopy(gp)  # carries the memo along, with new storage
     assert cache_posterior(copied) is not first
+    matern = getattr(gp.covar_module, "base_kernel", gp.covar_module)
     with torch.no_grad():
-        gp.covar_module.lengthscale = gp.covar_module.lengthscale * 2
+        matern.lengthscale = matern.lengthscale * 2
     refreshed = cache_posterior(gp)
     assert refreshed is not first
     X = torch.rand(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     torch.testing.assert_close(refreshed.posterior(X).mean, gp.posterior(X).mean)
+
+
+def _with_output_scale(gp, outputscale: float):
+    """``gp``, not refitted, with its Matern in a ``ScaleKernel`` of ``outputscale``."""
+    from botorch.models import SingleTaskGP
+    from gpytorch.kernels import ScaleKernel
+
+    matern = getattr(gp.covar_module, "base_kernel", gp.covar_module)
+    scaled = SingleTaskGP(
+        gp.train_inputs[0],
+        gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))[0],
+        likelihood=copy.deepcopy(gp.likelihood),
+        covar_module=ScaleKernel(copy.deepcopy(matern)),
+        outcome_transform=copy.deepcopy(gp.outcome_transform),
+    ).to(gp.train_inputs[0])
+    with torch.no_grad():
+        scaled.covar_module.outputscale = torch.tensor(outputscale, dtype=torch.float64)
+        scaled.mean_module.constant.copy_(gp.mean_module.constant)
+    scaled.eval()
+    return scaled
+
+
+@pytest.mark.parametrize("outputscale", [0.3, 4.0])
+def test_an_output_scale_is_folded_into_the_cached_posterior(outputscale):
+    from botorch.acquisition.logei import qLogExpectedImprovement
+    from botorch.sampling import SobolQMCNormalSampler
+
+    gp = _with_output_scale(_fitted(), outputscale)
+    cached = cache_posterior(gp)
+    assert isinstance(cached, CachedGP)
+    generator = torch.Generator().manual_seed(5)
+    X = torch.rand(4, 3, 3, dtype=torch.float64, generator=generator)
+    expected, got = gp.posterior(X), cached.posterior(X)
+    torch.testing.assert_close(got.mean, expected.mean, rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(
+        got.distribution.covariance_matrix,
+        expected.distribution.covariance_matrix,
+        rtol=1e-6,
+        atol=1e-9,
+    )
+    # the scale changes the posterior variance (else the test above proves nothing about it)
+    unscaled = cache_posterior(_with_output_scale(gp, 1.0)).posterior(X).variance
+    assert not torch.allclose(got.variance, unscaled, rtol=1e-2)
+    pending = torch.rand(2, 3, dtype=torch.float64, generator=generator)
+    best_f = float(gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))[0].max())
+    values = []
+    for acquisition, model in ((qLogExpectedImprovement, gp), (CachedQLogEI, cached)):
+        acqf = acquisition(
+            model,
+            best_f=best_f,
+            sampler=SobolQMCNormalSampler(sample_shape=torch.Size([64]), seed=0),
+            X_pending=pending,
+        )
+        values.append(_value_and_gradient(acqf, X[:, :2]))
+    torch.testing.assert_close(values[1][0], values[0][0], rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(values[1][1], values[0][1], rtol=1e-5, atol=1e-8)
+
+
+def test_a_changed_output_scale_rebuilds_the_cached_posterior():
+    gp = _with_output_scale(_fitted(), 2.0)
+    first = cache_posterior(gp)
+    with torch.no_grad():
+        gp.covar_module.outputscale = torch.tensor(3.0, dtype=torch.float64)
+    refreshed = cache_posterior(gp)
+    assert refreshed is not first
+    X = torch.rand(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    torch.testing.assert_close(refreshed.posterior(X).variance, gp.posterior(X).variance)
