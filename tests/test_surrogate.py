@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import gpbo.surrogate as surrogate
 from gpbo.exceptions import GpboError
 from gpbo.surrogate import (
     AUTO_CUDA_FROM,
@@ -53,16 +54,43 @@ def test_large_data_fit_the_hyperparameters_on_a_subset_and_condition_on_all():
     full = fit_gp(X, y)
     sub = fit_gp(X, y, subset=100)
     assert sub.train_inputs[0].shape == (300, 2)  # every point is in the model
-    ls_full = full.covar_module.lengthscale.detach()
-    ls_sub = sub.covar_module.lengthscale.detach()
+    ls_full = _matern(full).lengthscale.detach()
+    ls_sub = _matern(sub).lengthscale.detach()
     assert torch.allclose(ls_sub, ls_full, rtol=0.5)
+    # every hyperparameter is the subset's own fit (the rows fit_gp draws, seeded by n)
+    rows = torch.as_tensor(np.sort(np.random.default_rng(300).choice(300, 100, replace=False)))
+    on_subset = fit_gp(X[rows], y[rows])
+    torch.testing.assert_close(sub.covar_module.state_dict(), on_subset.covar_module.state_dict())
+    torch.testing.assert_close(sub.likelihood.noise, on_subset.likelihood.noise)
     test = torch.tensor(rng.random((50, 2)))
     truth = torch.sin(5 * test[:, 0]) * torch.cos(3 * test[:, 1])
     mean = sub.posterior(test).mean.squeeze(-1).detach()
     assert float((mean - truth).abs().max()) < 0.05
     # seeded by n: the same data give the same model
     again = fit_gp(X, y, subset=100)
-    assert torch.equal(again.covar_module.lengthscale.detach(), ls_sub)
+    assert torch.equal(_matern(again).lengthscale.detach(), ls_sub)
+
+
+def _matern(model):
+    """The Matern kernel of a fitted model, inside its ``ScaleKernel`` where there is one."""
+    return getattr(model.covar_module, "base_kernel", model.covar_module)
+
+
+def test_the_output_scale_is_fitted_with_its_prior():
+    from gpytorch.kernels import ScaleKernel
+
+    rng = np.random.default_rng(3)
+    X = torch.tensor(rng.random((40, 3)))
+    y = torch.sin(6 * X[:, 0]) + X[:, 1]
+    model = fit_gp(X, y)
+    assert isinstance(model.covar_module, ScaleKernel)
+    prior = model.covar_module.outputscale_prior
+    concentration, rate = surrogate.OUTPUT_SCALE_PRIOR
+    assert float(prior.concentration) == concentration and float(prior.rate) == rate
+    assert model.covar_module.outputscale.item() != pytest.approx(1.0, rel=1e-3)  # fitted
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(surrogate, "OUTPUT_SCALE_PRIOR", None)
+        assert not isinstance(fit_gp(X, y).covar_module, ScaleKernel)
 
 
 def test_fit_gp_rejects_bad_data():
