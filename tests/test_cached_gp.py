@@ -13,6 +13,20 @@ from gpbo.cached_gp import CachedGP, CachedQLogEI, cache_posterior
 from gpbo.surrogate import fit_gp
 
 
+def _assert_same_posterior(cached, gp, X: torch.Tensor):
+    """The cached posterior at ``X`` is ``gp``'s in mean and covariance; returns it."""
+    expected, got = gp.posterior(X), cached.posterior(X)
+    assert got.mean.shape == expected.mean.shape
+    torch.testing.assert_close(got.mean, expected.mean, rtol=1e-8, atol=1e-9)
+    torch.testing.assert_close(
+        got.distribution.covariance_matrix,
+        expected.distribution.covariance_matrix,
+        rtol=1e-6,
+        atol=1e-9,
+    )
+    return got
+
+
 def _fitted(n: int = 40, d: int = 3, seed: int = 0, subset: int = 256):
     rng = np.random.default_rng(seed)
     X = torch.tensor(rng.random((n, d)))
@@ -27,15 +41,7 @@ def test_posterior_matches_the_gp_in_mean_and_covariance(shape):
     cached = cache_posterior(gp)
     assert isinstance(cached, CachedGP)
     X = torch.rand(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    expected, got = gp.posterior(X), cached.posterior(X)
-    assert got.mean.shape == expected.mean.shape
-    torch.testing.assert_close(got.mean, expected.mean, rtol=1e-8, atol=1e-9)
-    torch.testing.assert_close(
-        got.distribution.covariance_matrix,
-        expected.distribution.covariance_matrix,
-        rtol=1e-6,
-        atol=1e-9,
-    )
+    _assert_same_posterior(cached, gp, X)
 
 
 def test_a_matern_without_output_scale_is_cached_too(monkeypatch):
@@ -49,14 +55,7 @@ def test_a_matern_without_output_scale_is_cached_too(monkeypatch):
     cached = cache_posterior(gp)
     assert isinstance(cached, CachedGP)
     X = torch.rand(4, 3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
-    expected, got = gp.posterior(X), cached.posterior(X)
-    torch.testing.assert_close(got.mean, expected.mean, rtol=1e-8, atol=1e-9)
-    torch.testing.assert_close(
-        got.distribution.covariance_matrix,
-        expected.distribution.covariance_matrix,
-        rtol=1e-6,
-        atol=1e-9,
-    )
+    _assert_same_posterior(cached, gp, X)
 
 
 def test_posterior_matches_when_hyperparameters_come_from_a_subset():
@@ -401,14 +400,7 @@ def test_an_output_scale_is_folded_into_the_cached_posterior(outputscale):
     assert isinstance(cached, CachedGP)
     generator = torch.Generator().manual_seed(5)
     X = torch.rand(4, 3, 3, dtype=torch.float64, generator=generator)
-    expected, got = gp.posterior(X), cached.posterior(X)
-    torch.testing.assert_close(got.mean, expected.mean, rtol=1e-8, atol=1e-9)
-    torch.testing.assert_close(
-        got.distribution.covariance_matrix,
-        expected.distribution.covariance_matrix,
-        rtol=1e-6,
-        atol=1e-9,
-    )
+    got = _assert_same_posterior(cached, gp, X)
     # the scale changes the posterior variance (else the test above proves nothing about it)
     unscaled = cache_posterior(_with_output_scale(gp, 1.0)).posterior(X).variance
     assert not torch.allclose(got.variance, unscaled, rtol=1e-2)
