@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gpbo.acquisition import qlogei
-from gpbo.cached_gp import CachedGP, CachedQLogEI, cache_posterior
+from gpbo.cached_gp import CachedGP, CachedQLogEI, _matern_and_scale, cache_posterior
 from gpbo.surrogate import fit_gp
 
 
@@ -361,7 +361,7 @@ def test_the_cached_posterior_is_built_once_per_fitted_model_and_again_after_a_c
     assert cache_posterior(gp) is first
     copied = copy.deepcopy(gp)  # carries the memo along, with new storage
     assert cache_posterior(copied) is not first
-    matern = getattr(gp.covar_module, "base_kernel", gp.covar_module)
+    matern, _ = _matern_and_scale(gp.covar_module)
     with torch.no_grad():
         matern.lengthscale = matern.lengthscale * 2
     refreshed = cache_posterior(gp)
@@ -375,7 +375,7 @@ def _with_output_scale(gp, outputscale: float):
     from botorch.models import SingleTaskGP
     from gpytorch.kernels import ScaleKernel
 
-    matern = getattr(gp.covar_module, "base_kernel", gp.covar_module)
+    matern, _ = _matern_and_scale(gp.covar_module)
     scaled = SingleTaskGP(
         gp.train_inputs[0],
         gp.outcome_transform.untransform(gp.train_targets.unsqueeze(-1))[0],

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import gpbo.surrogate as surrogate
+from gpbo.cached_gp import _matern_and_scale
 from gpbo.exceptions import GpboError
 from gpbo.surrogate import (
     AUTO_CUDA_FROM,
@@ -73,10 +74,10 @@ def test_large_data_fit_the_hyperparameters_on_a_subset_and_condition_on_all():
 
 def _matern(model):
     """The Matern kernel of a fitted model, inside its ``ScaleKernel`` where there is one."""
-    return getattr(model.covar_module, "base_kernel", model.covar_module)
+    return _matern_and_scale(model.covar_module)[0]
 
 
-def test_the_output_scale_is_fitted_with_its_prior():
+def test_the_output_scale_is_fitted_with_its_prior(monkeypatch):
     from gpytorch.kernels import ScaleKernel
 
     rng = np.random.default_rng(3)
@@ -88,9 +89,8 @@ def test_the_output_scale_is_fitted_with_its_prior():
     concentration, rate = surrogate.OUTPUT_SCALE_PRIOR
     assert float(prior.concentration) == concentration and float(prior.rate) == rate
     assert model.covar_module.outputscale.item() != pytest.approx(1.0, rel=1e-3)  # fitted
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(surrogate, "OUTPUT_SCALE_PRIOR", None)
-        assert not isinstance(fit_gp(X, y).covar_module, ScaleKernel)
+    monkeypatch.setattr(surrogate, "OUTPUT_SCALE_PRIOR", None)
+    assert not isinstance(fit_gp(X, y).covar_module, ScaleKernel)
 
 
 def test_fit_gp_rejects_bad_data():
