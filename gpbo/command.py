@@ -18,8 +18,9 @@ Each call
 * copies its stdout and stderr, line by line, to a log file of the trial
   (``<log_dir>/<number>.log``, else ``command.log`` in the trial's directory);
 * reads the metric from stdout: the last non-empty line as JSON (an object holding the metric
-  and any extra numbers, or a bare number; of a line a progress bar redrew with ``\\r``, the
-  text after its last redraw), or the last match of ``metric_regex``.
+  and any extra numbers, or a bare number, also as Python prints one: ``nan`` or ``inf`` fails
+  the trial as a NaN; of a line a progress bar redrew with ``\\r``, the text after its last
+  redraw), or the last match of ``metric_regex``.
 
 A non-zero exit fails the trial with the last lines of stderr; a missing or unreadable metric
 fails it with the reason.
@@ -344,7 +345,13 @@ class CommandObjective:
             )
         last_line = lines[-1].strip()
         try:
-            parsed = json.loads(last_line)
+            # A bare number as Python prints it; JSON has no spelling for `nan` or `inf`, which
+            # a diverged training prints, and that trial should fail for its NaN, not for JSON.
+            parsed = float(last_line)
+        except ValueError:
+            parsed = None
+        try:
+            parsed = json.loads(last_line) if parsed is None else parsed
         except ValueError:
             raise CommandError(
                 f"unreadable metric: the last line of stdout is not JSON: {_shorten(last_line)!r}; "
@@ -364,7 +371,7 @@ class CommandObjective:
                 f"unreadable metric: the last line of stdout is JSON {_shorten(last_line)!r}, "
                 f"neither a number nor an object holding {self.metric!r} {where}"
             )
-        if not math.isfinite(parsed):  # pragma: no cover - json gives inf only for Infinity
+        if not math.isfinite(parsed):
             raise CommandError(f"the metric is {parsed}, not a finite number {where}")
         return float(parsed)
 

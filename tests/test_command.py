@@ -150,6 +150,13 @@ def test_without_log_dir_the_log_is_in_the_trial_directory(tmp_path):
     assert (context.dir / "command.log").exists()
 
 
+def test_a_bare_number_as_python_prints_it_is_the_result(tmp_path):
+    script = _script(tmp_path, "t.py", "print('epoch 3 done')\nprint(1e-05)\n")
+    objective = CommandObjective(f"{{python}} {script}", log_dir=tmp_path)
+    with trial_context(_context(tmp_path)):
+        assert objective({}) == 1e-05
+
+
 def test_metric_regex_takes_the_last_match(tmp_path):
     script = _script(
         tmp_path,
@@ -195,6 +202,9 @@ def test_non_zero_exit_fails_with_the_stderr_tail(tmp_path):
         ("print('accuracy: 0.9')", None, "last line of stdout is not JSON"),
         ("print('{\"acc\": 0.9}')", None, "holds no 'value'.*keys: acc"),
         ("print('[1, 2]')", None, "neither a number nor an object"),
+        # a diverged run: Python prints nan and inf, which JSON cannot spell
+        ("print(float('nan'))", None, "the metric is nan, not a finite number"),
+        ("print(-float('inf'))", None, "the metric is -inf, not a finite number"),
         ("pass", None, "printed nothing on stdout"),
         ("print('acc=n/a')", r"acc=(\S+)", "captured 'n/a', which is not a number"),
         ("print('loss=1')", r"acc=(\S+)", "matches nothing"),
