@@ -263,4 +263,9 @@ def _maximize_likelihood(model: Any) -> None:
     from botorch.fit import fit_gpytorch_mll
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
-    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    from gpbo.gp_likelihood import marginal_likelihood_closure
+
+    mll = ExactMarginalLogLikelihood(model.likelihood, model)
+    # BoTorch runs the optimizer (and its retries); the closure computes the same loss and
+    # gradient with a hand-written backward pass, in a third of the time from n = 200
+    fit_gpytorch_mll(mll, closure=marginal_likelihood_closure(mll))
