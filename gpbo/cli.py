@@ -451,7 +451,7 @@ def _load(run: str) -> Any:
 
 def render_study(study: Any, *, sort: str = "number", title: str | None = None) -> str:
     """The trials as a text table, the counts, the best trial and why trials failed."""
-    from gpbo.report import format_duration, format_value
+    from gpbo.report import error_summary, format_duration, format_value
     from gpbo.trial import best_of
 
     trials = list(study.trials)
@@ -528,8 +528,9 @@ def render_study(study: Any, *, sort: str = "number", title: str | None = None) 
     if failed:
         out.write("\nwhy trials failed:\n")
         for trial in failed[-10:]:
-            first = trial.error.strip().splitlines()[0] if trial.error else ""
+            first, *quoted = error_summary(trial.error).splitlines() or [""]
             out.write(f"  #{trial.number} {trial.status}: {_shorten(first, 160)}\n")
+            out.writelines(f"    {_shorten(line, 160)}\n" for line in quoted)
         if len(failed) > 10:
             out.write(f"  ... and {len(failed) - 10} more (gpbo export --csv has them all)\n")
     return out.getvalue()

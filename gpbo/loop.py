@@ -17,7 +17,7 @@ from typing import Any, Literal
 from gpbo.exceptions import GpboError, SpaceExhausted, StopStudy, StudyError
 from gpbo.executors import Executor, make_executor, resolve_slots
 from gpbo.executors.base import TrialOutcome, TrialTask
-from gpbo.report import ProgressReporter
+from gpbo.report import ProgressReporter, error_summary
 from gpbo.space import Space
 from gpbo.strategies import Bayes, Gradient, Strategy, default_n_init
 from gpbo.study import Study
@@ -431,7 +431,7 @@ class _Loop:
                 "trial %d %s: %s",
                 trial.number,
                 trial.status,
-                ((trial.error or "").strip().splitlines() or [""])[0],
+                error_summary(trial.error),
             )
             self.consecutive_failures.append(trial)
             limit = self.settings.max_consecutive_failures

@@ -36,6 +36,28 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+#: Lines of a failed command's stderr that a failure summary quotes (the log has them all).
+QUOTED_LINES = 5
+
+
+def error_summary(error: str | None) -> str:
+    """A trial's error without its traceback: the first line, then any quoted output.
+
+    A command trial's error quotes the last lines of its stderr, each as ``"  | line"``, after
+    its first line; they are what says why it failed, so the last :data:`QUOTED_LINES` of them
+    are kept. A Python trial's traceback is left out (``gpbo export`` and the journal have it).
+    """
+    lines = (error or "").strip().splitlines()
+    if not lines:
+        return ""
+    quoted: list[str] = []
+    for line in lines[1:]:
+        if not line.startswith("  | "):
+            break
+        quoted.append(line)
+    return "\n".join([lines[0], *quoted[-QUOTED_LINES:]])
+
+
 class ProgressReporter:
     """One line per finished trial, and a summary at the end.
 
@@ -121,6 +143,10 @@ class ProgressReporter:
             where.append(format_duration(trial.duration))
         suffix = f"  [{', '.join(where)}]" if where else ""
         self._write(f"{head}  {body}{best}  {format_params(trial.params)}{suffix}")
+        if trial.status != "complete":
+            # a failed command's stderr tail: why it failed, without opening the log
+            for line in error_summary(trial.error).splitlines()[1:]:
+                self._write(f"[gpbo]   {_shorten(line, 160)}")
 
     def interrupted(self, hint: str) -> None:
         """The driver was stopped: one line saying how to resume."""

@@ -235,8 +235,11 @@ def test_failing_command_trials_show_their_stderr_tail(tmp_path):
     done = gpbo_cli("run", str(config), cwd=tmp_path)
     assert done.returncode == 1  # the study ran, but no trial completed
     assert "FAILED (CommandError: the command exited with code 3" in done.stdout
+    assert "[gpbo]     | ValueError: x is too small for this model" in done.stdout
     show = ok(gpbo_cli("show", "run", cwd=tmp_path)).stdout
     assert "2 failed" in show and "why trials failed" in show
+    assert "    | ValueError: x is too small for this model" in show  # the reason, quoted
+    assert "Traceback" not in show
     error = gpbo.load(tmp_path / "run" / "journal.jsonl").trials[0].error
     assert "exited with code 3" in error and "x is too small for this model" in error
     log = (tmp_path / "run" / "trials" / "0.log").read_text()

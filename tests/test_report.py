@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from gpbo.report import ProgressReporter, format_duration, format_params
+from gpbo.report import ProgressReporter, error_summary, format_duration, format_params
 from gpbo.trial import Trial
 
 
@@ -39,3 +39,17 @@ def test_formatting():
     assert format_params({"lr": 0.0123456789, "opt": "adam"}) == "lr=0.0123457 opt=adam"
     assert format_duration(42.06) == "42.1s" and format_duration(185) == "3m05s"
     assert format_duration(7620) == "2h07m"
+
+
+def test_error_summary_keeps_a_command_s_quoted_stderr_and_drops_tracebacks():
+    command = (
+        "CommandError: the command exited with code 3; the last lines of stderr (full output "
+        "in t/0.log):\n" + "\n".join(f"  | line {i}" for i in range(8))
+        + "\nTraceback (most recent call last):\n  File \"x.py\", line 1\nCommandError: ..."
+    )
+    summary = error_summary(command)
+    assert summary.splitlines()[0].endswith("(full output in t/0.log):")
+    assert summary.splitlines()[1:] == [f"  | line {i}" for i in range(3, 8)]
+    python = "RuntimeError: diverged\nTraceback (most recent call last):\n  File ...\n  | odd"
+    assert error_summary(python) == "RuntimeError: diverged"
+    assert error_summary(None) == error_summary("  ") == ""
