@@ -4,8 +4,8 @@ The data ship with scikit-learn (``sklearn.datasets.load_digits``, 1797 8x8 imag
 download). :func:`train` takes a parameter dict, trains on the device gpbo gave the trial, and
 returns the validation accuracy (maximize) with the validation loss as an extra metric.
 
-Used by ``scripts/tune_mlp.py`` (the README's main job), ``scripts/tune_mlp_digits.py`` and
-``configs/mlp_digits.yaml``. Run it alone to train once: ``python examples/mlp_digits.py``.
+Used by ``configs/mlp_digits.yaml`` (``scripts/main.sh``, the README's main job) and
+``scripts/tune_mlp_digits.py``. Run it alone to train once: ``python examples/mlp_digits.py``.
 """
 
 from __future__ import annotations

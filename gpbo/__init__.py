@@ -43,6 +43,7 @@ _LAZY = {
     "load": ("gpbo.study", "load"),
     "strategies": ("gpbo.strategies", None),
     "executors": ("gpbo.executors", None),
+    "plots": ("gpbo.plots", None),
 }
 
 

@@ -106,13 +106,16 @@ def marginal_likelihood_closure(mll: Any) -> Closure | None:
     def closure() -> tuple[torch.Tensor, Sequence[torch.Tensor | None]]:
         with torch.enable_grad():
             lengthscale, noise, *scale = (con.transform(raw) for raw, con, _ in terms)
-            outputscale = scale[0].reshape(()) if scale else torch.ones((), dtype=X.dtype, device=X.device)
+            outputscale = (
+                scale[0].reshape(()) if scale
+                else torch.ones((), dtype=X.dtype, device=X.device)
+            )
             try:
                 log_likelihood = _GaussianLogLikelihood.apply(
                     lengthscale.reshape(-1), outputscale, noise.reshape(()),
                     raw_constant.reshape(()), data,
                 )
-            except _FactorizationFailed:
+            except _FactorizationError:
                 return through_gpytorch()
             log_prob = log_likelihood
             for value, (_, _, prior) in zip((lengthscale, noise, *scale), terms, strict=True):
@@ -137,7 +140,7 @@ class _TrainingData:
         self.squares = self.X.pow(2)
 
 
-class _FactorizationFailed(Exception):
+class _FactorizationError(Exception):
     """The covariance matrix was not positive definite to working precision."""
 
 
@@ -152,7 +155,7 @@ class _GaussianLogLikelihood(torch.autograd.Function):
     few matrix products. One factorization and its inverse replace autograd's backward
     through the Cholesky factor, which was most of an evaluation.
 
-    ``apply`` raises :class:`_FactorizationFailed` where the Cholesky factorization fails.
+    ``apply`` raises :class:`_FactorizationError` where the Cholesky factorization fails.
     """
 
     @staticmethod
@@ -176,7 +179,7 @@ class _GaussianLogLikelihood(torch.autograd.Function):
         K.diagonal().add_(noise)
         L, info = torch.linalg.cholesky_ex(K)
         if info.item() != 0:
-            raise _FactorizationFailed
+            raise _FactorizationError
         residual = (data.y - constant).unsqueeze(-1)
         alpha = torch.cholesky_solve(residual, L)
         n = data.y.shape[0]

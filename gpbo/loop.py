@@ -113,7 +113,8 @@ def optimize(
         n_init: Quasi-random trials before the GP (default ``max(2 (d + 1), batch_size)``).
         devices: ``"auto"`` (every GPU, or one CPU slot without one), an int, or device names.
         workers_per_device: Trials run at once on each device.
-        executor: ``"auto"``, ``"serial"``, ``"process"``, or an executor object.
+        executor: ``"auto"``, ``"serial"``, ``"process"``, ``"ray"`` (the ``ray`` extra), or an
+            executor object.
         mode: ``"sync"``: rounds of ``batch_size`` points, refit after each; ``"async"``: a new
             point whenever a slot frees, with running trials as pending points.
         surrogate_device: Where the GP runs: ``"auto"``, ``"cpu"``, ``"cuda:N"``.

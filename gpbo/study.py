@@ -497,10 +497,21 @@ def load(journal_path: str | Path) -> Study:
 
     Trials keep the statuses recorded; one that was running when its driver died reads as
     ``running`` here and runs again when the study is resumed.
+
+    Args:
+        journal_path: The journal file, or a ``gpbo run`` run directory holding
+            ``journal.jsonl``.
     """
     from gpbo.journal import read_journal
 
     path = Path(journal_path)
+    if path.is_dir():
+        if not (path / "journal.jsonl").is_file():
+            raise GpboError(
+                f"{str(path)!r} is a directory without a journal.jsonl; pass the journal file "
+                f"(the path given as journal=) or a gpbo run directory"
+            )
+        path = path / "journal.jsonl"
     if not path.exists():
         raise GpboError(f"no journal at {str(path)!r}")
     contents = read_journal(path)

@@ -27,3 +27,4 @@ def test_lazy_public_names_resolve():
     assert callable(gpbo.optimize) and gpbo.Study.__name__ == "Study"
     assert gpbo.strategies.Grid(levels=3).levels == 3
     assert "optimize" in dir(gpbo)
+    assert callable(gpbo.plots.plot)  # the README's gpbo.plots.plot after a plain import gpbo

@@ -273,3 +273,13 @@ def test_load_reads_a_journal_written_with_a_users_own_strategy(tmp_path):
     loaded = gpbo.load(path)
     assert [t.value for t in loaded.trials] == [1.0]
 
+
+
+def test_load_takes_a_run_directory_and_says_what_a_directory_lacks(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    with gpbo.Study(SPACE, seed=0, journal=run / "journal.jsonl") as study:
+        study.tell(study.ask(1)[0], 2.0)
+    assert [t.value for t in gpbo.load(run).trials] == [2.0]
+    with pytest.raises(gpbo.GpboError, match=r"directory without a journal\.jsonl"):
+        gpbo.load(tmp_path)
