@@ -666,7 +666,13 @@ class _Checker:
                 )
             kind = param.get("type")
             if kind is None:
-                raise self.fail(where, f"parameter {name!r} needs a type: real, int or choice")
+                # a misspelled 'type' is the likely cause: name the key that is there instead
+                typo = next((k for k in param if _hint(str(k), ["type"])), None)
+                raise self.fail(
+                    where if typo is None else (*where, typo),
+                    f"parameter {name!r} needs a type: real, int or choice"
+                    + (f" (it has a key {typo!r}{_hint(str(typo), ['type'])})" if typo else ""),
+                )
             if not isinstance(kind, str) or kind not in _PARAM_KEYS:
                 raise self.fail(
                     (*where, "type"),

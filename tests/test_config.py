@@ -151,6 +151,7 @@ def test_wrong_types_in_the_space_name_the_parameter_line(project):
         load_config(write(project, text))
     for spec, match in [
         ("{low: 0, high: 1}", r"line 4: parameter 'x' needs a type: real, int or choice"),
+        ("{tpye: real, low: 0, high: 1}", r"line 4: .*needs a type.*'tpye'; did you mean 'type'"),
         ("{type: rael, low: 0, high: 1}", r"line 4: .*unknown type 'rael'; did you mean 'real'"),
         ("{type: real, low: 0, hgih: 1}", r"line 4: .*no key 'hgih'; did you mean 'high'"),
         ("{type: choice, values: a}", r"line 4: parameter 'x': values must be a list"),
