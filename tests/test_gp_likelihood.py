@@ -112,3 +112,17 @@ def test_the_fit_finds_the_hyperparameters_gpytorch_s_closure_finds():
     # the same optimizer on the same function: the iterates agree to rounding
     torch.testing.assert_close(fitted["fast"], fitted["gpytorch"], rtol=1e-6, atol=1e-8)
     assert fitted["fast"][:6].std() > 0.01  # moved from the common start: a real fit
+
+
+@pytest.mark.cuda
+def test_the_closure_on_cuda_equals_gpytorch_s():
+    X, y = _data(50)
+    mll = _mll(_build_gp(X.cuda(), y.cuda()))
+    closure = marginal_likelihood_closure(mll)
+    parameters = _trainable(mll)
+    loss, grads = closure()
+    expected_loss, expected_grads = get_loss_closure_with_grads(mll, parameters=parameters)()
+    assert loss.device.type == "cuda"
+    torch.testing.assert_close(loss, expected_loss, rtol=1e-10, atol=1e-10)
+    for grad, expected in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, expected, rtol=1e-8, atol=1e-10)
