@@ -263,19 +263,10 @@ def optimize_acqf_from_incumbents(original: Callable[..., Any]) -> Callable[...,
     return wrapper
 
 
-def exploit_bayes(radius: float) -> Any:
-    """``Bayes`` whose batches of two or more give one point to pure exploitation, first.
-
-    That point maximizes the GP posterior mean in a box of half-width ``radius`` (unit cube)
-    around the incumbent; the other ``q - 1`` maximize qLogEI with it pending. (The library's
-    default puts the same point after the qLogEI points: ``Bayes(exploit_radius=...)``.)
-    """
-    from gpbo.acquisition import (
-        AcquisitionOptions,
-        optimize_acquisition,
-        optimize_posterior_mean,
-        qlogei,
-    )
+def batch_bayes(choose: Callable[..., np.ndarray], *, min_batch: int = 2) -> Any:
+    """A :class:`gpbo.strategies.Bayes` whose batches of ``min_batch`` or more points come from
+    ``choose(strategy, history, model, best_f, n)`` (a `k x d` array); the design, smaller
+    batches and a failed fit go as in the library."""
     from gpbo.strategies import (
         Bayes,
         _decode_and_top_up,
@@ -285,33 +276,54 @@ def exploit_bayes(radius: float) -> Any:
         sobol_points,
     )
 
-    class ExploitBayes(Bayes):
+    class BatchBayes(Bayes):
         def propose(self, history: Any, n: int) -> list[dict[str, Any]]:
             n_init = default_n_init(history.space, n)
-            if n < 2 or history.n_total < n_init or history.X.shape[0] < 2:
+            if n < min_batch or history.n_total < n_init or history.X.shape[0] < 2:
                 return super().propose(history, n)
             with _gp_work(history):
                 fitted = _fit_or_warn(history)
                 if fitted is None:
                     return sobol_points(history, n)
-                model, best_f = fitted
-                seen = history.seen
-                x_mean = optimize_posterior_mean(
-                    model, space=history.space, center=history.X[int(np.argmax(history.scores))],
-                    radius=radius, q=1, seen=seen,
-                    options=AcquisitionOptions(num_restarts=8, raw_samples=256, maxiter=200),
-                    generator=history.rng(),
-                )
-                pending = np.vstack([history.X_pending, x_mean])
-                acqf = qlogei(model, best_f=best_f, pending=pending)
-                X = optimize_acquisition(
-                    acqf, space=history.space, q=n - x_mean.shape[0],
-                    seen=np.vstack([seen, x_mean]), options=self._options,
-                    generator=history.rng(),
-                )
-            return _decode_and_top_up(history, np.vstack([x_mean, X]), n)
+                X = choose(self, history, *fitted, n)
+            return _decode_and_top_up(history, X, n)
 
-    return ExploitBayes()
+    return BatchBayes()
+
+
+def exploitation_point(model: Any, history: Any, seen: np.ndarray, radius: float = 0.1
+                       ) -> np.ndarray:
+    """The library's exploitation point: the posterior mean's maximum near the best trial."""
+    from gpbo.acquisition import AcquisitionOptions, optimize_posterior_mean
+
+    return optimize_posterior_mean(
+        model, space=history.space, center=history.X[int(np.argmax(history.scores))],
+        radius=radius, q=1, seen=seen,
+        options=AcquisitionOptions(num_restarts=8, raw_samples=256, maxiter=200),
+        generator=history.rng(),
+    )
+
+
+def exploit_bayes(radius: float) -> Any:
+    """``Bayes`` whose batches of two or more give one point to pure exploitation, first.
+
+    That point maximizes the GP posterior mean in a box of half-width ``radius`` (unit cube)
+    around the incumbent; the other ``q - 1`` maximize qLogEI with it pending. (The library's
+    default puts the same point after the qLogEI points: ``Bayes(exploit_radius=...)``.)
+    """
+    from gpbo.acquisition import optimize_acquisition, qlogei
+
+    def choose(strategy: Any, history: Any, model: Any, best_f: float, n: int) -> np.ndarray:
+        x_mean = exploitation_point(model, history, history.seen, radius)
+        pending = np.vstack([history.X_pending, x_mean])
+        X = optimize_acquisition(
+            qlogei(model, best_f=best_f, pending=pending), space=history.space,
+            q=n - x_mean.shape[0], seen=np.vstack([history.seen, x_mean]),
+            options=strategy._options, generator=history.rng(),
+        )
+        return np.vstack([x_mean, X])
+
+    return batch_bayes(choose)
 
 
 def _exploit_variant(q: int, radius: float) -> Method:
@@ -578,55 +590,25 @@ def local_batch_bayes(radius: float, n_global: int = 1) -> Any:
     """
     import torch
 
-    from gpbo.acquisition import (
-        AcquisitionOptions,
-        _sequential_greedy,
-        optimize_acquisition,
-        optimize_posterior_mean,
-        qlogei,
-    )
-    from gpbo.strategies import (
-        Bayes,
-        _decode_and_top_up,
-        _fit_or_warn,
-        _gp_work,
-        default_n_init,
-        sobol_points,
-    )
+    from gpbo.acquisition import _sequential_greedy, optimize_acquisition, qlogei
 
-    class LocalBatchBayes(Bayes):
-        def propose(self, history: Any, n: int) -> list[dict[str, Any]]:
-            n_init = default_n_init(history.space, n)
-            if n < 2 + n_global or history.n_total < n_init or history.X.shape[0] < 2:
-                return super().propose(history, n)
-            with _gp_work(history):
-                fitted = _fit_or_warn(history)
-                if fitted is None:
-                    return sobol_points(history, n)
-                model, best_f = fitted
-                center = history.X[int(np.argmax(history.scores))]
-                X = optimize_acquisition(
-                    qlogei(model, best_f=best_f, pending=history.X_pending),
-                    space=history.space, q=n_global, seen=history.seen,
-                    options=self._options, generator=history.rng(),
-                )
-                acqf = qlogei(model, best_f=best_f, pending=np.vstack([history.X_pending, X]))
-                box = torch.as_tensor(
-                    np.stack([np.clip(center - radius, 0, 1), np.clip(center + radius, 0, 1)]),
-                    dtype=torch.float64,
-                )
-                local = _sequential_greedy(acqf, bounds=box, q=n - 1 - n_global,
-                                           options=self._options)
-                X = np.vstack([X, history.space.project(local.detach().numpy())])
-                x_mean = optimize_posterior_mean(
-                    model, space=history.space, center=center, radius=0.1, q=1,
-                    seen=np.vstack([history.seen, X]),
-                    options=AcquisitionOptions(num_restarts=8, raw_samples=256, maxiter=200),
-                    generator=history.rng(),
-                )
-            return _decode_and_top_up(history, np.vstack([X, x_mean]), n)
+    def choose(strategy: Any, history: Any, model: Any, best_f: float, n: int) -> np.ndarray:
+        center = history.X[int(np.argmax(history.scores))]
+        X = optimize_acquisition(
+            qlogei(model, best_f=best_f, pending=history.X_pending), space=history.space,
+            q=n_global, seen=history.seen, options=strategy._options, generator=history.rng(),
+        )
+        acqf = qlogei(model, best_f=best_f, pending=np.vstack([history.X_pending, X]))
+        box = torch.as_tensor(
+            np.stack([np.clip(center - radius, 0, 1), np.clip(center + radius, 0, 1)]),
+            dtype=torch.float64,
+        )
+        local = _sequential_greedy(acqf, bounds=box, q=n - 1 - n_global,
+                                   options=strategy._options)
+        X = np.vstack([X, history.space.project(local.detach().numpy())])
+        return np.vstack([X, exploitation_point(model, history, np.vstack([history.seen, X]))])
 
-    return LocalBatchBayes()
+    return batch_bayes(choose, min_batch=2 + n_global)
 
 
 def _local_variant(q: int, radius: float, n_global: int = 1) -> Method:
@@ -656,60 +638,31 @@ def kriging_believer_bayes(*, exploit: bool = True) -> Any:
     """
     import torch
 
-    from gpbo.acquisition import (
-        AcquisitionOptions,
-        optimize_acquisition,
-        optimize_posterior_mean,
-        qlogei,
-    )
-    from gpbo.strategies import (
-        Bayes,
-        _decode_and_top_up,
-        _fit_or_warn,
-        _gp_work,
-        default_n_init,
-        sobol_points,
-    )
+    from gpbo.acquisition import optimize_acquisition, qlogei
 
-    class BelieverBayes(Bayes):
-        def propose(self, history: Any, n: int) -> list[dict[str, Any]]:
-            n_init = default_n_init(history.space, n)
-            if n < 2 or history.n_total < n_init or history.X.shape[0] < 2:
-                return super().propose(history, n)
-            with _gp_work(history):
-                fitted = _fit_or_warn(history)
-                if fitted is None:
-                    return sobol_points(history, n)
-                model, best_f = fitted
-                believer = model
-                chosen: list[np.ndarray] = []
-                for _ in range(n - 1 if exploit else n):
-                    taken = np.vstack([history.seen, *chosen]) if chosen else history.seen
-                    x = optimize_acquisition(
-                        qlogei(believer, best_f=best_f, pending=history.X_pending),
-                        space=history.space, q=1, seen=taken, options=self._options,
-                        generator=history.rng(),
-                    )
-                    chosen.append(x)
-                    xt = torch.as_tensor(x, dtype=torch.float64)
-                    with torch.no_grad():
-                        mean = believer.posterior(xt).mean.reshape(-1, 1)
-                    believer = believer.condition_on_observations(X=xt, Y=mean)
-                    believer.__dict__.pop("_gpbo_cached_posterior", None)
-                    best_f = max(best_f, float(mean.max()))
-                X = np.vstack(chosen)
-                if exploit:
-                    x_mean = optimize_posterior_mean(
-                        model, space=history.space,
-                        center=history.X[int(np.argmax(history.scores))], radius=0.1, q=1,
-                        seen=np.vstack([history.seen, X]),
-                        options=AcquisitionOptions(num_restarts=8, raw_samples=256, maxiter=200),
-                        generator=history.rng(),
-                    )
-                    X = np.vstack([X, x_mean])
-            return _decode_and_top_up(history, X, n)
+    def choose(strategy: Any, history: Any, model: Any, best_f: float, n: int) -> np.ndarray:
+        believer = model
+        chosen: list[np.ndarray] = []
+        for _ in range(n - 1 if exploit else n):
+            taken = np.vstack([history.seen, *chosen]) if chosen else history.seen
+            x = optimize_acquisition(
+                qlogei(believer, best_f=best_f, pending=history.X_pending),
+                space=history.space, q=1, seen=taken, options=strategy._options,
+                generator=history.rng(),
+            )
+            chosen.append(x)
+            xt = torch.as_tensor(x, dtype=torch.float64)
+            with torch.no_grad():
+                mean = believer.posterior(xt).mean.reshape(-1, 1)
+            believer = believer.condition_on_observations(X=xt, Y=mean)
+            believer.__dict__.pop("_gpbo_cached_posterior", None)
+            best_f = max(best_f, float(mean.max()))
+        X = np.vstack(chosen)
+        if exploit:
+            X = np.vstack([X, exploitation_point(model, history, np.vstack([history.seen, X]))])
+        return X
 
-    return BelieverBayes()
+    return batch_bayes(choose)
 
 
 def _believer_variant(q: int, *, exploit: bool) -> Method:
@@ -734,52 +687,20 @@ def line_step_bayes(factor: float = 2.0) -> Any:
     (Hartmann6 seed 2 at q=4); a longer step along the first point's direction imitates where
     a one-at-a-time run would be after two steps.
     """
-    from gpbo.acquisition import (
-        AcquisitionOptions,
-        is_new,
-        optimize_acquisition,
-        optimize_posterior_mean,
-        qlogei,
-    )
-    from gpbo.strategies import (
-        Bayes,
-        _decode_and_top_up,
-        _fit_or_warn,
-        _gp_work,
-        default_n_init,
-        sobol_points,
-    )
+    from gpbo.acquisition import is_new, optimize_acquisition, qlogei
 
-    class LineStepBayes(Bayes):
-        def propose(self, history: Any, n: int) -> list[dict[str, Any]]:
-            n_init = default_n_init(history.space, n)
-            if n < 3 or history.n_total < n_init or history.X.shape[0] < 2:
-                return super().propose(history, n)
-            with _gp_work(history):
-                fitted = _fit_or_warn(history)
-                if fitted is None:
-                    return sobol_points(history, n)
-                model, best_f = fitted
-                center = history.X[int(np.argmax(history.scores))]
-                X = optimize_acquisition(
-                    qlogei(model, best_f=best_f, pending=history.X_pending),
-                    space=history.space, q=n - 2, seen=history.seen,
-                    options=self._options, generator=history.rng(),
-                )
-                step = history.space.project(
-                    np.clip(center + factor * (X[0] - center), 0, 1)[None, :]
-                )
-                if is_new(step[0], np.vstack([history.seen, X])):
-                    X = np.vstack([X, step])
-                x_mean = optimize_posterior_mean(
-                    model, space=history.space, center=center, radius=0.1, q=1,
-                    seen=np.vstack([history.seen, X]),
-                    options=AcquisitionOptions(num_restarts=8, raw_samples=256, maxiter=200),
-                    generator=history.rng(),
-                )
-            return _decode_and_top_up(history, np.vstack([X, x_mean]), n)
+    def choose(strategy: Any, history: Any, model: Any, best_f: float, n: int) -> np.ndarray:
+        center = history.X[int(np.argmax(history.scores))]
+        X = optimize_acquisition(
+            qlogei(model, best_f=best_f, pending=history.X_pending), space=history.space,
+            q=n - 2, seen=history.seen, options=strategy._options, generator=history.rng(),
+        )
+        step = history.space.project(np.clip(center + factor * (X[0] - center), 0, 1)[None, :])
+        if is_new(step[0], np.vstack([history.seen, X])):
+            X = np.vstack([X, step])
+        return np.vstack([X, exploitation_point(model, history, np.vstack([history.seen, X]))])
 
-    return LineStepBayes()
+    return batch_bayes(choose, min_batch=3)
 
 
 def _line_variant(q: int, factor: float) -> Method:
