@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-#: Squared distances are floored here before the square root, as GPyTorch does.
-_MIN_SQUARED_DISTANCE = 1e-30
+# the same floor as the cached posterior's kernel (GPyTorch's), so the two agree where a point
+# meets itself
+from gpbo.cached_gp import _MIN_SQUARED_DISTANCE
 
 Closure = Callable[[], tuple[torch.Tensor, Sequence[torch.Tensor | None]]]
 
@@ -34,9 +35,11 @@ def marginal_likelihood_closure(mll: Any) -> Closure | None:
     `-(log N(y | c, K) + log p(lengthscales) + log p(s) + log p(sigma^2)) / n`,
 
     each hyperparameter the constraint's transform of its raw parameter, as GPyTorch computes
-    it. The gradient is taken by autograd with respect to the raw parameters, in the order
-    BoTorch's optimizer packs them. Where the Cholesky factorization fails, that evaluation goes
-    through GPyTorch (which adds jitter or raises ``NotPSDError`` for BoTorch to retry).
+    it. The likelihood term's gradient is hand-written (:class:`_GaussianLogLikelihood`);
+    autograd carries it and the priors' through the constraint transforms to the raw
+    parameters, returned in the order BoTorch's optimizer packs them. Where the Cholesky
+    factorization fails, that evaluation goes through GPyTorch (which adds jitter or raises
+    ``NotPSDError`` for BoTorch to retry).
 
     Args:
         mll: An ``ExactMarginalLogLikelihood`` of the model to fit.
