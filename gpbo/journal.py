@@ -20,7 +20,8 @@ File format (UTF-8, one JSON object per line, each line ended by ``"\\n"``):
     pending, running, finished, interrupted). The latest event for a trial number wins
     (:func:`fold_trials`).
   - ``{"event": "study", "time": <unix time>, ...}`` for study-level notes, such as
-    parameter sets that were enqueued.
+    parameter sets that were enqueued (``"kind": "enqueue"``) or a strategy other than the
+    header's taken up on a resume (``"kind": "strategy"``).
 
   Readers ignore event kinds they do not know.
 

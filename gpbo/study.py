@@ -7,6 +7,7 @@ before the call returns, and opening an existing journal resumes the study.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import tempfile
@@ -399,6 +400,20 @@ class Study(BestTrialMixin):
         self._journal, events = Journal.open(path, header=self._header(), compare=keys)
         try:
             self._replay(events)
+            recorded = recorded_strategy(self._journal.header, events)
+            current = json.loads(json.dumps(self.strategy.config()))  # tuples as lists
+            if events and recorded != current:
+                # a resume may switch strategies (e.g. random -> bayes); recorded so that
+                # summaries and `gpbo show` name the one now proposing
+                logger.info(
+                    "strategy changed on resume: %s -> %s",
+                    recorded.get("name"),
+                    current.get("name"),
+                )
+                self._append_event(
+                    {"event": "study", "kind": "strategy", "time": time.time(),
+                     "strategy": current}
+                )
         except BaseException:
             # release the lock: a retry in this process (after repairing the file) must not
             # find the journal held by itself
@@ -518,7 +533,7 @@ def load(journal_path: str | Path) -> Study:
     if contents is None or not contents.header:
         raise GpboError(f"{str(path)!r} is an empty journal")
     header = contents.header
-    config = header.get("strategy") or {"name": "bayes"}
+    config = recorded_strategy(header, contents.events)
     try:
         strategy = strategy_from_config(config)
     except GpboError:
@@ -535,3 +550,15 @@ def load(journal_path: str | Path) -> Study:
     study.journal_path = path
     study._fold_events(contents.events)
     return study
+
+
+def recorded_strategy(
+    header: Mapping[str, Any], events: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The configuration of the strategy a journal's study last ran with: the header's, or
+    that of the latest strategy change recorded on a resume."""
+    config: Any = header.get("strategy") or {"name": "bayes"}
+    for event in events:
+        if event.get("event") == "study" and event.get("kind") == "strategy":
+            config = event.get("strategy") or config
+    return dict(config)

@@ -274,6 +274,26 @@ def test_load_reads_a_journal_written_with_a_users_own_strategy(tmp_path):
     assert [t.value for t in loaded.trials] == [1.0]
 
 
+def test_a_strategy_changed_on_resume_is_recorded_once_and_loaded(tmp_path):
+    import json
+
+    path = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
+        study.tell(study.ask(1)[0], 1.0)
+    with gpbo.Study(SPACE, strategy="random", journal=path) as study:
+        pass  # the same strategy again: nothing to record
+    assert gpbo.load(path).strategy.name == "random"
+    with gpbo.Study(SPACE, strategy="sobol", journal=path) as study:
+        study.tell(study.ask(1)[0], 2.0)
+    with gpbo.Study(SPACE, strategy="sobol", journal=path) as study:
+        pass
+    events = [json.loads(line) for line in path.read_text().splitlines()[1:]]
+    changes = [e for e in events if e.get("kind") == "strategy"]
+    assert [e["strategy"]["name"] for e in changes] == ["sobol"]
+    loaded = gpbo.load(path)
+    assert loaded.strategy.name == "sobol"
+    assert [t.value for t in loaded.trials] == [1.0, 2.0]
+
 
 def test_load_takes_a_run_directory_and_says_what_a_directory_lacks(tmp_path):
     run = tmp_path / "run"
