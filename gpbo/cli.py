@@ -218,11 +218,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
 
     verbose = bool(kwargs.pop("verbose", True)) and not args.quiet
+    again = shlex.join(["gpbo", "run", args.config, *_set_options(args.overrides)])
     reporter = LiveReporter(
         direction=kwargs.get("direction", "minimize"),
         n_trials=kwargs["n_trials"],
         enabled=verbose,
         live=False if args.plain else None,
+        resume_hint=f"run `{again}` again to resume",
     )
     if verbose:
         print(
@@ -250,8 +252,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             reporter.suspend()
             stop_reason = "interrupted (Ctrl+C or SIGTERM)"
-            again = shlex.join(["gpbo", "run", args.config, *_set_options(args.overrides)])
-            print(f"[gpbo] interrupted; run `{again}` again to resume", flush=True)
+            if not reporter.resume_hint_shown:  # stopped before the loop could say it
+                print(f"[gpbo] interrupted; {reporter.resume_hint}", flush=True)
             status = EXIT_INTERRUPTED
         except GpboError as exc:
             reporter.suspend()

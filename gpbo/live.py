@@ -48,8 +48,15 @@ class LiveReporter(ProgressReporter):
         stream: TextIO | None = None,
         live: bool | None = None,
         refresh: float = 1.0,
+        resume_hint: str | None = None,
     ) -> None:
-        super().__init__(direction=direction, n_trials=n_trials, enabled=enabled, stream=stream)
+        super().__init__(
+            direction=direction,
+            n_trials=n_trials,
+            enabled=enabled,
+            stream=stream,
+            resume_hint=resume_hint,
+        )
         if live is None:
             isatty = getattr(stream or sys.stdout, "isatty", None)
             live = bool(isatty and isatty())
@@ -65,10 +72,12 @@ class LiveReporter(ProgressReporter):
 
     # -- ProgressReporter hooks -----------------------------------------------------------------
 
-    def start(self, *, strategy: str, slots: list[str], resumed: int = 0) -> None:
+    def start(
+        self, *, strategy: str, slots: list[str], resumed: int = 0, where: str | None = None
+    ) -> None:
         """The opening line; starts the redraw timer on a terminal."""
         self._session_started = time.time()
-        super().start(strategy=strategy, slots=slots, resumed=resumed)
+        super().start(strategy=strategy, slots=slots, resumed=resumed, where=where)
         if self.live and self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="gpbo-live", daemon=True)
             self._ticker.start()
@@ -199,9 +208,6 @@ class LiveReporter(ProgressReporter):
 class _NoteHandler(logging.Handler):
     """Log records written above the live status line."""
 
-    # The loop logs each failed trial; its progress line says so already.
-    _DUPLICATES = ("trial %d %s: %s",)
-
     def __init__(self, reporter: LiveReporter, level: int) -> None:
         super().__init__(level)
         self.reporter = reporter
@@ -209,8 +215,6 @@ class _NoteHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            if self.reporter.enabled and record.msg in self._DUPLICATES:
-                return
             message = self.format(record)
             if record.name == "gpbo.loop" and "interrupted" in str(record.msg):
                 self.reporter.suspend()  # the loop prints its own line next

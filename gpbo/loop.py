@@ -197,7 +197,10 @@ class _Loop:
 
     def run(self, objective: Callable[[dict[str, Any]], Any]) -> Result:
         self.reporter.start(
-            strategy=self.study.strategy.name, slots=self.slots, resumed=self.finished
+            strategy=self.study.strategy.name,
+            slots=self.slots,
+            resumed=self.finished,
+            where=self.executor.describe(self.slots),
         )
         self.reporter.seed_best(self.study.trials)
         with self.signals:
@@ -225,16 +228,17 @@ class _Loop:
 
     def _hint_resume(self) -> None:
         """One line saying how to resume (or how to make a study resumable)."""
-        if self.study.journal_path:
+        if self.reporter.resume_hint:
+            hint = self.reporter.resume_hint
+        elif self.study.journal_path:
             hint = (
                 f"run the same call again with journal={str(self.study.journal_path)!r} to resume"
             )
         else:
             hint = "pass journal='path.jsonl' to make a study resumable"
-        if self.reporter.enabled:
-            # through the reporter: a live display clears its status line first
-            self.reporter.interrupted(hint)
-        else:
+        # through the reporter: a live display clears its status line first
+        self.reporter.interrupted(hint)
+        if not self.reporter.enabled:
             logger.warning("study interrupted; %s", hint)
 
     # -- driving ---------------------------------------------------------------------------
@@ -428,7 +432,10 @@ class _Loop:
         if trial.status == "complete":
             self.consecutive_failures.clear()
         else:
-            logger.warning(
+            # the progress display already shows the failure: a second copy through Python's
+            # last-resort handler would only repeat it
+            logger.log(
+                logging.INFO if self.reporter.enabled else logging.WARNING,
                 "trial %d %s: %s",
                 trial.number,
                 trial.status,

@@ -66,6 +66,8 @@ class ProgressReporter:
         n_trials: The study's budget, shown as ``done/total``.
         enabled: ``False`` writes nothing.
         stream: Where to write (default ``sys.stdout``).
+        resume_hint: How to resume this study, said when it is interrupted (default: how
+            to call :func:`gpbo.optimize` again); the CLI says to rerun its command.
     """
 
     def __init__(
@@ -75,11 +77,14 @@ class ProgressReporter:
         n_trials: int,
         enabled: bool = True,
         stream: TextIO | None = None,
+        resume_hint: str | None = None,
     ) -> None:
         self.direction = direction
         self.n_trials = n_trials
         self.enabled = enabled
         self.stream = stream
+        self.resume_hint = resume_hint
+        self.resume_hint_shown = False
         self.started = time.time()
         self._best: float | None = None
         self._best_number: int | None = None
@@ -90,17 +95,19 @@ class ProgressReporter:
         stream.write(line + "\n")
         stream.flush()
 
-    def start(self, *, strategy: str, slots: list[str], resumed: int = 0) -> None:
-        """The opening line: what runs where."""
+    def start(
+        self, *, strategy: str, slots: list[str], resumed: int = 0, where: str | None = None
+    ) -> None:
+        """The opening line: what runs where (``where``, else the ``slots``)."""
         self._done = resumed
         if not self.enabled:
             return
-        where = ", ".join(sorted(set(slots)))
+        if where is None:
+            from gpbo.executors.base import describe_slots
+
+            where = describe_slots(slots)
         extra = f", resuming after {resumed} finished" if resumed else ""
-        self._write(
-            f"[gpbo] {self.n_trials} trials, strategy {strategy}, {len(slots)} slot(s) on "
-            f"{where}{extra}"
-        )
+        self._write(f"[gpbo] {self.n_trials} trials, strategy {strategy}, {where}{extra}")
 
     def seed_best(self, trials: list[Trial]) -> None:
         """Take the best so far from trials already finished (a resumed study)."""
@@ -150,6 +157,7 @@ class ProgressReporter:
 
     def interrupted(self, hint: str) -> None:
         """The driver was stopped: one line saying how to resume."""
+        self.resume_hint_shown = True
         if self.enabled:
             self._write(f"[gpbo] interrupted: {hint}")
 

@@ -298,6 +298,8 @@ def test_ctrl_c_stops_the_command_and_a_rerun_resumes(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "run `gpbo run" in out and "again" in out
+    assert (out + err).count("again to resume") == 1, out + err  # one hint, the CLI's
+    assert "journal=" not in out + err  # not the Python call's hint
     command_pid = int(pid_file.read_text())
     end = time.monotonic() + 5
     while _alive(command_pid) and time.monotonic() < end:

@@ -190,6 +190,17 @@ class FakeRay:
         pass
 
 
+def test_the_opening_line_names_ray_not_the_drivers_slots() -> None:
+    Ray = gpbo.executors.Ray
+    assert Ray(address="local").describe(["cpu"]) == (
+        "Ray tasks on a new local Ray instance, as many as fit at once"
+    )
+    assert Ray(address="10.0.0.5:6379", max_concurrent=8).describe(["cpu"]) == (
+        "Ray tasks on the Ray cluster at 10.0.0.5:6379, up to 8 at once"
+    )
+    assert "slot" not in Ray().describe(["cpu"])
+
+
 @pytest.mark.parametrize("cluster_running", [False, True])
 def test_auto_joins_a_cluster_or_starts_a_local_instance(
     monkeypatch: pytest.MonkeyPatch, cluster_running: bool

@@ -240,6 +240,19 @@ def test_verbose_prints_a_line_per_trial_and_a_summary(capsys):
     assert any(line.startswith("[gpbo] best value") for line in lines)
 
 
+@pytest.mark.parametrize(("verbose", "level"), [(True, "INFO"), (False, "WARNING")])
+def test_a_failure_is_a_warning_only_where_no_progress_line_shows_it(verbose, level, caplog):
+    def objective(params):
+        raise ValueError("boom")
+
+    with caplog.at_level("INFO", logger="gpbo.loop"):
+        gpbo.optimize(objective, SPACE, n_trials=1, strategy="sobol", seed=0, verbose=verbose,
+                      executor="serial")
+    records = [r for r in caplog.records if "trial 0 failed" in r.getMessage()]
+    assert [r.levelname for r in records] == [level]
+    assert "ValueError: boom" in records[0].getMessage()
+
+
 def test_verbose_false_is_silent(capsys):
     gpbo.optimize(sphere, SPACE, n_trials=3, strategy="sobol", seed=0, verbose=False)
     captured = capsys.readouterr()

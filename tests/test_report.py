@@ -26,6 +26,13 @@ def test_lines_mark_new_bests_and_failures():
     assert "no trial completed" in lines[-1]
 
 
+def test_the_opening_line_says_where_when_told():
+    out = io.StringIO()
+    reporter = ProgressReporter(direction="minimize", n_trials=2, stream=out)
+    reporter.start(strategy="random", slots=["cpu"], where="Ray tasks on a cluster")
+    assert out.getvalue() == "[gpbo] 2 trials, strategy random, Ray tasks on a cluster\n"
+
+
 def test_disabled_reporter_writes_nothing():
     out = io.StringIO()
     reporter = ProgressReporter(direction="maximize", n_trials=1, enabled=False, stream=out)

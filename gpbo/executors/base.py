@@ -274,8 +274,17 @@ class Executor(ABC):
         """Stop every running task; report each as ``interrupted``."""
         return []
 
+    def describe(self, slots: Sequence[str]) -> str:
+        """Where trials will run, for the study's opening line (before :meth:`start`)."""
+        return describe_slots(slots)
+
     def shutdown(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Release workers and resources. Safe to call twice."""
+
+
+def describe_slots(slots: Sequence[str]) -> str:
+    """``"3 slot(s) on cuda:0, cuda:1"``."""
+    return f"{len(slots)} slot(s) on {', '.join(sorted(set(slots)))}"
 
 
 def resolve_slots(devices: Any, *, workers_per_device: int = 1) -> list[str]:

@@ -261,6 +261,17 @@ class Ray(Executor):
         if len(slots) > 1 and self.max_concurrent is None:
             logger.debug("the Ray executor does not use the driver's slots %s", list(slots))
 
+    def describe(self, slots: Sequence[str]) -> str:
+        """Where trials will run: Ray tasks, not the driver's ``slots``."""
+        if self.address == "local":
+            where = "a new local Ray instance"
+        elif self.address == "auto":
+            where = "the Ray cluster found (or a new local instance)"
+        else:
+            where = f"the Ray cluster at {self.address}"
+        at_once = f"up to {self.max_concurrent}" if self.max_concurrent else "as many as fit"
+        return f"Ray tasks on {where}, {at_once} at once"
+
     def shutdown(self) -> None:
         """Cancel tasks still running; ``ray.shutdown()`` if this executor called ``ray.init``.
 
