@@ -711,3 +711,121 @@ def _line_variant(q: int, factor: float) -> Method:
 
 
 METHODS.update({"exp-line2-q4": _line_variant(4, 2.0)})
+
+
+def thompson_points(model: Any, history: Any, k: int, seen: np.ndarray) -> np.ndarray:
+    """``k`` Thompson-sampling points (`k x d`): each the maximum of one posterior sample path.
+
+    The paths are BoTorch's pathwise (Matheron) samples of the fitted GP; each is maximized
+    over 2048 Sobol points of the cube and 2048 Gaussian perturbations (sd 0.05) of the five
+    best trials, then polished by L-BFGS-B from its best candidate.
+    """
+    import torch
+    from botorch.generation.gen import gen_candidates_scipy
+    from botorch.sampling.pathwise import draw_matheron_paths
+
+    from gpbo.acquisition import is_new
+
+    d = history.X.shape[1]
+    rng = history.rng()
+    paths = draw_matheron_paths(model, sample_shape=torch.Size([k]))
+    sobol = torch.quasirandom.SobolEngine(d, scramble=True, seed=int(rng.integers(2**31)))
+    top = history.X[np.argsort(history.scores)[-5:]]
+    local = top[rng.integers(len(top), size=2048)] + 0.05 * rng.standard_normal((2048, d))
+    candidates = torch.cat([
+        sobol.draw(2048, dtype=torch.float64),
+        torch.as_tensor(np.clip(local, 0.0, 1.0), dtype=torch.float64),
+    ])
+    with torch.no_grad():
+        values = paths(candidates)  # `k x m`
+    chosen: list[np.ndarray] = []
+    bounds = torch.zeros(d, dtype=torch.float64), torch.ones(d, dtype=torch.float64)
+    for i in range(k):
+        start = candidates[int(values[i].argmax())].reshape(1, 1, d)
+
+        def path_i(X: Any, i: int = i) -> Any:
+            return paths(X.reshape(-1, d))[i]
+
+        x, _ = gen_candidates_scipy(start, path_i, lower_bounds=bounds[0], upper_bounds=bounds[1],
+                                    options={"maxiter": 100})
+        point = history.space.project(x.detach().reshape(1, d).numpy())
+        if is_new(point[0], np.vstack([seen, *chosen])):
+            chosen.append(point)
+    return np.vstack(chosen) if chosen else np.empty((0, d))
+
+
+def thompson_bayes(*, n_qlogei: int, exploit: bool) -> Any:
+    """``Bayes`` whose batch is ``n_qlogei`` qLogEI points, Thompson-sampling points for the
+    rest, and (``exploit``) the exploitation point last.
+
+    The hypothesis tested: a batch of qLogEI points clusters where the expected improvement
+    is (Hartmann6 seed 2: four points within 0.15 of the incumbent); independent posterior
+    samples spread a batch the way the model's uncertainty does, as TuRBO's batches are.
+    """
+    from gpbo.acquisition import optimize_acquisition, qlogei
+
+    def choose(strategy: Any, history: Any, model: Any, best_f: float, n: int) -> np.ndarray:
+        parts = [np.empty((0, history.X.shape[1]))]
+        if n_qlogei:
+            parts.append(optimize_acquisition(
+                qlogei(model, best_f=best_f, pending=history.X_pending), space=history.space,
+                q=n_qlogei, seen=history.seen, options=strategy._options,
+                generator=history.rng(),
+            ))
+        n_ts = n - n_qlogei - int(exploit)
+        if n_ts > 0:
+            parts.append(thompson_points(model, history, n_ts, np.vstack([history.seen, *parts])))
+        X = np.vstack(parts)
+        if exploit:
+            X = np.vstack([X, exploitation_point(model, history, np.vstack([history.seen, X]))])
+        return X
+
+    return batch_bayes(choose, min_batch=n_qlogei + 1 + int(exploit))
+
+
+def _thompson_variant(q: int, *, n_qlogei: int, exploit: bool) -> Method:
+    def method(problem: Any, budget: int, seed: int) -> list[float]:
+        strategy = thompson_bayes(n_qlogei=n_qlogei, exploit=exploit)
+        return drive(problem, budget, seed, strategy=strategy, q=q)
+
+    return method
+
+
+METHODS.update({
+    "exp-ts-q4": _thompson_variant(4, n_qlogei=0, exploit=False),
+    "exp-ts2-q4": _thompson_variant(4, n_qlogei=1, exploit=True),
+})
+
+
+def two_scale_exploit_bayes(radii: tuple[float, float] = (0.1, 0.02)) -> Any:
+    """``Bayes`` whose batch ends with two exploitation points: the posterior mean's maximum
+    in a box of half-width ``radii[0]`` around the incumbent, then in one of ``radii[1]``.
+
+    The hypothesis tested: on Hartmann6 the q=4 runs that find the global optimum end 0.8
+    decades less precise than q=1's (-3.81 against -4.58, 30 seeds), and q=1 places four
+    times as many points where the mean says the optimum is; a second, tighter exploitation
+    point per batch refines around the incumbent at a finer scale.
+    """
+    from gpbo.acquisition import optimize_acquisition, qlogei
+
+    def choose(strategy: Any, history: Any, model: Any, best_f: float, n: int) -> np.ndarray:
+        X = optimize_acquisition(
+            qlogei(model, best_f=best_f, pending=history.X_pending), space=history.space,
+            q=n - 2, seen=history.seen, options=strategy._options, generator=history.rng(),
+        )
+        for radius in radii:
+            X = np.vstack([X, exploitation_point(model, history, np.vstack([history.seen, X]),
+                                                 radius)])
+        return X
+
+    return batch_bayes(choose, min_batch=3)
+
+
+def _two_scale_variant(q: int) -> Method:
+    def method(problem: Any, budget: int, seed: int) -> list[float]:
+        return drive(problem, budget, seed, strategy=two_scale_exploit_bayes(), q=q)
+
+    return method
+
+
+METHODS.update({"exp-exploit2-q4": _two_scale_variant(4)})
