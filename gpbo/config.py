@@ -50,6 +50,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import math
 import os
 import re
 import shlex
@@ -483,8 +484,14 @@ class _Checker:
     def _seconds(self, key: str, value: Any) -> float | None:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise self.expect(key, "a positive number of seconds or null", value)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not value > 0
+        ):
+            raise self.expect(key, "a positive, finite number of seconds, or null for no limit",
+                              value)
         return float(value)
 
     def _one_of(self, key: str, value: Any, choices: Sequence[str]) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import signal
 import sys
 import threading
@@ -54,10 +55,14 @@ class _Settings:
         for name in ("trial_timeout", "timeout"):
             value = getattr(self, name)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+                or value <= 0
             ):
                 raise GpboError(
-                    f"{name} must be a positive number of seconds or None, got {value!r}"
+                    f"{name} must be a positive, finite number of seconds, or None for no "
+                    f"limit, got {value!r}"
                 )
         if not isinstance(self.metric, str) or not self.metric:
             raise GpboError(f"metric must be a non-empty string, got {self.metric!r}")
@@ -141,6 +146,11 @@ def optimize(
     _exit_if_bootstrapping_worker()
     if not callable(objective):
         raise GpboError(f"objective must be callable, got {objective!r}")
+    if callable(callbacks) or isinstance(callbacks, (str, bytes)):
+        raise GpboError(
+            f"callbacks must be a list of callables (study, trial), got {callbacks!r}; "
+            "wrap a single one in a list"
+        )
     settings = _Settings(
         n_trials=n_trials,
         batch_size=batch_size,
@@ -163,10 +173,30 @@ def optimize(
         journal=journal,
     )
     with study:
+        _warn_if_grid_is_cut(study, settings.n_trials)
         reporter = _progress or ProgressReporter(
             direction=study.direction, n_trials=settings.n_trials, enabled=verbose
         )
         return _Loop(study, runner, slots, settings, reporter=reporter).run(objective)
+
+
+def _warn_if_grid_is_cut(study: Study, n_trials: int) -> None:
+    """A grid runs in order, so a budget below its size covers a corner of the space."""
+    from gpbo.strategies import Grid
+
+    if not isinstance(study.strategy, Grid):
+        return
+    size = study.space.grid_size(levels=study.strategy.levels)
+    if n_trials < size:
+        logger.warning(
+            "the grid has %d points and n_trials=%d runs only the first %d, in order (the "
+            "last parameter varies fastest, the first stays at its first values); raise "
+            "n_trials, lower the grid's levels, or use strategy='sobol' or 'random' to spread "
+            "a smaller budget over the space",
+            size,
+            n_trials,
+            n_trials,
+        )
 
 
 class _Loop:

@@ -17,7 +17,6 @@ the cube onto the lattice of points that parameter sets encode to.
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 from collections.abc import Iterator, Mapping, Sequence
@@ -532,10 +531,26 @@ class Space:
         )
 
     def grid(self, levels: int) -> Iterator[dict[str, Any]]:
-        """The exhaustive Cartesian grid, in lexicographic order of the parameters."""
-        axes = [p.grid_values(levels) for p in self.params.values()]
-        for combo in itertools.product(*axes):
-            yield dict(zip(self.params, combo, strict=True))
+        """The exhaustive Cartesian grid, in lexicographic order of the parameters (the last
+        one varies fastest)."""
+        # An Int's axis stays a range and the grid is walked by index: itertools.product
+        # would copy every axis first (Int(1, 10**9) is 8 GB as a tuple).
+        axes: list[Sequence[Any]] = [
+            range(int(p.low), int(p.high) + 1) if isinstance(p, Int) else p.grid_values(levels)
+            for p in self.params.values()
+        ]
+        if any(len(axis) == 0 for axis in axes):
+            return
+        index = [0] * len(axes)
+        while True:
+            yield dict(zip(self.params, (a[i] for a, i in zip(axes, index)), strict=True))
+            for k in reversed(range(len(axes))):  # an odometer; none left: every axis wrapped
+                index[k] += 1
+                if index[k] < len(axes[k]):
+                    break
+                index[k] = 0
+            else:
+                return
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """A JSON-ready definition (the journal's and the YAML configs' form)."""

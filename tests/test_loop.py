@@ -253,6 +253,20 @@ def test_a_failure_is_a_warning_only_where_no_progress_line_shows_it(verbose, le
     assert "ValueError: boom" in records[0].getMessage()
 
 
+def test_a_grid_larger_than_the_budget_is_warned_about(caplog):
+    space = {"a": gpbo.Choice([1, 2, 3]), "b": gpbo.Choice(["x", "y", "z"])}
+    with caplog.at_level("WARNING", logger="gpbo.loop"):
+        result = gpbo.optimize(lambda p: p["a"], space, n_trials=3, strategy="grid",
+                               executor="serial", verbose=False)
+    assert {t.params["a"] for t in result.trials} == {1}  # the corner the warning names
+    assert "the grid has 9 points and n_trials=3 runs only the first 3" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gpbo.loop"):
+        gpbo.optimize(lambda p: p["a"], space, n_trials=9, strategy="grid", executor="serial",
+                      verbose=False)
+    assert "the grid has" not in caplog.text
+
+
 def test_verbose_false_is_silent(capsys):
     gpbo.optimize(sphere, SPACE, n_trials=3, strategy="sobol", seed=0, verbose=False)
     captured = capsys.readouterr()
@@ -293,6 +307,10 @@ def test_resume_from_a_journal_runs_only_the_remaining_trials(tmp_path):
         ({"n_trials": 2, "executor": "threads"}, "executor"),
         ({"n_trials": 2, "devices": "tpu"}, "device"),
         ({"n_trials": 2, "callbacks": [1]}, "callbacks"),
+        ({"n_trials": 2, "callbacks": print}, "wrap a single one in a list"),
+        ({"n_trials": 2, "trial_timeout": float("inf")}, "finite"),
+        ({"n_trials": 2, "trial_timeout": float("nan")}, "finite"),
+        ({"n_trials": 2, "timeout": float("nan")}, "finite"),
     ],
 )
 def test_bad_arguments_are_clear_errors(kwargs, fragment):

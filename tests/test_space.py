@@ -196,3 +196,16 @@ def test_grid_size_counts_a_wide_int_without_building_it():
     assert space.lattice_size == (10**9 + 1) * 10
     assert time.perf_counter() - started < 0.5  # list(range(10**9)) takes seconds and ~40 GB
 
+
+
+def test_grid_walks_a_wide_int_without_building_it():
+    import itertools
+    import time
+
+    space = Space({"n": Int(1, 10**9), "m": Int(1, 10**9), "c": Choice(["x", "y"])})
+    started = time.perf_counter()
+    first = list(itertools.islice(space.grid(levels=3), 3))
+    assert time.perf_counter() - started < 0.5  # a copied axis takes seconds and ~8 GB
+    assert first == [{"n": 1, "m": 1, "c": "x"}, {"n": 1, "m": 1, "c": "y"},
+                     {"n": 1, "m": 2, "c": "x"}]
+    assert all(type(p["n"]) is int for p in first)
