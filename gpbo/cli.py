@@ -580,10 +580,24 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     journal = _journal_of(args.run)
     study = _load(args.run)
     output = Path(args.output) if args.output else journal.parent / "plot.png"
+    _refuse_to_overwrite_the_run(output, journal)
     title = journal.parent.name if journal.name == "journal.jsonl" else journal.stem
     plot(study, output, title=title)
     print(f"wrote {output}")
     return EXIT_OK
+
+
+def _refuse_to_overwrite_the_run(output: Path, journal: Path) -> None:
+    """A typo in an output path must not replace the journal (the run could not resume)."""
+    own = [journal, journal.with_name(journal.name + ".lock")]
+    if journal.name == "journal.jsonl":
+        own += [journal.parent / n for n in ("config.yaml", "summary.json", "summary.txt")]
+    target = output.resolve()
+    if any(target == path.resolve() for path in own):
+        raise GpboError(
+            f"{output} is one of the run's own files; writing there would destroy it. "
+            "Give another output path (e.g. trials.csv)"
+        )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -592,6 +606,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         write_csv(study.trials, sys.stdout)
     else:
         path = Path(args.csv)
+        _refuse_to_overwrite_the_run(path, _journal_of(args.run))
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", newline="", encoding="utf-8") as handle:
             write_csv(study.trials, handle)

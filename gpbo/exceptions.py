@@ -6,6 +6,8 @@ Every error gpbo raises on purpose derives from :class:`GpboError`; every warnin
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GpboError(Exception):
     """Root of gpbo's own errors."""
@@ -16,7 +18,15 @@ class SpaceError(GpboError, ValueError):
 
 
 class StudyError(GpboError, RuntimeError):
-    """A study cannot go on (e.g. too many consecutive failed trials)."""
+    """A study cannot go on (e.g. too many consecutive failed trials).
+
+    Attributes:
+        result: Raised by :func:`gpbo.optimize`, the study's trials so far (a
+            :class:`gpbo.Result`), so that trials completed before the error are not lost
+            where no journal keeps them; ``None`` elsewhere.
+    """
+
+    result: Any = None
 
 
 class NoCompletedTrialError(GpboError, ValueError):

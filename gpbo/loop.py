@@ -22,7 +22,7 @@ from gpbo.report import ProgressReporter, error_summary
 from gpbo.space import Space
 from gpbo.strategies import Bayes, Gradient, Strategy, default_n_init
 from gpbo.study import Study
-from gpbo.trial import ACTIVE_STATUSES, Direction, Result, Trial
+from gpbo.trial import ACTIVE_STATUSES, Direction, Result, Trial, best_of
 
 __all__ = ["optimize"]
 
@@ -246,6 +246,11 @@ class _Loop:
             except KeyboardInterrupt:
                 self._interrupt("the driver was stopped (Ctrl+C or SIGTERM)")
                 self._hint_resume()
+                raise
+            except StudyError as exc:
+                self._interrupt("the driver stopped on an error")
+                # without a journal the trials that completed live only here
+                exc.result = self.study.result(stop_reason=str(exc).splitlines()[0])
                 raise
             except BaseException:
                 self._interrupt("the driver stopped on an error")
@@ -475,9 +480,21 @@ class _Loop:
             limit = self.settings.max_consecutive_failures
             if limit is not None and len(self.consecutive_failures) >= limit:
                 first = self.consecutive_failures[0]
+                best = best_of(self.study.trials, self.study.direction)
+                kept = (
+                    "no trial completed"
+                    if best is None
+                    else f"best so far: trial {best.number}, value {best.value:g}, "
+                    f"params {best.params}"
+                )
+                kept += (
+                    f"; the journal {self.study.journal_path} keeps every trial"
+                    if self.study.journal_path
+                    else "; this error's .result holds the trials"
+                )
                 failure = StudyError(
-                    f"{limit} trials in a row failed; the first of them (trial {first.number}, "
-                    f"params {first.params}) failed with:\n{first.error}"
+                    f"{limit} trials in a row failed ({kept}); the first of them (trial "
+                    f"{first.number}, params {first.params}) failed with:\n{first.error}"
                 )
                 stop = True
         for callback in self.settings.callbacks:

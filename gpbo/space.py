@@ -127,6 +127,9 @@ class Real(Param):
         x = lo + np.clip(columns[:, 0], 0.0, 1.0) * (hi - lo)
         values = np.exp(x) if self.log else x
         values = np.clip(values, self.low, self.high)
+        # the ends exactly: exp(log(0.5)) is 0.49999999999999994
+        values = np.where(columns[:, 0] <= 0.0, self.low, values)
+        values = np.where(columns[:, 0] >= 1.0, self.high, values)
         return [float(v) for v in values]
 
     def check_value(self, name: str, value: Any) -> Any:

@@ -320,7 +320,13 @@ class Study(BestTrialMixin):
             or not (0 <= number < len(self._trials))
         ):
             raise GpboError(f"no trial {number!r} in this study ({len(self._trials)} trials)")
-        return self._trials[number]
+        stored = self._trials[number]
+        if isinstance(trial, Trial) and trial is not stored and trial.params != stored.params:
+            raise GpboError(
+                f"the trial passed is number {number} with params {trial.params}, but this "
+                f"study's trial {number} has {stored.params}: is it from another study?"
+            )
+        return stored
 
     def _new_trial(
         self,

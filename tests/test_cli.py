@@ -148,6 +148,12 @@ def test_show_best_export_plot(quadratic_run, tmp_path):
         "error",
     } <= set(rows_csv[0])
     assert float(rows_csv[best.number]["value"]) == best.value
+    journal_bytes = (run_dir / "journal.jsonl").read_bytes()
+    for command in (["export", str(run_dir), "--csv", str(run_dir / "journal.jsonl")],
+                    ["plot", str(run_dir), "-o", str(run_dir / "config.yaml")]):
+        refused = gpbo_cli(*command, cwd=cwd)
+        assert refused.returncode != 0 and "one of the run's own files" in refused.stderr
+    assert (run_dir / "journal.jsonl").read_bytes() == journal_bytes
 
     png = tmp_path / "plot.png"
     done = ok(gpbo_cli("plot", str(run_dir), "-o", str(png), cwd=cwd))

@@ -104,6 +104,24 @@ def test_max_consecutive_failures_ends_the_study_quoting_the_first():
     assert len(calls) == 3
 
 
+def test_the_failure_stop_keeps_the_completed_trials_without_a_journal():
+    calls = []
+
+    def objective(params):
+        calls.append(1)
+        if len(calls) <= 2:
+            return float(len(calls))
+        raise ValueError("diverged")
+
+    with pytest.raises(StudyError, match=r"best so far: trial 0, value 1.*\.result") as info:
+        gpbo.optimize(objective, SPACE, n_trials=10, max_consecutive_failures=3,
+                      strategy="random", executor="serial", verbose=False)
+    result = info.value.result
+    assert [t.status for t in result.trials] == ["complete"] * 2 + ["failed"] * 3
+    assert result.best_value == 1.0 and result.best_trial.number == 0
+    assert "in a row failed" in result.stop_reason
+
+
 def test_a_complete_trial_resets_the_failure_count():
     calls = []
 

@@ -209,3 +209,9 @@ def test_grid_walks_a_wide_int_without_building_it():
     assert first == [{"n": 1, "m": 1, "c": "x"}, {"n": 1, "m": 1, "c": "y"},
                      {"n": 1, "m": 2, "c": "x"}]
     assert all(type(p["n"]) is int for p in first)
+
+
+def test_a_log_real_decodes_its_ends_exactly():
+    lr = Space({"lr": Real(1e-3, 0.5, log=True)})
+    assert [p["lr"] for p in lr.grid(levels=3)][::2] == [1e-3, 0.5]
+    assert lr.decode(np.array([[0.0], [1.0]])) == [{"lr": 1e-3}, {"lr": 0.5}]

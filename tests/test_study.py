@@ -274,6 +274,18 @@ def test_load_reads_a_journal_written_with_a_users_own_strategy(tmp_path):
     assert [t.value for t in loaded.trials] == [1.0]
 
 
+def test_tell_refuses_a_trial_of_another_study():
+    first = gpbo.Study(SPACE, strategy="random", seed=0)
+    second = gpbo.Study(SPACE, strategy="random", seed=1)
+    foreign = first.ask(1)[0]
+    second.ask(1)
+    with pytest.raises(gpbo.GpboError, match="is it from another study"):
+        second.tell(foreign, 0.5)
+    assert second.trials[0].status == "pending"
+    second.tell(0, 0.5)  # by number, as documented
+    assert second.trials[0].value == 0.5
+
+
 def test_a_strategy_changed_on_resume_is_recorded_once_and_loaded(tmp_path):
     import json
 
