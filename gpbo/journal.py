@@ -473,6 +473,13 @@ class Journal:
             self._lock.release()
         logger.debug("closed journal %s", self._path)
 
+    def __del__(self) -> None:
+        # a Study dropped without close() (a notebook cell run again) must not keep its
+        # journal locked against the next one in the same process
+        with contextlib.suppress(Exception):
+            if getattr(self, "_fd", None) is not None:
+                self.close()
+
     def __enter__(self) -> Journal:
         return self
 
@@ -580,6 +587,12 @@ class _Lock:
                 locked = _try_lock(fd)
                 if not locked:
                     holder = _read_holder(fd)
+                    if holder == f"pid {os.getpid()} on host {socket.gethostname()}":
+                        raise JournalLockedError(
+                            f"{journal_path} is already open in this process (a Study that "
+                            "was not closed); call close() on the earlier Study, or use "
+                            "`with gpbo.Study(...) as study:`, then open it again"
+                        )
                     raise JournalLockedError(
                         f"{journal_path} is in use by another gpbo driver ({holder}); stop "
                         "it or wait for it to finish, or use another journal path"

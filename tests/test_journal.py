@@ -282,14 +282,28 @@ def test_second_open_in_the_same_process_is_locked_out(tmp_path: Path) -> None:
         Journal.open(path, header=HEADER)
     message = str(info.value)
     assert str(path) in message
-    assert f"pid {os.getpid()}" in message
-    assert "another gpbo driver" in message
+    assert "already open in this process" in message and "close()" in message
     first.append(trial_event(0))  # the holder is unaffected
     first.close()
     assert not Path(f"{path}.lock").exists()
     second, events = Journal.open(path, header=HEADER)
     second.close()
     assert events == [trial_event(0)]
+
+
+def test_a_journal_dropped_without_close_releases_its_lock(tmp_path: Path) -> None:
+    import gc
+
+    import gpbo
+
+    path = tmp_path / "j.jsonl"
+    study = gpbo.Study({"x": gpbo.Real(0, 1)}, seed=0, journal=path)
+    study.tell(study.ask(1)[0], 1.0)
+    del study
+    gc.collect()
+    assert not Path(f"{path}.lock").exists()
+    with gpbo.Study({"x": gpbo.Real(0, 1)}, seed=0, journal=path) as again:
+        assert [t.value for t in again.trials] == [1.0]
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
