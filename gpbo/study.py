@@ -7,9 +7,12 @@ before the call returns, and opening an existing journal resumes the study.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import os
+import shutil
 import tempfile
 import time
 from collections import deque
@@ -294,10 +297,24 @@ class Study(BestTrialMixin):
         return base / f"{number:06d}"
 
     def close(self) -> None:
-        """Release the journal (and its lock). The study stays readable."""
+        """Release the journal (and its lock). The study stays readable.
+
+        Without a journal, the temporary folder of the trials' directories is removed if no
+        trial wrote anything there (one that did is kept, and its path logged).
+        """
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+        if self._tmp_dir is not None:
+            folder, self._tmp_dir = self._tmp_dir, None
+            if _only_empty_folders(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                logger.info("the trials' files are kept in %s", folder)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at interpreter exit modules may be gone
+            self.close()
 
     def __enter__(self) -> Study:
         return self
@@ -483,6 +500,14 @@ class Study(BestTrialMixin):
     def _append_event(self, event: dict[str, Any]) -> None:
         if self._journal is not None:
             self._journal.append(event)
+
+
+def _only_empty_folders(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but (nested) empty folders."""
+    try:
+        return all(not files for _, _, files in os.walk(folder))
+    except OSError:
+        return False
 
 
 def _checked_metrics(metrics: Mapping[str, Any] | None, *, trial: int) -> dict[str, float]:

@@ -274,6 +274,24 @@ def test_load_reads_a_journal_written_with_a_users_own_strategy(tmp_path):
     assert [t.value for t in loaded.trials] == [1.0]
 
 
+def test_close_removes_the_temporary_trial_folders_only_if_nothing_was_written():
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    empty = study.trial_dir(study.ask(1)[0])
+    empty.mkdir(parents=True)
+    study.close()
+    assert not empty.parent.exists()
+
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    kept = study.trial_dir(study.ask(1)[0])
+    kept.mkdir(parents=True)
+    (kept / "checkpoint.pt").write_bytes(b"weights")
+    study.close()
+    assert (kept / "checkpoint.pt").read_bytes() == b"weights"  # a user's file is never lost
+    import shutil
+
+    shutil.rmtree(kept.parent)
+
+
 def test_tell_refuses_a_trial_of_another_study():
     first = gpbo.Study(SPACE, strategy="random", seed=0)
     second = gpbo.Study(SPACE, strategy="random", seed=1)
