@@ -546,7 +546,8 @@ class Space:
             return
         index = [0] * len(axes)
         while True:
-            yield dict(zip(self.params, (a[i] for a, i in zip(axes, index)), strict=True))
+            values = [axis[i] for axis, i in zip(axes, index, strict=True)]
+            yield dict(zip(self.params, values, strict=True))
             for k in reversed(range(len(axes))):  # an odometer; none left: every axis wrapped
                 index[k] += 1
                 if index[k] < len(axes[k]):

@@ -371,6 +371,10 @@ class Gradient(Strategy):
     name: ClassVar[str] = "gradient"
 
     def __post_init__(self) -> None:
+        if self.n_init is not None and (
+            isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 1
+        ):
+            raise GpboError(f"n_init must be a positive int or None, got {self.n_init!r}")
         if not 0 < self.min_radius <= self.radius <= 1:
             raise GpboError(
                 f"Gradient needs 0 < min_radius <= radius <= 1, got min_radius={self.min_radius},"

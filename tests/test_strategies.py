@@ -131,6 +131,12 @@ def test_grid_default_levels_and_validation():
         Grid(levels=1)
 
 
+@pytest.mark.parametrize("n_init", [0, "3", True])
+def test_gradient_checks_n_init_as_bayes_does(n_init):
+    with pytest.raises(gpbo.GpboError, match="n_init must be a positive int"):
+        Gradient(n_init=n_init)
+
+
 def test_small_discrete_space_is_used_up_without_duplicates():
     study = gpbo.Study({"c": gpbo.Choice(["a", "b", "c"])}, strategy="random", seed=0)
     trials = study.ask(3)

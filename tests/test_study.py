@@ -70,7 +70,7 @@ def test_tell_errors_timeouts_and_twice():
     study = gpbo.Study(SPACE, strategy="random", seed=0)
     a, b = study.ask(2)
     study.tell(a, error=RuntimeError("CUDA error"))
-    assert a.status == "failed" and "RuntimeError: CUDA error" in a.error
+    assert a.status == "failed" and a.error == "RuntimeError: CUDA error"  # said once
     study.tell(b.number, status="timeout")
     assert b.status == "timeout"
     with pytest.raises(gpbo.GpboError, match="already ended"):

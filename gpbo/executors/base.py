@@ -187,6 +187,8 @@ def describe_exception(exc: BaseException) -> str:
     except Exception as failure:
         # a broken __str__ of the user's exception must fail only its trial, not the caller
         message = f"<str() failed with {type(failure).__name__}>"
+    if exc.__traceback__ is None:  # never raised (tell(error=ValueError(...))): no traceback
+        return f"{type(exc).__name__}: {message}"
     return f"{type(exc).__name__}: {message}\n{text}"
 
 
