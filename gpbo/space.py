@@ -62,7 +62,7 @@ class Param:
         """``value`` normalized (ints as ``int``...), or a SpaceError naming ``name``."""
         raise NotImplementedError
 
-    def grid_values(self, levels: int) -> list[Any]:
+    def grid_values(self, levels: int) -> Sequence[Any]:
         """The values this parameter takes in an exhaustive grid."""
         raise NotImplementedError
 
@@ -192,8 +192,9 @@ class Int(Param):
             raise SpaceError(f"parameter {name!r}: {value!r} is outside [{self.low}, {self.high}]")
         return int(value)
 
-    def grid_values(self, levels: int) -> list[Any]:
-        return list(range(int(self.low), int(self.high) + 1))
+    def grid_values(self, levels: int) -> Sequence[Any]:
+        # a range, not a list: Int(0, 10**9) would allocate tens of GB
+        return range(int(self.low), int(self.high) + 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "int", "low": int(self.low), "high": int(self.high), "log": self.log}
@@ -527,21 +528,14 @@ class Space:
     # -- grids and serialization ---------------------------------------------------------
     def grid_size(self, levels: int) -> int:
         """Number of points of the exhaustive grid with ``levels`` levels per Real."""
-        # an Int's range counted, not built: Int(0, 10**9) would allocate tens of GB
-        return math.prod(
-            int(p.high) - int(p.low) + 1 if isinstance(p, Int) else len(p.grid_values(levels))
-            for p in self.params.values()
-        )
+        return math.prod(len(p.grid_values(levels)) for p in self.params.values())
 
     def grid(self, levels: int) -> Iterator[dict[str, Any]]:
         """The exhaustive Cartesian grid, in lexicographic order of the parameters (the last
         one varies fastest)."""
-        # An Int's axis stays a range and the grid is walked by index: itertools.product
-        # would copy every axis first (Int(1, 10**9) is 8 GB as a tuple).
-        axes: list[Sequence[Any]] = [
-            range(int(p.low), int(p.high) + 1) if isinstance(p, Int) else p.grid_values(levels)
-            for p in self.params.values()
-        ]
+        # Walked by index: itertools.product would copy every axis first, and an Int's
+        # range of 10**9 values is 8 GB as a tuple.
+        axes = [p.grid_values(levels) for p in self.params.values()]
         if any(len(axis) == 0 for axis in axes):
             return
         index = [0] * len(axes)
