@@ -247,13 +247,11 @@ class _Loop:
                 self._interrupt("the driver was stopped (Ctrl+C or SIGTERM)")
                 self._hint_resume()
                 raise
-            except StudyError as exc:
+            except BaseException as exc:
                 self._interrupt("the driver stopped on an error")
-                # without a journal the trials that completed live only here
-                exc.result = self.study.result(stop_reason=str(exc).splitlines()[0])
-                raise
-            except BaseException:
-                self._interrupt("the driver stopped on an error")
+                if isinstance(exc, StudyError):
+                    # without a journal the trials that completed live only here
+                    exc.result = self.study.result(stop_reason=str(exc).splitlines()[0])
                 raise
             finally:
                 with self.signals.absorbed():
