@@ -220,7 +220,11 @@ class Study(BestTrialMixin):
             )
         else:
             try:
-                number, extras = parse_objective_value(value, metric="value")
+                number, extras = parse_objective_value(
+                    value,
+                    metric="value",
+                    metric_hint="pass the metric as value and the rest as tell(..., metrics=)",
+                )
             except ValueError as exc:
                 target.status, target.error = "failed", str(exc)
             else:

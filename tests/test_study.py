@@ -58,12 +58,21 @@ def test_tell_accepts_mappings_numpy_and_tensors():
     import torch
 
     study = gpbo.Study(SPACE, strategy="random", seed=0)
-    a, b, c = study.ask(3)
+    a, b, c, d = study.ask(4)
     study.tell(a, {"value": 0.5, "accuracy": 0.9})
     study.tell(b, np.float32(0.25))
     study.tell(c, torch.tensor(0.125))
+    study.tell(d, torch.tensor([0.0625]))  # a loss of shape (1,)
     assert (a.value, a.metrics) == (0.5, {"accuracy": 0.9})
-    assert b.value == 0.25 and c.value == 0.125
+    assert (b.value, c.value, d.value) == (0.25, 0.125, 0.0625)
+
+
+def test_tell_without_the_value_key_says_how_to_pass_the_metric():
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    (trial,) = study.ask(1)
+    study.tell(trial, {"loss": 1.0})
+    assert trial.status == "failed"
+    assert "tell(..., metrics=)" in trial.error and "pass metric=" not in trial.error
 
 
 def test_tell_errors_timeouts_and_twice():

@@ -68,19 +68,26 @@ class TrialTimeout(BaseException):
     """
 
 
-def parse_objective_value(returned: Any, *, metric: str) -> tuple[float, dict[str, float]]:
+def parse_objective_value(
+    returned: Any, *, metric: str, metric_hint: str = "pass metric= naming the key to optimize"
+) -> tuple[float, dict[str, float]]:
     """Read the metric (and extra numbers) from what an objective returned.
 
     Args:
-        returned: A number, or a mapping holding ``metric`` plus any extra numbers.
+        returned: A number (a Python or NumPy number, or a tensor or array of one element), or
+            a mapping holding ``metric`` plus any extra numbers.
         metric: The key of the metric in a returned mapping.
+        metric_hint: How the caller names another key, for the message when ``metric`` is
+            missing.
 
     Returns:
         The metric as a float, and the extra numbers.
 
     Raises:
         ValueError: The metric is missing, not a number, NaN or infinite (the message says
-            which). An extra number that is NaN or infinite is left out, with a warning.
+            which). An extra that is NaN, infinite or not a number is left out, with a warning
+            (once per key and process for a non-number: a path or a name returned beside the
+            loss every trial is not worth a warning each time).
     """
     extras: dict[str, float] = {}
     if isinstance(returned, Mapping):
@@ -88,28 +95,57 @@ def parse_objective_value(returned: Any, *, metric: str) -> tuple[float, dict[st
             raise ValueError(
                 f"the objective returned a mapping without the metric {metric!r} "
                 f"(keys: {sorted(map(str, returned))}); return {{{metric!r}: value, ...}} or "
-                "pass metric= naming the key to optimize"
+                f"{metric_hint}"
             )
         for key, extra in returned.items():
             if key == metric:
                 continue
             number = _as_float(extra)
-            if number is not None and not math.isfinite(number):
+            if number is None:
+                _warn_not_recorded(str(key), extra)
+            elif not math.isfinite(number):
                 # a diverged run's accuracy, say: the trial stands on its metric; a NaN extra
                 # would only be refused by the journal later
                 logger.warning("extra number %r = %s is not finite; not recorded", key, number)
-            elif number is not None:
+            else:
                 extras[str(key)] = number
         returned = returned[metric]
     value = _as_float(returned)
     if value is None:
+        shape = getattr(returned, "shape", None)
+        what = f"of shape {tuple(shape)}" if shape is not None else f"({type(returned).__name__})"
         raise ValueError(
-            f"the objective returned {returned!r} ({type(returned).__name__}), not a number; "
+            f"the objective returned {_short_repr(returned, 200)} {what}, not a number; "
             "return a float (or a mapping holding the metric)"
+            + ("; reduce the array to one number, e.g. loss.mean()" if shape else "")
         )
     if not math.isfinite(value):
         raise ValueError(f"the objective returned {value}, which is not a finite number")
     return value, extras
+
+
+_EXTRAS_WARNED: set[str] = set()
+
+
+def _warn_not_recorded(key: str, extra: Any) -> None:
+    if key in _EXTRAS_WARNED:
+        return
+    _EXTRAS_WARNED.add(key)
+    logger.warning(
+        "extra value %r = %s (%s) is not a number; not recorded (only numbers are kept with "
+        "a trial; write other results to gpbo.current_trial().dir)",
+        key,
+        _short_repr(extra),
+        type(extra).__name__,
+    )
+
+
+def _short_repr(x: Any, limit: int = 60) -> str:
+    try:
+        text = repr(x)
+    except Exception:
+        return f"<{type(x).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _as_float(x: Any) -> float | None:
@@ -117,14 +153,27 @@ def _as_float(x: Any) -> float | None:
         return None
     if isinstance(x, numbers.Real):
         return float(x)
-    item = getattr(x, "item", None)  # 0-d torch tensors and numpy scalars
-    if callable(item) and getattr(x, "ndim", 1) == 0:
+    # torch tensors and numpy scalars/arrays of one element (a loss of shape (1,), say), the
+    # values float() itself accepts from them; a larger array is ambiguous and is refused
+    item = getattr(x, "item", None)
+    if callable(item) and _one_element(x):
         try:
             got = item()
         except Exception:
             return None
         return None if isinstance(got, bool) else _as_float(got)
     return None
+
+
+def _one_element(x: Any) -> bool:
+    numel = getattr(x, "numel", None)  # torch: size is a method
+    if callable(numel):
+        try:
+            return int(numel()) == 1
+        except Exception:
+            return False
+    size = getattr(x, "size", None)  # numpy
+    return isinstance(size, int) and size == 1
 
 
 def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str) -> TrialOutcome:

@@ -1,0 +1,45 @@
+"""Tests for gpbo/executors/base.py: reading what an objective returned."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from gpbo.executors import base
+from gpbo.executors.base import parse_objective_value
+
+
+@pytest.mark.parametrize(
+    "returned",
+    [0.5, np.float32(0.5), np.array(0.5), np.array([0.5]), np.array([[0.5]]),
+     torch.tensor(0.5), torch.tensor([0.5]), torch.tensor([0.5], requires_grad=True)],
+)
+def test_one_number_in_any_common_form_is_the_value(returned):
+    assert parse_objective_value(returned, metric="loss") == (0.5, {})
+
+
+@pytest.mark.parametrize("returned", [torch.ones(3), np.zeros((2, 2))])
+def test_an_array_of_several_numbers_is_refused_with_its_shape(returned):
+    with pytest.raises(ValueError, match=r"of shape \(.*\), not a number.*loss\.mean\(\)"):
+        parse_objective_value(returned, metric="loss")
+
+
+def test_a_non_number_extra_is_left_out_with_one_warning_per_key(caplog, monkeypatch):
+    monkeypatch.setattr(base, "_EXTRAS_WARNED", set())
+    returned = {"loss": 1.0, "checkpoint": "/tmp/x.pt", "acc": torch.tensor(0.75)}
+    with caplog.at_level(logging.WARNING, logger="gpbo.executors.base"):
+        first = parse_objective_value(returned, metric="loss")
+        second = parse_objective_value(returned, metric="loss")
+    assert first == second == (1.0, {"acc": 0.75})
+    warned = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
+    assert len(warned) == 1 and "not a number; not recorded" in warned[0]
+
+
+def test_a_missing_metric_names_the_keys_and_the_callers_way_to_name_another():
+    with pytest.raises(ValueError, match=r"without the metric 'loss' \(keys: \['acc'\]\).*metric="):
+        parse_objective_value({"acc": 1.0}, metric="loss")
+    with pytest.raises(ValueError, match="use tell"):
+        parse_objective_value({"acc": 1.0}, metric="value", metric_hint="use tell")
