@@ -353,20 +353,44 @@ def test_objective_wrapper_pickles_and_calls_with_keywords():
     assert wrapper({"x": 0.0, "y": 1.0}) == 1.0
 
 
-def test_a_failing_target_raises_after_registering_the_rest():
+def test_a_raising_target_raises_its_own_exception_after_registering_the_rest():
     def fragile(x: float, y: float) -> float:
         if x > 1.5:
-            raise RuntimeError("diverged")
+            raise KeyError("diverged")  # as bayes_opt: the same exception, not a wrapper
         return black_box(x, y)
 
     optimizer = drop_in.BayesianOptimization(f=fragile, pbounds=PBOUNDS, verbose=0)
     optimizer.probe({"x": 0.0, "y": 0.0})
     optimizer.probe({"x": 1.9, "y": 0.0})
     optimizer.probe({"x": 0.5, "y": 0.0})
-    with pytest.raises(StudyError, match="diverged"):
+    with pytest.raises(KeyError, match="diverged") as raised:
         optimizer.maximize(init_points=0, n_iter=0, batch_size=3, executor="serial")
+    assert raised.traceback[-1].name == "fragile"
     assert [r["params"]["x"] for r in optimizer.res] == [0.0, 0.5]
     assert all(t.status == "complete" for t in optimizer._study.trials)
+    optimizer.maximize(init_points=0, n_iter=1)  # the optimizer goes on after the error
+    assert len(optimizer.res) == 3
+
+
+def test_a_nan_target_raises_a_study_error_naming_the_point():
+    optimizer = drop_in.BayesianOptimization(
+        f=lambda x, y: math.nan if x > 1.5 else black_box(x, y), pbounds=PBOUNDS, verbose=0
+    )
+    optimizer.probe({"x": 1.9, "y": 0.0})
+    refused = r"(?s)failed at \{'x': 1.9.*not a finite number"
+    with pytest.raises(StudyError, match=refused) as raised:
+        optimizer.maximize(init_points=0, n_iter=0)
+    assert "Traceback" not in str(raised.value)  # gpbo's check of the value, not user code
+
+
+def test_the_constructor_takes_bayes_opts_positional_order():
+    acquisition = drop_in.acquisition.ExpectedImprovement(xi=0.01)
+    optimizer = drop_in.BayesianOptimization(black_box, PBOUNDS, acquisition, None, 7, 0)
+    assert optimizer.acquisition_function is acquisition
+    assert optimizer._seed == 7 and optimizer.logger.verbose == 0
+
+
+def test_maximize_without_a_target_function_says_so():
     with pytest.raises(ValueError, match="No target function"):
         drop_in.BayesianOptimization(f=None, pbounds=PBOUNDS).maximize()
 

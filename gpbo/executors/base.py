@@ -205,14 +205,18 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
     try:
         with trial_context(context):
             returned = objective(dict(task.params))
-        value, extras = parse_objective_value(returned, metric=metric)
+        try:
+            value, extras = parse_objective_value(returned, metric=metric)
+        except ValueError as refused:
+            # gpbo's own check of the value: its traceback would show gpbo's code, not the user's
+            raise _RefusedValueError(f"ValueError: {refused}") from None
     except (KeyboardInterrupt, SystemExit, TrialTimeout):
         raise
     except Exception as exc:
         return TrialOutcome(
             number=task.number,
             status="failed",
-            error=describe_exception(exc),
+            error=str(exc) if isinstance(exc, _RefusedValueError) else describe_exception(exc),
             device=device,
             started_at=started,
             finished_at=time.time(),
@@ -226,6 +230,10 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
         started_at=started,
         finished_at=time.time(),
     )
+
+
+class _RefusedValueError(Exception):
+    """An objective's return value that is not a usable metric (the message says why)."""
 
 
 def describe_exception(exc: BaseException) -> str:

@@ -99,14 +99,24 @@ logger = logging.getLogger(__name__)
 class _CallWithKwargs:
     """``f(**params)`` behind gpbo's objective interface ``objective(params)``.
 
-    A module-level class, so it pickles (to worker processes) whenever ``f`` does.
+    A module-level class, so it pickles (to worker processes) whenever ``f`` does. Where it
+    runs in this process (the serial executor), it keeps the exception ``f`` raised, so that
+    :meth:`BayesianOptimization.maximize` re-raises it as ``bayes_opt`` does.
     """
 
     def __init__(self, f: Callable[..., Any]) -> None:
         self.f = f
+        self.raised: Exception | None = None
 
     def __call__(self, params: dict[str, Any]) -> Any:
-        return self.f(**params)
+        try:
+            return self.f(**params)
+        except Exception as exc:
+            self.raised = exc
+            raise
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"f": self.f, "raised": None}  # an exception need not pickle, nor be sent
 
 
 # -- the optimizer --------------------------------------------------------------------------------
@@ -161,7 +171,7 @@ class BayesianOptimization:
         self,
         f: Callable[..., float] | None,
         pbounds: Mapping[str, Any],
-        *,
+        # positional too, in bayes_opt's order: this signature is bayes_opt's, not gpbo's style
         acquisition_function: AcquisitionFunction | None = None,
         constraint: Any = None,
         random_state: int | np.random.RandomState | None = None,
@@ -355,8 +365,12 @@ class BayesianOptimization:
                 does; with a batch, as :func:`gpbo.optimize` chooses.
 
         Raises:
-            StudyError: ``f`` raised or returned a non-number (the message quotes the error);
-                the points that finished are registered first.
+            Exception: What ``f`` raised, where it ran in this process (the default with
+                ``batch_size=1``), as ``bayes_opt`` raises it; the round's other points that
+                finished are registered first.
+            StudyError: ``f`` returned a non-number, NaN or infinity, or raised in a worker
+                process (the message quotes the error and its traceback); the points that
+                finished are registered first.
         """
         _check_int("init_points", init_points, minimum=0)
         _check_int("n_iter", n_iter, minimum=0)
@@ -369,7 +383,8 @@ class BayesianOptimization:
             slots = slots[:1]
         else:
             runner = make_executor(executor, slots=slots)
-        runner.start(_CallWithKwargs(self._f), slots=slots, metric="value")
+        call = _CallWithKwargs(self._f)
+        runner.start(call, slots=slots, metric="value")
         self.logger.log_optimization_start(self._keys)
         if not self._queue and not self._records:
             init_points = max(init_points, 1)
@@ -385,7 +400,7 @@ class BayesianOptimization:
                     logger.info("%s", exc)
                     break
                 iteration += n_guided
-                self._run(runner, items)
+                self._run(runner, items, call)
         except BaseException:
             self._abandon(runner)
             raise
@@ -629,11 +644,12 @@ class BayesianOptimization:
         items += [_Item(number=-1 - i, params=p, trial=None) for i, p in enumerate(outside)]
         return items
 
-    def _run(self, runner: Executor, items: list[_Item]) -> None:
+    def _run(self, runner: Executor, items: list[_Item], call: _CallWithKwargs) -> None:
         """Evaluate a round on the executor; register each point as it finishes."""
         waiting = deque(items)
         running: dict[int, _Item] = {}
         failures: list[tuple[_Item, TrialOutcome]] = []
+        raised: Exception | None = None
         while waiting or running:
             while waiting and runner.free_slots > 0:
                 item = waiting.popleft()
@@ -650,6 +666,8 @@ class BayesianOptimization:
                 running[item.number] = item
             for outcome in runner.wait():
                 item = running.pop(outcome.number)
+                # in this process the executor ran one call since the last look (serial)
+                exception, call.raised = call.raised, None
                 if outcome.status == "complete" and outcome.value is not None:
                     if item.trial is not None:
                         self._study.tell(item.trial, outcome.value, metrics=outcome.metrics)
@@ -659,6 +677,10 @@ class BayesianOptimization:
                     status = "timeout" if outcome.status == "timeout" else "failed"
                     self._study.tell(item.trial, error=outcome.error or status, status=status)
                 failures.append((item, outcome))
+                if raised is None and exception is not None and outcome.status == "failed":
+                    raised = exception
+        if raised is not None:
+            raise raised
         if failures:
             item, outcome = failures[0]
             raise StudyError(
