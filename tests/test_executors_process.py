@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pickle
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from gpbo.exceptions import GpboError
+from gpbo.executors import process
 from gpbo.executors.base import TrialOutcome, TrialTask
 from gpbo.executors.process import Process, exit_if_bootstrapping_worker
 from tests import objectives_for_workers as objectives
@@ -360,6 +362,57 @@ def test_function_from_an_interactive_main_goes_by_value(
     executor.start(objective, slots=["cpu"], metric="value")
     (outcome,) = run_tasks(executor, [TrialTask(number=0, params={"x": 4.0})])
     assert (outcome.status, outcome.value) == ("complete", 8.0)
+
+
+GUARDED_SCRIPT = """
+import math
+
+def helper(params):
+    return math.sqrt(params["x"])
+
+try:
+    import gpbo  # noqa: F401
+except ImportError:
+    pass
+
+if "__main__" == __name__:
+    def objective(params):
+        return 3.0 * params["x"]
+"""
+
+
+def test_function_defined_under_the_main_guard_goes_by_value_or_is_explained(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh: list[Process]
+) -> None:
+    # a worker imports the script without running the guarded block: by reference, the
+    # objective would fail there with a bare AttributeError
+    cloudpickle = sys.modules.get("cloudpickle")
+    with contextlib.suppress(ImportError):
+        import cloudpickle
+    script = tmp_path / "guarded_driver.py"
+    script.write_text(GUARDED_SCRIPT)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    exec(compile(GUARDED_SCRIPT, str(script), "exec"), main.__dict__)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    assert process._defined_under_the_main_guard(["objective", "helper", "gpbo"]) == [
+        "objective"
+    ]
+
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)
+    with pytest.raises(GpboError, match="objective is defined under `if __name__") as info:
+        Process().start(main.objective, slots=["cpu"], metric="value")
+    assert "define it above the guard" in str(info.value)
+    process._serialize_objective(main.helper)  # defined on import: plain pickle, no error
+
+    if cloudpickle is None:
+        pytest.skip("cloudpickle is not installed")
+    monkeypatch.setitem(sys.modules, "cloudpickle", cloudpickle)
+    executor = Process()
+    fresh.append(executor)
+    executor.start(main.objective, slots=["cpu"], metric="value")
+    (outcome,) = run_tasks(executor, [TrialTask(number=0, params={"x": 2.0})])
+    assert (outcome.status, outcome.value) == ("complete", 6.0)
 
 
 def test_objective_that_fails_to_load_in_the_worker_fails_start(fresh: list[Process]) -> None:

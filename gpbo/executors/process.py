@@ -29,6 +29,7 @@ in the driver instead of every worker starting a study of its own.
 
 from __future__ import annotations
 
+import ast
 import atexit
 import contextlib
 import functools
@@ -418,10 +419,17 @@ class Process(Executor):
                         worker.state = "idle"
                         worker.pid = message[1]
                     elif message[0] == "error":
+                        hint = (
+                            "\n(the worker imports the driver script as __mp_main__ without "
+                            'running its `if __name__ == "__main__":` block: define what the '
+                            "objective uses at module level, above the guard)"
+                            if "__mp_main__" in str(message[1])
+                            else ""
+                        )
                         raise GpboError(
                             f"the worker process for slot {worker.slot!r} could not load the "
                             "objective (it is unpickled there, which imports its module):\n"
-                            f"{message[1]}"
+                            f"{message[1]}{hint}"
                         )
                 if worker.state != "starting":
                     continue
@@ -874,6 +882,81 @@ def _main_importable_by_workers() -> bool:
     return bool(path) and os.path.isfile(path)
 
 
+def _defined_under_the_main_guard(names: Sequence[str]) -> list[str]:
+    """Those of ``names`` (of ``__main__``) that its script defines only under its guard.
+
+    A spawned worker imports the driver script as ``__mp_main__`` without running the
+    ``if __name__ == "__main__":`` block, so unpickling such a name there fails with a bare
+    ``AttributeError``. Only positive evidence counts: a name the script's source does not show
+    (a star import, ``exec``) is taken to be importable, as plain pickle assumes.
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not names or not path:
+        return []
+    try:
+        with open(path, encoding="utf-8") as source:
+            tree = ast.parse(source.read())
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return []
+    imported: set[str] = set()
+    guarded: set[str] = set()
+    _collect_top_level_names(tree.body, imported, guarded, under_guard=False)
+    tops = sorted({name.split(".")[0] for name in names})
+    return [name for name in tops if name in guarded and name not in imported]
+
+
+def _collect_top_level_names(
+    body: Sequence[ast.stmt], imported: set[str], guarded: set[str], *, under_guard: bool
+) -> None:
+    """Sort the names module-level code binds into those a worker's import binds and the rest."""
+    into = guarded if under_guard else imported
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            into.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            into.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.If):
+            is_guard = _is_main_guard(node.test)
+            _collect_top_level_names(
+                node.body, imported, guarded, under_guard=under_guard or is_guard
+            )
+            _collect_top_level_names(node.orelse, imported, guarded, under_guard=under_guard)
+        elif isinstance(node, _BLOCKS):
+            for block in ("body", "orelse", "finalbody"):
+                _collect_top_level_names(
+                    getattr(node, block, []), imported, guarded, under_guard=under_guard
+                )
+            for handler in getattr(node, "handlers", []):
+                _collect_top_level_names(
+                    handler.body, imported, guarded, under_guard=under_guard
+                )
+        else:
+            into.update(
+                n.id
+                for n in ast.walk(node)
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            )
+
+
+#: Statements whose blocks run on import like the module's own body (``try*`` from 3.11).
+_BLOCKS: tuple[type, ...] = (ast.Try, ast.With, ast.For, ast.While) + (
+    (ast.TryStar,) if hasattr(ast, "TryStar") else ()
+)
+
+
+def _is_main_guard(test: ast.expr) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
+        return False
+    if not isinstance(test.ops[0], ast.Eq):
+        return False
+    sides = [test.left, test.comparators[0]]
+    return any(isinstance(n, ast.Name) and n.id == "__name__" for n in sides) and any(
+        isinstance(n, ast.Constant) and n.value == "__main__" for n in sides
+    )
+
+
 def _serialize_objective(objective: Objective) -> bytes:
     """Pickle the objective for the workers; cloudpickle where plain pickle cannot.
 
@@ -889,12 +972,21 @@ def _serialize_objective(objective: Objective) -> bytes:
     except Exception as exc:
         problem = f"pickle failed with {type(exc).__name__}: {exc}"
     else:
-        if not pickler.main_names or _main_importable_by_workers():
+        guarded = _defined_under_the_main_guard(pickler.main_names)
+        if not pickler.main_names or (_main_importable_by_workers() and not guarded):
             return buffer.getvalue()
-        problem = (
-            f"it refers to {', '.join(sorted(set(pickler.main_names)))} defined in __main__, "
-            "which a worker cannot import (interactive session, notebook or `python -c`)"
-        )
+        if guarded:
+            problem = (
+                f"{', '.join(guarded)} is defined under `if __name__ == \"__main__\":` in the "
+                "driver script, and a worker imports the script without running that block, "
+                "so it would not find it (define it above the guard)"
+            )
+        else:
+            problem = (
+                f"it refers to {', '.join(sorted(set(pickler.main_names)))} defined in "
+                "__main__, which a worker cannot import (interactive session, notebook or "
+                "`python -c`)"
+            )
     try:
         import cloudpickle
     except ImportError:
