@@ -205,6 +205,7 @@ def _error(message: str) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from gpbo.config import load_config
     from gpbo.live import LiveReporter
+    from gpbo.report import format_count
 
     _basic_logging()
     config = load_config(args.config, overrides=args.overrides)
@@ -229,7 +230,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if verbose:
         print(
             f"[gpbo] run directory {run_dir}"
-            + (f" (resuming: {finished} trials finished)" if finished else ""),
+            + (f" (resuming: {format_count(finished, 'trial')} finished)" if finished else ""),
             flush=True,
         )
     import gpbo

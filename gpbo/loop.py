@@ -18,7 +18,7 @@ from typing import Any, Literal
 from gpbo.exceptions import GpboError, SpaceExhausted, StopStudy, StudyError
 from gpbo.executors import Executor, make_executor, resolve_slots
 from gpbo.executors.base import TrialOutcome, TrialTask
-from gpbo.report import ProgressReporter, error_summary
+from gpbo.report import ProgressReporter, error_summary, format_count
 from gpbo.space import Space
 from gpbo.strategies import Bayes, Gradient, Strategy, default_n_init
 from gpbo.study import Study
@@ -325,7 +325,7 @@ class _Loop:
         if self._pending:  # proposed, never started: run first when the study resumes
             self._interrupt("the study stopped before they started")
         if not self.stop_reason:
-            self.stop_reason = f"{self.finished} trials finished"
+            self.stop_reason = f"{format_count(self.finished, 'trial')} finished"
 
     def _warm_up_strategy(self) -> None:
         """Load the GP machinery while the first trials run, once per study.
@@ -357,7 +357,7 @@ class _Loop:
 
     def _should_stop(self) -> bool:
         if self.finished >= self.settings.n_trials:
-            self.stop_reason = f"{self.finished} trials finished"
+            self.stop_reason = f"{format_count(self.finished, 'trial')} finished"
             return True
         if self.deadline is not None and time.monotonic() >= self.deadline:
             self.stop_reason = f"the study timeout of {self.settings.timeout:g} s passed"

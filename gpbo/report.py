@@ -25,6 +25,11 @@ def format_params(params: dict[str, Any]) -> str:
     return " ".join(f"{k}={format_value(v)}" for k, v in params.items())
 
 
+def format_count(count: int, noun: str) -> str:
+    """``"1 trial"``, ``"3 trials"``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def format_duration(seconds: float) -> str:
     """``42.1s``, ``3m05s`` or ``2h07m``."""
     if seconds < 60:

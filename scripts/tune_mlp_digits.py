@@ -204,8 +204,8 @@ def report(
     grid_n = len(grid.params)
     n_seeds = max((len(runs) for runs in searches.values()), default=0)
     line()
-    line(f"Best validation accuracy (%) after n trainings (random, bayes: median of {n_seeds} "
-         "seeds)")
+    line("Best validation accuracy (%) after n trainings (random, bayes: "
+         + (f"median of {n_seeds} seeds)" if n_seeds != 1 else "1 seed)"))
     head = f"{'strategy':<8} {'seeds':>5} " + " ".join(f"{n:>6}" for n in [*marks, grid_n])
     line(head)
     line("-" * len(head))
@@ -340,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     grid_size = gpbo.Space(SPACE).grid_size(levels=gpbo.strategies.Grid().levels)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     print(f"tune_mlp_digits: {args.epochs} epochs per training; grid of {grid_size}, then "
-          f"{', '.join(strategies)} at {args.budget} trainings x {args.seeds} seeds; slots "
+          f"{', '.join(strategies)} at {args.budget} trainings x "
+          f"{args.seeds} seed{'s' if args.seeds != 1 else ''}; slots "
           f"{slots}, {batch_size} per round", flush=True)
 
     start = time.perf_counter()

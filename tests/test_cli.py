@@ -396,7 +396,7 @@ def test_display_degrades_to_plain_lines_off_a_terminal():
     reporter.trial_started(trial)
     trial.status, trial.value, trial.finished_at = "complete", 1.5, time.time()
     reporter.trial_finished(trial)
-    reporter.finish([trial], stop_reason="1 trials finished")
+    reporter.finish([trial], stop_reason="1 trial finished")
     text = stream.getvalue()
     assert "\r" not in text and "\x1b" not in text
     lines = text.splitlines()

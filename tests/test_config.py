@@ -311,3 +311,10 @@ def test_shipped_configs_load(path, monkeypatch):
     config = load_config(path, load_objective=False)
     assert config.options["n_trials"] >= 1
     assert len(config.space) >= 2
+
+
+def test_the_main_config_finds_its_objective_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not the repository root
+    config = load_config(ROOT / "configs" / "mlp_digits.yaml", load_objective=False)
+    assert Path(config.objective.path) == ROOT / "examples" / "mlp_digits.py"
+    assert config.run_dir == tmp_path / "runs" / "mlp_digits"
