@@ -277,6 +277,10 @@ def optimize_posterior_mean(
 ) -> np.ndarray:
     r"""Gradient ascent on the GP posterior mean inside a box around ``center``.
 
+    The box spans every category of a categorical parameter (its one-hot columns range over
+    ``[0, 1]``): categories have no order, so none is nearer the incumbent's than another, and
+    a box of the radius in one-hot columns would never leave the incumbent's category.
+
     Args:
         model: A fitted botorch model (scores: larger is better).
         space: The search space.
@@ -300,6 +304,8 @@ def optimize_posterior_mean(
     d = space.n_columns
     low = np.clip(center - radius, 0.0, 1.0)
     high = np.clip(center + radius, 0.0, 1.0)
+    for group in space.categorical_groups:
+        low[group], high[group] = 0.0, 1.0
     bounds = torch.as_tensor(np.stack([low, high]), **tkwargs)
     cached = cache_posterior(model)
     acqf = CachedPosteriorMean(cached) if isinstance(cached, CachedGP) else PosteriorMean(model)

@@ -352,7 +352,8 @@ class Gradient(Strategy):
 
     After ``n_init`` quasi-random points, each ask fits the GP and runs L-BFGS-B (through
     autograd) on its posterior mean inside a box of half-width ``radius`` around the best trial
-    so far. The box halves after every batch that did not improve on the incumbent and resets
+    so far (every category of a categorical parameter is inside it: categories have no
+    order). The box halves after every batch that did not improve on the incumbent and resets
     when one does (derived from the history, so resuming continues the same way).
 
     Args:

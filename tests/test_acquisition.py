@@ -100,6 +100,24 @@ def test_posterior_mean_step_stays_in_the_trust_region():
     assert np.all(np.abs(batch - center) <= 0.1 + 1e-9)
 
 
+def test_posterior_mean_step_may_change_a_category_but_stays_local_in_the_rest():
+    # the incumbent's category "a" is worse than "b" at every x: a one-hot box of the radius
+    # around "a" could never propose "b"
+    space = gpbo.Space({"x": gpbo.Real(0, 1), "c": gpbo.Choice(["a", "b", "c"])})
+    params = [{"x": x, "c": c} for x in np.linspace(0.0, 1.0, 6) for c in "abc"]
+    params = [p for p in params if not (p["c"] == "b" and 0.2 < p["x"] < 0.8)]
+    params.append({"x": 0.5, "c": "a"})
+    X = space.encode(params)
+    y = np.array([-(p["x"] - 0.5) ** 2 + (1.0 if p["c"] == "b" else 0.0) for p in params])
+    model = fit_gp(torch.tensor(X), torch.tensor(y))
+    center = space.encode([{"x": 0.5, "c": "a"}])[0]
+    batch = optimize_posterior_mean(model, space=space, center=center, radius=0.05, q=2,
+                                    seen=X, options=FAST, generator=np.random.default_rng(0))
+    proposed = space.decode(batch)
+    assert proposed[0]["c"] == "b"
+    assert all(abs(p["x"] - 0.5) <= 0.05 + 1e-9 for p in proposed)
+
+
 def test_options_are_validated():
     with pytest.raises(ValueError, match="num_restarts"):
         AcquisitionOptions(num_restarts=0)
