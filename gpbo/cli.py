@@ -318,7 +318,9 @@ def _move_aside(run_dir: Path, journal: Path) -> Path:
 
 
 def _journal_locked(journal: Path) -> bool:
-    lock = journal.with_name(journal.name + ".lock")
+    from gpbo.journal import lock_path
+
+    lock = lock_path(journal)
     if not lock.exists():
         return False
     try:
@@ -590,7 +592,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 def _refuse_to_overwrite_the_run(output: Path, journal: Path) -> None:
     """A typo in an output path must not replace the journal (the run could not resume)."""
-    own = [journal, journal.with_name(journal.name + ".lock")]
+    from gpbo.journal import lock_path
+
+    own = [journal, lock_path(journal)]
     if journal.name == "journal.jsonl":
         own += [journal.parent / n for n in ("config.yaml", "summary.json", "summary.txt")]
     target = output.resolve()

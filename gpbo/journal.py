@@ -570,6 +570,16 @@ def _warn_repaired(path: Path, dropped: int, what: str) -> None:
     warnings.warn(message, JournalRepairedWarning, stacklevel=3)
 
 
+def lock_path(journal_path: str | os.PathLike[str]) -> Path:
+    """The lock file of a journal: ``<journal>.lock`` beside the file the path leads to.
+
+    A symlink is followed first, so every path to one journal file meets the same lock (two
+    drivers, one through a link, each took a lock of its own and both ran the study).
+    """
+    real = Path(journal_path).resolve()
+    return real.with_name(real.name + ".lock")
+
+
 class _Lock:
     """An exclusive lock on ``<journal>.lock``, dropped by the OS if its holder dies."""
 
@@ -580,7 +590,7 @@ class _Lock:
 
     @classmethod
     def acquire(cls, journal_path: Path) -> _Lock:
-        path = journal_path.with_name(journal_path.name + ".lock")
+        path = lock_path(journal_path)
         while True:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_BINARY, 0o644)
             try:

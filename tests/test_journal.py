@@ -23,6 +23,7 @@ from gpbo.journal import (
     JournalRepairedWarning,
     compare_headers,
     fold_trials,
+    lock_path,
     read_journal,
 )
 from gpbo.trial import Trial
@@ -289,6 +290,19 @@ def test_second_open_in_the_same_process_is_locked_out(tmp_path: Path) -> None:
     second, events = Journal.open(path, header=HEADER)
     second.close()
     assert events == [trial_event(0)]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
+def test_a_journal_reached_through_a_symlink_meets_the_same_lock(tmp_path: Path) -> None:
+    real = tmp_path / "runs" / "j.jsonl"
+    real.parent.mkdir()
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)  # dangling until the journal is created
+    first, _ = Journal.open(link, header=HEADER)
+    assert lock_path(link) == lock_path(real) == real.with_name("j.jsonl.lock").resolve()
+    with pytest.raises(JournalLockedError, match="already open in this process"):
+        Journal.open(real, header=HEADER)
+    first.close()
 
 
 def test_a_journal_dropped_without_close_releases_its_lock(tmp_path: Path) -> None:
