@@ -413,7 +413,9 @@ class _Loop:
                 device = self.executor.submit(task)
                 self._pending.pop(0)
                 self.running[trial.number] = trial
-                self.study.mark_running(trial, device=device)
+                self.study.mark_running(
+                    trial, device=device, in_driver=self.executor.runs_in_driver
+                )
             self.reporter.trial_started(trial)
 
     def _wait_timeout(self) -> float | None:

@@ -235,11 +235,21 @@ class Study(BestTrialMixin):
         """How many interrupted trials the next asks hand back first (for the loop)."""
         return len(self._rerun)
 
-    def mark_running(self, trial: Trial | int, *, device: str | None = None) -> Trial:
-        """Record that a trial started on ``device`` (the loop calls this; optional in ask/tell)."""
+    def mark_running(
+        self, trial: Trial | int, *, device: str | None = None, in_driver: bool = False
+    ) -> Trial:
+        """Record that a trial started on ``device`` (the loop calls this; optional in ask/tell).
+
+        Args:
+            trial: The trial (or its number).
+            device: Where it runs.
+            in_driver: It runs in this (the driver's) process, so a crash of the objective
+                kills the driver: a resume runs such a trial again once, and fails it when the
+                driver died during it a second time (else every resume would crash on it).
+        """
         target = self._get(trial)
         target.status, target.device, target.started_at = "running", device, time.time()
-        self._record(target)
+        self._record(target, extra={"in_driver": True} if in_driver else None)
         return target
 
     def enqueue(self, params: Mapping[str, Any]) -> None:
@@ -449,10 +459,30 @@ class Study(BestTrialMixin):
             raise
 
     def _replay(self, events: Sequence[Mapping[str, Any]]) -> None:
-        """Resume from journal events: trials that were running are run again first."""
+        """Resume from journal events: trials that were running are run again first.
+
+        A trial that ran in the driver's process when the driver died twice is failed instead
+        (see :meth:`mark_running`): its objective most likely killed the process.
+        """
         self._fold_events(events)
+        in_driver, deaths = _driver_deaths(events)
         for trial in self._trials:
-            if trial.status in ("pending", "running", "interrupted"):
+            if trial.status == "running" and trial.number in in_driver:
+                if deaths.get(trial.number, 0) + 1 >= _DRIVER_DEATHS_TO_FAIL:
+                    trial.status, trial.finished_at = "failed", time.time()
+                    trial.error = (
+                        f"the driver process died each of the {_DRIVER_DEATHS_TO_FAIL} times "
+                        "this trial ran in it (os._exit, a crash in native code, or the "
+                        "out-of-memory killer?); it is not run again. Run trials in worker "
+                        'processes (executor="process") so that a crash fails only its trial'
+                    )
+                    logger.warning("trial %d: %s", trial.number, trial.error)
+                    self._record(trial)
+                    continue
+                trial.status = "interrupted"
+                self._record(trial, extra={"driver_died": True})
+                self._rerun.append(trial.number)
+            elif trial.status in ("pending", "running", "interrupted"):
                 if trial.status != "interrupted":
                     trial.status = "interrupted"
                     self._record(trial)
@@ -495,15 +525,44 @@ class Study(BestTrialMixin):
                 else:
                     raise GpboError(f"journal event for trial {trial.number} out of order")
 
-    def _record(self, trial: Trial, *, dequeued: bool = False) -> None:
+    def _record(
+        self, trial: Trial, *, dequeued: bool = False, extra: Mapping[str, Any] | None = None
+    ) -> None:
         event: dict[str, Any] = {"event": "trial", "time": time.time(), "trial": trial.to_dict()}
         if dequeued:
             event["dequeued"] = True
+        event.update(extra or {})
         self._append_event(event)
 
     def _append_event(self, event: dict[str, Any]) -> None:
         if self._journal is not None:
             self._journal.append(event)
+
+
+#: How many deaths of the driver during one in-driver trial make a resume fail it.
+_DRIVER_DEATHS_TO_FAIL = 2
+
+
+def _driver_deaths(events: Sequence[Mapping[str, Any]]) -> tuple[set[int], dict[int, int]]:
+    """Trials whose last start was in the driver's process, and how often a resume found the
+    driver dead during one of them (the ``driver_died`` marks of earlier resumes)."""
+    in_driver: set[int] = set()
+    deaths: dict[int, int] = {}
+    for event in events:
+        trial = event.get("trial")
+        if event.get("event") != "trial" or not isinstance(trial, Mapping):
+            continue
+        number, status = trial.get("number"), trial.get("status")
+        if not isinstance(number, int):
+            continue
+        if status == "running":
+            if event.get("in_driver"):
+                in_driver.add(number)
+            else:
+                in_driver.discard(number)
+        elif event.get("driver_died"):
+            deaths[number] = deaths.get(number, 0) + 1
+    return in_driver, deaths
 
 
 def _only_empty_folders(folder: Path) -> bool:

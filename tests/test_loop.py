@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 
 import pytest
@@ -62,6 +63,20 @@ def test_failing_trials_fail_alone_and_count():
     assert "Traceback" in result.trials[0].error
     assert "not a finite number" in result.trials[1].error
     assert "not a number" in result.trials[2].error
+
+
+def test_sys_exit_in_a_serial_trial_fails_that_trial_alone():
+    def objective(params):
+        if params["x"] > 0.0:
+            sys.exit("bad config")  # a training script's own exit
+        return sphere(params)
+
+    result = gpbo.optimize(objective, SPACE, n_trials=6, strategy="random", seed=0,
+                           executor="serial", verbose=False, max_consecutive_failures=None)
+    failed = [t for t in result.trials if t.status == "failed"]
+    assert len(result.trials) == 6 and failed
+    assert all(t.error == "the objective exited (SystemExit: 'bad config'); it must return"
+               for t in failed)
 
 
 def test_an_exception_that_cannot_be_printed_fails_its_trial_alone():

@@ -132,6 +132,34 @@ def test_killed_driver_resumes_rerunning_only_its_running_trials(tmp_path: Path)
     assert [t.params for t in result.trials] == [t.params for t in fresh.trials]
 
 
+def test_a_trial_that_kills_a_serial_driver_is_failed_after_one_rerun(tmp_path: Path) -> None:
+    # in the driver's process the objective's crash is the driver's: without a limit every
+    # resume would run that trial first and die again
+    script = tmp_path / "crashing_driver.py"
+    script.write_text(
+        "import os, sys\n"
+        "import gpbo\n"
+        "def objective(params):\n"
+        "    if gpbo.current_trial().number == 1:\n"
+        "        os._exit(3)  # as a segfault or the OOM killer would end it\n"
+        "    return params['x']\n"
+        "if __name__ == '__main__':\n"
+        "    result = gpbo.optimize(objective, {'x': gpbo.Real(0.0, 1.0)}, n_trials=3,\n"
+        "                           strategy='random', seed=0, executor='serial',\n"
+        "                           journal=sys.argv[1], verbose=False)\n"
+        "    print([t.status for t in result.trials])\n"
+    )
+    journal = tmp_path / "study.jsonl"
+    runs = [
+        subprocess.run([sys.executable, str(script), str(journal)], cwd=tmp_path,
+                       env=script_env(), capture_output=True, text=True, timeout=120)
+        for _ in range(3)
+    ]
+    assert [r.returncode for r in runs] == [3, 3, 0], runs[-1].stderr
+    assert runs[2].stdout.strip() == "['complete', 'failed', 'complete']"
+    assert "driver process died each of the 2 times" in runs[2].stderr
+
+
 @pytest.mark.parametrize(("strategy", "batch_size"), [("sobol", 3), ("bayes", 2)])
 def test_resumed_sync_run_proposes_what_the_uninterrupted_run_did(
     tmp_path: Path, strategy: str, batch_size: int

@@ -342,3 +342,38 @@ def test_load_takes_a_run_directory_and_says_what_a_directory_lacks(tmp_path):
     assert [t.value for t in gpbo.load(run).trials] == [2.0]
     with pytest.raises(gpbo.GpboError, match=r"directory without a journal\.jsonl"):
         gpbo.load(tmp_path)
+
+
+def _start_and_die(journal, *, in_driver: bool):
+    """Open the study, start its first unfinished trial and 'die' (close, recording nothing)."""
+    study = gpbo.Study(SPACE, strategy="random", seed=0, journal=journal)
+    (trial,) = study.ask(1)
+    study.mark_running(trial, device="cpu", in_driver=in_driver)
+    study.close()
+    return trial.number
+
+
+def test_a_trial_the_driver_died_in_twice_is_failed_on_resume(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    assert _start_and_die(journal, in_driver=True) == 0
+    assert _start_and_die(journal, in_driver=True) == 0  # run again once: maybe not its fault
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert study.trials[0].status == "failed"
+        assert "driver process died each of the 2 times" in study.trials[0].error
+        assert 'executor="process"' in study.trials[0].error
+        (trial,) = study.ask(1)
+        assert trial.number == 1  # the study goes on
+
+
+def test_a_trial_in_a_worker_is_run_again_however_often_the_driver_died(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    for _ in range(3):  # the driver's death is not the worker's trial's doing
+        assert _start_and_die(journal, in_driver=False) == 0
+    # a Ctrl+C'd in-driver run (recorded interrupted) is no death either
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        (trial,) = study.ask(1)
+        study.mark_running(trial, in_driver=True)
+        study.tell(trial, status="interrupted")
+    assert _start_and_die(journal, in_driver=True) == 0
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert study.trials[0].status == "interrupted"

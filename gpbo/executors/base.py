@@ -307,6 +307,9 @@ class Executor(ABC):
     An executor must never raise for a failure of one trial: that is an outcome.
     """
 
+    #: Trials run inside the driver's own process (a crash of the objective is the driver's).
+    runs_in_driver: bool = False
+
     @abstractmethod
     def start(self, objective: Objective, *, slots: Sequence[str], metric: str) -> None:
         """Prepare to run ``objective`` on ``slots`` (``"cpu"``, ``"cuda:0"``, ...)."""

@@ -34,6 +34,8 @@ class Serial(Executor):
     inside it); elsewhere it cannot be and a warning says so.
     """
 
+    runs_in_driver = True
+
     def __init__(self) -> None:
         self._objective: Objective | None = None
         self._device = "cpu"
@@ -80,6 +82,18 @@ class Serial(Executor):
                 number=task.number,
                 status="timeout",
                 error=f"the trial ran past its trial_timeout of {task.timeout:g} s",
+                device=self._device,
+                started_at=started,
+                finished_at=time.time(),
+            )
+        except SystemExit as exc:
+            # sys.exit() in training code (argparse's error, a script's main): the process
+            # executor's worker would exit and fail the trial; in the driver it would end the
+            # study, and every resume would run this trial first and end again
+            outcome = TrialOutcome(
+                number=task.number,
+                status="failed",
+                error=f"the objective exited (SystemExit: {exc.code!r}); it must return",
                 device=self._device,
                 started_at=started,
                 finished_at=time.time(),

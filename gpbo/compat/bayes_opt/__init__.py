@@ -662,7 +662,9 @@ class BayesianOptimization:
                 )
                 device = runner.submit(task)
                 if trial is not None:
-                    self._study.mark_running(trial, device=device)
+                    self._study.mark_running(
+                        trial, device=device, in_driver=runner.runs_in_driver
+                    )
                 running[item.number] = item
             for outcome in runner.wait():
                 item = running.pop(outcome.number)
