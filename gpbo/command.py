@@ -28,8 +28,9 @@ fails it with the reason.
 Stopping: whatever ends a call early (the serial executor's ``trial_timeout`` alarm, Ctrl+C,
 or ``SIGTERM``, which the process executor sends to its worker on a timeout or an interrupt)
 stops the command's whole process group: ``SIGTERM``, then ``SIGKILL`` after
-``grace_period`` seconds. On Linux the command also gets ``SIGKILL`` should the process that
-started it die without that chance (``PR_SET_PDEATHSIG``).
+``grace_period`` seconds. Should the process that started it die without that chance (the
+driver killed with ``SIGKILL``), the whole group is killed too: on POSIX the command runs
+under a small guard process (:mod:`gpbo._command_guard`) that watches for that.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import signal
 import string
 import subprocess
@@ -259,16 +261,21 @@ class CommandObjective:
                 f"# gpbo: {shlex.join(argv)}\n"
             )
             log.flush()
+            missing = _not_runnable(argv[0], cwd=self.cwd, path=env.get("PATH"))
+            if missing is not None:
+                raise CommandError(
+                    f"the command {shlex.join(argv)!r} could not start: {missing} (run from "
+                    f"{self.cwd})"
+                )
             try:
                 proc = subprocess.Popen(
-                    argv,
+                    _guarded(argv),
                     cwd=self.cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent_hook(),  # one prctl call, nothing else
                 )
             except OSError as exc:
                 raise CommandError(
@@ -475,22 +482,28 @@ def _redeliver(signum: int) -> None:
         os.kill(os.getpid(), signum)
 
 
-def _die_with_parent_hook() -> Any:
-    """A ``preexec_fn`` that asks Linux to ``SIGKILL`` the command when its parent dies."""
-    if not sys.platform.startswith("linux"):
+def _guarded(argv: list[str]) -> list[str]:
+    """``argv`` run under :mod:`gpbo._command_guard` where it can be (POSIX)."""
+    if os.name != "posix" or not hasattr(os, "fork") or not sys.executable:
+        return argv
+    guard = Path(__file__).with_name("_command_guard.py")
+    # -I -S: the standard library only, no site-packages or PYTHON* variables: starts fast,
+    # and nothing of the user's environment can break it
+    return [sys.executable, "-I", "-S", str(guard), *argv]
+
+
+def _not_runnable(program: str, *, cwd: Path, path: str | None) -> str | None:
+    """Why ``program`` cannot be started (the guard's exec would fail later), or ``None``."""
+    if os.sep in program or (os.altsep and os.altsep in program):
+        target = Path(program) if Path(program).is_absolute() else cwd / program
+        if not target.is_file():
+            return f"[Errno 2] No such file or directory: {program!r}"
+        if not os.access(target, os.X_OK):
+            return f"[Errno 13] Permission denied: {program!r} (not executable)"
         return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
-
-    def hook() -> None:
-        prctl(pr_set_pdeathsig, sigkill, 0, 0, 0)
-
-    return hook
+    if shutil.which(program, path=path) is None:
+        return f"{program!r} is not on the PATH"
+    return None
 
 
 def _exit_message(returncode: int, stderr_tail: list[str], log_path: Path) -> str:

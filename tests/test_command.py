@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -308,6 +309,44 @@ def test_process_executor_timeout_kills_the_commands_whole_process_group(tmp_pat
     assert result.trials[0].status == "timeout"
     assert _wait_gone(pids) == [], "the command or its child outlived the worker"
     assert "SIGTERM reached the trial" in (tmp_path / "logs" / "0.log").read_text()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the guard process is POSIX only")
+@pytest.mark.parametrize("executor", ["serial", "process"])
+def test_a_killed_driver_takes_the_commands_children_with_it(tmp_path, executor):
+    # a launcher's children (torchrun's ranks, say) must not train on after the driver was
+    # SIGKILLed: the resumed run would start the same trial beside them
+    script = _script(tmp_path, "sleeper.py", _SLEEPER)
+    pids_file = tmp_path / "pids.txt"
+    driver = _script(
+        tmp_path,
+        "driver.py",
+        f"""
+        import gpbo
+        from gpbo.command import CommandObjective
+        if __name__ == "__main__":
+            objective = CommandObjective("{{python}} {script} {pids_file}",
+                                         log_dir="{tmp_path / 'logs'}")
+            gpbo.optimize(objective, {{"x": gpbo.Real(0.0, 1.0)}}, n_trials=1,
+                          strategy="random", executor="{executor}", devices=["cpu"],
+                          verbose=False)
+        """,
+    )
+    proc = subprocess.Popen([sys.executable, str(driver)], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 60
+        while len(pids_file.read_text().split() if pids_file.exists() else []) < 2:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < end, "the command did not start"
+            time.sleep(0.05)
+        pids = [int(p) for p in pids_file.read_text().split()]
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert _wait_gone(pids) == [], "the command or its child outlived the killed driver"
 
 
 _IGNORES_SIGTERM = """
