@@ -192,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(Exception):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter exit quiet
         return EXIT_OK
+    except KeyboardInterrupt:
+        # before a study started (imports, reading the config) or in a command without one:
+        # nothing is half-written (the journal records whole lines), so a rerun is safe
+        _error("interrupted; run the same command again to go on")
+        return EXIT_INTERRUPTED
 
 
 def _error(message: str) -> None:

@@ -464,3 +464,21 @@ def test_ctrl_c_under_gpbo_run_waits_until_a_finished_trial_is_recorded(tmp_path
     trials = gpbo.load(tmp_path / "run" / "journal.jsonl").trials
     assert pressed == [0]
     assert trials[0].status == "complete", "the finished trial was lost to Ctrl+C"
+
+
+def test_ctrl_c_before_the_study_starts_exits_130_with_a_line_not_a_traceback(
+    tmp_path, monkeypatch, capsys
+):
+    import gpbo.config
+    from gpbo import cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # as Ctrl+C while the config's imports run
+
+    logger = logging.getLogger("gpbo")  # the command configures it; give it back as it was
+    for name in ("handlers", "propagate", "level"):
+        monkeypatch.setattr(logger, name, copy.copy(getattr(logger, name)))
+    monkeypatch.setattr(gpbo.config, "load_config", interrupted)
+    assert cli.main(["run", str(tmp_path / "any.yaml")]) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert err == "gpbo: error: interrupted; run the same command again to go on\n"
