@@ -43,3 +43,20 @@ def test_a_missing_metric_names_the_keys_and_the_callers_way_to_name_another():
         parse_objective_value({"acc": 1.0}, metric="loss")
     with pytest.raises(ValueError, match="use tell"):
         parse_objective_value({"acc": 1.0}, metric="value", metric_hint="use tell")
+
+
+def test_outcomes_handed_over_are_handed_again_by_take_all_until_the_next_wait():
+    from gpbo.executors.base import OutcomeQueue, TrialOutcome
+
+    queue = OutcomeQueue()
+    first, second, third = (TrialOutcome(number=n, status="complete", value=1.0) for n in range(3))
+    queue.append(first)
+    assert queue.hand_over() == [first] and len(queue) == 0
+    queue.append(second)
+    # a stop signal before the driver recorded `first`: interrupt() gives it again
+    assert queue.take_all() == [first, second]
+    assert queue.take_all() == []
+    queue.append(third)
+    assert queue.hand_over() == [third]
+    queue.acknowledge()  # the next wait(): `third` was recorded
+    assert queue.take_all() == []

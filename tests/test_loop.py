@@ -65,6 +65,26 @@ def test_failing_trials_fail_alone_and_count():
     assert "not a number" in result.trials[2].error
 
 
+def test_a_stop_signal_right_after_wait_returned_loses_no_finished_trial(tmp_path):
+    from gpbo.executors.serial import Serial
+
+    class SignalAfterWait(Serial):
+        """Ctrl+C lands after the second trial's outcome was handed over, before recording."""
+
+        def wait(self, timeout=None):
+            outcomes = super().wait(timeout)
+            if any(o.number == 1 for o in outcomes):
+                raise KeyboardInterrupt
+            return outcomes
+
+    journal = tmp_path / "j.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        gpbo.optimize(sphere, SPACE, n_trials=4, strategy="random", seed=0,
+                      executor=SignalAfterWait(), journal=journal, verbose=False)
+    trials = gpbo.load(journal).trials
+    assert [t.status for t in trials] == ["complete", "complete"]
+
+
 def test_sys_exit_in_a_serial_trial_fails_that_trial_alone():
     def objective(params):
         if params["x"] > 0.0:

@@ -289,6 +289,47 @@ def is_out_of_memory(exc: BaseException | None) -> bool:
     return False
 
 
+class OutcomeQueue:
+    """Outcomes an executor has taken in, and those its last :meth:`Executor.wait` handed over.
+
+    A stop signal (``KeyboardInterrupt``) can land after ``wait()`` returned and before the
+    driver recorded what it returned; those results would be lost and the trials run again on
+    resume. So the outcomes handed over stay here until the next ``wait()`` (the driver calls
+    it only after recording the last ones), and :meth:`take_all` (for ``interrupt()``) hands
+    them over again; the driver skips any it did record.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: list[TrialOutcome] = []
+        self._handed: list[TrialOutcome] = []
+
+    def append(self, outcome: TrialOutcome) -> None:
+        self._waiting.append(outcome)
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def hand_over(self) -> list[TrialOutcome]:
+        """Everything waiting, for ``wait()`` to return (kept until the next ``wait()``)."""
+        self._handed = self._waiting  # from this one store on, a stop signal loses nothing
+        self._waiting = []
+        return list(self._handed)
+
+    def acknowledge(self) -> None:
+        """``wait()`` was called again: what it handed over last time has been recorded."""
+        self._handed = []
+
+    def take_all(self) -> list[TrialOutcome]:
+        """The last hand-over again, then everything waiting (for ``interrupt()``)."""
+        outcomes = list(self._handed)
+        outcomes += [o for o in self._waiting if all(o is not h for h in self._handed)]
+        self._handed, self._waiting = [], []
+        return outcomes
+
+    def clear(self) -> None:
+        self._handed, self._waiting = [], []
+
+
 class Executor(ABC):
     """Runs trials on a set of slots (a device each); the base of every executor.
 

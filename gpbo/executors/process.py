@@ -56,6 +56,7 @@ from gpbo.exceptions import GpboError
 from gpbo.executors.base import (
     Executor,
     Objective,
+    OutcomeQueue,
     OutcomeStatus,
     OutOfMemoryWatch,
     TrialOutcome,
@@ -164,7 +165,7 @@ class Process(Executor):
         self.grace_period = _check_seconds("grace_period", grace_period, positive=False)
         self.start_timeout = _check_seconds("start_timeout", start_timeout, positive=True)
         self._workers: list[_Worker] = []
-        self._outcomes: list[TrialOutcome] = []
+        self._outcomes = OutcomeQueue()
         self._payload = b""
         self._metric = "value"
         self._threads = 1
@@ -302,12 +303,12 @@ class Process(Executor):
         Raises:
             GpboError: Every slot's worker failed to start again and again.
         """
+        self._outcomes.acknowledge()
         end = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
         while True:
             self._poll()
             if self._outcomes:
-                outcomes, self._outcomes = self._outcomes, []
-                return outcomes
+                return self._outcomes.hand_over()
             if self.running == 0:
                 if self._workers and all(w.state == "broken" for w in self._workers):
                     raise GpboError(
@@ -364,8 +365,7 @@ class Process(Executor):
             else:
                 self._outcomes.append(self._driver_outcome(worker, "interrupted", None))
             worker.state = "dead"
-        outcomes, self._outcomes = self._outcomes, []
-        return outcomes
+        return self._outcomes.take_all()
 
     # -- worker management ------------------------------------------------------------------
 

@@ -59,6 +59,7 @@ from gpbo.exceptions import GpboError
 from gpbo.executors.base import (
     Executor,
     Objective,
+    OutcomeQueue,
     OutcomeStatus,
     TrialOutcome,
     TrialTask,
@@ -192,7 +193,7 @@ class Ray(Executor):
         self._limit = 1
         self._running: dict[int, _Running] = {}
         self._cancelled: list[Any] = []  # refs of cancelled tasks, drained to silence Ray
-        self._outcomes: list[TrialOutcome] = []
+        self._outcomes = OutcomeQueue()
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -358,12 +359,12 @@ class Ray(Executor):
             The outcomes of the trials that ended (empty on timeout or when nothing runs). A
             dead worker or node, or a timeout, is an outcome, never an exception.
         """
+        self._outcomes.acknowledge()
         end = None if timeout is None else time.monotonic() + max(0.0, float(timeout))
         while True:
             self._poll()
             if self._outcomes:
-                outcomes, self._outcomes = self._outcomes, []
-                return outcomes
+                return self._outcomes.hand_over()
             if not self._running:
                 return []
             now = time.monotonic()
@@ -402,8 +403,7 @@ class Ray(Executor):
         for run in list(self._running.values()):
             self._finish(run, "interrupted", None)
         self._cancelled.clear()
-        outcomes, self._outcomes = self._outcomes, []
-        return outcomes
+        return self._outcomes.take_all()
 
     # -- internals --------------------------------------------------------------------------
 

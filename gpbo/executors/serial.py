@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from gpbo.executors.base import (
     Executor,
     Objective,
+    OutcomeQueue,
     TrialOutcome,
     TrialTask,
     TrialTimeout,
@@ -41,6 +42,7 @@ class Serial(Executor):
         self._device = "cpu"
         self._metric = "value"
         self._queue: deque[TrialTask] = deque()
+        self._outcomes = OutcomeQueue()
         self._warned_timeout = False
 
     def start(self, objective: Objective, *, slots: Sequence[str], metric: str) -> None:
@@ -68,6 +70,7 @@ class Serial(Executor):
         return self._device
 
     def wait(self, timeout: float | None = None) -> list[TrialOutcome]:
+        self._outcomes.acknowledge()
         if not self._queue:
             return []
         if self._objective is None:
@@ -98,10 +101,12 @@ class Serial(Executor):
                 started_at=started,
                 finished_at=time.time(),
             )
-        return [outcome]
+        self._outcomes.append(outcome)
+        return self._outcomes.hand_over()
 
     def interrupt(self) -> list[TrialOutcome]:
-        outcomes = [
+        outcomes = self._outcomes.take_all()
+        outcomes += [
             TrialOutcome(number=t.number, status="interrupted", device=self._device)
             for t in self._queue
         ]
