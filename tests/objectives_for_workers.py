@@ -48,6 +48,13 @@ def segfault(params: dict[str, Any]) -> float:
     return 0.0
 
 
+def sigterm_self(params: dict[str, Any]) -> float:
+    """Die of ``SIGTERM`` from outside gpbo, as when a scheduler stops a whole job."""
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(10)
+    return 0.0
+
+
 def sleep_forever(params: dict[str, Any]) -> float:
     """Never return (until stopped)."""
     while True:

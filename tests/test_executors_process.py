@@ -230,6 +230,27 @@ def test_segfault_fails_the_trial_naming_the_signal(shared: Process) -> None:
     assert again.status == "complete"
 
 
+def test_a_worker_a_stop_signal_killed_fails_its_trial_a_moment_later(shared: Process) -> None:
+    started = time.monotonic()
+    (outcome,) = run_tasks(shared, [task("sigterm_self")])
+    assert outcome.status == "failed" and "signal SIGTERM (-15)" in (outcome.error or "")
+    assert time.monotonic() - started >= process._STOP_SIGNAL_HOLD_S
+
+
+def test_a_worker_a_stop_signal_killed_is_interrupted_if_the_driver_stops_too(
+    shared: Process,
+) -> None:
+    # a scheduler stopping the whole job may reach the worker first, the driver a moment later
+    shared.submit(task("sigterm_self"))
+    end = time.monotonic() + 30
+    while not shared._held:
+        assert shared.wait(timeout=0.05) == [] and time.monotonic() < end
+    (outcome,) = shared.interrupt()
+    assert (outcome.status, outcome.error) == ("interrupted", None)
+    (again,) = run_tasks(shared, [task("sleep_and_return", value=9.0)])
+    assert (again.status, again.value) == ("complete", 9.0)
+
+
 def test_out_of_memory_fails_the_trial_and_recycles_the_worker(shared: Process) -> None:
     before = set(shared.worker_pids)
     (outcome,) = run_tasks(shared, [task("out_of_memory")])

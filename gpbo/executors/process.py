@@ -80,6 +80,13 @@ _PARENT_POLL_S = 0.25
 _MAX_START_FAILURES = 3
 # Longest single sleep in wait(), so that nothing is missed for long even if a wake-up is.
 _MAX_NAP_S = 1.0
+#: A worker killed by a stop signal gpbo did not send (SIGTERM, SIGINT, SIGHUP) may be one of
+#: many processes a job scheduler or systemd is stopping, its driver next: the trial's end is
+#: held this long (seconds) and reported as ``interrupted`` if the driver is stopped meanwhile.
+_STOP_SIGNAL_HOLD_S = 1.0
+_STOP_SIGNALS = frozenset(
+    -int(getattr(signal, name)) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)
+)
 
 # Set by the worker entry point once the worker runs (the main module is imported by then).
 _worker_running = False
@@ -166,6 +173,9 @@ class Process(Executor):
         self.start_timeout = _check_seconds("start_timeout", start_timeout, positive=True)
         self._workers: list[_Worker] = []
         self._outcomes = OutcomeQueue()
+        # (release time, outcome) of trials whose worker a stop signal killed (see
+        # _STOP_SIGNAL_HOLD_S): failed once released, interrupted if interrupt() comes first
+        self._held: list[tuple[float, TrialOutcome]] = []
         self._payload = b""
         self._metric = "value"
         self._threads = 1
@@ -252,7 +262,8 @@ class Process(Executor):
     @property
     def running(self) -> int:
         """How many submitted tasks have not been reported by :meth:`wait` yet."""
-        return sum(1 for w in self._workers if w.task is not None) + len(self._outcomes)
+        busy = sum(1 for w in self._workers if w.task is not None)
+        return busy + len(self._outcomes) + len(self._held)
 
     @property
     def worker_pids(self) -> list[int | None]:
@@ -320,6 +331,7 @@ class Process(Executor):
             if end is not None and now >= end:
                 return []
             wake = [now + _MAX_NAP_S] if end is None else [end, now + _MAX_NAP_S]
+            wake += [release for release, _ in self._held]
             for w in self._workers:
                 if w.state == "busy" and w.deadline is not None:
                     wake.append(w.deadline)
@@ -345,6 +357,10 @@ class Process(Executor):
         when a task is submitted to them again.
         """
         self._poll()
+        held, self._held = self._held, []
+        for _, outcome in held:  # killed by the same stop as the driver, most likely
+            outcome.status, outcome.error = "interrupted", None
+            self._outcomes.append(outcome)
         queued = [w for w in self._workers if w.task is not None and w.state == "starting"]
         for worker in queued:  # the trial never started: its worker can stay
             self._outcomes.append(self._driver_outcome(worker, "interrupted", None))
@@ -524,6 +540,12 @@ class Process(Executor):
 
     def _poll(self) -> None:
         """Take in whatever happened without blocking: messages, deaths, deadlines."""
+        if self._held:
+            now = time.monotonic()
+            for release, outcome in self._held:
+                if release <= now:
+                    self._outcomes.append(outcome)
+            self._held = [h for h in self._held if h[0] > now]
         for worker in self._workers:
             if worker.state in ("starting", "idle", "busy"):
                 for message in _drain(worker):
@@ -622,14 +644,16 @@ class Process(Executor):
                 _describe_exit(code),
                 task.number,
             )
-            self._outcomes.append(
-                self._driver_outcome(
-                    worker,
-                    "failed",
-                    f"worker process {pid} on {worker.slot} {_describe_exit(code)} while "
-                    "running the trial (its output above may say why)",
-                )
+            outcome = self._driver_outcome(
+                worker,
+                "failed",
+                f"worker process {pid} on {worker.slot} {_describe_exit(code)} while "
+                "running the trial (its output above may say why)",
             )
+            if code in _STOP_SIGNALS:
+                self._held.append((time.monotonic() + _STOP_SIGNAL_HOLD_S, outcome))
+            else:
+                self._outcomes.append(outcome)
             self._restart(worker)
         elif state in ("busy", "idle"):
             logger.warning(
