@@ -160,8 +160,12 @@ class Study(BestTrialMixin):
     ) -> Trial:
         """Record how a trial ended.
 
+        A trial asked before the study was reopened (``interrupted``, waiting to run again)
+        may still be told: its result came back after a restart.
+
         Args:
-            trial: The trial (or its number) from :meth:`ask`.
+            trial: The trial (or its number) from :meth:`ask`. Its ``params`` must be as
+                :meth:`ask` handed them out (copy them before changing them).
             value: The metric, or a mapping of the metric ``"value"`` and extra numbers. NaN,
                 infinity, ``None`` or a non-number fails the trial with the reason.
             error: Marks the trial failed with this message (or exception).
@@ -173,24 +177,52 @@ class Study(BestTrialMixin):
             The updated trial.
         """
         target = self._get(trial)
-        if target.status not in ACTIVE_STATUSES:
+        # an interrupted trial waiting to run again may still get its result: one asked before
+        # a restart whose evaluation went on elsewhere (a cluster job) reports back now
+        late = target.status == "interrupted" and target.number in self._rerun
+        if target.status not in ACTIVE_STATUSES and not late:
             raise GpboError(
                 f"trial {target.number} has already ended ({target.status}); tell each trial once"
             )
+        self._check_params_unchanged(target)
         extra_metrics = _checked_metrics(metrics, trial=target.number)
         saved = Trial.from_dict(target.to_dict())
-        rerun_before = len(self._rerun)
+        rerun_saved = list(self._rerun)
         try:
+            if late:
+                self._rerun.remove(target.number)
             self._update(target, value, error=error, status=status, metrics=extra_metrics)
             self._record(target)
         except BaseException:
             # the journal did not take it (or the status was bad): leave the trial as it was,
             # so memory and journal agree and a resume sees what this study sees
             target.__dict__.update(saved.__dict__)
-            while len(self._rerun) > rerun_before:
-                self._rerun.pop()
+            self._rerun.clear()
+            self._rerun.extend(rerun_saved)
             raise
         return target
+
+    def _check_params_unchanged(self, target: Trial) -> None:
+        """Refuse a trial whose ``params`` dict was edited after :meth:`ask` handed it out.
+
+        ``trial.params`` is the study's own record: an edit (a key added, a value changed)
+        would go into the journal and the results while the model kept the point proposed.
+        """
+        try:
+            same = set(target.params) == set(self.space.names) and bool(
+                np.array_equal(self.space.encode([target.params])[0], self._encoded[target.number])
+            )
+        except Exception:
+            same = False
+        if not same:
+            proposed = self.space.decode(self._encoded[target.number][None, :])[0]
+            target.params.clear()
+            target.params.update(proposed)
+            raise GpboError(
+                f"trial {target.number}'s params were changed after ask(); they are the study's "
+                f"record of the point it proposed, now put back to {proposed}. Copy them before "
+                "changing them: params = dict(trial.params)"
+            )
 
     def _update(
         self,
@@ -345,6 +377,8 @@ class Study(BestTrialMixin):
     # -- internals -----------------------------------------------------------------------
     def _get(self, trial: Trial | int) -> Trial:
         number = trial.number if isinstance(trial, Trial) else trial
+        if isinstance(number, np.integer):
+            number = int(number)
         if (
             isinstance(number, bool)
             or not isinstance(number, int)

@@ -377,3 +377,31 @@ def test_a_trial_in_a_worker_is_run_again_however_often_the_driver_died(tmp_path
     assert _start_and_die(journal, in_driver=True) == 0
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
         assert study.trials[0].status == "interrupted"
+
+
+def test_a_trial_asked_before_a_restart_can_still_be_told(tmp_path):
+    # ask/tell with evaluations elsewhere (a cluster): the driver restarts, results come back
+    journal = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        study.ask(2)
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert [t.status for t in study.trials] == ["interrupted", "interrupted"]
+        study.tell(np.int64(0), 0.25)  # numpy integers name trials too
+        (again,) = study.ask(1)  # only the untold one comes back to run again
+        assert again.number == 1
+        with pytest.raises(gpbo.GpboError, match="already ended"):
+            study.tell(0, 0.5)
+    assert gpbo.load(journal).trials[0].value == 0.25
+
+
+def test_params_edited_after_ask_are_refused_and_put_back():
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    (trial,) = study.ask(1)
+    proposed = dict(trial.params)
+    params = trial.params
+    params["epochs"] = 10  # meant for the training code, not the study
+    with pytest.raises(gpbo.GpboError, match=r"changed after ask\(\).*dict\(trial.params\)"):
+        study.tell(trial, 1.0)
+    assert trial.params == proposed and trial.status == "pending"
+    study.tell(trial, 1.0)
+    assert study.best_params == proposed
