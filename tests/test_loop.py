@@ -244,6 +244,22 @@ def test_study_timeout_stops_launching_trials():
     assert "timeout" in result.stop_reason
 
 
+def test_study_timeout_interrupts_a_running_serial_trial(tmp_path):
+    def slow(params):
+        time.sleep(0.05 if params["x"] < 0 else 30)
+        return sphere(params)
+
+    start = time.monotonic()
+    result = gpbo.optimize(slow, SPACE, n_trials=8, timeout=1.0, strategy="sobol", seed=0,
+                           executor="serial", trial_timeout=60, journal=tmp_path / "j.jsonl",
+                           verbose=False)
+    assert time.monotonic() - start < 5  # not the 30 s trial
+    assert "study timeout of 1 s" in result.stop_reason
+    statuses = [t.status for t in result.trials]
+    assert statuses[-1] == "interrupted" and "running" not in statuses  # runs again on resume
+    assert all(s == "complete" for s in statuses[:-1])
+
+
 def test_trial_timeout_in_the_serial_executor():
     def objective(params):
         if params["x"] > 0:

@@ -70,21 +70,32 @@ class Serial(Executor):
         return self._device
 
     def wait(self, timeout: float | None = None) -> list[TrialOutcome]:
+        """Run the next trial here and return how it ended.
+
+        A trial cannot go on in the background, so ``timeout`` (the study's time left) bounds
+        it: a trial still running then is stopped as for ``trial_timeout`` and reported
+        ``interrupted`` (to run again on resume); with no time left none starts.
+        """
         self._outcomes.acknowledge()
         if not self._queue:
             return []
         if self._objective is None:
             raise RuntimeError("Serial.wait() before start()")
+        if timeout is not None and timeout <= 0:
+            return []  # the caller's time is up: interrupt() reports the queued trials
         task = self._queue.popleft()
+        cut_by_caller = timeout is not None and (task.timeout is None or timeout < task.timeout)
         started = time.time()
         try:
-            with self._alarm(task.timeout):
+            with self._alarm(timeout if cut_by_caller else task.timeout):
                 outcome = evaluate(self._objective, task, metric=self._metric, device=self._device)
         except TrialTimeout:
             outcome = TrialOutcome(
                 number=task.number,
-                status="timeout",
-                error=f"the trial ran past its trial_timeout of {task.timeout:g} s",
+                status="interrupted" if cut_by_caller else "timeout",
+                error=None
+                if cut_by_caller
+                else f"the trial ran past its trial_timeout of {task.timeout:g} s",
                 device=self._device,
                 started_at=started,
                 finished_at=time.time(),
@@ -120,8 +131,8 @@ class Serial(Executor):
         if seconds is not None and not usable and not self._warned_timeout:
             self._warned_timeout = True
             logger.warning(
-                "trial_timeout cannot be enforced by the serial executor off the main thread; "
-                "use executor='process'"
+                "trial_timeout and timeout cannot stop a running trial of the serial executor "
+                "off the main thread; use executor='process'"
             )
         return _Alarm(seconds if usable else None)
 
