@@ -442,6 +442,8 @@ def _fit_or_warn(history: History) -> tuple[Any, float] | None:
     y = warp_scores(np.concatenate([history.scores, np.full(history.X_failed.shape[0], worst)]))
     tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": device}
     try:
+        if not np.all(np.isfinite(y)):
+            raise SurrogateFitError("the warped scores are not all finite")
         model = fit_gp(torch.as_tensor(X, **tkwargs), torch.as_tensor(y, **tkwargs))
         return model, float(np.max(y[: history.X.shape[0]]))
     except SurrogateFitError as exc:

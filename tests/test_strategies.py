@@ -345,3 +345,16 @@ def test_grid_counts_queued_points_as_taken():
     assert len(trials) == 3
     assert len({tuple(t.params.items()) for t in trials}) == 3
 
+
+
+def test_bayes_goes_on_after_a_diverged_loss_of_1e200():
+    space = gpbo.Space({"x": gpbo.Real(-5.0, 5.0)})
+    study = gpbo.Study(space, strategy=fast_bayes(n_init=4), seed=0)
+    for value in (0.47, 16.7, 1e200, 11.9):
+        (trial,) = study.ask(1)
+        study.tell(trial, value)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback to quasi-random points, no overflow
+        for _ in range(3):
+            (trial,) = study.ask(1)
+            study.tell(trial, (trial.params["x"] - 1.0) ** 2)

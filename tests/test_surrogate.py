@@ -111,6 +111,20 @@ def test_warp_keeps_the_order_and_pulls_in_heavy_tails():
     assert np.array_equal(warp_scores(np.array([1.0, 2.0])), np.array([1.0, 2.0]))
 
 
+@pytest.mark.parametrize("outlier", [1e160, 1e200, 1.7e308])
+def test_scores_too_large_for_np_std_stay_finite_ordered_and_apart(outlier):
+    # np.std squares the scores: from about 1e154 it overflowed and the raw scores reached the
+    # GP (BoTorch then failed on NaN in every later ask)
+    good = -np.array([0.3, 0.05, 2.0, 0.8, 1.5, 0.01])
+    y = np.append(good, [-outlier, -outlier])
+    with np.errstate(all="raise"):
+        warped = warp_scores(y)
+    assert np.all(np.isfinite(warped))
+    assert np.array_equal(np.argsort(warped[:6]), np.argsort(good))
+    assert np.min(np.diff(np.sort(warped[:6]))) > 1e-6  # the good ones are not tied
+    assert warped[6] == warped[7] < warped[:6].min()
+
+
 def test_one_extreme_score_does_not_squeeze_the_good_ones_together():
     rng = np.random.default_rng(0)
     good = -rng.random(20) * 0.5  # losses in [0, 0.5)
