@@ -143,7 +143,7 @@ class Real(Param):
         return self.decode(np.linspace(0.0, 1.0, levels)[:, None])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "real", "low": self.low, "high": self.high, "log": self.log}
+        return {"type": "real", "low": float(self.low), "high": float(self.high), "log": self.log}
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,9 @@ class Choice(Param):
             self.values: tuple[Any, ...] = (values,)  # type: ignore[assignment]
             self._bad_container = True
         else:
-            self.values = tuple(values)
+            # numpy's scalars (a list(np.arange(3)), say) as the Python values they stand for:
+            # the journal writes the values as JSON and compares them on resume
+            self.values = tuple(v.item() if isinstance(v, np.generic) else v for v in values)
             self._bad_container = False
 
     @property

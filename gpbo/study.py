@@ -71,6 +71,8 @@ class Study(BestTrialMixin):
             raise GpboError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
         self.direction: Direction = direction
         self.strategy = make_strategy(strategy, n_init=n_init)
+        if isinstance(seed, np.integer):
+            seed = int(seed)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise GpboError(f"seed must be a non-negative int or None, got {seed!r}")
         self._seed_given = seed is not None

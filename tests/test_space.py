@@ -215,3 +215,15 @@ def test_a_log_real_decodes_its_ends_exactly():
     lr = Space({"lr": Real(1e-3, 0.5, log=True)})
     assert [p["lr"] for p in lr.grid(levels=3)][::2] == [1e-3, 0.5]
     assert lr.decode(np.array([[0.0], [1.0]])) == [{"lr": 1e-3}, {"lr": 0.5}]
+
+
+def test_numpy_scalars_in_a_space_are_plain_python_in_its_json():
+    import json
+
+    space = gpbo.Space({"x": gpbo.Real(np.float32(0.0), np.float64(1.0)),
+                        "n": gpbo.Choice(list(np.arange(3))),
+                        "s": gpbo.Choice([np.str_("a"), "b"])})
+    as_json = json.loads(json.dumps(space.to_dict()))  # the journal's header
+    assert as_json["x"] == {"type": "real", "low": 0.0, "high": 1.0, "log": False}
+    assert space["n"].values == (0, 1, 2) and all(type(v) is int for v in space["n"].values)
+    assert space["n"].ordinal and type(space["s"].values[0]) is str

@@ -405,3 +405,10 @@ def test_params_edited_after_ask_are_refused_and_put_back():
     assert trial.params == proposed and trial.status == "pending"
     study.tell(trial, 1.0)
     assert study.best_params == proposed
+
+
+def test_a_numpy_integer_seed_is_a_seed():
+    a = gpbo.Study(SPACE, strategy="random", seed=np.int64(5))
+    b = gpbo.Study(SPACE, strategy="random", seed=5)
+    assert a.seed == 5 and type(a.seed) is int
+    assert a.ask(1)[0].params == b.ask(1)[0].params
