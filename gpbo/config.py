@@ -928,7 +928,8 @@ def _attribute(module: Any, name: str, what: str) -> Callable[[dict[str, Any]], 
         target = getattr(target, part)
     if not callable(target):
         kind = type(target).__name__
-        raise _MissingFunctionError(f"{what}: {name!r} is a {kind}, not a function")
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        raise _MissingFunctionError(f"{what}: {name!r} is {article} {kind}, not a function")
     return target  # type: ignore[no-any-return]
 
 

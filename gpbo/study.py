@@ -464,7 +464,13 @@ class Study(BestTrialMixin):
         }
 
     def _open_journal(self, path: Path) -> None:
-        from gpbo.journal import Journal, read_journal
+        from gpbo.journal import Journal, JournalError, read_journal
+
+        if path.is_dir():
+            raise JournalError(
+                f"journal {path} is a directory; give a file path in it, e.g. "
+                f"{path / 'journal.jsonl'}"
+            )
 
         stored = read_journal(path) if path.exists() else None
         if stored is not None and not self._seed_given and "seed" in stored.header:
@@ -612,6 +618,11 @@ def _only_empty_folders(folder: Path) -> bool:
 def _checked_metrics(metrics: Mapping[str, Any] | None, *, trial: int) -> dict[str, float]:
     """``tell``'s extra numbers as floats; a clear error for a non-number, NaN or infinity."""
     out: dict[str, float] = {}
+    if metrics is not None and not isinstance(metrics, Mapping):
+        raise GpboError(
+            f"metrics for trial {trial} must be a mapping of names to numbers, got "
+            f"{type(metrics).__name__} {metrics!r}"
+        )
     for key, number in (metrics or {}).items():
         try:
             value = float(number)

@@ -181,7 +181,7 @@ def test_objective_file_and_function_problems_say_which(project):
         ("missing.py:f", r"line 1: objective file 'missing.py' not found \(looked in"),
         ("obj.py:g", r"line 1: objective file .*obj.py' has no function 'g'"),
         ("obj.py:ff", r"has no function 'ff'; did you mean 'f'\?"),
-        ("obj.py:not_a_function", r"'not_a_function' is a int, not a function"),
+        ("obj.py:not_a_function", r"'not_a_function' is an int, not a function"),
         ("nosuchmodule.sub:f", r"objective module 'nosuchmodule.sub' not found"),
         ("obj:nope", r"module 'obj' has no function 'nope'"),
         ("just_a_name", r"objective must be 'path/to/file.py:function'"),

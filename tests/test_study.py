@@ -412,3 +412,13 @@ def test_a_numpy_integer_seed_is_a_seed():
     b = gpbo.Study(SPACE, strategy="random", seed=5)
     assert a.seed == 5 and type(a.seed) is int
     assert a.ask(1)[0].params == b.ask(1)[0].params
+
+
+def test_a_directory_as_journal_and_a_list_as_metrics_are_clear_errors(tmp_path):
+    with pytest.raises(gpbo.GpboError, match=r"is a directory; give a file path in it"):
+        gpbo.Study(SPACE, journal=tmp_path)
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    (trial,) = study.ask(1)
+    with pytest.raises(gpbo.GpboError, match="must be a mapping of names to numbers, got list"):
+        study.tell(trial, 1.0, metrics=[1, 2])
+    assert trial.status == "pending"
