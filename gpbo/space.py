@@ -146,6 +146,10 @@ class Real(Param):
         return {"type": "real", "low": float(self.low), "high": float(self.high), "log": self.log}
 
 
+#: The largest magnitude of an :class:`Int` bound: every integer up to it is a float64.
+INT_LIMIT = 2**53
+
+
 @dataclass(frozen=True)
 class Int(Param):
     """An integer parameter in ``[low, high]`` (both included), log-uniform where ``log=True``.
@@ -167,6 +171,14 @@ class Int(Param):
                 raise SpaceError(
                     f"parameter {name!r}: Int {label} must be an integer, got {bound!r}; "
                     "use Real for a continuous range"
+                )
+            if abs(bound) > INT_LIMIT:
+                # the search runs in float64: beyond 2**53 neighbouring integers share a value
+                raise SpaceError(
+                    f"parameter {name!r}: Int {label} {bound!r} is beyond +-2**53, where "
+                    "float64 (the search's arithmetic) cannot tell integers apart; use a "
+                    "smaller range, or Choice for a few fixed values (a random seed needs no "
+                    "tuning)"
                 )
 
     def _span(self) -> tuple[float, float]:

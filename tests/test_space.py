@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpbo
+from gpbo.exceptions import SpaceError
 from gpbo.space import Choice, Int, Real, Space, param_from_dict
 
 MIXED = {
@@ -227,3 +228,9 @@ def test_numpy_scalars_in_a_space_are_plain_python_in_its_json():
     assert as_json["x"] == {"type": "real", "low": 0.0, "high": 1.0, "log": False}
     assert space["n"].values == (0, 1, 2) and all(type(v) is int for v in space["n"].values)
     assert space["n"].ordinal and type(space["s"].values[0]) is str
+
+
+def test_int_bounds_beyond_float64s_integers_are_refused():
+    gpbo.Space({"s": gpbo.Int(-(2**53), 2**53)})  # the largest exactly representable
+    with pytest.raises(SpaceError, match=r"'seed': Int high 9223372036854775807 is beyond"):
+        gpbo.Space({"seed": gpbo.Int(0, 2**63 - 1)})
