@@ -488,6 +488,8 @@ def make_strategy(spec: str | Strategy, *, n_init: int | None = None) -> Strateg
             ``n_init`` is unset gets a copy with it (the caller's object is left as it is).
     """
     if isinstance(spec, Strategy):
+        if n_init is not None and not hasattr(spec, "n_init"):
+            _warn_n_init_unused(n_init, spec.name)
         own = getattr(spec, "n_init", None)
         if n_init is not None and own is None and hasattr(spec, "n_init"):
             return replace(spec, n_init=n_init)  # type: ignore[type-var]
@@ -504,7 +506,18 @@ def make_strategy(spec: str | Strategy, *, n_init: int | None = None) -> Strateg
         )
     if n_init is not None and cls in (Bayes, Gradient):
         return cls(n_init=n_init)  # type: ignore[call-arg]
+    if n_init is not None:
+        _warn_n_init_unused(n_init, spec)
     return cls()
+
+
+def _warn_n_init_unused(n_init: int, name: str) -> None:
+    warnings.warn(
+        f"n_init={n_init} has no effect with strategy {name!r} (it has no initial design); "
+        "it sets the quasi-random points before 'bayes' or 'gradient' take over",
+        GpboWarning,
+        stacklevel=4,
+    )
 
 
 def strategy_from_config(config: dict[str, Any]) -> Strategy:

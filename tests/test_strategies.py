@@ -358,3 +358,9 @@ def test_bayes_goes_on_after_a_diverged_loss_of_1e200():
         for _ in range(3):
             (trial,) = study.ask(1)
             study.tell(trial, (trial.params["x"] - 1.0) ** 2)
+
+
+@pytest.mark.parametrize("spec", ["random", "sobol", "grid", Random()])
+def test_n_init_for_a_strategy_without_an_initial_design_is_warned_about(spec):
+    with pytest.warns(gpbo.GpboWarning, match="n_init=3 has no effect"):
+        gpbo.Study({"x": gpbo.Real(0.0, 1.0)}, strategy=spec, n_init=3)
