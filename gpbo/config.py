@@ -758,7 +758,7 @@ class _Checker:
             tried = [self.cwd / target, self.path.parent / target]
             found = next((p for p in tried if p.is_file()), None)
             if found is None:
-                places = " and ".join(dict.fromkeys(str(p.parent) for p in tried))
+                places = " and ".join(dict.fromkeys(str(p.parent.resolve()) for p in tried))
                 raise self.fail(
                     "objective",
                     f"objective file {target!r} not found (looked in {places}); a relative "
