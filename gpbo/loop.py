@@ -236,6 +236,9 @@ class _Loop:
         with self.signals:
             try:
                 self.executor.start(objective, slots=self.slots, metric=self.settings.metric)
+                # ray.init installs its own SIGTERM handler (sys.exit at once, inside the
+                # sections that must not be cut): the study's stop signals are ours again
+                self.signals.reclaim()
                 if self.settings.batch_size == "auto":
                     # known only now: a Ray executor learns the cluster's size when it connects
                     self.settings = dataclasses.replace(
@@ -580,6 +583,17 @@ class _StopSignals:
         previous, self._previous = self._previous, {}
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+    def reclaim(self) -> None:
+        """Take back the signals this object handles that something replaced since (the
+        executor's start); :meth:`__exit__` still restores the handlers from before."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in self._previous:
+            if signal.getsignal(signum) != self._handle:
+                replaced_by = signal.getsignal(signum)
+                signal.signal(signum, self._handle)
+                logger.debug("took back %s from %r", signal.Signals(signum).name, replaced_by)
 
     def _handle(self, signum: int, frame: object) -> None:
         if self._depth:

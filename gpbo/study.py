@@ -92,6 +92,7 @@ class Study(BestTrialMixin):
         self._journal: Any = None
         self._tmp_dir: Path | None = None
         self.journal_path = Path(journal) if journal is not None else None
+        self._journal_absolute = None if journal is None else Path(journal).absolute()
         if self.journal_path is not None:
             self._open_journal(self.journal_path)
 
@@ -337,7 +338,11 @@ class Study(BestTrialMixin):
         """
         number = trial.number if isinstance(trial, Trial) else int(trial)
         if self.journal_path is not None:
-            base = self.journal_path.with_name(self.journal_path.stem + ".trials")
+            # absolute, from where the study was opened: a worker with another current
+            # directory (Ray's runtime_env working_dir, a serial objective's chdir) would
+            # otherwise put its files elsewhere, where a re-run would not find them
+            journal = self._journal_absolute or self.journal_path.absolute()
+            base = journal.with_name(journal.stem + ".trials")
         else:
             if self._tmp_dir is None:
                 self._tmp_dir = Path(tempfile.mkdtemp(prefix="gpbo-study-"))

@@ -449,3 +449,17 @@ def test_a_journal_written_under_ray_resumes_under_the_process_executor(
     fresh = gpbo.optimize(objectives.quadratic, space, n_trials=6, executor="serial", **common)
     assert [t.params for t in resumed.trials] == [t.params for t in fresh.trials]
     assert [t.number for t in gpbo.load(journal).trials] == list(range(6))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_a_world_readable_token_file_of_a_local_instance_is_made_private(tmp_path, monkeypatch):
+    from gpbo.executors import ray as ray_executor
+
+    token = tmp_path / "auth_token"
+    token.write_text("secret")
+    token.chmod(0o644)  # as Ray writes it on first use under a usual umask
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(token))
+    ray_executor._make_token_private()
+    assert token.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(tmp_path / "missing"))
+    ray_executor._make_token_private()  # authentication off: nothing to do, no error

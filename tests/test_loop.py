@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 import sys
 import time
 
@@ -83,6 +85,38 @@ def test_a_stop_signal_right_after_wait_returned_loses_no_finished_trial(tmp_pat
                       executor=SignalAfterWait(), journal=journal, verbose=False)
     trials = gpbo.load(journal).trials
     assert [t.status for t in trials] == ["complete", "complete"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM")
+def test_an_executor_that_replaces_the_sigterm_handler_does_not_keep_it(tmp_path):
+    # ray.init installs a SIGTERM handler that calls sys.exit at once: no resume hint, and
+    # it could cut the sections where an outcome is being recorded
+    from gpbo.executors.serial import Serial
+
+    before = signal.getsignal(signal.SIGTERM)
+
+    class LikeRay(Serial):
+        def start(self, objective, *, slots, metric):
+            super().start(objective, slots=slots, metric=metric)
+            signal.signal(signal.SIGTERM, lambda *args: sys.exit(1))
+
+    def objective(params):
+        if gpbo.current_trial().number == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        return sphere(params)
+
+    journal = tmp_path / "j.jsonl"
+    # as in a fresh driver (an earlier test's ray.init may have left its handler here)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            gpbo.optimize(objective, SPACE, n_trials=4, strategy="random", seed=0,
+                          executor=LikeRay(), journal=journal, verbose=False)
+        assert [t.status for t in gpbo.load(journal).trials] == ["complete", "interrupted"]
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def test_sys_exit_in_a_serial_trial_fails_that_trial_alone():

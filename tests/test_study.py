@@ -422,3 +422,16 @@ def test_a_directory_as_journal_and_a_list_as_metrics_are_clear_errors(tmp_path)
     with pytest.raises(gpbo.GpboError, match="must be a mapping of names to numbers, got list"):
         study.tell(trial, 1.0, metrics=[1, 2])
     assert trial.status == "pending"
+
+
+def test_trial_directories_are_absolute_from_where_the_study_was_opened(tmp_path, monkeypatch):
+    # a Ray worker with runtime_env working_dir (or a serial objective that chdirs) resolved a
+    # relative directory against its own current directory
+    monkeypatch.chdir(tmp_path)
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal="runs/j.jsonl") as study:
+        (trial,) = study.ask(1)
+        expected = tmp_path / "runs" / "j.trials" / "000000"
+        assert study.trial_dir(trial) == expected
+        (tmp_path / "elsewhere").mkdir()
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        assert study.trial_dir(trial) == expected

@@ -35,7 +35,8 @@ node>"`` or ``"ray:<node-ip>:cpu"`` (``"ray"`` while that is not known yet).
 Semantics match the process executor: an exception fails the trial with its traceback; a task
 whose worker process or node dies fails with Ray's reason (Ray's own retries are off unless
 ``max_retries`` asks for them); a trial past its ``timeout`` (counted from when the objective
-started, not from when the task was queued or while the worker loaded it) is cancelled with
+first started, not from when the task was queued or while the worker loaded it; Ray's retries
+of a trial share its one timeout, since a retry does not report its start again) is cancelled with
 ``ray.cancel(force=True)`` and recorded as ``timeout``; :meth:`Ray.interrupt` cancels every
 task and reports it ``interrupted``.
 """
@@ -117,7 +118,8 @@ class Ray(Executor):
         cpus_per_trial: CPUs each trial asks Ray for (torch in the trial uses that many
             threads, at least one).
         max_retries: How often Ray re-runs a trial whose worker or node died. 0 (default):
-            never, the trial is recorded as failed.
+            never, the trial is recorded as failed. The retries run within the trial's one
+            ``trial_timeout``, counted from its first start.
         max_concurrent: Trials running at once. ``None``: as many as the cluster's resources
             hold when the study starts (total GPUs / ``gpus_per_trial``, total CPUs /
             ``cpus_per_trial``, whichever is smaller; at least 1). The ``devices`` and
@@ -420,6 +422,7 @@ class Ray(Executor):
             self._init(address="local", **kwargs)
             self._initialized_ray = self._local = True
             logger.info("started a local Ray instance")
+            _make_token_private()
             return None
         may_fall_back = self.address == "auto" and not os.environ.get("RAY_ADDRESS")
         try:
@@ -432,6 +435,7 @@ class Ray(Executor):
             )
             self._init(address="local", **kwargs)
             self._initialized_ray = self._local = True
+            _make_token_private()
         return None
 
     def _init(self, *, address: str, fall_back: bool = False, **kwargs: Any) -> None:
@@ -722,3 +726,20 @@ def _failed(task: TrialTask, device: str, started: float, error: str) -> TrialOu
         started_at=started,
         finished_at=time.time(),
     )
+
+
+def _make_token_private() -> None:
+    """Make the token file a local Ray instance wrote readable by its owner only.
+
+    Ray writes ``~/.ray/auth_token`` (or ``RAY_AUTH_TOKEN_PATH``) on first use with the
+    umask's permissions, typically world-readable: anyone on the machine could then submit
+    jobs to the instance as this user.
+    """
+    path = os.path.expanduser(os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token")
+    try:
+        mode = os.stat(path).st_mode
+        if mode & 0o077:
+            os.chmod(path, 0o600)
+            logger.info("made Ray's token file %s readable by its owner only", path)
+    except OSError:  # no token file (authentication off), or not ours to change
+        pass
