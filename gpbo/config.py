@@ -167,7 +167,8 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]
                 '\n(quote the command template: command: "{python} train.py --lr {lr}"; '
                 "unquoted, a value starting with { is a YAML mapping)"
             )
-        raise ConfigError(f"{source}: not valid YAML:\n{exc}{hint}") from None
+        shown = str(exc).replace('"<unicode string>"', source)  # the text was read from it
+        raise ConfigError(f"{source}: not valid YAML:\n{shown}{hint}") from None
     finally:
         loader.dispose()
     lines: dict[tuple[Any, ...], int] = {}

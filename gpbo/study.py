@@ -189,6 +189,13 @@ class Study(BestTrialMixin):
             )
         self._check_params_unchanged(target)
         extra_metrics = _checked_metrics(metrics, trial=target.number)
+        if isinstance(value, Mapping):
+            twice = sorted(set(map(str, value)) & set(extra_metrics))
+            if twice:
+                raise GpboError(
+                    f"trial {target.number}: {twice} given both in the value mapping and in "
+                    "metrics=; give each once"
+                )
         saved = Trial.from_dict(target.to_dict())
         rerun_saved = list(self._rerun)
         try:

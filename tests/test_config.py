@@ -172,8 +172,9 @@ def test_missing_pieces_are_named(project):
         load_config(write(project, "n_trials: 3\nspace: {x: {type: int, low: 0, high: 3}}\n"))
     with pytest.raises(ConfigError, match="no config file"):
         load_config(project / "nope.yaml")
-    with pytest.raises(ConfigError, match="not valid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML") as info:
         load_config(write(project, "n_trials: [3\n"))
+    assert "<unicode string>" not in str(info.value) and ".yaml, line 1" in str(info.value)
 
 
 def test_objective_file_and_function_problems_say_which(project):

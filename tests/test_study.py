@@ -435,3 +435,12 @@ def test_trial_directories_are_absolute_from_where_the_study_was_opened(tmp_path
         (tmp_path / "elsewhere").mkdir()
         monkeypatch.chdir(tmp_path / "elsewhere")
         assert study.trial_dir(trial) == expected
+
+
+def test_a_metric_given_both_in_the_value_and_in_metrics_is_refused():
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    (trial,) = study.ask(1)
+    with pytest.raises(gpbo.GpboError, match=r"\['acc'\] given both"):
+        study.tell(trial, {"value": 1.0, "acc": 0.5}, metrics={"acc": 0.7})
+    study.tell(trial, {"value": 1.0, "acc": 0.5}, metrics={"loss": 0.7})
+    assert trial.metrics == {"acc": 0.5, "loss": 0.7}
