@@ -461,7 +461,7 @@ def _load(run: str) -> Any:
 
 def render_study(study: Any, *, sort: str = "number", title: str | None = None) -> str:
     """The trials as a text table, the counts, the best trial and why trials failed."""
-    from gpbo.report import error_summary, format_duration, format_value
+    from gpbo.report import error_summary, format_duration, format_value, shorten
     from gpbo.trial import best_of
 
     trials = list(study.trials)
@@ -539,8 +539,8 @@ def render_study(study: Any, *, sort: str = "number", title: str | None = None) 
         out.write("\nwhy trials failed:\n")
         for trial in failed[-10:]:
             first, *quoted = error_summary(trial.error).splitlines() or [""]
-            out.write(f"  #{trial.number} {trial.status}: {_shorten(first, 160)}\n")
-            out.writelines(f"    {_shorten(line, 160)}\n" for line in quoted)
+            out.write(f"  #{trial.number} {trial.status}: {shorten(first, 160)}\n")
+            out.writelines(f"    {shorten(line, 160)}\n" for line in quoted)
         if len(failed) > 10:
             out.write(f"  ... and {len(failed) - 10} more (gpbo export --csv has them all)\n")
     return out.getvalue()
@@ -552,10 +552,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _cmd_show(args: argparse.Namespace) -> int:

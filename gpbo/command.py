@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gpbo.exceptions import GpboError
+from gpbo.report import shorten
 
 __all__ = ["RESERVED_FIELDS", "CommandError", "CommandObjective", "template_fields"]
 
@@ -361,7 +362,8 @@ class CommandObjective:
             parsed = json.loads(last_line) if parsed is None else parsed
         except ValueError:
             raise CommandError(
-                f"unreadable metric: the last line of stdout is not JSON: {_shorten(last_line)!r}; "
+                "unreadable metric: the last line of stdout is not JSON: "
+                f"{shorten(last_line, 120)!r}; "
                 f'print a JSON line last, such as {{"{self.metric}": 0.93}}, or set '
                 f"metric_regex {where}"
             ) from None
@@ -375,7 +377,7 @@ class CommandObjective:
             return parsed
         if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
             raise CommandError(
-                f"unreadable metric: the last line of stdout is JSON {_shorten(last_line)!r}, "
+                f"unreadable metric: the last line of stdout is JSON {shorten(last_line, 120)!r}, "
                 f"neither a number nor an object holding {self.metric!r} {where}"
             )
         if not math.isfinite(parsed):
@@ -531,5 +533,3 @@ def _rendered(line: str) -> str:
     return pieces[-1] if pieces else ""
 
 
-def _shorten(text: str, limit: int = 120) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -141,7 +141,7 @@ class ProgressReporter:
             body = f"value={format_value(trial.value)}"
         else:
             reason = (trial.error or "").strip().splitlines()
-            body = f"{trial.status.upper()}" + (f" ({_shorten(reason[0])})" if reason else "")
+            body = f"{trial.status.upper()}" + (f" ({shorten(reason[0])})" if reason else "")
         if new_best:
             best = "  * new best"
         elif self._best is not None:
@@ -158,7 +158,7 @@ class ProgressReporter:
         if trial.status != "complete":
             # a failed command's stderr tail: why it failed, without opening the log
             for line in error_summary(trial.error).splitlines()[1:]:
-                self._write(f"[gpbo]   {_shorten(line, 160)}")
+                self._write(f"[gpbo]   {shorten(line, 160)}")
 
     def interrupted(self, hint: str) -> None:
         """The driver was stopped: one line saying how to resume."""
@@ -186,5 +186,6 @@ class ProgressReporter:
             )
 
 
-def _shorten(text: str, limit: int = 80) -> str:
+def shorten(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, ending in ``...`` where it was cut."""
     return text if len(text) <= limit else text[: limit - 3] + "..."

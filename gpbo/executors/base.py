@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from gpbo.context import TrialContext, trial_context
 from gpbo.exceptions import GpboError
+from gpbo.report import shorten
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +143,9 @@ def _warn_not_recorded(key: str, extra: Any) -> None:
 
 def _short_repr(x: Any, limit: int = 60) -> str:
     try:
-        text = repr(x)
-    except Exception:
+        return shorten(repr(x), limit)
+    except Exception:  # a broken __repr__ of the user's object
         return f"<{type(x).__name__}>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _as_float(x: Any) -> float | None:
