@@ -77,11 +77,12 @@ class AcquisitionOptions:
         }
 
 
-def is_new(candidate: np.ndarray, seen: np.ndarray) -> bool:
-    """Whether ``candidate`` (a `d`-vector) differs from every row of ``seen`` (`m x d`)."""
+def is_new(candidate: np.ndarray, seen: np.ndarray, *, tol: float = DUPLICATE_TOL) -> bool:
+    """Whether ``candidate`` (a `d`-vector) is more than ``tol`` (max-norm) from every row of
+    ``seen`` (`m x d`)."""
     if seen.shape[0] == 0:
         return True
-    return bool(np.min(np.max(np.abs(seen - candidate), axis=1)) > DUPLICATE_TOL)
+    return bool(np.min(np.max(np.abs(seen - candidate), axis=1)) > tol)
 
 
 #: Quasi-MC samples of the joint posterior behind each qLogEI value. BoTorch's default is 512;
@@ -286,7 +287,9 @@ def optimize_posterior_mean(
         space: The search space.
         center: The `d`-vector to start from (the incumbent).
         radius: Half-width of the trust region in the unit cube.
-        q: Points to return: the best distinct local optima of the restarts.
+        q: Points to return: the restarts' best local optimum, then other optima and random
+            points of the box, each at least ``radius / 4`` (max-norm) from every seen and
+            chosen point.
         seen: An `m x d` array of points not to propose again.
         options: Optimization budget (restarts, iterations).
         generator: Randomness for filling up with random points of the region.
@@ -326,13 +329,19 @@ def optimize_posterior_mean(
     order = torch.argsort(values.reshape(-1), descending=True).cpu().numpy()
     X = space.project(candidates.reshape(-1, d).detach().cpu().numpy()[order])
     region_pool = space.project(low + generator.random((options.raw_samples, d)) * (high - low))
+    # The restarts mostly end at one optimum, a few 1e-6 apart: as a batch they would cost q
+    # trials for one point's information. The points after the best keep a quarter of the
+    # radius from every other point (seen or chosen), then the region's random points fill
+    # in; only where that leaves the batch short (a small discrete box) do mere new points do.
+    separation = radius / 4
     chosen: list[np.ndarray] = []
-    for row in np.vstack([X, region_pool]):
-        if len(chosen) == q:
-            break
-        taken = np.vstack([seen, *chosen]) if chosen else seen
-        if is_new(row, taken):
-            chosen.append(row)
+    for min_distance in (separation, DUPLICATE_TOL):
+        for row in np.vstack([X, region_pool]):
+            if len(chosen) == q:
+                break
+            taken = np.vstack([seen, *chosen]) if chosen else seen
+            if is_new(row, taken, tol=min_distance if chosen else DUPLICATE_TOL):
+                chosen.append(row)
     return np.array(chosen).reshape(-1, d)
 
 

@@ -115,7 +115,8 @@ def optimize(
         metric: Key of the metric when the objective returns a mapping.
         strategy: ``"bayes"``, ``"random"``, ``"sobol"``, ``"grid"``, ``"gradient"`` or a
             configured strategy object.
-        n_init: Quasi-random trials before the GP (default ``max(2 (d + 1), batch_size)``).
+        n_init: Quasi-random trials before the GP (default ``2 (d + 1)`` rounded down to whole
+            batches).
         devices: ``"auto"`` (every GPU, or one CPU slot without one), an int, or device names.
         workers_per_device: Trials run at once on each device.
         executor: ``"auto"``, ``"serial"``, ``"process"``, ``"ray"`` (the ``ray`` extra), or an

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gpbo.exceptions import GpboError, NoCompletedTrialError, SpaceExhausted
+from gpbo.exceptions import GpboError, GpboWarning, NoCompletedTrialError, SpaceExhausted
 from gpbo.executors.base import parse_objective_value
 from gpbo.space import Space
 from gpbo.strategies import History, Strategy, make_strategy, strategy_from_config
@@ -47,7 +48,7 @@ class Study(BestTrialMixin):
         strategy: A strategy name (``"bayes"``, ``"random"``, ``"sobol"``, ``"grid"``,
             ``"gradient"``) or a configured :class:`~gpbo.strategies.Strategy`.
         n_init: Quasi-random trials before the GP (``bayes`` and ``gradient``); ``None``
-            for the default ``max(2 (d + 1), batch size)``.
+            for the default ``2 (d + 1)`` rounded down to whole batches.
         seed: Seed of every random choice; ``None`` draws one (recorded in the journal).
         surrogate_device: Where the GP runs: ``"cpu"``, ``"cuda:N"``, or ``"auto"``: CUDA
             where available once the GP is large enough to gain from it, else the CPU
@@ -496,11 +497,7 @@ class Study(BestTrialMixin):
             if events and recorded != current:
                 # a resume may switch strategies (e.g. random -> bayes); recorded so that
                 # summaries and `gpbo show` name the one now proposing
-                logger.info(
-                    "strategy changed on resume: %s -> %s",
-                    recorded.get("name"),
-                    current.get("name"),
-                )
+                _warn_strategy_changed(path, recorded, current)
                 self._append_event(
                     {"event": "study", "kind": "strategy", "time": time.time(),
                      "strategy": current}
@@ -703,6 +700,34 @@ def load(journal_path: str | Path) -> Study:
     study.journal_path = path
     study._fold_events(contents.events)
     return study
+
+
+def _warn_strategy_changed(
+    path: Path, recorded: Mapping[str, Any], current: Mapping[str, Any]
+) -> None:
+    """Warn where a resume proposes with another strategy, or other options, than the
+    journal's study last did: ``strategy=`` is not read from the journal (unlike the seed),
+    so leaving it out, or ``"grid"`` for a ``Grid(levels=3)`` run, silently changed course.
+
+    Options the journal did not record (written by an older gpbo) are not compared.
+    """
+    if recorded.get("name") != current.get("name"):
+        change = f"strategy {current.get('name')!r} where it ran {recorded.get('name')!r}"
+    else:
+        changed = sorted(
+            key for key in current if key in recorded and recorded[key] != current[key]
+        )
+        if not changed:
+            return
+        change = f"strategy {current.get('name')!r} (" + ", ".join(
+            f"{key}={current[key]!r}, was {recorded[key]!r}" for key in changed
+        ) + ")"
+    warnings.warn(
+        f"resuming the study of {path} with {change}; pass the journal's strategy to go on as "
+        "it was (`gpbo show` names it), or ignore this if the change is meant",
+        GpboWarning,
+        stacklevel=5,
+    )
 
 
 def recorded_strategy(

@@ -152,6 +152,12 @@ def test_default_n_init_grows_with_dimension_and_covers_the_batch():
     large = gpbo.Space({f"x{i}": gpbo.Real(0, 1) for i in range(10)})
     assert default_n_init(small) < default_n_init(large)
     assert default_n_init(small, batch_size=16) == 16
+    hartmann = gpbo.Space({f"x{i}": gpbo.Real(0, 1) for i in range(6)})
+    assert default_n_init(hartmann) == 14
+    # a batched study gets its GP a round sooner: whole batches, rounded down
+    assert default_n_init(hartmann, batch_size=4) == 12
+    assert default_n_init(hartmann, batch_size=7) == 14
+    assert default_n_init(hartmann, batch_size=20) == 20
 
 
 def test_bayes_starts_with_sobol_then_uses_the_gp(monkeypatch):
@@ -302,6 +308,24 @@ def test_gradient_refines_the_incumbent_locally():
     initial_best = min(t.value for t in study.trials[:8])
     assert study.best_value < initial_best
     assert study.best_value < 0.1
+
+
+def test_a_gradient_batch_is_spread_over_its_box_not_one_point_repeated():
+    # the restarts' optima agree to ~1e-6, and every one of them counted as a new point:
+    # a batch of 4 was one point four times over, and q=4 ended 100 times worse than q=1
+    space = {k: gpbo.Real(-3, 3) for k in "xyz"}
+    optimum = {"x": 0.7, "y": -1.3, "z": 2.1}
+    study = gpbo.Study(space, strategy=Gradient(n_init=8, num_restarts=4, maxiter=50), seed=1)
+    for round_index in range(5):
+        batch = study.ask(4)
+        unit = np.array([[(t.params[k] + 3) / 6 for k in "xyz"] for t in batch])
+        gaps = np.max(np.abs(unit[:, None] - unit[None]), axis=2)[np.triu_indices(4, 1)]
+        if round_index >= 2:  # the GP's rounds (the first two are the Sobol design)
+            assert gaps.min() > 1e-3, gaps
+        for trial in batch:
+            study.tell(trial, sum((trial.params[k] - v) ** 2 for k, v in optimum.items()))
+    initial_best = min(t.value for t in study.trials[:8])
+    assert study.best_value < initial_best / 10
 
 
 def test_make_strategy_by_name_and_instance():

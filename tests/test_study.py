@@ -322,8 +322,9 @@ def test_a_strategy_changed_on_resume_is_recorded_once_and_loaded(tmp_path):
     with gpbo.Study(SPACE, strategy="random", journal=path) as study:
         pass  # the same strategy again: nothing to record
     assert gpbo.load(path).strategy.name == "random"
-    with gpbo.Study(SPACE, strategy="sobol", journal=path) as study:
-        study.tell(study.ask(1)[0], 2.0)
+    with pytest.warns(gpbo.GpboWarning, match="strategy 'sobol' where it ran 'random'"):
+        with gpbo.Study(SPACE, strategy="sobol", journal=path) as study:
+            study.tell(study.ask(1)[0], 2.0)
     with gpbo.Study(SPACE, strategy="sobol", journal=path) as study:
         pass
     events = [json.loads(line) for line in path.read_text().splitlines()[1:]]
@@ -332,6 +333,27 @@ def test_a_strategy_changed_on_resume_is_recorded_once_and_loaded(tmp_path):
     loaded = gpbo.load(path)
     assert loaded.strategy.name == "sobol"
     assert [t.value for t in loaded.trials] == [1.0, 2.0]
+
+
+def test_a_resume_with_other_strategy_options_warns_unless_the_journal_lacks_them(tmp_path):
+    import json
+    import warnings
+
+    # strategy="grid" on a Grid(levels=3) journal ran a 5-level grid, said only at INFO level
+    path = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy=gpbo.strategies.Grid(levels=3), seed=0, journal=path) as s:
+        s.tell(s.ask(1)[0], 1.0)
+    with pytest.warns(gpbo.GpboWarning, match=r"'grid' \(levels=5, was 3\)"):
+        gpbo.Study(SPACE, strategy="grid", journal=path).close()
+    # an option the journal's gpbo did not record is not a change
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["strategy"] = {"name": "gradient", "n_init": None, "radius": 0.2, "min_radius": 1e-3}
+    old = tmp_path / "old.jsonl"
+    old.write_text("\n".join([json.dumps(header), *lines[1:2]]) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gpbo.GpboWarning)
+        gpbo.Study(SPACE, strategy="gradient", journal=old).close()
 
 
 def test_load_takes_a_run_directory_and_says_what_a_directory_lacks(tmp_path):

@@ -523,6 +523,10 @@ METHODS: dict[str, Method] = {
     "exp-matern-q1": _variant(1, matern=True),
     # a smaller initial design with the low-noise prior
     "exp-ninit10-q1": _variant(1, n_init=lambda d: min(2 * d + 1, 10)),
+    # q=4 with a smaller initial design (more GP rounds): d + 1 and 1.5 (d + 1) points, each
+    # rounded up to whole batches
+    "exp-ninitd1-q4": _variant(4, n_init=lambda d: d + 1),
+    "exp-ninit15-q4": _variant(4, n_init=lambda d: 3 * (d + 1) // 2),
     # SciPy's L-BFGS-B tolerances for the acquisition (gpbo's default before)
     "exp-scipytol-q1": _variant(1, lbfgs={"factr": 1e7, "pgtol": 1e-5}),
     "exp-scipytol-q4": _variant(4, lbfgs={"factr": 1e7, "pgtol": 1e-5}),
