@@ -91,6 +91,7 @@ class Study(BestTrialMixin):
         self._rerun: deque[int] = deque()
         self._asks = 0
         self._journal: Any = None
+        self._unwritable: str | None = None  # why this study records nothing more, if so
         self._tmp_dir: Path | None = None
         self.journal_path = Path(journal) if journal is not None else None
         self._journal_absolute = None if journal is None else Path(journal).absolute()
@@ -113,6 +114,7 @@ class Study(BestTrialMixin):
             SpaceExhausted: The strategy has no new point left (e.g. the grid is used up) and
                 nothing else is waiting.
         """
+        self._check_writable()
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise GpboError(f"ask(n) needs a positive int, got {n!r}")
         round_ = self._asks
@@ -180,7 +182,13 @@ class Study(BestTrialMixin):
         Returns:
             The updated trial.
         """
+        self._check_writable()
         target = self._get(trial)
+        if isinstance(value, BaseException):
+            raise GpboError(
+                f"trial {target.number}: tell() got an exception as the value; a failed trial's "
+                "error goes in error=: study.tell(trial, error=exc)"
+            )
         # an interrupted trial waiting to run again may still get its result: one asked before
         # a restart whose evaluation went on elsewhere (a cluster job) reports back now
         late = target.status == "interrupted" and target.number in self._rerun
@@ -290,6 +298,7 @@ class Study(BestTrialMixin):
                 kills the driver: a resume runs such a trial again once, and fails it when the
                 driver died during it a second time (else every resume would crash on it).
         """
+        self._check_writable()
         target = self._get(trial)
         target.status, target.device, target.started_at = "running", device, time.time()
         self._record(target, extra={"in_driver": True} if in_driver else None)
@@ -297,6 +306,7 @@ class Study(BestTrialMixin):
 
     def enqueue(self, params: Mapping[str, Any]) -> None:
         """Evaluate ``params`` next, before any proposal of the strategy."""
+        self._check_writable()
         checked = self.space.check(params)
         self._queue.append(checked)
         self._append_event({"event": "study", "kind": "enqueue", "params": checked})
@@ -304,7 +314,17 @@ class Study(BestTrialMixin):
     def add(
         self, params: Mapping[str, Any], value: Any, *, metrics: Mapping[str, float] | None = None
     ) -> Trial:
-        """Record a result obtained elsewhere (e.g. an earlier study) as a complete trial."""
+        """Record a result obtained elsewhere (e.g. an earlier study) as a complete trial.
+
+        Raises:
+            GpboError: ``value`` is not a finite number (or a mapping holding one as
+                ``"value"``); nothing is recorded.
+        """
+        self._check_writable()
+        try:
+            parse_objective_value(value, metric="value", metric_hint="give the metric as value")
+        except ValueError as exc:
+            raise GpboError(f"add() records a complete trial, and {exc}") from None
         trial = self._new_trial(self.space.check(params), None, record=False)
         try:
             return self.tell(trial, value, metrics=metrics)
@@ -366,6 +386,11 @@ class Study(BestTrialMixin):
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+            self._unwritable = (
+                f"the study's journal {self.journal_path} was closed (close() or the end of its "
+                "`with` block), so this would not be recorded; open it again to go on: "
+                "gpbo.Study(space, journal=path)"
+            )
         if self._tmp_dir is not None:
             folder, self._tmp_dir = self._tmp_dir, None
             if _only_empty_folders(folder):
@@ -585,9 +610,15 @@ class Study(BestTrialMixin):
         event.update(extra or {})
         self._append_event(event)
 
+    def _check_writable(self) -> None:
+        if self._unwritable is not None:
+            raise GpboError(self._unwritable)
+
     def _append_event(self, event: dict[str, Any]) -> None:
         if self._journal is not None:
             self._journal.append(event)
+        elif self._unwritable is not None:
+            raise GpboError(self._unwritable)
 
 
 #: How many deaths of the driver during one in-driver trial make a resume fail it.
@@ -699,6 +730,10 @@ def load(journal_path: str | Path) -> Study:
     )
     study.journal_path = path
     study._fold_events(contents.events)
+    study._unwritable = (
+        f"gpbo.load() reads {path} for analysis and records nothing; to go on with the study, "
+        "open its journal: gpbo.Study(space, journal=path)"
+    )
     return study
 
 

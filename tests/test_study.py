@@ -356,6 +356,43 @@ def test_a_resume_with_other_strategy_options_warns_unless_the_journal_lacks_the
         gpbo.Study(SPACE, strategy="gradient", journal=old).close()
 
 
+def test_a_closed_or_loaded_study_refuses_what_it_could_not_record(tmp_path):
+    # both took ask/tell/enqueue and dropped them: the results were gone on resume
+    path = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
+        study.tell(study.ask(1)[0], 1.0)
+        pending = study.ask(1)[0]
+    for write in (lambda: study.ask(1), lambda: study.tell(pending, 0.5),
+                  lambda: study.enqueue({"x": 0.2, "y": 0.3}),
+                  lambda: study.add({"x": 0.2, "y": 0.3}, 0.1)):
+        with pytest.raises(gpbo.GpboError, match="was closed"):
+            write()
+    assert study.best_value == 1.0  # still readable
+    loaded = gpbo.load(path)
+    with pytest.raises(gpbo.GpboError, match=r"gpbo.load\(\) reads .* records nothing"):
+        loaded.ask(1)
+    with pytest.raises(gpbo.GpboError, match="records nothing"):
+        loaded.tell(1, 0.5)
+    assert [t.value for t in loaded.trials] == [1.0, None]
+    with gpbo.Study(SPACE, strategy="random", journal=path) as reopened:  # the way on
+        reopened.tell(reopened.ask(1)[0], 0.5)
+    assert sorted(t.value for t in gpbo.load(path).trials if t.value is not None) == [0.5, 1.0]
+
+
+def test_add_refuses_a_value_that_is_no_result_and_tell_an_exception_as_value():
+    study = gpbo.Study(SPACE, seed=0)
+    for value in (None, float("nan"), "0.5"):
+        with pytest.raises(gpbo.GpboError, match="add\\(\\) records a complete trial"):
+            study.add({"x": 0.2, "y": 0.3}, value)
+    assert study.trials == []  # was: a failed trial recorded without a word
+    trial = study.ask(1)[0]
+    with pytest.raises(gpbo.GpboError, match="error=exc"):
+        study.tell(trial, ValueError("diverged"))
+    assert trial.status == "pending"
+    study.tell(trial, error=ValueError("diverged"))
+    assert trial.status == "failed"
+
+
 def test_load_takes_a_run_directory_and_says_what_a_directory_lacks(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
