@@ -140,7 +140,11 @@ class Real(Param):
         return float(value)
 
     def grid_values(self, levels: int) -> list[Any]:
-        return self.decode(np.linspace(0.0, 1.0, levels)[:, None])
+        # 12 significant digits: the levels a user would write (0.3, not 0.30000000000000004;
+        # 0.01, not 0.009999999999999995), which journals, progress lines and best_params show
+        values = self.decode(np.linspace(0.0, 1.0, levels)[:, None])
+        inner = [min(max(float(f"{v:.12g}"), self.low), self.high) for v in values[1:-1]]
+        return [values[0], *inner, values[-1]]
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": "real", "low": float(self.low), "high": float(self.high), "log": self.log}

@@ -188,6 +188,14 @@ def test_lattice_size_counts_discrete_spaces_only():
     assert Space({"n": Int(1, 3), "a": Real(0, 1)}).lattice_size is None
 
 
+def test_grid_levels_are_the_values_a_user_would_write():
+    # were 0.30000000000000004 and 0.009999999999999995, in journals and best_params
+    assert gpbo.Real(0, 1).grid_values(11)[3] == 0.3
+    assert gpbo.Real(1e-3, 1, log=True).grid_values(4) == [0.001, 0.01, 0.1, 1.0]
+    odd = gpbo.Real(0.123456789012345, 0.987654321098765)
+    assert odd.grid_values(3)[0] == odd.low and odd.grid_values(3)[-1] == odd.high
+
+
 def test_grid_size_counts_a_wide_int_without_building_it():
     import time
 

@@ -362,6 +362,13 @@ def test_grid_resumed_from_a_journal_skips_what_ran_even_with_numpy_choices(tmp_
         assert len(keys) == 10
 
 
+def test_grid_skips_a_level_told_by_hand_that_equals_it_but_for_the_last_bits():
+    study = gpbo.Study({"lr": gpbo.Real(1e-3, 1, log=True)}, strategy=Grid(levels=4), seed=0)
+    study.add({"lr": 0.01}, 5.0)
+    study.add({"lr": float(np.exp(np.log(1e-3) * (1 / 3)))}, 4.0)  # 0.10000000000000002
+    assert [t.params["lr"] for t in study.ask(4)] == [0.001, 1.0]
+
+
 def test_grid_counts_queued_points_as_taken():
     study = gpbo.Study({"a": gpbo.Int(1, 3), "b": gpbo.Choice(["u", "v"])}, strategy="grid")
     study.enqueue({"a": 1, "b": "u"})
