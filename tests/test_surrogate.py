@@ -125,6 +125,15 @@ def test_scores_too_large_for_np_std_stay_finite_ordered_and_apart(outlier):
     assert warped[6] == warped[7] < warped[:6].min()
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e-300])
+def test_scores_too_small_for_np_std_are_warped_as_larger_ones_are(scale):
+    # np.std underflowed to 0: the raw scores reached the GP, which saw a constant objective
+    y = -np.array([0.3, 0.05, 2.0, 0.8, 1.5, 0.01, 0.6])
+    warped = warp_scores(y * scale)
+    np.testing.assert_allclose(warped, warp_scores(y), atol=1e-6)
+    assert np.std(warped) > 0.5
+
+
 def test_one_extreme_score_does_not_squeeze_the_good_ones_together():
     rng = np.random.default_rng(0)
     good = -rng.random(20) * 0.5  # losses in [0, 0.5)
