@@ -67,6 +67,12 @@ RESERVED_FIELDS: tuple[str, ...] = ("python", "trial_number", "trial_seed", "tri
 # Lines of stderr quoted when a command fails, and lines of stdout kept for the metric.
 _STDERR_TAIL = 20
 _STDOUT_KEPT = 10_000
+# What is kept of stdout, at most, in characters: the log file gets everything, but a command
+# printing hundreds of MB (a progress bar redrawn with \r all training long is one "line") made
+# the driver hold it all. The end of a line is kept: the last redraw, and the metric line.
+_STDOUT_KEPT_CHARS = 4 << 20
+_LINE_KEPT_CHARS = 64 << 10
+_READ_CHUNK = 64 << 10
 # Seconds to wait for the output copiers once the command has ended.
 _READER_JOIN_S = 5.0
 
@@ -211,7 +217,7 @@ class CommandObjective:
                     f"command token {token!r} names {exc.args[0]!r}, which is neither a "
                     f"parameter ({', '.join(params) or 'none'}) nor one of {list(RESERVED_FIELDS)}"
                 ) from None
-            except (ValueError, IndexError, AttributeError) as exc:
+            except (ValueError, IndexError, AttributeError, TypeError) as exc:
                 raise GpboError(f"command token {token!r} cannot be filled: {exc}") from None
         return out
 
@@ -253,8 +259,8 @@ class CommandObjective:
         self, argv: list[str], env: dict[str, str], log_path: Path, device: str
     ) -> tuple[int, list[str], list[str]]:
         """Run ``argv``, copying its output to ``log_path``; stop it on any early exit."""
-        stdout: deque[str] = deque(maxlen=_STDOUT_KEPT)
-        stderr: deque[str] = deque(maxlen=_STDERR_TAIL)
+        stdout = _Tail(_STDOUT_KEPT, _STDOUT_KEPT_CHARS)
+        stderr = _Tail(_STDERR_TAIL, _STDERR_TAIL * _LINE_KEPT_CHARS)
         with open(log_path, "a", encoding="utf-8", errors="replace") as log:
             log.write(
                 f"# gpbo: {time.strftime('%Y-%m-%d %H:%M:%S')} on {device} "
@@ -262,7 +268,7 @@ class CommandObjective:
                 f"# gpbo: {shlex.join(argv)}\n"
             )
             log.flush()
-            missing = _not_runnable(argv[0], cwd=self.cwd, path=env.get("PATH"))
+            missing = _not_runnable(argv[0], cwd=Path(self.cwd), path=env.get("PATH"))
             if missing is not None:
                 raise CommandError(
                     f"the command {shlex.join(argv)!r} could not start: {missing} (run from "
@@ -312,7 +318,7 @@ class CommandObjective:
                     log.flush()
             with lock:
                 log.write(f"# gpbo: exit code {returncode}\n")
-        return returncode, list(stdout), list(stderr)
+        return returncode, stdout.lines(), stderr.lines()
 
     def _stop(
         self, proc: subprocess.Popen[bytes], log: IO[str], lock: threading.Lock, why: str
@@ -416,18 +422,57 @@ def _cuda_visible_for(device: str, environ: Mapping[str, str]) -> str:
     return entries[index] if index < len(entries) else str(index)
 
 
-def _copy_lines(pipe: IO[bytes], log: IO[str], lock: threading.Lock, keep: deque[str]) -> None:
-    """Copy ``pipe`` to ``log`` line by line, keeping the last lines in ``keep``."""
+class _Tail:
+    """The last lines of a stream, at most ``max_lines`` of them and ``max_chars`` in all, each
+    cut to its last :data:`_LINE_KEPT_CHARS` characters."""
+
+    def __init__(self, max_lines: int, max_chars: int) -> None:
+        self._lines: deque[str] = deque(maxlen=max_lines)
+        self._max_chars = max_chars
+        self._chars = 0
+
+    def append(self, line: str) -> None:
+        line = line[-_LINE_KEPT_CHARS:]
+        if len(self._lines) == self._lines.maxlen:
+            self._chars -= len(self._lines[0])
+        self._lines.append(line)
+        self._chars += len(line)
+        while self._chars > self._max_chars and len(self._lines) > 1:
+            self._chars -= len(self._lines.popleft())
+
+    def lines(self) -> list[str]:
+        return list(self._lines)
+
+
+def _copy_lines(pipe: IO[bytes], log: IO[str], lock: threading.Lock, keep: _Tail) -> None:
+    """Copy ``pipe`` to ``log``, keeping the end of its last lines in ``keep``.
+
+    Read in chunks, not whole lines: a line without an end (a progress bar) would otherwise be
+    held whole, however long.
+    """
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    partial = ""
     try:
-        for raw in iter(pipe.readline, b""):
-            line = raw.decode("utf-8", errors="replace")
-            keep.append(line.rstrip("\r\n"))
+        for raw in iter(lambda: pipe.readline(_READ_CHUNK), b""):
+            text = decoder.decode(raw)
             with lock:
-                log.write(line if line.endswith("\n") else line + "\n")
+                log.write(text)
                 log.flush()
+            partial = (partial + text)[-_LINE_KEPT_CHARS:]
+            if partial.endswith("\n"):
+                keep.append(partial.rstrip("\r\n"))
+                partial = ""
     except (OSError, ValueError):  # the pipe or the log was closed under us
         pass
     finally:
+        partial += decoder.decode(b"", final=True)
+        if partial:
+            keep.append(partial.rstrip("\r\n"))
+            with contextlib.suppress(Exception), lock:
+                log.write("\n")
+                log.flush()
         with contextlib.suppress(Exception):
             pipe.close()
 

@@ -88,6 +88,8 @@ def test_template_errors_name_the_problem():
         CommandObjective("{python} x.py", metric_regex=r"acc=\d+")
     with pytest.raises(gpbo.GpboError, match="neither a parameter"):
         CommandObjective("{python} x.py --lr {lr}").argv({"x": 1})
+    with pytest.raises(gpbo.GpboError, match="cannot be filled"):  # was a bare TypeError
+        CommandObjective("{python} x.py --lr {lr[0]}").argv({"lr": 0.1})
 
 
 def test_cuda_visible_devices_names_only_the_trials_gpu():
@@ -260,6 +262,50 @@ def test_a_command_that_cannot_start_fails_the_trial(tmp_path):
     objective = CommandObjective(str(tmp_path / "no-such-program"), log_dir=tmp_path)
     with trial_context(_context(tmp_path)), pytest.raises(CommandError, match="could not start"):
         objective({})
+
+
+@pytest.mark.parametrize("program", ["./train.sh", "bin/train.sh"])
+def test_a_program_given_by_a_relative_path_runs_from_the_working_directory(tmp_path, program):
+    # every trial failed with "TypeError: unsupported operand type(s) for /: 'str' and 'str'"
+    script = tmp_path / program
+    script.parent.mkdir(exist_ok=True)
+    script.write_text("#!/bin/sh\necho $1\n")
+    script.chmod(0o755)
+    objective = CommandObjective(f"{program} {{x}}", cwd=tmp_path, log_dir=tmp_path)
+    with trial_context(_context(tmp_path)):
+        assert objective({"x": 0.5}) == 0.5
+    script.chmod(0o644)
+    with trial_context(_context(tmp_path)), pytest.raises(CommandError, match="not executable"):
+        objective({"x": 0.5})
+
+
+def test_an_endless_output_line_is_logged_whole_but_only_its_end_kept(tmp_path):
+    # a progress bar redrawn with \r all training long is one line: it was held whole (170 MB
+    # of output took 240 MB more of the driver's memory)
+    script = _script(
+        tmp_path,
+        "t.py",
+        """
+        import sys
+        for step in range(300_000):
+            sys.stdout.write(f"\\rstep {step:07d} loss 0.5")
+        print('\\n{"value": 0.25}')
+        """,
+    )
+    objective = CommandObjective(f"{{python}} {script}", log_dir=tmp_path)
+    kept = {}
+    original = CommandObjective._metric_from
+
+    def spy(self, stdout, log_path):
+        kept["chars"] = sum(map(len, stdout))
+        return original(self, stdout, log_path)
+
+    with trial_context(_context(tmp_path)), pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CommandObjective, "_metric_from", spy)
+        assert objective({}) == {"value": 0.25}
+    assert (tmp_path / "3.log").stat().st_size > 300_000 * 20
+    assert "step 0299999" in (tmp_path / "3.log").read_text()
+    assert kept["chars"] < 100_000
 
 
 # -- stopping it --------------------------------------------------------------------------------
