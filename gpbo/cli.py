@@ -26,11 +26,12 @@ import os
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from gpbo.exceptions import GpboError
+from gpbo.exceptions import GpboError, GpboWarning
 
 __all__ = ["main"]
 
@@ -184,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        with _gpbo_warnings_logged():
+            return int(args.handler(args))
     except GpboError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -197,6 +199,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         # nothing is half-written (the journal records whole lines), so a rerun is safe
         _error("interrupted; run the same command again to go on")
         return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _gpbo_warnings_logged() -> Iterator[None]:
+    """gpbo's own warnings as ``[gpbo] WARNING: ...`` lines (above the live status line while
+    a study runs), not Python's ``file:line: GpboWarning:`` form."""
+    _basic_logging()
+    original = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if issubclass(category, GpboWarning):
+            logging.getLogger("gpbo").warning("%s", message)
+        else:
+            original(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
 
 
 def _error(message: str) -> None:
@@ -216,14 +238,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides=args.overrides)
     kwargs = config.optimize_kwargs()
     run_dir = config.run_dir
-    if args.fresh and run_dir.exists():
-        moved = _move_aside(run_dir, config.journal_path)
-        print(f"[gpbo] moved the old run aside to {moved}", flush=True)
-    finished = _check_resumable(config, kwargs)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
-
     verbose = bool(kwargs.pop("verbose", True)) and not args.quiet
+    _refuse_to_overwrite_the_config(config)
+    if args.fresh and config.journal_path.exists():
+        moved = _move_aside(run_dir, config.journal_path, config_file=config.path)
+        if verbose:
+            print(f"[gpbo] moved the old run aside to {moved}", flush=True)
+    finished = _check_resumable(config, kwargs)
+    if config.journal_path.exists():
+        _warn_if_the_objective_changed(config)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    except OSError as exc:
+        why = "it is a file" if run_dir.is_file() else exc.strerror or str(exc)
+        raise GpboError(
+            f"cannot use the run directory {run_dir}: {why}; set another with run_dir: in the "
+            "config or --set run_dir=PATH"
+        ) from None
+
     again = shlex.join(["gpbo", "run", args.config, *_set_options(args.overrides)])
     reporter = LiveReporter(
         direction=kwargs.get("direction", "minimize"),
@@ -306,11 +339,67 @@ def _log_through(reporter: Any) -> Iterator[None]:
         root.handlers = saved
 
 
-def _move_aside(run_dir: Path, journal: Path) -> Path:
-    """Rename ``run_dir`` to ``<run_dir>.old-<time>`` unless a driver holds its journal."""
+def _refuse_to_overwrite_the_config(config: Any) -> None:
+    """The run directory's ``config.yaml`` is gpbo's record of the resolved config: where
+    the user's config is that very file (``exp1/config.yaml`` with ``run_dir: exp1``), writing
+    it replaced the user's file (comments gone, ``--set`` values made permanent)."""
+    written = config.run_dir / "config.yaml"
+    if written.exists() and written.resolve() == Path(config.path).resolve():
+        raise GpboError(
+            f"the config {config.path} is the file gpbo writes the resolved config to (its "
+            f"run directory {config.run_dir} gets a config.yaml); rename the config (e.g. "
+            f"{Path(config.path).with_name('tune.yaml')}) or set another run_dir"
+        )
+
+
+def _warn_if_the_objective_changed(config: Any) -> None:
+    """Warn where the run directory's trials came from another objective or command.
+
+    A resume checks the space, direction and seed, not what computes the values: two configs
+    both named ``config.yaml`` share the default ``runs/config``, and the second one's study
+    went on from the first one's results without a word.
+    """
+    import yaml
+
+    try:
+        stored = yaml.safe_load((config.run_dir / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return
+    if not isinstance(stored, dict):
+        return
+    current = config.resolved()
+    for key in ("objective", "command"):
+        if stored.get(key) != current.get(key):
+            before = stored.get(key, "(none)")
+            now = current.get(key, "(none)")
+            logging.getLogger("gpbo").warning(
+                "the run directory %s holds trials of %s %r (its config.yaml), and this config "
+                "runs %s %r: the results are pooled as one study. If this is another study, "
+                "give it its own run_dir (--set run_dir=PATH) or start over with --fresh",
+                config.run_dir, key if key in stored else "objective", before,
+                key if key in current else "objective", now,
+            )
+            return
+
+
+def _move_aside(run_dir: Path, journal: Path, *, config_file: Path | None = None) -> Path:
+    """Rename ``run_dir`` to ``<run_dir>.old-<time>`` unless a driver holds its journal, or
+    the folder is not the run's own (it holds the working directory or the config)."""
     if _journal_locked(journal):
         raise GpboError(
             f"{journal} is in use by a running gpbo; stop it before starting over with --fresh"
+        )
+    folder = run_dir.resolve()
+    holds = [
+        what
+        for what, path in (("the current directory", Path.cwd()), ("the config", config_file))
+        if path is not None and (folder == path.resolve() or folder in path.resolve().parents)
+    ]
+    if holds:
+        raise GpboError(
+            f"--fresh moves the run directory {run_dir} aside, and it holds {holds[0]}; move "
+            f"{journal} aside yourself to start over, or give the run a folder of its own "
+            "(run_dir: runs/NAME)"
         )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = run_dir.with_name(f"{run_dir.name}.old-{stamp}")
@@ -596,10 +685,14 @@ def _refuse_to_overwrite_the_run(output: Path, journal: Path) -> None:
     from gpbo.journal import lock_path
 
     own = [journal, lock_path(journal)]
+    folders = [Path(f"{journal}.trials")]
     if journal.name == "journal.jsonl":
         own += [journal.parent / n for n in ("config.yaml", "summary.json", "summary.txt")]
+        folders.append(journal.parent / "trials")
     target = output.resolve()
-    if any(target == path.resolve() for path in own):
+    if any(target == path.resolve() for path in own) or any(
+        folder.resolve() in target.parents for folder in folders
+    ):
         raise GpboError(
             f"{output} is one of the run's own files; writing there would destroy it. "
             "Give another output path (e.g. trials.csv)"
@@ -613,9 +706,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
     else:
         path = Path(args.csv)
         _refuse_to_overwrite_the_run(path, _journal_of(args.run))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            write_csv(study.trials, handle)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "w", newline="", encoding="utf-8") as handle:
+                write_csv(study.trials, handle)
+        except OSError as exc:
+            raise GpboError(f"cannot write {path}: {exc.strerror or exc}") from None
         print(f"wrote {len(study.trials)} trials to {path}")
     return EXIT_OK
 

@@ -316,6 +316,14 @@ class RunConfig:
         # executor has connected (the driver's slots say nothing about the cluster)
         return kwargs
 
+    def resolved(self) -> dict[str, Any]:
+        """The config's keys as :meth:`to_yaml` writes them: paths resolved."""
+        data = dict(self.data)
+        if isinstance(self.objective, FileObjective):  # runnable from anywhere, as resolved
+            data["objective"] = f"{self.objective.path}:{self.objective.function}"
+        data["run_dir"] = str(self.run_dir)
+        return data
+
     def to_yaml(self) -> str:
         """The resolved config as YAML, with a comment saying how it was run."""
         import yaml
@@ -327,10 +335,7 @@ class RunConfig:
             f"# resolved by gpbo on {time.strftime('%Y-%m-%d %H:%M:%S')}: {command}\n"
             f"# (relative paths are relative to {self.cwd})\n"
         )
-        data = dict(self.data)
-        if isinstance(self.objective, FileObjective):  # runnable from anywhere, as resolved
-            data["objective"] = f"{self.objective.path}:{self.objective.function}"
-        data["run_dir"] = str(self.run_dir)
+        data = self.resolved()
         return head + yaml.safe_dump(
             data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100
         )
@@ -366,6 +371,11 @@ def load_config(
         raise ConfigError(f"no config file at {str(config_path)!r}") from None
     except OSError as exc:
         raise ConfigError(f"cannot read the config {str(config_path)!r}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{str(config_path)!r} is not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
+            "is it the YAML config?"
+        ) from None
     source = str(config_path)
     data, raw_lines = _parse_yaml(text, source)
     if data is None:

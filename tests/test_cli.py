@@ -173,6 +173,57 @@ def test_fresh_moves_the_old_run_aside(tmp_path):
     assert (old[0] / "config.yaml").exists()
 
 
+def test_the_users_config_and_folder_are_never_overwritten_or_moved(tmp_path):
+    # exp/config.yaml with run_dir: exp was replaced by the resolved config; --fresh with
+    # run_dir: . renamed the whole project folder
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "quadratic.py").write_text((ROOT / "configs" / "quadratic.py").read_text())
+    text = QUADRATIC.read_text().replace("run_dir: runs/quadratic", "run_dir: exp")
+    (exp / "config.yaml").write_text(text)
+    done = gpbo_cli("run", "exp/config.yaml", "--set", "n_trials=2", cwd=tmp_path)
+    assert done.returncode == 2 and "rename the config" in done.stderr, done.stderr
+    assert (exp / "config.yaml").read_text() == text
+    (exp / "config.yaml").rename(exp / "tune.yaml")
+    (exp / "tune.yaml").write_text(text.replace("run_dir: exp", "run_dir: ."))
+    ok(gpbo_cli("run", "tune.yaml", "--set", "n_trials=2", "--quiet", cwd=exp))
+    done = gpbo_cli("run", "tune.yaml", "--set", "n_trials=2", "--fresh", cwd=exp)
+    assert done.returncode == 2 and "holds the current directory" in done.stderr, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]  # nothing moved
+    assert len(finished(exp)) == 2
+
+
+def test_a_run_directory_of_another_objective_is_warned_about_and_errors_are_one_line(tmp_path):
+    # two configs both named config.yaml share runs/config: the second went on from the
+    # first one's results without a word
+    for name, value in (("exp1", "1.0"), ("exp2", "2.0")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "obj.py").write_text(f"def f(params):\n    return {value}\n")
+        (tmp_path / name / "config.yaml").write_text(
+            "objective: obj.py:f\nspace:\n  x: {type: real, low: 0.0, high: 1.0}\n"
+            "n_trials: 2\nstrategy: random\nseed: 0\n"
+        )
+    ok(gpbo_cli("run", "exp1/config.yaml", "--quiet", cwd=tmp_path))
+    done = ok(gpbo_cli("run", "exp2/config.yaml", "--set", "strategy=sobol", cwd=tmp_path))
+    assert "results are pooled as one study" in done.stderr and "exp1" in done.stderr
+    # gpbo's own warnings as [gpbo] lines, not Python's file:line form
+    assert "[gpbo] WARNING: resuming the study" in done.stderr
+    assert "GpboWarning" not in done.stderr
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00")
+    done = gpbo_cli("run", "bin.yaml", cwd=tmp_path)
+    assert done.returncode == 2 and "not a UTF-8 text file" in done.stderr
+    assert "Traceback" not in done.stderr
+    (tmp_path / "afile").write_text("")
+    done = gpbo_cli("run", "exp1/config.yaml", "--set", "run_dir=afile", cwd=tmp_path)
+    assert done.returncode == 2 and "run directory" in done.stderr
+    assert "afile: it is a file" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    done = gpbo_cli("export", "runs/config", "--csv", "afile/x.csv", cwd=tmp_path)
+    assert done.returncode == 2 and "cannot write afile/x.csv" in done.stderr
+    done = gpbo_cli("export", "runs/config", "--csv", "runs/config/trials/0.log", cwd=tmp_path)
+    assert done.returncode == 2 and "one of the run's own files" in done.stderr
+
+
 def test_run_with_another_space_refuses_to_mix(tmp_path):
     ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=1", cwd=tmp_path))
     done = gpbo_cli("run", str(QUADRATIC), "--set", "space.x.high=9.0", cwd=tmp_path)
