@@ -548,9 +548,15 @@ def _load(run: str) -> Any:
     return load(_journal_of(run))
 
 
-def render_study(study: Any, *, sort: str = "number", title: str | None = None) -> str:
-    """The trials as a text table, the counts, the best trial and why trials failed."""
-    from gpbo.report import error_summary, format_duration, format_value, shorten
+def render_study(
+    study: Any, *, sort: str = "number", title: str | None = None, driver_running: bool = True
+) -> str:
+    """The trials as a text table, the counts, the best trial and why trials failed.
+
+    ``driver_running=False`` (no gpbo holds the journal): trials recorded as running were cut
+    off, so their time is not counted on, and a note says they run again on resume.
+    """
+    from gpbo.report import error_summary, format_count, format_duration, format_value, shorten
     from gpbo.trial import best_of
 
     trials = list(study.trials)
@@ -571,7 +577,7 @@ def render_study(study: Any, *, sort: str = "number", title: str | None = None) 
     for trial in trials:
         if trial.duration is not None:
             duration = format_duration(trial.duration)
-        elif trial.status == "running" and trial.started_at is not None:
+        elif trial.status == "running" and trial.started_at is not None and driver_running:
             duration = format_duration(now - trial.started_at) + "+"
         else:
             duration = ""
@@ -623,6 +629,12 @@ def render_study(study: Any, *, sort: str = "number", title: str | None = None) 
             + (f" ({extras})" if extras else "")
             + f"\n      {params}\n"
         )
+    cut_off = [t for t in study.trials if t.status in ("running", "pending")]
+    if cut_off and not driver_running:
+        out.write(
+            f"\nno gpbo is running this study: {format_count(len(cut_off), 'trial')} recorded as "
+            "running or pending were cut off, and run again first when it is resumed\n"
+        )
     failed = [t for t in study.trials if t.status in ("failed", "timeout") and t.error]
     if failed:
         out.write("\nwhy trials failed:\n")
@@ -645,7 +657,8 @@ def _is_number(text: str) -> bool:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     study = _load(args.run)
-    sys.stdout.write(render_study(study, sort=args.sort))
+    running = _journal_locked(_journal_of(args.run))
+    sys.stdout.write(render_study(study, sort=args.sort, driver_running=running))
     return EXIT_OK
 
 

@@ -224,6 +224,20 @@ def test_a_run_directory_of_another_objective_is_warned_about_and_errors_are_one
     assert done.returncode == 2 and "one of the run's own files" in done.stderr
 
 
+def test_show_tells_a_run_whose_driver_died_from_a_live_one(tmp_path):
+    # a killed driver's running trials showed a growing "running 2.9s+" for ever
+    journal = tmp_path / "j.jsonl"
+    study = gpbo.Study({"x": gpbo.Real(0, 1)}, strategy="random", seed=0, journal=journal)
+    study.tell(study.ask(1)[0], 1.0)
+    study.mark_running(study.ask(1)[0])
+    live = ok(gpbo_cli("show", str(journal), cwd=tmp_path)).stdout
+    assert "s+" in live and "no gpbo is running" not in live
+    study._journal._lock.release()  # as a SIGKILL leaves it: the lock file, unheld
+    (tmp_path / "j.jsonl.lock").touch()
+    dead = ok(gpbo_cli("show", str(journal), cwd=tmp_path)).stdout
+    assert "no gpbo is running this study: 1 trial" in dead and "s+" not in dead
+
+
 def test_run_with_another_space_refuses_to_mix(tmp_path):
     ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=1", cwd=tmp_path))
     done = gpbo_cli("run", str(QUADRATIC), "--set", "space.x.high=9.0", cwd=tmp_path)
