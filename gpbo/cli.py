@@ -339,12 +339,19 @@ def _log_through(reporter: Any) -> Iterator[None]:
         root.handlers = saved
 
 
+#: How the resolved config gpbo writes to a run directory begins (``RunConfig.to_yaml``).
+_RESOLVED_MARK = "# resolved by gpbo"
+
+
 def _refuse_to_overwrite_the_config(config: Any) -> None:
     """The run directory's ``config.yaml`` is gpbo's record of the resolved config: where
     the user's config is that very file (``exp1/config.yaml`` with ``run_dir: exp1``), writing
     it replaced the user's file (comments gone, ``--set`` values made permanent)."""
     written = config.run_dir / "config.yaml"
     if written.exists() and written.resolve() == Path(config.path).resolve():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            if written.read_text(encoding="utf-8").startswith(_RESOLVED_MARK):
+                return  # gpbo's own record, run again as it is: rewriting it loses nothing
         raise GpboError(
             f"the config {config.path} is the file gpbo writes the resolved config to (its "
             f"run directory {config.run_dir} gets a config.yaml); rename the config (e.g. "

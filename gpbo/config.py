@@ -221,7 +221,16 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
         value = yaml.load(raw, Loader=_loader()) if raw.strip() else None  # a SafeLoader
     except yaml.YAMLError:
         value = raw  # e.g. a command template starting with "{python}"
+    if path in _TEXT_KEYS and raw.strip() and not isinstance(value, (str, list)):
+        # text as typed: YAML read 'acc: ([0-9.]+)' as a mapping, '#(...)' as nothing, and
+        # '{python} x.py' as a mapping, where only the text makes sense
+        value = raw.strip()
     return path, value
+
+
+#: Keys whose value is text, so that ``--set`` takes what follows ``=`` as typed where YAML
+#: would read it as something else.
+_TEXT_KEYS = {("metric_regex",), ("command",), ("objective",), ("run_dir",), ("metric",)}
 
 
 def _apply_override(

@@ -234,6 +234,10 @@ class _Loop:
             where=self.executor.describe(self.slots),
         )
         self.reporter.seed_best(self.study.trials)
+        if self._should_stop():
+            # a resume whose n_trials are already finished: no worker to start (seconds each)
+            self.reporter.finish(self.study.trials, stop_reason=self.stop_reason)
+            return self.study.result(stop_reason=self.stop_reason)
         with self.signals:
             try:
                 self.executor.start(objective, slots=self.slots, metric=self.settings.metric)

@@ -266,7 +266,8 @@ def _categories(param: Any, values: Sequence[Any]) -> list[Any] | None:
     from gpbo.space import Choice
 
     if isinstance(param, Choice):
-        return list(param.values)
+        # numbers in their order (as the space searches them), not as declared: [256, 32, 64]
+        return sorted(param.values) if param.ordinal else list(param.values)
     if param is not None:
         return None
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):

@@ -292,6 +292,10 @@ def test_overrides(project):
     assert parse_override("devices=[cpu, cpu]") == (("devices",), ["cpu", "cpu"])
     assert parse_override("command={python} t.py") == (("command",), "{python} t.py")
     assert parse_override("strategy.levels=7") == (("strategy", "levels"), 7)
+    # text keys take the text as typed: YAML read these as a mapping and as nothing
+    assert parse_override("metric_regex=acc: ([0-9.]+)") == (("metric_regex",), "acc: ([0-9.]+)")
+    assert parse_override("metric_regex=#(\\d+)") == (("metric_regex",), "#(\\d+)")
+    assert parse_override("command=[python, t.py]") == (("command",), ["python", "t.py"])
 
 
 def test_resolved_config_reads_back_the_same(project):

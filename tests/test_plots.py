@@ -57,3 +57,12 @@ def test_a_failed_save_leaves_the_previous_image_whole(tmp_path, monkeypatch):
         plot(_result(), path)
     assert path.read_bytes() == b"the previous plot"
     assert list(tmp_path.iterdir()) == [path], "no partial file is left behind"
+
+
+def test_a_numeric_choice_axis_is_in_numeric_order_not_as_declared():
+    # Choice([256, 32, 64, 128]) had its ticks 256, 32, 64, 128
+    study = gpbo.Study({"width": gpbo.Choice([256, 32, 64, 128])}, strategy="grid", seed=0)
+    for trial in study.ask(4):
+        study.tell(trial, float(trial.params["width"]))
+    ax = plot(study).axes[2]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "128", "256"]

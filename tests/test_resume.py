@@ -389,3 +389,19 @@ def test_killing_the_driver_again_and_again_loses_and_repeats_no_finished_trial(
                           executor="serial", verbose=False)
     assert [t.params for t in study.trials] == [t.params for t in fresh.trials]
     assert time.monotonic() - started < 150
+
+
+def test_a_resume_with_its_trials_already_finished_starts_no_worker(tmp_path, monkeypatch):
+    # lowering n_trials below what ran started the workers (seconds) to do nothing
+    from gpbo.executors.serial import Serial
+
+    journal = tmp_path / "j.jsonl"
+    space = {"x": gpbo.Real(0, 1)}
+    gpbo.optimize(lambda p: p["x"], space, n_trials=3, strategy="random", seed=0,
+                  executor="serial", journal=journal, verbose=False)
+    starts = []
+    monkeypatch.setattr(Serial, "start", lambda self, *a, **k: starts.append(1))
+    result = gpbo.optimize(lambda p: p["x"], space, n_trials=2, strategy="random", seed=0,
+                           executor="serial", journal=journal, verbose=False)
+    assert starts == [] and len(result.trials) == 3
+    assert result.stop_reason == "3 trials finished"

@@ -322,9 +322,11 @@ def test_a_strategy_changed_on_resume_is_recorded_once_and_loaded(tmp_path):
     with gpbo.Study(SPACE, strategy="random", journal=path) as study:
         pass  # the same strategy again: nothing to record
     assert gpbo.load(path).strategy.name == "random"
-    with pytest.warns(gpbo.GpboWarning, match="strategy 'sobol' where it ran 'random'"):
-        with gpbo.Study(SPACE, strategy="sobol", journal=path) as study:
-            study.tell(study.ask(1)[0], 2.0)
+    with (
+        pytest.warns(gpbo.GpboWarning, match="strategy 'sobol' where it ran 'random'"),
+        gpbo.Study(SPACE, strategy="sobol", journal=path) as study,
+    ):
+        study.tell(study.ask(1)[0], 2.0)
     with gpbo.Study(SPACE, strategy="sobol", journal=path) as study:
         pass
     events = [json.loads(line) for line in path.read_text().splitlines()[1:]]
