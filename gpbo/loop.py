@@ -164,6 +164,21 @@ def optimize(
     )
     slots = resolve_slots(devices, workers_per_device=workers_per_device)
     runner = make_executor(executor, slots=slots)
+    if (
+        mode == "sync"
+        and isinstance(batch_size, int)
+        and batch_size < len(slots)
+        and not runner.runs_in_driver
+        and type(runner).__name__ != "Ray"  # its slots are the cluster's, known once started
+    ):
+        # devices=4 (or "auto" on a 4-GPU machine) with the default batch_size=1 ran one trial
+        # at a time on a single GPU, without a word
+        logger.warning(
+            "%d slots (%s) but batch_size=%d: each round runs %d trial%s at a time and the "
+            "other slots wait; pass batch_size=%d (or 'auto'), or mode='async'",
+            len(slots), ", ".join(slots), batch_size, batch_size,
+            "" if batch_size == 1 else "s", len(slots),
+        )
     study = Study(
         space,
         direction=direction,

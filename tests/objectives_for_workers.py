@@ -55,6 +55,24 @@ def sigterm_self(params: dict[str, Any]) -> float:
     return 0.0
 
 
+def train_until_sigterm(params: dict[str, Any]) -> float:
+    """A training loop that catches ``SIGTERM`` (a preemption checkpoint) and returns its loss
+    so far, or raises where ``params["raise"]``: not the trial's result either way."""
+    import signal
+
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    loss = 100.0
+    for _ in range(600):
+        if stop:
+            if params.get("raise"):
+                raise RuntimeError("got SIGTERM, checkpoint saved")
+            return loss
+        time.sleep(0.05)
+        loss *= 0.97
+    return loss
+
+
 def sleep_forever(params: dict[str, Any]) -> float:
     """Never return (until stopped)."""
     while True:

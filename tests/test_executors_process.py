@@ -251,6 +251,25 @@ def test_a_worker_a_stop_signal_killed_is_interrupted_if_the_driver_stops_too(
     assert (again.status, again.value) == ("complete", 9.0)
 
 
+@pytest.mark.parametrize("raises", [False, True])
+def test_a_trial_that_catches_the_timeouts_sigterm_is_still_a_timeout(
+    shared: Process, raises: bool
+) -> None:
+    # its loss so far came back as `complete` (or its exception as `failed`), never re-run
+    (outcome,) = run_tasks(shared, [task("train_until_sigterm", timeout=1.0, **{"raise": raises})])
+    assert (outcome.status, outcome.value) == ("timeout", None)
+    (again,) = run_tasks(shared, [task("sleep_and_return", value=9.0)])
+    assert (again.status, again.value) == ("complete", 9.0)
+
+
+def test_a_trial_that_catches_the_interrupts_sigterm_is_interrupted(shared: Process) -> None:
+    shared.submit(task("train_until_sigterm"))
+    time.sleep(1.5)  # well into its training
+    assert shared.wait(timeout=0) == []
+    (outcome,) = shared.interrupt()
+    assert (outcome.status, outcome.value) == ("interrupted", None)
+
+
 def test_out_of_memory_fails_the_trial_and_recycles_the_worker(shared: Process) -> None:
     before = set(shared.worker_pids)
     (outcome,) = run_tasks(shared, [task("out_of_memory")])
@@ -661,3 +680,51 @@ def test_a_reused_worker_gives_the_gpu_memory_of_a_trial_back(fresh: list[Proces
     (reserved,) = run_tasks(executor, [task("cuda_memory_reserved")], limit=120.0)
     assert reserved.status == "complete", reserved.error
     assert reserved.value is not None and reserved.value < 2**20, reserved.value
+
+
+def test_an_idle_workers_leftover_children_go_when_the_driver_is_killed(tmp_path: Path) -> None:
+    # an idle worker saw EOF first and returned cleanly, leaving what an earlier trial started
+    script = tmp_path / "driver.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import subprocess
+            import time
+
+            from gpbo.executors.base import TrialTask
+            from gpbo.executors.process import Process
+
+
+            def objective(params):  # a trial that leaves a server running behind it
+                child = subprocess.Popen(["sleep", "1000"])
+                return {"value": 1.0, "child": float(child.pid)}
+
+
+            if __name__ == "__main__":
+                executor = Process()
+                executor.start(objective, slots=["cpu"], metric="value")
+                executor.submit(TrialTask(number=0, params={}))
+                print(int(executor.wait(60)[0].metrics["child"]), flush=True)
+                time.sleep(1000)
+            """
+        )
+    )
+    driver = subprocess.Popen(
+        [sys.executable, str(script)], cwd=tmp_path, env=script_env(), stdout=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(90, driver.kill)
+    watchdog.start()
+    try:
+        assert driver.stdout is not None
+        child = int(driver.stdout.readline())
+        assert alive(child)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=10)
+        assert still_alive_after([child], 5.0) == [], "an idle worker's leftover outlived it"
+    finally:
+        watchdog.cancel()
+        driver.kill()
+        driver.wait()
+        if driver.stdout is not None:
+            driver.stdout.close()

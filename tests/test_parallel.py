@@ -77,6 +77,22 @@ def test_two_cpu_slots_run_synchronous_rounds_in_waves() -> None:
     assert most_at_once(trials) == 2
 
 
+def test_slots_left_idle_by_a_small_batch_are_warned_about(caplog, monkeypatch) -> None:
+    # devices=4 (or "auto" on a 4-GPU machine) with the default batch_size=1: one at a time
+    from gpbo.executors.process import Process
+
+    monkeypatch.setattr(Process, "start", lambda *a, **k: (_ for _ in ()).throw(RuntimeError))
+    with caplog.at_level("WARNING", logger="gpbo"), pytest.raises(RuntimeError):
+        gpbo.optimize(objectives.sphere_after_sleep, XY, n_trials=2, devices=["cpu", "cpu"],
+                      executor="process", verbose=False)
+    assert "2 slots (cpu, cpu) but batch_size=1" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gpbo"), pytest.raises(RuntimeError):
+        gpbo.optimize(objectives.sphere_after_sleep, XY, n_trials=2, devices=["cpu", "cpu"],
+                      executor="process", mode="async", verbose=False)
+    assert "batch_size" not in caplog.text
+
+
 def test_single_cpu_slot_runs_in_the_driver() -> None:
     objective = functools.partial(objectives.sphere_after_sleep)
     result = gpbo.optimize(objective, XY, n_trials=2, devices=["cpu"], strategy="sobol",

@@ -146,6 +146,7 @@ class _Worker:
     deadline: float | None = None  # monotonic, when the task times out
     start_deadline: float | None = None  # monotonic, when a starting worker is given up
     kill_at: float | None = None  # monotonic, when a stopping worker gets SIGKILL
+    stopped_at: float | None = None  # wall clock, when gpbo sent its task's group SIGTERM
     start_failures: int = 0
     start_error: str | None = None
     exitcode: int | None = None
@@ -372,7 +373,12 @@ class Process(Executor):
         for worker in victims:
             messages = _reap(worker)
             finished = [m[1] for m in messages if m[0] == "outcome"]
-            if finished and worker.task is not None and finished[0].number == worker.task.number:
+            if (
+                finished
+                and worker.task is not None
+                and finished[0].number == worker.task.number
+                and _ended_before_the_stop(worker, finished[0])
+            ):
                 finished[0].device = worker.slot
                 self._outcomes.append(finished[0])
                 worker.task = None
@@ -510,6 +516,7 @@ class Process(Executor):
         task = worker.task
         if task is None:
             return
+        worker.stopped_at = None
         try:
             worker.conn.send(task)  # type: ignore[union-attr]
         except (OSError, EOFError):
@@ -580,7 +587,12 @@ class Process(Executor):
             ):
                 messages = _reap(worker)
                 done = [m[1] for m in messages if m[0] == "outcome"]
-                if done and worker.task is not None and done[0].number == worker.task.number:
+                if (
+                    done
+                    and worker.task is not None
+                    and done[0].number == worker.task.number
+                    and _ended_before_the_stop(worker, done[0])
+                ):
                     done[0].device = worker.slot  # it finished just in time
                     self._outcomes.append(done[0])
                     worker.task = None
@@ -829,8 +841,22 @@ def _wait_exited(workers: Sequence[_Worker], seconds: float) -> None:
         wait_for_ready([w.process.sentinel for w in pending], timeout=min(0.05, end - now))
 
 
+def _ended_before_the_stop(worker: _Worker, outcome: TrialOutcome) -> bool:
+    """Whether ``outcome`` was made before gpbo's ``SIGTERM`` reached the trial.
+
+    One made after it is not the trial's result: a training loop that catches ``SIGTERM`` (to
+    checkpoint on preemption) returns its loss so far, or raises, and that truncated value was
+    recorded as ``complete`` (or ``failed``), never to run again.
+    """
+    return worker.stopped_at is None or (
+        outcome.finished_at is not None and outcome.finished_at < worker.stopped_at
+    )
+
+
 def _signal_group(worker: _Worker, signum: int) -> None:
     """Send ``signum`` to the worker's process group (the worker alone before its setsid)."""
+    if signum == signal.SIGTERM and worker.stopped_at is None and worker.task is not None:
+        worker.stopped_at = time.time()
     process = worker.process
     if process is None or process.pid is None or _already_reaped(process.pid):
         return  # a reaped pid may belong to someone else by now
@@ -1097,7 +1123,11 @@ def _run_tasks(conn: Connection, guarded: OutOfMemoryWatch, *, metric: str, devi
         try:
             task = conn.recv()
         except (EOFError, OSError):
-            return  # the driver is gone
+            # The driver is gone (killed: it would have sent None). What an earlier trial left
+            # running in this group (a server, a DataLoader's workers) goes with us, as where
+            # the parent watch sees it first; a clean return would orphan them.
+            _kill_own_group()
+            return
         if task is None:
             return
         guarded.hit = False
@@ -1157,7 +1187,12 @@ def _watch_parent(parent_pid: int) -> None:
     """End the worker and its process group once the driver is gone (even after SIGKILL)."""
     while os.getppid() == parent_pid:
         time.sleep(_PARENT_POLL_S)
+    _kill_own_group()
+    os._exit(1)
+
+
+def _kill_own_group() -> None:
+    """``SIGKILL`` the worker's process group, the worker included."""
     with contextlib.suppress(Exception):
         if os.getpgid(0) == os.getpid():  # never the driver's group, should setsid have failed
             os.killpg(os.getpid(), signal.SIGKILL)
-    os._exit(1)
