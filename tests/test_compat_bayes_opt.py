@@ -415,9 +415,15 @@ def test_a_suggestion_registered_after_rounding_is_still_that_suggestion():
     # the suggested trials were told (none left pending), the first point added (no suggestion)
     assert [t.status for t in trials] == ["complete"] * len(trials)
     assert optimizer._suggested == []
+    # rounded to 2 decimals (beyond 1e-5, which left it pending for good): still the suggestion
+    params = optimizer.suggest()
+    rounded = {k: round(v, 2) for k, v in params.items()}
+    optimizer.register(rounded, black_box(**rounded))
+    assert optimizer._suggested == []
+    assert optimizer.res[-1]["params"] == rounded  # res has the registered point
     # a point that is not near the suggestion is a new trial; the suggestion stays pending
     params = optimizer.suggest()
-    elsewhere = {k: v + 0.01 for k, v in params.items()}
+    elsewhere = {k: v * 0.5 for k, v in params.items()}  # toward the middle: in bounds
     optimizer.register(elsewhere, black_box(**elsewhere))
     assert [t.status for t in optimizer._study.trials][-2:] == ["pending", "complete"]
 
@@ -471,8 +477,66 @@ def test_bayes_opt_acquisition_objects_are_accepted():
     optimizer = drop_in.BayesianOptimization(
         f=black_box, pbounds=PBOUNDS, acquisition_function=theirs, verbose=0
     )
-    assert isinstance(optimizer.acquisition_function, drop_in.ExpectedImprovement)
-    assert optimizer.acquisition_function.xi == 0.05
+    assert optimizer.acquisition_function is theirs  # as bayes_opt keeps it
+    assert optimizer._acquisition.xi == 0.05
+
+
+def test_a_bayes_opt_acquisition_object_decays_as_under_bayes_opt():
+    # the drop-in decayed a copy: the user's object kept kappa=5 where bayes_opt's reached 0.625
+    bayes_opt = _bayes_opt()
+    results = []
+    for module in (bayes_opt, drop_in):
+        acq = bayes_opt.acquisition.UpperConfidenceBound(kappa=5, exploration_decay=0.5)
+        optimizer = module.BayesianOptimization(
+            f=black_box, pbounds=PBOUNDS, acquisition_function=acq, random_state=1, verbose=0
+        )
+        optimizer.maximize(init_points=2, n_iter=3)
+        results.append((acq.kappa, optimizer.acquisition_function is acq))
+    assert results[0] == results[1] == (0.625, True)
+
+
+def test_the_drop_ins_errors_are_caught_by_bayes_opts_except_clauses():
+    # code that swapped only BayesianOptimization's import keeps bayes_opt's exception imports
+    bayes_opt_exception = pytest.importorskip("bayes_opt.exception")
+    optimizer = drop_in.BayesianOptimization(f=None, pbounds=PBOUNDS, verbose=0)
+    optimizer.register({"x": 0.0, "y": 0.0}, 1.0)
+    with pytest.raises(bayes_opt_exception.NotUniqueError):
+        optimizer.register({"x": 0.0, "y": 0.0}, 1.0)
+    with pytest.raises(drop_in.exception.NotUniqueError, match="is not unique"):
+        optimizer.register({"x": 0.0, "y": 0.0}, 1.0)
+
+
+def test_a_custom_acquisition_is_refused_before_any_evaluation():
+    calls = []
+
+    class Custom(drop_in.acquisition.AcquisitionFunction):
+        def __init__(self, random_state=None):
+            super().__init__(random_state)  # bayes_opt's documented form
+
+        def base_acq(self, mean, std):
+            return mean + std
+
+    with pytest.raises(drop_in.exception.UnsupportedFeatureError, match="custom acquisition"):
+        drop_in.BayesianOptimization(
+            f=lambda **p: calls.append(p) or 0.0, pbounds=PBOUNDS, acquisition_function=Custom()
+        )
+    assert calls == []
+
+
+def test_maximize_after_load_state_draws_new_random_points(tmp_path):
+    # the loader restarted the saved seed's stream: its points again, skipped as duplicates
+    first = drop_in.BayesianOptimization(f=black_box, pbounds=PBOUNDS, random_state=1, verbose=0)
+    first.maximize(init_points=3, n_iter=0)
+    first.save_state(tmp_path / "s.json")
+    calls = []
+    second = drop_in.BayesianOptimization(
+        f=lambda **p: calls.append(p) or black_box(**p), pbounds=PBOUNDS, random_state=1,
+        verbose=0,
+    )
+    second.load_state(tmp_path / "s.json")
+    second.maximize(init_points=3, n_iter=0)
+    assert len(calls) == 3 and len(second.res) == 6
+    assert len({tuple(r["params"].values()) for r in second.res}) == 6
 
 
 def test_loads_a_state_saved_by_bayes_opt(tmp_path):

@@ -66,6 +66,7 @@ from gpbo.compat.bayes_opt.exception import (
     NoValidPointRegisteredError,
     TargetSpaceEmptyError,
     UnsupportedFeatureError,
+    as_raised,
 )
 from gpbo.exceptions import GpboError, GpboWarning, SpaceError, SpaceExhausted, StudyError
 from gpbo.executors import Executor, Serial, make_executor, resolve_slots
@@ -180,7 +181,7 @@ class BayesianOptimization:
         allow_duplicate_points: bool = False,
     ) -> None:
         if constraint is not None:
-            raise ConstraintNotSupportedError(
+            raise as_raised(ConstraintNotSupportedError)(
                 f"constraint={constraint!r}: gpbo's bayes_opt drop-in does not support "
                 "constrained optimization; use bayes_opt itself, or return a penalized target"
             )
@@ -225,9 +226,10 @@ class BayesianOptimization:
         return TargetSpaceView(self)
 
     @property
-    def acquisition_function(self) -> AcquisitionFunction:
-        """The acquisition function."""
-        return self._acquisition
+    def acquisition_function(self) -> Any:
+        """The acquisition function: the object passed in (a ``bayes_opt`` one is kept in step
+        with the drop-in's copy), or the drop-in's default."""
+        return getattr(self._acquisition, "_mirror", None) or self._acquisition
 
     @property
     def constraint(self) -> None:
@@ -274,14 +276,14 @@ class BayesianOptimization:
                 ``False``.
         """
         if constraint_value is not None:
-            raise ConstraintNotSupportedError(
+            raise as_raised(ConstraintNotSupportedError)(
                 "constraint_value: gpbo's bayes_opt drop-in does not support constraints"
             )
         point = self._normalize(params)
         key = self._key(point)
         if key in self._seen:
             if not self._allow_duplicate_points:
-                raise NotUniqueError(
+                raise as_raised(NotUniqueError)(
                     f"Data point {np.array(key)} is not unique. You can set "
                     '"allow_duplicate_points=True" to avoid this error'
                 )
@@ -495,10 +497,15 @@ class BayesianOptimization:
         saved = state.get("gpbo") or {}
         if not self._records and isinstance(saved.get("seed"), int):
             self._seed = saved["seed"]
-            self._rng = np.random.default_rng(np.random.SeedSequence(self._seed, spawn_key=(0xB0,)))
             self._study = self._new_study()
         for row, target in zip(state["params"], state["target"], strict=True):
             self.register(row, target)
+        # Random points from here on come from a stream of their own: the saved run's (or the
+        # constructor's, with the same seed) would draw the loaded points again, which were
+        # then skipped as duplicates: maximize(init_points=3) evaluated nothing new.
+        self._rng = np.random.default_rng(
+            np.random.SeedSequence(self._seed, spawn_key=(0xB0, len(self._records)))
+        )
         acquisition_params = state.get("acquisition_params")
         if acquisition_params:
             try:
@@ -591,9 +598,13 @@ class BayesianOptimization:
         )
 
     #: A registered point is the suggestion it lies this close to in the unit cube (max norm):
-    #: a suggestion rounded or passed through float32 before :meth:`register` is still that
-    #: suggestion, and stops counting as a pending point.
-    _SUGGESTION_TOLERANCE: ClassVar[float] = 1e-5
+    #: a suggestion rounded (to 2 decimals, to an int on a range of 100) or passed through
+    #: float32 before :meth:`register` is still that suggestion, and stops counting as a
+    #: pending point.
+    #: The GP then has the target at the suggested point, at most 1% of each range away from
+    #: the registered one (``res`` and ``max`` have the registered point); a suggestion left
+    #: pending by a rounding further off stays pending, and the suggestions go around it.
+    _SUGGESTION_TOLERANCE: ClassVar[float] = 1e-2
 
     def _pop_suggestion(self, point: Mapping[str, Any]) -> Trial | None:
         """The outstanding suggestion nearest ``point`` (within the tolerance), taken off."""

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gpbo.compat.bayes_opt.exception import ConstraintNotSupportedError
+from gpbo.compat.bayes_opt.exception import ConstraintNotSupportedError, as_raised
 
 __all__ = ["ScreenLogger"]
 
@@ -32,7 +32,7 @@ class ScreenLogger:
 
     def __init__(self, verbose: int = 2, is_constrained: bool = False) -> None:
         if is_constrained:
-            raise ConstraintNotSupportedError(
+            raise as_raised(ConstraintNotSupportedError)(
                 "gpbo's bayes_opt drop-in does not support constrained optimization"
             )
         self._verbose = verbose

@@ -12,6 +12,7 @@ into the GP's standardized units.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -47,10 +48,10 @@ class AcquisitionFunction:
 
     def __init__(
         self,
+        random_state: Any = None,
         *,
         exploration_decay: float | None = None,
         exploration_decay_delay: int | None = None,
-        random_state: Any = None,
     ) -> None:
         if exploration_decay is not None and not (0 < exploration_decay <= 1):
             raise ValueError(
@@ -86,6 +87,11 @@ class AcquisitionFunction:
             self.exploration_decay_delay is None or self.exploration_decay_delay <= self.i
         ):
             setattr(self, self._param, self._exploration() * self.exploration_decay)
+        mirror = getattr(self, "_mirror", None)
+        if mirror is not None:  # the user's bayes_opt object decays as bayes_opt's would
+            with contextlib.suppress(Exception):
+                mirror.set_acquisition_params(self.get_acquisition_params())
+                mirror.i = self.i
 
     def get_acquisition_params(self) -> dict[str, Any]:
         """The current parameters, as ``bayes_opt`` saves them."""
@@ -241,6 +247,16 @@ def _as_acquisition(spec: Any) -> AcquisitionFunction:
     if spec is None:
         return UpperConfidenceBound(kappa=2.576)
     if isinstance(spec, AcquisitionFunction):
+        if type(spec).botorch is AcquisitionFunction.botorch:
+            # a bayes_opt-style custom acquisition (base_acq over numpy): found out only after
+            # the initial points had been evaluated, as a bare NotImplementedError
+            raise UnsupportedFeatureError(
+                f"acquisition_function={type(spec).__name__}(...): a custom acquisition "
+                "function is not supported "
+                "by gpbo's bayes_opt drop-in (gpbo maximizes a BoTorch acquisition jointly over "
+                "a batch, not base_acq); use UpperConfidenceBound, ExpectedImprovement or "
+                "ProbabilityOfImprovement, or bayes_opt itself"
+            )
         return spec
     cls = _ACQUISITIONS.get(type(spec).__name__)
     if cls is not None and type(spec).__module__.startswith("bayes_opt"):
@@ -248,6 +264,7 @@ def _as_acquisition(spec: Any) -> AcquisitionFunction:
         AcquisitionFunction.__init__(converted)
         converted.set_acquisition_params(spec.get_acquisition_params())
         converted.i = int(getattr(spec, "i", 0))
+        converted._mirror = spec
         return converted
     raise UnsupportedFeatureError(
         f"acquisition_function={spec!r} is not supported by gpbo's bayes_opt drop-in; use "

@@ -5,6 +5,9 @@ Every one derives from :class:`gpbo.GpboError` (so from ``Exception``, as ``baye
 
 from __future__ import annotations
 
+import sys
+from functools import cache
+
 from gpbo.exceptions import GpboError
 
 __all__ = [
@@ -14,6 +17,7 @@ __all__ = [
     "NotUniqueError",
     "TargetSpaceEmptyError",
     "UnsupportedFeatureError",
+    "as_raised",
 ]
 
 
@@ -42,3 +46,23 @@ class TargetSpaceEmptyError(BayesianOptimizationError):
 
 class UnsupportedFeatureError(BayesianOptimizationError, NotImplementedError):
     """A ``bayes_opt`` feature the drop-in does not provide; the message names it."""
+
+
+@cache
+def _joined(cls: type[BayesianOptimizationError], theirs: type[Exception]) -> type[Exception]:
+    return type(cls.__name__, (cls, theirs), {"__module__": cls.__module__, "__doc__": cls.__doc__})
+
+
+def as_raised(cls: type[BayesianOptimizationError]) -> type[Exception]:
+    """``cls``, or where the program imported ``bayes_opt.exception`` too, a class deriving from
+    both it and ``bayes_opt``'s class of that name.
+
+    Code that swapped only ``BayesianOptimization``'s import keeps ``from bayes_opt.exception
+    import NotUniqueError`` and its ``except NotUniqueError:``, which ours alone would escape.
+    Looked up at raise time, so importing the drop-in never imports ``bayes_opt`` (a second).
+    """
+    module = sys.modules.get("bayes_opt.exception")
+    theirs = getattr(module, cls.__name__, None) if module is not None else None
+    if not (isinstance(theirs, type) and issubclass(theirs, Exception)):
+        return cls
+    return _joined(cls, theirs)
