@@ -580,3 +580,15 @@ def test_the_bayes_opt_strategy_gives_a_whole_batch_to_its_acquisition(monkeypat
     for trial in study.ask(4):
         study.tell(trial, trial.params["x"])
     assert len(study.ask(3)) == 3
+
+
+def test_suggest_on_a_used_up_discrete_space_repeats_a_point_as_bayes_opt_does():
+    # it raised gpbo's SpaceExhausted, which bayes_opt code does not expect
+    optimizer = drop_in.BayesianOptimization(
+        f=None, pbounds={"a": ["x", "y"], "n": (0, 1, int)}, random_state=0, verbose=0
+    )
+    for a in ("x", "y"):
+        for n in (0, 1):
+            optimizer.register({"a": a, "n": n}, float(n))
+    point = optimizer.suggest()
+    assert point["a"] in ("x", "y") and point["n"] in (0, 1)

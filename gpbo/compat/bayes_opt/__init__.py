@@ -337,7 +337,12 @@ class BayesianOptimization:
         """
         if not self._records:
             return self.random_sample(1)[0]
-        trial = self._study.ask(1)[0]
+        try:
+            trial = self._study.ask(1)[0]
+        except SpaceExhausted:
+            # a small discrete space, every point registered: bayes_opt suggests one again
+            logger.info("suggest(): every point of the space is registered; a random repeat")
+            return self.random_sample(1)[0]
         self._suggested.append(trial)
         self._acquisition._after_suggestion()
         return dict(trial.params)
