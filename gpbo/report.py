@@ -173,7 +173,7 @@ class ProgressReporter:
         counts: dict[str, int] = {}
         for trial in trials:
             counts[trial.status] = counts.get(trial.status, 0) + 1
-        count_text = ", ".join(f"{v} {k}" for k, v in counts.items())
+        count_text = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no trials"
         elapsed = format_duration(time.time() - self.started)
         self._write(f"[gpbo] done in {elapsed}: {count_text}; {stop_reason}")
         best = best_of(trials, self.direction)

@@ -60,3 +60,11 @@ def test_error_summary_keeps_a_command_s_quoted_stderr_and_drops_tracebacks():
     python = "RuntimeError: diverged\nTraceback (most recent call last):\n  File ...\n  | odd"
     assert error_summary(python) == "RuntimeError: diverged"
     assert error_summary(None) == error_summary("  ") == ""
+
+
+def test_a_study_that_ended_before_any_trial_says_so_in_its_summary():
+    # "[gpbo] done in 1.2s: ; the study timeout of 0.5 s passed"
+    out = io.StringIO()
+    reporter = ProgressReporter(direction="minimize", n_trials=2, stream=out)
+    reporter.finish([], stop_reason="the study timeout of 0.5 s passed")
+    assert ": no trials; the study timeout" in out.getvalue()
