@@ -728,3 +728,24 @@ def test_an_idle_workers_leftover_children_go_when_the_driver_is_killed(tmp_path
         driver.wait()
         if driver.stdout is not None:
             driver.stdout.close()
+
+
+def test_a_driver_script_read_from_stdin_can_start_workers(tmp_path: Path) -> None:
+    # `python - < driver.py`: spawn had every worker run "<stdin>", FileNotFoundError
+    driver = textwrap.dedent(
+        """
+        import os
+        import gpbo
+        result = gpbo.optimize(lambda p: float(os.getpid()), {"x": gpbo.Real(0, 1)}, n_trials=2,
+                               batch_size=2, devices=["cpu", "cpu"], executor="process",
+                               strategy="random", seed=0, verbose=False)
+        pids = {t.value for t in result.trials}
+        print([t.status for t in result.trials], os.getpid() not in pids)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-"], input=driver, cwd=tmp_path, env=script_env(),
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "['complete', 'complete'] True"

@@ -416,7 +416,7 @@ class Process(Executor):
         if worker.cuda_visible is not None:
             environment["CUDA_VISIBLE_DEVICES"] = worker.cuda_visible
         try:
-            with _environment(environment):
+            with _environment(environment), _unimportable_main_hidden():
                 process.start()
         finally:
             worker_end.close()
@@ -919,6 +919,29 @@ class _MainRecordingPickler(pickle.Pickler):
         ):
             self.main_names.append(getattr(obj, "__qualname__", repr(obj)))
         return NotImplemented
+
+
+@contextlib.contextmanager
+def _unimportable_main_hidden() -> Iterator[None]:
+    """Hide a ``__main__.__file__`` that names no file (``python - < script.py`` sets
+    ``<stdin>``) while a worker is spawned.
+
+    multiprocessing's spawn has the worker run the driver's main file first, and a
+    ``<stdin>`` one fails every worker with ``FileNotFoundError``; without it the worker skips
+    that, as for ``python -c`` (the objective then travels by value, see
+    :func:`_main_importable_by_workers`).
+    """
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+    if main is None or path is None or spec_name or os.path.isfile(path):
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
 
 
 def _main_importable_by_workers() -> bool:
