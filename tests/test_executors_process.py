@@ -749,3 +749,10 @@ def test_a_driver_script_read_from_stdin_can_start_workers(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "['complete', 'complete'] True"
+
+
+def test_worker_threads_split_the_cpus_this_process_may_use(monkeypatch) -> None:
+    # os.cpu_count() is the machine's; a job pinned to 4 of 64 cores gave each worker 32
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert process._usable_cpus() == 4

@@ -207,7 +207,7 @@ class Process(Executor):
         workers = [_Worker(str(slot), *_slot_device(str(slot))) for slot in slots]
         self._payload = _serialize_objective(objective)
         self._metric = metric
-        self._threads = max(1, (os.cpu_count() or 1) // len(slots))
+        self._threads = max(1, _usable_cpus() // len(slots))
         import torch.multiprocessing
 
         self._context = torch.multiprocessing.get_context("spawn")
@@ -919,6 +919,16 @@ class _MainRecordingPickler(pickle.Pickler):
         ):
             self.main_names.append(getattr(obj, "__qualname__", repr(obj)))
         return NotImplemented
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, as a batch scheduler or ``taskset``
+    sets it), not all the machine has: 64 cores split among 2 workers of a job given 4 made
+    each spawn 32 threads."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
 
 
 @contextlib.contextmanager
