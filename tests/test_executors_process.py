@@ -532,16 +532,7 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path: Path) -> None:
             """
         )
     )
-    driver = subprocess.Popen(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=script_env(),
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(90, driver.kill)
-    watchdog.start()
-    try:
+    with running_driver(script) as driver:
         assert driver.stdout is not None
         assert driver.stdout.readline().strip() == "complete"
         pids = [int(pid) for pid in driver.stdout.readline().split()]
@@ -552,6 +543,22 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path: Path) -> None:
         killed = time.monotonic()
         assert still_alive_after(pids, 5.0) == [], "workers outlived their driver"
         assert time.monotonic() - killed < 5.0
+
+
+@contextlib.contextmanager
+def running_driver(script: Path) -> Iterator[subprocess.Popen]:
+    """``script`` running in its folder, its stdout a pipe; killed afterwards (or after 90 s)."""
+    driver = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=script.parent,
+        env=script_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(90, driver.kill)
+    watchdog.start()
+    try:
+        yield driver
     finally:
         watchdog.cancel()
         driver.kill()
@@ -709,25 +716,13 @@ def test_an_idle_workers_leftover_children_go_when_the_driver_is_killed(tmp_path
             """
         )
     )
-    driver = subprocess.Popen(
-        [sys.executable, str(script)], cwd=tmp_path, env=script_env(), stdout=subprocess.PIPE,
-        text=True,
-    )
-    watchdog = threading.Timer(90, driver.kill)
-    watchdog.start()
-    try:
+    with running_driver(script) as driver:
         assert driver.stdout is not None
         child = int(driver.stdout.readline())
         assert alive(child)
         driver.send_signal(signal.SIGKILL)
         driver.wait(timeout=10)
         assert still_alive_after([child], 5.0) == [], "an idle worker's leftover outlived it"
-    finally:
-        watchdog.cancel()
-        driver.kill()
-        driver.wait()
-        if driver.stdout is not None:
-            driver.stdout.close()
 
 
 def test_a_driver_script_read_from_stdin_can_start_workers(tmp_path: Path) -> None:
