@@ -100,6 +100,7 @@ def report_environment(params: dict[str, Any]) -> dict[str, float]:
         "device_is_cpu": float(dev.type == "cpu"),
         "device_is_cuda0": float(dev == torch.device("cuda:0")),
         "torch_threads": float(torch.get_num_threads()),
+        "interop_threads": float(torch.get_num_interop_threads()),
         "omp_threads": float(os.environ.get("OMP_NUM_THREADS", "-1")),
         "mkl_threads": float(os.environ.get("MKL_NUM_THREADS", "-1")),
         "worker_marker_set": float("GPBO_WORKER" in os.environ),

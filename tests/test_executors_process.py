@@ -182,7 +182,7 @@ def test_two_trials_run_in_parallel(shared: Process) -> None:
 
 def test_worker_environment(shared: Process) -> None:
     outcomes = run_tasks(shared, [task("report_environment"), task("report_environment")])
-    share = float(max(1, (os.cpu_count() or 1) // 2))
+    share = float(max(1, process._usable_cpus() // 2))
     for outcome in outcomes:
         assert outcome.status == "complete", outcome.error
         assert outcome.device == "cpu"
@@ -190,6 +190,7 @@ def test_worker_environment(shared: Process) -> None:
         assert m["cuda_visible_empty"] == 1.0  # a CPU slot sees no GPU
         assert m["device_is_cpu"] == 1.0
         assert m["torch_threads"] == share
+        assert m["interop_threads"] == share  # its own pool too, not one per core
         assert m["omp_threads"] == share and m["mkl_threads"] == share
         assert m["worker_marker_set"] == 0.0  # not inherited by what the objective starts
         assert m["own_process_group"] == 1.0  # setsid

@@ -1140,6 +1140,9 @@ def _worker_main(
         import torch
 
         torch.set_num_threads(n_threads)
+        with contextlib.suppress(RuntimeError):  # possible only before any inter-op work
+            # its pool too: k workers of a machine's n cores would each start n of them
+            torch.set_num_interop_threads(n_threads)
         objective = pickle.loads(payload)
     except BaseException as exc:
         with contextlib.suppress(Exception):
