@@ -617,8 +617,8 @@ class Study(BestTrialMixin):
     def _append_event(self, event: dict[str, Any]) -> None:
         if self._journal is not None:
             self._journal.append(event)
-        elif self._unwritable is not None:
-            raise GpboError(self._unwritable)
+        else:
+            self._check_writable()  # a closed or loaded study: the event would be lost
 
 
 #: How many deaths of the driver during one in-driver trial make a resume fail it.
