@@ -190,9 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GpboError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    except BrokenPipeError:  # e.g. `gpbo export ... --csv - | head`
-        with contextlib.suppress(Exception):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep interpreter exit quiet
+    except BrokenPipeError:  # e.g. `gpbo export ... --csv - | head` (`run` goes on instead)
+        _quiet_closed_stdout()
         return EXIT_OK
     except KeyboardInterrupt:
         # before a study started (imports, reading the config) or in a command without one:
@@ -221,6 +220,13 @@ def _gpbo_warnings_logged() -> Iterator[None]:
         warnings.showwarning = original
 
 
+def _quiet_closed_stdout() -> None:
+    """Point ``sys.stdout`` at nothing: its reader went away, and the interpreter's exit would
+    flush into the closed pipe and print a traceback."""
+    with contextlib.suppress(Exception):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - open until the interpreter exits
+
+
 def _error(message: str) -> None:
     sys.stderr.write(f"gpbo: error: {message}\n")
     sys.stderr.flush()
@@ -240,10 +246,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run_dir = config.run_dir
     verbose = bool(kwargs.pop("verbose", True)) and not args.quiet
     _refuse_to_overwrite_the_config(config)
+    again = shlex.join(["gpbo", "run", args.config, *_set_options(args.overrides)])
+    reporter = LiveReporter(
+        direction=kwargs.get("direction", "minimize"),
+        n_trials=kwargs["n_trials"],
+        enabled=verbose,
+        live=False if args.plain else None,
+        resume_hint=f"run `{again}` again to resume",
+    )
     if args.fresh and config.journal_path.exists():
         moved = _move_aside(run_dir, config.journal_path, config_file=config.path)
         if verbose:
-            print(f"[gpbo] moved the old run aside to {moved}", flush=True)
+            reporter.say(f"[gpbo] moved the old run aside to {moved}")
     finished = _check_resumable(config, kwargs)
     if config.journal_path.exists():
         _warn_if_the_objective_changed(config)
@@ -257,19 +271,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
             "config or --set run_dir=PATH"
         ) from None
 
-    again = shlex.join(["gpbo", "run", args.config, *_set_options(args.overrides)])
-    reporter = LiveReporter(
-        direction=kwargs.get("direction", "minimize"),
-        n_trials=kwargs["n_trials"],
-        enabled=verbose,
-        live=False if args.plain else None,
-        resume_hint=f"run `{again}` again to resume",
-    )
     if verbose:
-        print(
+        reporter.say(
             f"[gpbo] run directory {run_dir}"
-            + (f" (resuming: {format_count(finished, 'trial')} finished)" if finished else ""),
-            flush=True,
+            + (f" (resuming: {format_count(finished, 'trial')} finished)" if finished else "")
         )
     import gpbo
 
@@ -292,7 +297,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             reporter.suspend()
             stop_reason = "interrupted (Ctrl+C or SIGTERM)"
             if not reporter.resume_hint_shown:  # stopped before the loop could say it
-                print(f"[gpbo] interrupted; {reporter.resume_hint}", flush=True)
+                reporter.say(f"[gpbo] interrupted; {reporter.resume_hint}")
             status = EXIT_INTERRUPTED
         except GpboError as exc:
             reporter.suspend()
@@ -305,11 +310,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if summary is not None and summary.get("best") is None and status == EXIT_OK:
         status = EXIT_FAILED  # no trial completed: see why with gpbo show
     if verbose:
-        print(
+        reporter.say(
             f"[gpbo] results in {run_dir}: gpbo show {_shown_path(run_dir)} | "
-            f"gpbo plot {_shown_path(run_dir)} -o plot.png",
-            flush=True,
+            f"gpbo plot {_shown_path(run_dir)} -o plot.png"
         )
+    if reporter.output_closed:
+        _quiet_closed_stdout()
     return status
 
 

@@ -186,9 +186,9 @@ class LiveReporter(ProgressReporter):
                 self._draw()
 
     def _raw(self, text: str) -> None:
-        out = self.stream or sys.stdout
-        out.write(text)
-        out.flush()
+        self._emit(text)
+        if self.output_closed:
+            self.live = False
 
     def _draw(self) -> None:
         width = shutil.get_terminal_size((100, 24)).columns

@@ -6,11 +6,14 @@ else goes through :mod:`logging`.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from typing import Any, TextIO
 
 from gpbo.trial import Direction, Trial, best_of, is_better
+
+logger = logging.getLogger(__name__)
 
 
 def format_value(value: Any) -> str:
@@ -94,11 +97,33 @@ class ProgressReporter:
         self._best: float | None = None
         self._best_number: int | None = None
         self._done = 0
+        self.output_closed = False
+
+    def say(self, line: str) -> None:
+        """Write a line of the caller's own among the progress lines (the CLI's); like them,
+        it is dropped once the output's reader went away."""
+        self._write(line)
 
     def _write(self, line: str) -> None:
+        self._emit(line + "\n")
+
+    def _emit(self, text: str) -> None:
+        """Write ``text``; a reader that went away turns the display off, not the study."""
+        if self.output_closed:
+            return
         stream = self.stream or sys.stdout
-        stream.write(line + "\n")
-        stream.flush()
+        try:
+            stream.write(text)
+            stream.flush()
+        except BrokenPipeError:
+            # `gpbo run ... | head`, or a pager quit early: hours of training must not end
+            # because nobody reads the progress lines any more
+            self.output_closed = True
+            self.enabled = False
+            logger.warning(
+                "the progress output's reader went away (a closed pipe); the study goes on "
+                "without progress lines"
+            )
 
     def start(
         self, *, strategy: str, slots: list[str], resumed: int = 0, where: str | None = None

@@ -162,6 +162,24 @@ def test_show_best_export_plot(quadratic_run, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
 
 
+def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path):
+    # `gpbo run ... | head -2`: the study ended with its trials marked interrupted and exit 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gpbo", "run", str(QUADRATIC), "--set", "n_trials=6"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().startswith("[gpbo] run directory")
+    proc.stdout.close()
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=240) == 0, stderr
+    assert "reader went away" in stderr and "Traceback" not in stderr, stderr
+    trials = finished(tmp_path / "runs" / "quadratic")
+    assert [t.status for t in trials] == ["complete"] * 6
+
+
 def test_fresh_moves_the_old_run_aside(tmp_path):
     ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=2", cwd=tmp_path))
     run_dir = tmp_path / "runs" / "quadratic"

@@ -42,6 +42,35 @@ def test_disabled_reporter_writes_nothing():
     assert out.getvalue() == ""
 
 
+class _ClosedPipe(io.StringIO):
+    """A stream whose reader went away after ``lines_read`` writes (`gpbo run ... | head`)."""
+
+    def __init__(self, lines_read: int) -> None:
+        super().__init__()
+        self.left = lines_read
+
+    def write(self, text: str) -> int:
+        if self.left <= 0:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.left -= 1
+        return super().write(text)
+
+
+def test_a_closed_output_turns_the_display_off_with_one_warning_not_an_error(caplog):
+    out = _ClosedPipe(lines_read=1)
+    reporter = ProgressReporter(direction="minimize", n_trials=3, stream=out)
+    reporter.start(strategy="bayes", slots=["cpu"])
+    with caplog.at_level("WARNING", logger="gpbo"):
+        for number in range(3):  # would raise BrokenPipeError into the study before
+            reporter.trial_finished(Trial(number, {"x": 1.0}, value=2.0, status="complete"))
+        reporter.finish([], stop_reason="3 trials finished")
+        reporter.say("[gpbo] results in runs/x")
+    assert reporter.output_closed and not reporter.enabled
+    assert out.getvalue().startswith("[gpbo] 3 trials") and out.getvalue().count("\n") == 1
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "reader went away" in warned[0], warned
+
+
 def test_formatting():
     assert format_params({"lr": 0.0123456789, "opt": "adam"}) == "lr=0.0123457 opt=adam"
     assert format_duration(42.06) == "42.1s" and format_duration(185) == "3m05s"
