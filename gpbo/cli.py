@@ -149,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
         help="plot best so far against trials and time, and value against each parameter",
         description="Draw a run: best so far against trial number and against wall time, "
         "and the value of every trial against each parameter. Needs matplotlib "
-        '(pip install "gpbo[plot]").',
+        '(pip install "matplotlib>=3.6").',
         formatter_class=_Formatter,
         epilog="example:\n  gpbo plot runs/mlp_digits -o mlp_digits.png",
     )

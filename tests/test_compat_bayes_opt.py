@@ -41,7 +41,7 @@ FAST = AcquisitionOptions(num_restarts=3, raw_samples=64, maxiter=50)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NO_BAYES_OPT = (
     "bayes_opt (the bayesian-optimization package) is not installed; "
-    "pip install 'gpbo[compat]' to compare the drop-in with it"
+    "pip install 'bayesian-optimization>=3.0' to compare the drop-in with it"
 )
 
 

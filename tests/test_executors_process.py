@@ -368,7 +368,7 @@ def test_lambda_without_cloudpickle_is_refused_with_the_fixes(
         executor.start(lambda params: 1.0, slots=["cpu", "cpu"], metric="value")
     message = str(info.value)
     assert "module level" in message
-    assert 'pip install "gpbo[cloudpickle]"' in message
+    assert 'pip install "cloudpickle>=2.2"' in message
     assert 'executor="serial"' in message
     assert executor.worker_pids == []  # refused before any worker started
 

@@ -30,7 +30,7 @@ from tests import objectives_for_ray as objectives
 
 REPO = Path(__file__).resolve().parents[1]
 HAS_RAY = importlib.util.find_spec("ray") is not None
-NO_RAY_REASON = 'the Ray executor tests need ray; install it with: pip install "gpbo[ray]"'
+NO_RAY_REASON = 'the Ray executor tests need ray; install it with: pip install "ray>=2.9"'
 needs_ray = pytest.mark.skipif(not HAS_RAY, reason=NO_RAY_REASON)
 _numbers = itertools.count(1000)
 
@@ -99,7 +99,8 @@ def run_tasks(executor: Any, tasks: Sequence[TrialTask], limit: float = 120.0) -
 
 def test_missing_ray_gives_a_message_naming_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails
-    with pytest.raises(MissingDependencyError, match=r'pip install "gpbo\[ray\]"'):
+    hint = r'pip install "ray>=2.9" \(the gpbo extra \[ray\]'
+    with pytest.raises(MissingDependencyError, match=hint):
         gpbo.executors.Ray()
     with pytest.raises(MissingDependencyError, match="the Ray executor"):
         make_executor("ray", slots=["cpu"])

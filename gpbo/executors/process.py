@@ -52,6 +52,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_ready
 from typing import Any, Literal
 
+from gpbo._optional import install_hint
 from gpbo.exceptions import GpboError
 from gpbo.executors.base import (
     Executor,
@@ -1089,8 +1090,8 @@ def _unsendable_message(objective: Objective, problem: str, *, cloudpickle: bool
     ]
     if not cloudpickle:
         fixes.append(
-            "install cloudpickle, which can send lambdas and closures: pip install "
-            '"gpbo[cloudpickle]"'
+            "install cloudpickle, which can send lambdas and closures: "
+            + install_hint("cloudpickle")
         )
     fixes.append('run the trials in the driver process with executor="serial"')
     return (
