@@ -57,12 +57,13 @@ import shlex
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpbo.exceptions import GpboError, SpaceError
+from gpbo.exceptions import GpboError, GpboWarning, SpaceError
 from gpbo.space import Space, param_from_dict
 
 __all__ = [
@@ -776,7 +777,18 @@ class _Checker:
             )
         if target.endswith(".py") or "/" in target or os.sep in target:
             tried = [self.cwd / target, self.path.parent / target]
-            found = next((p for p in tried if p.is_file()), None)
+            existing = list(dict.fromkeys(p.resolve() for p in tried if p.is_file()))
+            found = existing[0] if existing else None
+            if len(existing) > 1:
+                # a quadratic.py of another project in the current directory would otherwise
+                # silently stand in for the one beside the config
+                warnings.warn(
+                    f"{self.path}: objective file {target!r} is both {existing[0]} (used: a "
+                    f"relative path is taken from the current directory first) and "
+                    f"{existing[1]} (beside the config); write the path you mean",
+                    GpboWarning,
+                    stacklevel=2,
+                )
             if found is None:
                 places = " and ".join(dict.fromkeys(str(p.parent.resolve()) for p in tried))
                 raise self.fail(
@@ -784,7 +796,7 @@ class _Checker:
                     f"objective file {target!r} not found (looked in {places}); a relative "
                     "path is taken from the current directory, then from the config's",
                 )
-            objective: Any = FileObjective(found.resolve(), function)
+            objective: Any = FileObjective(found, function)
             if load:
                 try:
                     objective.load()

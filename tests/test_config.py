@@ -12,6 +12,7 @@ import pytest
 import gpbo
 from gpbo.command import CommandObjective
 from gpbo.config import ConfigError, FileObjective, load_config, parse_override
+from gpbo.exceptions import GpboWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -209,6 +210,11 @@ def test_objective_forms(project):
     assert config.objective.path == str(sub / "near.py")
     clone = pickle.loads(pickle.dumps(config.objective))  # what the process executor sends
     assert clone({"x": 0.0}) == 1.0
+    # Another project's file of the same name in the cwd is used, but not silently.
+    (project / "near.py").write_text("def f(params):\n    return 42.0\n")
+    with pytest.warns(GpboWarning, match=r"objective file 'near.py' is both .*beside the config"):
+        config = load_config(sub / "c.yaml")
+    assert config.objective.path == str(project / "near.py")
 
 
 def test_command_configs(project, caplog):
