@@ -52,7 +52,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from gpbo.exceptions import GpboError
 from gpbo.report import shorten
@@ -78,7 +78,13 @@ _READER_JOIN_S = 5.0
 
 
 class CommandError(GpboError, RuntimeError):
-    """A command trial failed: non-zero exit, or no readable metric in its output."""
+    """A command trial failed: non-zero exit, or no readable metric in its output.
+
+    Its message says all there is (the command's stderr tail, the line read, the log file); a
+    trial's error leaves the traceback out, which would show only gpbo's own code.
+    """
+
+    omit_traceback: ClassVar[bool] = True
 
 
 class _Stopped(BaseException):

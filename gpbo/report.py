@@ -166,7 +166,10 @@ class ProgressReporter:
             body = f"value={format_value(trial.value)}"
         else:
             reason = (trial.error or "").strip().splitlines()
-            body = f"{trial.status.upper()}" + (f" ({shorten(reason[0])})" if reason else "")
+            # 160: a command's reason quotes the line it could not read after ~70 characters
+            body = f"{trial.status.upper()}" + (
+                f" ({shorten(reason[0], 160)})" if reason else ""
+            )
         if new_best:
             best = "  * new best"
         elif self._best is not None:

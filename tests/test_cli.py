@@ -331,6 +331,7 @@ def test_failing_command_trials_show_their_stderr_tail(tmp_path):
     assert "Traceback" not in show
     error = gpbo.load(tmp_path / "run" / "journal.jsonl").trials[0].error
     assert "exited with code 3" in error and "x is too small for this model" in error
+    assert "Traceback" not in error  # it would show gpbo's code only, not train.py's
     log = (tmp_path / "run" / "trials" / "0.log").read_text()
     assert "loading data" in log and "train.py --x" in log
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["best"] is None

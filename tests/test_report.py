@@ -17,8 +17,12 @@ def test_lines_mark_new_bests_and_failures():
     reporter.trial_finished(Trial(1, {"x": 2.0}, value=3.0, status="complete"))
     reporter.trial_finished(Trial(2, {"x": 3.0}, status="failed",
                                   error="ValueError: boom\nTraceback ..."))
+    unread = "CommandError: unreadable metric: the last line of stdout is not JSON: 'accuracy=0.99'"
+    reporter.trial_finished(Trial(3, {"x": 4.0}, status="failed", error=unread + "; " + "x" * 200))
     reporter.finish([], stop_reason="3 trials finished")
     lines = out.getvalue().splitlines()
+    kept = "x" * (160 - 3 - len(unread + "; "))  # the reason is cut at 160 characters
+    assert f"FAILED ({unread}; {kept}...)  " in lines[4]
     assert lines[0].startswith("[gpbo] 3 trials, strategy bayes, 1 slot(s) on cpu")
     assert "value=2" in lines[1] and "new best" in lines[1] and "[cpu, 1.5s]" in lines[1]
     assert "best=2 (#0)" in lines[2]

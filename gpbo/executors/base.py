@@ -237,15 +237,17 @@ class _RefusedValueError(Exception):
 
 
 def describe_exception(exc: BaseException) -> str:
-    """``Type: message`` followed by the traceback, for a trial's ``error``."""
+    """``Type: message`` followed by the traceback, for a trial's ``error``; without it for
+    an exception never raised, or one whose class sets ``omit_traceback`` (gpbo's
+    :class:`~gpbo.command.CommandError`, whose traceback is gpbo's code, not the user's)."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
     try:
         message = str(exc)
     except Exception as failure:
         # a broken __str__ of the user's exception must fail only its trial, not the caller
         message = f"<str() failed with {type(failure).__name__}>"
-    if exc.__traceback__ is None:  # never raised (tell(error=ValueError(...))): no traceback
-        return f"{type(exc).__name__}: {message}"
+    if exc.__traceback__ is None or getattr(type(exc), "omit_traceback", False) is True:
+        return f"{type(exc).__name__}: {message}"  # e.g. tell(error=ValueError(...))
     return f"{type(exc).__name__}: {message}\n{text}"
 
 
