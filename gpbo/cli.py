@@ -261,6 +261,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finished = _check_resumable(config, kwargs)
     if config.journal_path.exists():
         _warn_if_the_objective_changed(config)
+    n_trials = kwargs["n_trials"]
+    if finished >= n_trials:
+        # the run dir's config.yaml keeps the n_trials its trials were run for
+        others = [o for o in args.overrides if not o.strip().startswith("n_trials")]
+        more = shlex.join(
+            ["gpbo", "run", args.config, *_set_options(others), "--set", "n_trials=N"]
+        )
+        if verbose:
+            reporter.say(
+                f"[gpbo] {run_dir} has {format_count(finished, 'finished trial')} and n_trials "
+                f"is {n_trials}: nothing to run; to go on, raise it: {more}"
+            )
+        summary = _write_summary(config, f"n_trials={n_trials} already reached")
+        if verbose:
+            reporter.say(f"[gpbo] results: gpbo show {_shown_path(run_dir)}")
+        return EXIT_FAILED if summary is not None and summary.get("best") is None else EXIT_OK
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")

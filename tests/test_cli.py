@@ -180,6 +180,19 @@ def test_a_reader_that_stops_reading_does_not_stop_the_run(tmp_path):
     assert [t.status for t in trials] == ["complete"] * 6
 
 
+def test_a_rerun_with_n_trials_already_reached_says_so_and_runs_nothing(tmp_path):
+    ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=3", cwd=tmp_path))
+    config_yaml = tmp_path / "runs" / "quadratic" / "config.yaml"
+    before = config_yaml.read_text()
+    again = ("run", str(QUADRATIC), "--set", "n_trials=2", "--set", "trial_timeout=60")
+    done = ok(gpbo_cli(*again, cwd=tmp_path))
+    assert "has 3 finished trials and n_trials is 2: nothing to run" in done.stdout
+    assert f"gpbo run {QUADRATIC} --set trial_timeout=60 --set n_trials=N" in done.stdout
+    assert "resuming after" not in done.stdout
+    assert len(finished(tmp_path / "runs" / "quadratic")) == 3
+    assert config_yaml.read_text() == before  # it keeps what its trials were run for
+
+
 def test_fresh_moves_the_old_run_aside(tmp_path):
     ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=2", cwd=tmp_path))
     run_dir = tmp_path / "runs" / "quadratic"
