@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
             "examples:\n"
             "  gpbo run configs/mlp_digits.yaml\n"
             "  gpbo run configs/mlp_digits.yaml --set n_trials=48 --set batch_size=8\n"
-            "  gpbo run configs/quadratic.yaml --set strategy=grid --set strategy.levels=3\n"
+            "  gpbo run configs/quadratic.yaml --set strategy=random "
+            "--set run_dir=runs/quadratic-random\n"
             "  gpbo run configs/mlp_digits.yaml --fresh   # start over; the old run is kept"
         ),
     )

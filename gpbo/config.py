@@ -253,6 +253,17 @@ def _apply_override(
                 "that could hold the key"
             )
         target = current
+    dropped = [
+        p for p in lines
+        if len(p) > len(path) and p[: len(path)] == path and str(lines[p]).startswith("--set ")
+    ]
+    if dropped:
+        # `--set strategy.levels=3 --set strategy=grid` would lose the levels without a word
+        earlier = lines[dropped[0]]
+        raise ConfigError(
+            f"--set {text} replaces the whole {'.'.join(path)}, dropping the earlier {earlier}; "
+            f"put --set {text} first"
+        )
     target[path[-1]] = value
     for known in [p for p in lines if p[: len(path)] == path]:
         del lines[known]

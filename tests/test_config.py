@@ -292,6 +292,11 @@ def test_overrides(project):
         load_config(path, overrides=["space.x.low=9"])
     with pytest.raises(ConfigError, match=r"unknown type \['real'\]"):
         load_config(path, overrides=["space.x.type=[real]"])
+    with pytest.raises(ConfigError, match=r"^--set strategy=grid replaces the whole strategy, "
+                       r"dropping the earlier --set strategy.levels=3; put --set strategy=grid"):
+        load_config(path, overrides=["strategy.levels=3", "strategy=grid"])
+    in_order = load_config(path, overrides=["strategy=grid", "strategy.levels=3"])
+    assert in_order.options["strategy"].levels == 3
     with pytest.raises(ConfigError, match=r"^--set n_init=5: n_init: 5 and the strategy's own"):
         load_config(write(project, BASE + "strategy: {type: bayes, n_init: 3}\n"),
                     overrides=["n_init=5"])
