@@ -692,7 +692,12 @@ class _Checker:
                 f"{self.path}: space is missing; e.g.\nspace:\n  lr: {{type: real, low: 1.0e-4, "
                 "high: 0.1, log: true}\n  batch_size: {type: choice, values: [32, 64, 128]}"
             )
-        if not isinstance(spec, dict) or not spec:
+        if isinstance(spec, dict) and not spec:
+            raise self.fail(
+                "space", "space is empty; give at least one parameter, e.g. "
+                "lr: {type: real, low: 1.0e-4, high: 0.1, log: true}"
+            )
+        if not isinstance(spec, dict):
             raise self.expect("space", "a mapping of parameter names to their definitions", spec)
         params = {}
         for name, param in spec.items():

@@ -169,6 +169,10 @@ def test_missing_pieces_are_named(project):
         load_config(write(project, "objective: obj.py:f\nspace: {x: {type: int, low: 0, high: 3}}"))
     with pytest.raises(ConfigError, match="space is missing"):
         load_config(write(project, "objective: obj.py:f\nn_trials: 3\n"))
+    with pytest.raises(ConfigError, match="line 2: space is empty; give at least one parameter"):
+        load_config(write(project, "objective: obj.py:f\nspace: {}\nn_trials: 3\n"))
+    with pytest.raises(ConfigError, match="space must be a mapping of parameter names"):
+        load_config(write(project, "objective: obj.py:f\nspace: [x]\nn_trials: 3\n"))
     with pytest.raises(ConfigError, match="say what a trial runs"):
         load_config(write(project, "n_trials: 3\nspace: {x: {type: int, low: 0, high: 3}}\n"))
     with pytest.raises(ConfigError, match="no config file"):
