@@ -229,6 +229,14 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
     return path, value
 
 
+#: Metric names that are usually maximized (``val_acc``, ``top1_accuracy``, ``f1``...): a config
+#: that names one without ``direction:`` is warned that it will be minimized.
+_LARGER_IS_BETTER = re.compile(
+    r"(?:^|[^a-z])(?:acc|accuracy|auc|auroc|f1|precision|recall|reward|return|score|iou|bleu|r2)"
+    r"(?:[^a-z]|$)",
+    re.IGNORECASE,
+)
+
 #: Keys whose value is text, so that ``--set`` takes what follows ``=`` as typed where YAML
 #: would read it as something else.
 _TEXT_KEYS = {("metric_regex",), ("command",), ("objective",), ("run_dir",), ("metric",)}
@@ -488,6 +496,14 @@ class _Checker:
             raise ConfigError(
                 f"{self.path}: n_trials is missing; say how many trials to run, e.g. "
                 "n_trials: 32 (or --set n_trials=32)"
+            )
+        metric = options.get("metric", "")
+        if "direction" not in options and _LARGER_IS_BETTER.search(metric):
+            warnings.warn(
+                f"{self.path}: metric {metric!r} is minimized (the default direction); if larger "
+                "is better, add direction: maximize",
+                GpboWarning,
+                stacklevel=2,
             )
         space = self._space()
         run_dir = self._run_dir()

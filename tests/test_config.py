@@ -223,7 +223,8 @@ def test_objective_forms(project):
 
 def test_command_configs(project, caplog):
     base = BASE.replace("objective: obj.py:f", 'command: "{python} train.py --x {x}"')
-    config = load_config(write(project, base + "metric: acc\nmetric_regex: 'acc=(\\S+)'\n"))
+    acc = "direction: maximize\nmetric: acc\nmetric_regex: 'acc=(\\S+)'\n"
+    config = load_config(write(project, base + acc))
     objective = config.objective
     assert isinstance(objective, CommandObjective)
     assert objective.metric == "acc" and objective.metric_regex == r"acc=(\S+)"
@@ -267,6 +268,14 @@ def test_command_templates_with_format_specs_and_per_trial_scripts(project):
     bad = base.replace("CMD", '"{python} train.py --arch {arch:.3f}"')
     with pytest.raises(ConfigError, match=r"line 1: .*cannot be filled.*filled with"):
         load_config(write(project, bad))
+
+
+def test_a_metric_usually_maximized_without_a_direction_is_warned_about(project, recwarn):
+    with pytest.warns(GpboWarning, match=r"metric 'val_acc' is minimized .* direction: maximize"):
+        load_config(write(project, BASE + "metric: val_acc\n"))
+    load_config(write(project, BASE + "metric: val_acc\ndirection: minimize\n"))  # said so
+    load_config(write(project, BASE + "metric: val_loss\n"))
+    assert not [w for w in recwarn if issubclass(w.category, GpboWarning)]
 
 
 def test_overrides(project):
