@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import os
+import re
 import shlex
 import sys
 import time
@@ -668,13 +669,30 @@ def render_study(
     failed = [t for t in study.trials if t.status in ("failed", "timeout") and t.error]
     if failed:
         out.write("\nwhy trials failed:\n")
+        located = False
         for trial in failed[-10:]:
             first, *quoted = error_summary(trial.error).splitlines() or [""]
-            out.write(f"  #{trial.number} {trial.status}: {shorten(first, 160)}\n")
+            where = _innermost_frame(trial.error or "")
+            located = located or bool(where)
+            out.write(f"  #{trial.number} {trial.status}: {shorten(first, 160)}{where}\n")
             out.writelines(f"    {shorten(line, 160)}\n" for line in quoted)
         if len(failed) > 10:
             out.write(f"  ... and {len(failed) - 10} more (gpbo export --csv has them all)\n")
+        if located:
+            out.write("  (whole tracebacks: gpbo export RUN --csv -, column error)\n")
     return out.getvalue()
+
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>.+)$')
+
+
+def _innermost_frame(error: str) -> str:
+    """`` (at train.py:12, in step)``: where a Python trial's traceback ends, or ``""``."""
+    frames = [m for m in map(_FRAME.match, error.splitlines()) if m]
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f" (at {Path(last['file']).name}:{last['line']}, in {last['function']})"
 
 
 def _is_number(text: str) -> bool:
