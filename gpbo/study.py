@@ -277,6 +277,9 @@ class Study(BestTrialMixin):
                     metric_hint="pass the metric as value and the rest as tell(..., metrics=)",
                 )
             except ValueError as exc:
+                # recorded, as optimize() records such a return; but said, since in an ask/tell
+                # loop it is as often a slip of the caller's (a str, a list) as a diverged run
+                logger.warning("trial %d is recorded failed: %s", target.number, exc)
                 target.status, target.error = "failed", str(exc)
             else:
                 target.status, target.value = "complete", number
@@ -416,6 +419,12 @@ class Study(BestTrialMixin):
 
     # -- internals -----------------------------------------------------------------------
     def _get(self, trial: Trial | int) -> Trial:
+        if isinstance(trial, (list, tuple)):
+            raise GpboError(
+                f"expected one trial (or its number), got a {type(trial).__name__} of "
+                f"{len(trial)}; ask() returns a list: `trial, = study.ask()` or "
+                "`for trial in study.ask(n):`"
+            )
         number = trial.number if isinstance(trial, Trial) else trial
         if isinstance(number, np.integer):
             number = int(number)

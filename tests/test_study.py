@@ -67,12 +67,20 @@ def test_tell_accepts_mappings_numpy_and_tensors():
     assert (b.value, c.value, d.value) == (0.25, 0.125, 0.0625)
 
 
-def test_tell_without_the_value_key_says_how_to_pass_the_metric():
+def test_tell_without_the_value_key_says_how_to_pass_the_metric(caplog):
     study = gpbo.Study(SPACE, strategy="random", seed=0)
     (trial,) = study.ask(1)
     study.tell(trial, {"loss": 1.0})
     assert trial.status == "failed"
     assert "tell(..., metrics=)" in trial.error and "pass metric=" not in trial.error
+    (text,) = study.ask(1)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gpbo.study"):
+        study.tell(text, "0.3")  # a slip of the caller's is recorded, and said
+    assert text.status == "failed" and "'0.3' (str), not a number" in text.error
+    assert [r.getMessage() for r in caplog.records] == [f"trial 1 is recorded failed: {text.error}"]
+    with pytest.raises(gpbo.GpboError, match=r"got a list of 1; ask\(\) returns a list"):
+        study.tell(study.ask(1), 1.0)
 
 
 def test_tell_errors_timeouts_and_twice():
