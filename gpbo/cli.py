@@ -8,7 +8,8 @@
     gpbo plot runs/mlp_digits -o mlp.png # best so far against trials and time; value vs params
     gpbo export runs/mlp_digits --csv trials.csv
 
-``RUN`` is a run directory (holding ``journal.jsonl``) or a journal file. ``python -m gpbo``
+``RUN`` is a run directory (holding ``journal.jsonl``), a journal file, or a config (the run
+it writes, from the current directory). ``python -m gpbo``
 is the same command. Exit status: 0 done, 1 the study failed or completed no trial, 2 a
 usage or config error, 130 interrupted.
 """
@@ -39,6 +40,7 @@ __all__ = ["main"]
 logger = logging.getLogger("gpbo.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+RUN_HELP = "a run directory, a journal file, or a config (the run it writes)"
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -119,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         epilog="examples:\n  gpbo show runs/mlp_digits\n  gpbo show runs/mlp_digits --sort value",
     )
-    show.add_argument("run", metavar="RUN", help="a run directory or a journal file")
+    show.add_argument("run", metavar="RUN", help=RUN_HELP)
     show.add_argument(
         "--sort",
         choices=("number", "value"),
@@ -138,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
             '  gpbo best runs/mlp_digits --json > best.json   # {"lr": 0.01, ...}'
         ),
     )
-    best.add_argument("run", metavar="RUN", help="a run directory or a journal file")
+    best.add_argument("run", metavar="RUN", help=RUN_HELP)
     best.add_argument(
         "--json",
         action="store_true",
@@ -155,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         epilog="example:\n  gpbo plot runs/mlp_digits -o mlp_digits.png",
     )
-    plot.add_argument("run", metavar="RUN", help="a run directory or a journal file")
+    plot.add_argument("run", metavar="RUN", help=RUN_HELP)
     plot.add_argument(
         "-o",
         "--output",
@@ -173,7 +175,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:\n  gpbo export runs/mlp_digits --csv trials.csv\n"
         "  gpbo export runs/mlp_digits --csv -        # to stdout",
     )
-    export.add_argument("run", metavar="RUN", help="a run directory or a journal file")
+    export.add_argument("run", metavar="RUN", help=RUN_HELP)
     export.add_argument("--csv", required=True, metavar="FILE", help="the CSV file ('-': stdout)")
     export.set_defaults(handler=_cmd_export)
     return parser
@@ -570,6 +572,17 @@ def _journal_of(run: str) -> Path:
         return journal
     if not path.exists():
         raise GpboError(f"no run directory or journal at {run!r}")
+    if path.suffix in (".yaml", ".yml"):
+        # `gpbo show configs/x.yaml`: the run that config writes, from this directory
+        from gpbo.config import load_config
+
+        run_dir = load_config(path, load_objective=False).run_dir
+        if not (run_dir / "journal.jsonl").exists():
+            raise GpboError(
+                f"{run!r} is a config, and its run directory {_shown_path(run_dir)} holds no "
+                "journal yet (relative run_dir: from the current directory); gpbo run it first"
+            )
+        return run_dir / "journal.jsonl"
     return path
 
 

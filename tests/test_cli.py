@@ -193,6 +193,18 @@ def test_a_rerun_with_n_trials_already_reached_says_so_and_runs_nothing(tmp_path
     assert config_yaml.read_text() == before  # it keeps what its trials were run for
 
 
+def test_show_and_best_of_a_config_read_its_run(quadratic_run, tmp_path):
+    cwd, run_dir, _, _ = quadratic_run
+    by_config = ok(gpbo_cli("show", str(QUADRATIC), cwd=cwd)).stdout
+    assert by_config == ok(gpbo_cli("show", str(run_dir), cwd=cwd)).stdout
+    assert ok(gpbo_cli("best", str(QUADRATIC), "--json", cwd=cwd)).stdout == ok(
+        gpbo_cli("best", str(run_dir), "--json", cwd=cwd)
+    ).stdout
+    elsewhere = gpbo_cli("show", str(QUADRATIC), cwd=tmp_path)  # its runs/ is not here
+    assert elsewhere.returncode == 2
+    assert "is a config, and its run directory runs/quadratic holds no journal" in elsewhere.stderr
+
+
 def _missing_key(params):
     return params["not_in_space"]
 
