@@ -87,7 +87,7 @@ def plot(
     summary = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no trials"
     head = title or "gpbo study"
     if best is not None:
-        summary += f"; best {metric} {best.value:.6g} (trial {best.number})"
+        summary += f"; best {metric} {best.value:.6g} (trial {best.number}, the red star)"
     fig.suptitle(f"{head}: {summary}", fontsize=11)
     if path is not None:
         _save(fig, Path(path), image_format)
@@ -217,6 +217,8 @@ def _value_against(
     best: Trial | None,
     metric: str,
 ) -> None:
+    from gpbo.space import Int
+
     ax.set_title(f"{metric} against {name}")
     ax.set_xlabel(name)
     ax.set_ylabel(metric)
@@ -242,7 +244,11 @@ def _value_against(
         ax.set_xticklabels([_label(v) for v in categories], rotation=rotation)
         ax.set_xlim(-0.5, len(categories) - 0.5)
     elif _log_axis(param, xs):
-        ax.set_xscale("log")
+        _log_scale(ax, xs)
+    elif isinstance(param, Int):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # not layers 1.0, 1.5, 2.0
     points = ax.scatter(
         xs, [r[1] for r in rows], c=[r[2] for r in rows], cmap="viridis", s=18, zorder=2
     )
@@ -254,9 +260,7 @@ def _value_against(
             s=160,
             color="red",
             zorder=3,
-            label="best",
-        )
-        ax.legend(fontsize=8, loc="best")
+        )  # no legend: it covered points, the star among them; the title says what it is
     cbar = ax.figure.colorbar(points, ax=ax, pad=0.01)
     cbar.set_label("trial", fontsize=8)
 
@@ -277,6 +281,20 @@ def _categories(param: Any, values: Sequence[Any]) -> list[Any] | None:
         if _key(value) not in {_key(s) for s in seen}:
             seen.append(value)
     return seen
+
+
+def _log_scale(ax: Any, xs: Sequence[float]) -> None:
+    """A log x axis whose labels do not overlap: over less than two decades (``hidden`` from 32
+    to 512) matplotlib labels its minor ticks as ``4x10^1``, ``6x10^1``..., so the ticks are
+    then 1, 2 and 5 times the powers of ten, labelled plainly, and the minor ones unlabelled."""
+    from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
+
+    ax.set_xscale("log")
+    positive = [x for x in xs if x > 0]
+    if positive and max(positive) / min(positive) < 100:
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def _log_axis(param: Any, xs: Sequence[float]) -> bool:

@@ -66,3 +66,26 @@ def test_a_numeric_choice_axis_is_in_numeric_order_not_as_declared():
         study.tell(trial, float(trial.params["width"]))
     ax = plot(study).axes[2]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "128", "256"]
+
+
+def test_parameter_axes_label_without_overlap_and_the_star_has_no_legend_over_points():
+    space = {
+        "hidden": gpbo.Int(32, 512, log=True),  # labelled 4x10^1, 6x10^1, 2x10^2... overlapping
+        "layers": gpbo.Int(1, 3),
+        "lr": gpbo.Real(1e-4, 1.0, log=True),
+    }
+    study = gpbo.Study(space, strategy="random", seed=0)
+    for trial in study.ask(8):
+        study.tell(trial, float(trial.params["layers"]))
+    fig = plot(study)
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    hidden, layers, lr = (panels[f"value against {name}"] for name in ("hidden", "layers", "lr"))
+    fig.canvas.draw()
+    low, high = hidden.get_xlim()
+    shown = [t.get_text() for t in hidden.get_xticklabels() if low <= t.get_position()[0] <= high]
+    assert set(shown) <= {"20", "50", "100", "200", "500", "1000"} and len(shown) >= 3, shown
+    assert not any(t.get_text() for t in hidden.get_xticklabels(minor=True))
+    assert all(float(t).is_integer() for t in layers.get_xticks())
+    assert lr.get_xscale() == "log"
+    assert all(ax.get_legend() is None for ax in (hidden, layers, lr))
+    assert "the red star" in fig._suptitle.get_text()
