@@ -100,7 +100,7 @@ def test_rerun_resumes_and_config_yaml_holds_the_overrides(quadratic_run):
     text = (run_dir / "config.yaml").read_text()
     assert "n_trials: 6" in text and "--set=n_trials=6" in text
     again = ok(gpbo_cli("run", str(run_dir / "config.yaml"), cwd=cwd / ".."))  # runnable as is
-    assert "6 trials finished" in again.stdout
+    assert "has 6 finished trials and n_trials is 6: nothing to run" in again.stdout
     assert len(finished(run_dir)) == 6
 
 
