@@ -1,6 +1,6 @@
 """Plots of a study: best so far against trials and wall time, and value against each parameter.
 
-Needs matplotlib (``pip install "gpbo[plot]"``), imported when :func:`plot` is called; no
+Needs matplotlib (the ``plot`` extra), imported when :func:`plot` is called; no
 ``pyplot`` state is touched, so it works the same in scripts, notebooks and worker processes.
 """
 

@@ -175,11 +175,11 @@ class Result(BestTrialMixin):
     def to_dataframe(self) -> Any:
         """The trials as a ``pandas.DataFrame``, one row each, a column per parameter.
 
-        Needs the optional extra: ``pip install "gpbo[pandas]"``.
+        Needs the optional extra: the ``pandas`` extra (``pip install "pandas>=1.5"``).
         """
         from gpbo._optional import import_optional
 
-        pd = import_optional("pandas", extra="pandas")
+        pd = import_optional("pandas", extra="pandas", feature="to_dataframe()")
         rows = []
         for trial in self.trials:
             row = {

@@ -63,5 +63,6 @@ def test_to_dataframe_or_a_clear_message(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_pandas)
     monkeypatch.delitem(__import__("sys").modules, "pandas", raising=False)
-    with pytest.raises(ImportError, match=r'pip install "gpbo\[pandas\]"'):
+    hint = r'to_dataframe\(\) needs the optional package .pandas.* pip install "pandas>=1.5"'
+    with pytest.raises(ImportError, match=hint):
         result.to_dataframe()

@@ -135,7 +135,7 @@ class Ray(Executor):
             starts (a check that it can be imported there at all).
 
     Raises:
-        MissingDependencyError: Ray is not installed (``pip install "gpbo[ray]"``).
+        MissingDependencyError: Ray is not installed (the ``ray`` extra).
         GpboError: An option is out of range (the message names it).
 
     Example:
