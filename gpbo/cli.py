@@ -297,9 +297,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             + (f" (resuming: {format_count(finished, 'trial')} finished)" if finished else "")
         )
     import gpbo
+    from gpbo.journal import JournalLockedError
 
     status = EXIT_OK
     stop_reason = ""
+    locked_out = False
     # No SIGINT handler of our own: the loop's holds Ctrl+C back while it records an outcome
     # (one raising at once could lose a finished trial), and clears the status line itself.
     with _log_through(reporter):
@@ -324,9 +326,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
             stop_reason = f"stopped on an error: {str(exc).splitlines()[0]}"
             _error(str(exc))
             status = EXIT_FAILED
+            locked_out = isinstance(exc, JournalLockedError)
         finally:
             reporter.close()
-    summary = _write_summary(config, stop_reason)
+    # a driver refused the journal (another one holds it) must not summarize that one's run
+    summary = None if locked_out else _write_summary(config, stop_reason)
     if summary is not None and summary.get("best") is None and status == EXIT_OK:
         status = EXIT_FAILED  # no trial completed: see why with gpbo show
     if verbose:

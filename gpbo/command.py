@@ -140,6 +140,10 @@ def _tokens(template: str | Sequence[str]) -> list[str]:
 class CommandObjective:
     """An objective that runs a command per trial and reads the metric from its output.
 
+    Its trials never run in the driver's process, even under the serial executor
+    (``runs_in_child_process``): a killed driver's resume runs them again however often it
+    died, where a Python objective that was running in a driver that died twice is failed.
+
     Picklable (plain data), so the process executor can send it to its workers.
 
     Args:
@@ -160,6 +164,8 @@ class CommandObjective:
         GpboError: The template does not split, a placeholder is malformed, or
             ``metric_regex`` does not compile or has no group.
     """
+
+    runs_in_child_process: ClassVar[bool] = True
 
     def __init__(
         self,

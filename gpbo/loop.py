@@ -239,9 +239,15 @@ class _Loop:
         self.stop_reason = ""
         self.signals = _StopSignals()
         self._warmed_up = False
+        self._in_driver = executor.runs_in_driver
         self.deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
 
     def run(self, objective: Callable[[dict[str, Any]], Any]) -> Result:
+        # A trial "runs in the driver" (two driver deaths during it fail it for good) only if
+        # its code does: a command objective's process is a child the driver outlives or kills
+        self._in_driver = self.executor.runs_in_driver and not getattr(
+            objective, "runs_in_child_process", False
+        )
         self.reporter.start(
             strategy=self.study.strategy.name,
             slots=self.slots,
@@ -361,6 +367,10 @@ class _Loop:
         if self._warmed_up or not self.running:
             return
         self._warmed_up = True
+        if self.executor.runs_in_driver:
+            # nothing runs beside it: it would only delay the trial marked as running in the
+            # driver, so a driver killed meanwhile counted a death the objective never saw
+            return
         strategy = self.study.strategy
         if not isinstance(strategy, (Bayes, Gradient)) or "botorch" in sys.modules:
             return
@@ -436,9 +446,7 @@ class _Loop:
                 device = self.executor.submit(task)
                 self._pending.pop(0)
                 self.running[trial.number] = trial
-                self.study.mark_running(
-                    trial, device=device, in_driver=self.executor.runs_in_driver
-                )
+                self.study.mark_running(trial, device=device, in_driver=self._in_driver)
             self.reporter.trial_started(trial)
 
     def _wait_timeout(self) -> float | None:

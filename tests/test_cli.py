@@ -549,6 +549,24 @@ def test_plot_from_a_result(tmp_path):
     assert (tmp_path / "sub" / "r.png").stat().st_size > 20_000
 
 
+def test_a_driver_refused_the_journal_leaves_the_other_s_summary_alone(tmp_path, monkeypatch):
+    # two `gpbo run` started together on a new run dir: both found no journal, the loser's
+    # optimize() is refused the lock; it wrote a summary of the winner's run "stopped on an error"
+    from gpbo import cli
+    from gpbo.journal import JournalLockedError
+
+    optimize = gpbo.optimize
+
+    def refused(*args, **kwargs):
+        optimize(*args, **{**kwargs, "n_trials": 2, "verbose": False, "_progress": None})
+        raise JournalLockedError("the journal is held by another gpbo (pid 1)")  # the winner's
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(gpbo, "optimize", refused)
+    assert cli.main(["run", str(QUADRATIC), "--quiet"]) == cli.EXIT_FAILED
+    assert not (tmp_path / "runs" / "quadratic" / "summary.json").exists()
+
+
 def test_ctrl_c_under_gpbo_run_waits_until_a_finished_trial_is_recorded(tmp_path, monkeypatch):
     # The loop holds a stop signal back while it records an outcome; the command must not
     # put a handler of its own in front that raises at once and loses the finished trial.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -419,3 +420,26 @@ def test_resume_from_a_journal_runs_only_the_remaining_trials(tmp_path):
 def test_bad_arguments_are_clear_errors(kwargs, fragment):
     with pytest.raises(gpbo.GpboError, match=fragment):
         gpbo.optimize(sphere, SPACE, verbose=False, **kwargs)
+
+
+def test_a_serial_study_s_first_trial_does_not_wait_for_the_gp_import(tmp_path):
+    # the warm-up overlaps nothing in the driver's own process: it only delayed the trial
+    # already journaled as running there (a driver killed meanwhile counted a death)
+    from tests.test_executors_process import script_env
+
+    (tmp_path / "driver.py").write_text(
+        "import sys\n"
+        "import gpbo\n"
+        "seen = []\n"
+        "def objective(params):\n"
+        "    seen.append('botorch' in sys.modules)\n"
+        "    return params['x']\n"
+        "if __name__ == '__main__':\n"
+        "    gpbo.optimize(objective, {'x': gpbo.Real(0.0, 1.0)}, n_trials=5, n_init=4,\n"
+        "                  strategy='bayes', seed=0, executor='serial', verbose=False)\n"
+        "    print(seen)\n"
+    )
+    done = subprocess.run([sys.executable, "driver.py"], cwd=tmp_path, env=script_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[False, False, False, False, True]"  # the GP's 5th

@@ -160,6 +160,43 @@ def test_a_trial_that_kills_a_serial_driver_is_failed_after_one_rerun(tmp_path: 
     assert "driver process died each of the 2 times" in runs[2].stderr
 
 
+def test_a_command_trial_is_run_again_however_often_a_serial_driver_died(tmp_path: Path) -> None:
+    # the command is a child process: the driver's death (here the command kills it, as the
+    # OOM killer or a preemption would) is not the trial's fault, so it is never failed for it
+    (tmp_path / "train.py").write_text(
+        "import os, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "deaths = Path('deaths')\n"
+        "n = int(deaths.read_text()) if deaths.exists() else 0\n"
+        "if n < 3:\n"
+        "    deaths.write_text(str(n + 1))\n"
+        "    os.kill(int(Path('driver.pid').read_text()), signal.SIGKILL)\n"
+        "    time.sleep(30)\n"
+        "print(sys.argv[1])\n"
+    )
+    (tmp_path / "driver.py").write_text(
+        "import os\n"
+        "from pathlib import Path\n"
+        "import gpbo\n"
+        "from gpbo.command import CommandObjective\n"
+        "if __name__ == '__main__':\n"
+        "    Path('driver.pid').write_text(str(os.getpid()))\n"
+        "    result = gpbo.optimize(CommandObjective('{python} train.py {x}'),\n"
+        "                           {'x': gpbo.Real(0.0, 1.0)}, n_trials=2, strategy='random',\n"
+        "                           seed=0, executor='serial', journal='study.jsonl',\n"
+        "                           verbose=False)\n"
+        "    print([t.status for t in result.trials])\n"
+    )
+    runs = [
+        subprocess.run([sys.executable, "driver.py"], cwd=tmp_path, env=script_env(),
+                       capture_output=True, text=True, timeout=120)
+        for _ in range(4)
+    ]
+    assert [r.returncode for r in runs] == [-signal.SIGKILL] * 3 + [0], runs[-1].stderr
+    assert runs[3].stdout.strip() == "['complete', 'complete']", runs[3].stderr
+    assert "driver process died" not in runs[3].stderr
+
+
 @pytest.mark.parametrize(("strategy", "batch_size"), [("sobol", 3), ("bayes", 2)])
 def test_resumed_sync_run_proposes_what_the_uninterrupted_run_did(
     tmp_path: Path, strategy: str, batch_size: int
