@@ -328,7 +328,8 @@ def test_gp_machinery_is_imported_while_the_first_trials_run(tmp_path: Path) -> 
         if __name__ == "__main__":
             space = {"x": gpbo.Real(0, 1)}
             for n_trials in (4, 5):  # with n_init=4: no GP fit, then one
-                gpbo.optimize(lambda p: p["x"], space, n_trials=n_trials, executor="serial",
+                # worker processes: the serial executor skips the warm-up (see test_loop.py)
+                gpbo.optimize(lambda p: p["x"], space, n_trials=n_trials, executor="process",
                               strategy=gpbo.strategies.Bayes(n_init=4, num_restarts=2,
                                                              raw_samples=16, maxiter=5),
                               callbacks=[seen_at_first_trial], verbose=False)
