@@ -33,6 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from gpbo._optional import install_hint
 from gpbo.exceptions import GpboError, GpboWarning
 
 __all__ = ["main"]
@@ -152,8 +153,8 @@ def _parser() -> argparse.ArgumentParser:
         "plot",
         help="plot best so far against trials and time, and value against each parameter",
         description="Draw a run: best so far against trial number and against wall time, "
-        "and the value of every trial against each parameter. Needs matplotlib "
-        '(pip install "matplotlib>=3.6").',
+        "and the value of every trial against each parameter. Needs matplotlib: "
+        f"{install_hint('plot')}.",
         formatter_class=_Formatter,
         epilog="example:\n  gpbo plot runs/mlp_digits -o mlp_digits.png",
     )
@@ -250,7 +251,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     run_dir = config.run_dir
     verbose = bool(kwargs.pop("verbose", True)) and not args.quiet
     _refuse_to_overwrite_the_config(config)
-    again = shlex.join(["gpbo", "run", args.config, *_set_options(args.overrides)])
+    again = _run_command(args.config, args.overrides)
     reporter = LiveReporter(
         direction=kwargs.get("direction", "minimize"),
         n_trials=kwargs["n_trials"],
@@ -269,9 +270,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if finished >= n_trials:
         # the run dir's config.yaml keeps the n_trials its trials were run for
         others = [o for o in args.overrides if not o.strip().startswith("n_trials")]
-        more = shlex.join(
-            ["gpbo", "run", args.config, *_set_options(others), "--set", "n_trials=N"]
-        )
+        more = _run_command(args.config, [*others, "n_trials=N"])
         if verbose:
             reporter.say(
                 f"[gpbo] {run_dir} has {format_count(finished, 'finished trial')} and n_trials "
@@ -343,8 +342,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return status
 
 
-def _set_options(overrides: Sequence[str]) -> list[str]:
-    return [part for override in overrides for part in ("--set", override)]
+def _run_command(config: str, overrides: Sequence[str]) -> str:
+    """``gpbo run CONFIG --set ...``, as a shell line to show the user."""
+    options = [part for override in overrides for part in ("--set", override)]
+    return shlex.join(["gpbo", "run", config, *options])
 
 
 def _basic_logging() -> None:

@@ -175,7 +175,7 @@ class Result(BestTrialMixin):
     def to_dataframe(self) -> Any:
         """The trials as a ``pandas.DataFrame``, one row each, a column per parameter.
 
-        Needs the optional extra: the ``pandas`` extra (``pip install "pandas>=1.5"``).
+        Needs the ``pandas`` extra (``pip install "pandas>=1.5"``).
         """
         from gpbo._optional import import_optional
 
