@@ -135,8 +135,9 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents | None:
 
     Returns:
         The header and events, with the size of a torn last line that was ignored; or
-        ``None`` when the file holds no complete header yet: it is empty, or holds only the
-        start of a gpbo header (a crash right after creation). Both count as a new journal.
+        ``None`` when the file holds no complete header yet: it is empty or blank, or holds
+        only the start of a gpbo header (a crash right after creation). Each counts as a new
+        journal.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -145,6 +146,8 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents | None:
     """
     path = Path(path)
     data = path.read_bytes()
+    if not data.strip():  # empty, or blank lines (`echo > journal.jsonl`): nothing to keep
+        return None
     first_end = data.find(b"\n")
     if first_end < 0 and (data.startswith(_HEADER_PREFIX) or _HEADER_PREFIX.startswith(data)):
         return None
@@ -393,8 +396,10 @@ class Journal:
             if contents is None:
                 dropped = os.fstat(fd).st_size
                 if dropped:
+                    blank = not path.read_bytes().strip()
                     os.ftruncate(fd, 0)
-                    _warn_repaired(path, dropped, "a torn header")
+                    if not blank:
+                        _warn_repaired(path, dropped, "a torn header")
                 line = _encode(path, full_header, what="the header")
                 _write_all(fd, line)
                 os.fsync(fd)

@@ -608,7 +608,21 @@ class Study(BestTrialMixin):
                 elif 0 <= trial.number < len(self._trials):
                     self._trials[trial.number] = trial
                 else:
-                    raise GpboError(f"journal event for trial {trial.number} out of order")
+                    from gpbo.journal import JournalError
+
+                    # numbers are given in ask order, so a gap means lost or foreign lines
+                    problem = (
+                        f"comes before any event of trial {len(self._trials)}"
+                        if trial.number > 0
+                        else "has a negative number"
+                    )
+                    raise JournalError(
+                        f"journal {self.journal_path}: the event of trial {trial.number} "
+                        f"{problem} (trials are journaled in the order they are asked, "
+                        "numbered from 0: was a line removed, or lines of two journals "
+                        "joined?); restore the missing lines or remove that trial's lines to "
+                        "resume"
+                    )
 
     def _record(
         self, trial: Trial, *, dequeued: bool = False, extra: Mapping[str, Any] | None = None

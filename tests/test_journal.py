@@ -231,9 +231,10 @@ def test_malformed_middle_line_names_the_line(tmp_path: Path) -> None:
         read_journal(path)
 
 
-def test_zero_byte_file_is_a_new_journal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("content", [b"", b"\n", b" \n\n"])
+def test_empty_or_blank_file_is_a_new_journal(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "j.jsonl"
-    path.touch()
+    path.write_bytes(content)  # `touch`, or `echo > j.jsonl`
     assert read_journal(path) is None
     with warnings.catch_warnings():
         warnings.simplefilter("error")

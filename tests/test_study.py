@@ -254,6 +254,31 @@ def test_a_damaged_event_is_a_journal_error_and_the_lock_is_released(tmp_path):
         assert [t.status for t in study.trials] == ["complete"]
 
 
+def test_a_journal_missing_a_trials_lines_names_the_file_and_the_gap(tmp_path):
+    import json
+
+    from gpbo.journal import JournalError
+
+    path = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
+        for trial in study.ask(3):
+            study.tell(trial, 1.0)
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [
+        line for line in lines
+        if json.loads(line).get("trial", {}).get("number") != 1
+    ]
+    path.write_text("".join(kept))
+    with pytest.raises(JournalError) as caught:
+        gpbo.Study(SPACE, strategy="random", seed=0, journal=path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert "trial 2 comes before any event of trial 1" in message
+    path.write_text("".join(lines))  # the lock was released: the repaired journal opens
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
+        assert [t.number for t in study.trials] == [0, 1, 2]
+
+
 def test_an_ask_whose_strategy_raises_takes_no_queued_or_interrupted_trial():
     from gpbo.strategies import Random
 
