@@ -258,6 +258,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         enabled=verbose,
         live=False if args.plain else None,
         resume_hint=f"run `{again}` again to resume",
+        # once the study holds the journal: a driver refused it (two started at once on a
+        # new run dir) must not overwrite the record of the other's settings
+        on_start=lambda: _write_resolved_config(config),
     )
     if args.fresh and config.journal_path.exists():
         moved = _move_aside(run_dir, config.journal_path, config_file=config.path)
@@ -282,13 +285,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILED if summary is not None and summary.get("best") is None else EXIT_OK
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
     except OSError as exc:
-        why = "it is a file" if run_dir.is_file() else exc.strerror or str(exc)
-        raise GpboError(
-            f"cannot use the run directory {run_dir}: {why}; set another with run_dir: in the "
-            "config or --set run_dir=PATH"
-        ) from None
+        raise _unusable_run_dir(run_dir, exc) from None
 
     if verbose:
         reporter.say(
@@ -340,6 +338,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if reporter.output_closed:
         _quiet_closed_stdout()
     return status
+
+
+def _unusable_run_dir(run_dir: Path, exc: OSError) -> GpboError:
+    why = "it is a file" if run_dir.is_file() else exc.strerror or str(exc)
+    return GpboError(
+        f"cannot use the run directory {run_dir}: {why}; set another with run_dir: in the "
+        "config or --set run_dir=PATH"
+    )
+
+
+def _write_resolved_config(config: Any) -> None:
+    try:
+        (config.run_dir / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+    except OSError as exc:
+        raise _unusable_run_dir(config.run_dir, exc) from None
 
 
 def _run_command(config: str, overrides: Sequence[str]) -> str:

@@ -17,6 +17,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from gpbo.report import ProgressReporter, format_duration, format_params, format_value
@@ -37,6 +38,10 @@ class LiveReporter(ProgressReporter):
         stream: Where to write (default ``sys.stdout``).
         live: Redraw a status line in place; ``None`` does so where ``stream`` is a terminal.
         refresh: Seconds between redraws of the status line.
+        resume_hint: How to resume, shown when the study is interrupted.
+        on_start: Called when the study starts, that is once it holds its journal's lock
+            (``gpbo run`` writes the run directory's ``config.yaml`` there, so that a driver
+            refused the journal leaves the other's record alone).
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class LiveReporter(ProgressReporter):
         live: bool | None = None,
         refresh: float = 1.0,
         resume_hint: str | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(
             direction=direction,
@@ -69,6 +75,7 @@ class LiveReporter(ProgressReporter):
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._on_start = on_start
 
     # -- ProgressReporter hooks -----------------------------------------------------------------
 
@@ -76,6 +83,8 @@ class LiveReporter(ProgressReporter):
         self, *, strategy: str, slots: list[str], resumed: int = 0, where: str | None = None
     ) -> None:
         """The opening line; starts the redraw timer on a terminal."""
+        if self._on_start is not None:
+            self._on_start()
         self._session_started = time.time()
         super().start(strategy=strategy, slots=slots, resumed=resumed, where=where)
         if self.live and self._ticker is None:

@@ -567,6 +567,27 @@ def test_a_driver_refused_the_journal_leaves_the_other_s_summary_alone(tmp_path,
     assert not (tmp_path / "runs" / "quadratic" / "summary.json").exists()
 
 
+def test_a_driver_refused_the_journal_leaves_the_other_s_config_yaml_alone(tmp_path, monkeypatch):
+    # the loser of two `gpbo run` started together on a new run dir found no journal, wrote
+    # its own config.yaml over the winner's (other --set values), then was refused the lock
+    from gpbo import cli
+    from gpbo.journal import _Lock
+
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "runs" / "quadratic"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("# the winner's\n")
+    lock = _Lock.acquire(run_dir / "journal.jsonl")  # the winner holds the journal
+    try:
+        status = cli.main(["run", str(QUADRATIC), "--quiet", "--set", "n_trials=3"])
+    finally:
+        lock.release()
+    assert status == cli.EXIT_FAILED
+    assert (run_dir / "config.yaml").read_text() == "# the winner's\n"
+    assert cli.main(["run", str(QUADRATIC), "--quiet", "--set", "n_trials=3"]) == cli.EXIT_OK
+    assert "n_trials: 3" in (run_dir / "config.yaml").read_text()
+
+
 def test_ctrl_c_under_gpbo_run_waits_until_a_finished_trial_is_recorded(tmp_path, monkeypatch):
     # The loop holds a stop signal back while it records an outcome; the command must not
     # put a handler of its own in front that raises at once and loses the finished trial.
