@@ -71,6 +71,7 @@ class LiveReporter(ProgressReporter):
         self._running: dict[int, Trial] = {}
         self._session_done = 0
         self._session_started = time.time()
+        self._last_finished = self._session_started
         self._status_shown = False
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -110,6 +111,7 @@ class LiveReporter(ProgressReporter):
         with self._lock:
             self._running.pop(trial.number, None)
             self._session_done += 1
+            self._last_finished = time.time()
             super().trial_finished(trial)
             if self.enabled and not self.live:
                 self._write("[gpbo] " + self.status())
@@ -145,7 +147,14 @@ class LiveReporter(ProgressReporter):
         if left == 0:
             eta = ""
         elif self._session_done:
-            eta = f", ~{format_duration(elapsed / self._session_done * left)} left"
+            # the pace up to the last finish, counted down since: elapsed / done * left grew
+            # all the while a trial ran; where the trials run late, that estimate comes back
+            per_trial = (self._last_finished - self._session_started) / self._session_done
+            since = now - self._last_finished
+            estimate = per_trial * left - since
+            if estimate <= 0:
+                estimate = elapsed / self._session_done * left
+            eta = f", ~{format_duration(estimate)} left"
         else:
             eta = ", estimating time left"
         parts.append(f"{format_duration(elapsed)} elapsed{eta}")

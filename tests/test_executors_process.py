@@ -312,6 +312,7 @@ def test_timeout_kills_the_process_group_and_restarts_the_worker(
     elapsed = time.monotonic() - started
     assert outcome.status == "timeout"
     assert "trial_timeout of 1 s" in (outcome.error or "")
+    assert "SIGKILL at most 1 s later" in (outcome.error or "")  # a command gets less: "at most"
     assert 1.0 <= elapsed < 1.0 + shared.grace_period + 1.0, elapsed
     grandchild = int((tmp_path / "child.pid").read_text())
     assert still_alive_after([grandchild], 2.0) == []  # `sleep 1000` went with its worker

@@ -717,7 +717,7 @@ class Process(Executor):
             worker,
             "timeout",
             f"the trial ran past its trial_timeout of {shown} and was stopped (SIGTERM to its "
-            f"process group, SIGKILL after {self.grace_period:g} s)",
+            f"process group, SIGKILL at most {self.grace_period:g} s later)",
         )
 
 
