@@ -35,6 +35,7 @@ __all__ = [
     "Sobol",
     "Strategy",
     "default_n_init",
+    "initial_design_size",
     "make_strategy",
 ]
 
@@ -56,6 +57,9 @@ class History:
         n_total: Trials so far, all statuses (the index of the first new trial).
         seed: The study's seed.
         surrogate_device: Where a GP runs (``"auto"``, ``"cpu"``, ``"cuda:0"``...).
+        first_round_size: Trials of the study's first ask, or ``None`` before it (and where
+            every trial was told by hand): the batch size the default initial design is
+            rounded to (:func:`initial_design_size`).
     """
 
     space: Space
@@ -67,6 +71,7 @@ class History:
     n_total: int = 0
     seed: int = 0
     surrogate_device: str = "auto"
+    first_round_size: int | None = None
 
     @property
     def seen(self) -> np.ndarray:
@@ -120,6 +125,20 @@ def default_n_init(space: Space, batch_size: int = 1) -> int:
     q=4 on 30 seeds: better or equal on all five benchmark problems, docs/benchmarks.md).
     """
     return max(batch_size, 2 * (len(space) + 1) // batch_size * batch_size)
+
+
+def initial_design_size(history: History, n: int, n_init: int | None) -> int:
+    """How many quasi-random trials come before the GP: ``n_init``, or by default
+    :func:`default_n_init` for the study's batch size, that of its first ask.
+
+    Rounding to the size of each ask instead put an ask smaller than the study's batches (a
+    last round cut short by ``n_trials``, an async refill) back inside a design that had
+    ended: at ``d = 4`` a study in rounds of 4 fits its GP after 8 trials, and a last ask of 3
+    took 9 for the design and got quasi-random points.
+    """
+    if n_init is not None:
+        return n_init
+    return default_n_init(history.space, history.first_round_size or n)
 
 
 def sobol_points(history: History, n: int, *, offset: int | None = None) -> list[dict[str, Any]]:
@@ -297,7 +316,7 @@ class Bayes(Strategy):
         )
 
     def propose(self, history: History, n: int) -> list[dict[str, Any]]:
-        n_init = self.n_init if self.n_init is not None else default_n_init(history.space, n)
+        n_init = initial_design_size(history, n, self.n_init)
         if history.n_total < n_init or history.X.shape[0] < 2:
             return sobol_points(history, n)
         with _gp_work(history):
@@ -391,7 +410,7 @@ class Gradient(Strategy):
             )
 
     def propose(self, history: History, n: int) -> list[dict[str, Any]]:
-        n_init = self.n_init if self.n_init is not None else default_n_init(history.space, n)
+        n_init = initial_design_size(history, n, self.n_init)
         if history.n_total < n_init or history.X.shape[0] < 2:
             return sobol_points(history, n)
         best = int(np.argmax(history.scores))

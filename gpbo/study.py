@@ -489,6 +489,9 @@ class Study(BestTrialMixin):
         def stack(key: str) -> np.ndarray:
             return np.array(rows[key]).reshape(-1, d)
 
+        rounds = [t.round for t in self._trials if t.round is not None]
+        first_round_size = rounds.count(min(rounds)) if rounds else None
+
         return History(
             space=self.space,
             X=stack("complete"),
@@ -499,6 +502,7 @@ class Study(BestTrialMixin):
             n_total=len(self._trials) + len(extra_pending),  # as if queued trials existed
             seed=self.seed,
             surrogate_device=self.surrogate_device,
+            first_round_size=first_round_size,
         )
 
     # -- journal -------------------------------------------------------------------------

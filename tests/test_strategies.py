@@ -160,6 +160,41 @@ def test_default_n_init_grows_with_dimension_and_covers_the_batch():
     assert default_n_init(hartmann, batch_size=20) == 20
 
 
+@pytest.mark.parametrize("strategy", [fast_bayes, Gradient])
+@pytest.mark.parametrize("later_ask", [3, 1])
+def test_the_default_design_ends_at_the_first_round_s_batch_size(monkeypatch, strategy, later_ask):
+    # d=4 in rounds of 4: the design is 8 trials. A smaller ask after it (a last round cut by
+    # n_trials, an async refill) rounded the design to its own size (9, or 10 for one point)
+    # and was handed quasi-random points again.
+    import gpbo.strategies as strategies
+
+    fits = []
+    original = strategies._fit_or_warn
+    monkeypatch.setattr(strategies, "_fit_or_warn", lambda h: fits.append(h) or original(h))
+    space = {k: gpbo.Real(0.0, 1.0) for k in "abcd"}
+    study = gpbo.Study(space, strategy=strategy(), seed=0)
+    for _ in range(2):
+        for trial in study.ask(4):
+            study.tell(trial, sum((v - 0.3) ** 2 for v in trial.params.values()))
+    assert fits == []
+    study.ask(later_ask)
+    assert len(fits) == 1 and fits[0].X.shape == (8, 4)
+
+
+def test_an_async_study_keeps_the_design_of_its_first_batch(monkeypatch):
+    import gpbo.strategies as strategies
+
+    fits = []
+    original = strategies._fit_or_warn
+    monkeypatch.setattr(strategies, "_fit_or_warn", lambda h: fits.append(h) or original(h))
+    study = gpbo.Study({k: gpbo.Real(0.0, 1.0) for k in "abcd"}, strategy=fast_bayes(), seed=0)
+    running = study.ask(4)
+    while not fits:  # one slot frees up at a time
+        study.tell(running.pop(0), 1.0)
+        running += study.ask(1)
+    assert study.trials[-1].number == 8  # trials 0-7 the design, the ninth from the GP
+
+
 def test_bayes_starts_with_sobol_then_uses_the_gp(monkeypatch):
     import gpbo.strategies as strategies
 
