@@ -41,6 +41,18 @@ def exit_hard(params: dict[str, Any]) -> float:
     os._exit(3)
 
 
+def call_sys_exit(params: dict[str, Any]) -> float:
+    """``sys.exit`` with a message, as argparse's error or a script's main does."""
+    raise SystemExit(params.get("message", "fatal: bad config"))
+
+
+def report_start_method(params: dict[str, Any]) -> dict[str, float]:
+    """The start method the trial's own processes (a DataLoader's workers) would get."""
+    import multiprocessing
+
+    return {"value": 0.0, f"start_{multiprocessing.get_start_method()}": 1.0}
+
+
 def segfault(params: dict[str, Any]) -> float:
     """Kill the worker with ``SIGSEGV``, as a crash in native code would."""
     os.kill(os.getpid(), signal.SIGSEGV)

@@ -220,6 +220,50 @@ def test_os_exit_fails_the_trial_and_the_slot_gets_a_fresh_worker(shared: Proces
     assert [(o.status, o.value) for o in after] == [("complete", 5.0), ("complete", 6.0)]
 
 
+def test_sys_exit_fails_the_trial_with_its_message_and_the_worker_goes_on(
+    shared: Process,
+) -> None:
+    before = set(shared.worker_pids)
+    (outcome,) = run_tasks(shared, [task("call_sys_exit")])
+    assert outcome.status == "failed"
+    assert outcome.error == "the objective exited (SystemExit: 'fatal: bad config'); it must return"
+    assert set(shared.worker_pids) == before  # no worker restarted for it
+
+
+def test_the_trial_s_processes_get_the_driver_s_start_method_not_spawn(shared: Process) -> None:
+    import multiprocessing
+
+    # spawn's bootstrap made "spawn" the worker's default: a DataLoader with num_workers > 0
+    # re-imported torch and the main script in each loader worker, every epoch
+    expected = (
+        multiprocessing.get_start_method(allow_none=True)
+        or multiprocessing.get_all_start_methods()[0]  # the platform's default
+    )
+    (outcome,) = run_tasks(shared, [task("report_start_method")])
+    assert outcome.status == "complete"
+    assert outcome.metrics == {f"start_{expected}": 1.0}
+
+
+def test_a_worker_whose_driver_died_during_its_trial_ends_quietly(monkeypatch) -> None:
+    # the outcome's send hit a closed pipe and printed a BrokenPipeError traceback
+    killed = []
+
+    class DeadDriver:
+        def __init__(self) -> None:
+            self.tasks = [task("sleep_and_return")]
+
+        def recv(self):
+            return self.tasks.pop()
+
+        def send(self, message):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(process, "_kill_own_group", lambda: killed.append(True))
+    watch = process.OutOfMemoryWatch(objectives.dispatch)
+    process._run_tasks(DeadDriver(), watch, metric="value", device="cpu")  # type: ignore[arg-type]
+    assert killed == [True]
+
+
 def test_segfault_fails_the_trial_naming_the_signal(shared: Process) -> None:
     (crashed, fine) = run_tasks(
         shared, [task("segfault"), task("sleep_and_return", seconds=0.5, value=7.0)]

@@ -176,6 +176,13 @@ def _one_element(x: Any) -> bool:
     return isinstance(size, int) and size == 1
 
 
+def objective_exited(exc: SystemExit) -> str:
+    """The failure of a trial whose objective called ``sys.exit()`` (argparse's error, a
+    script's ``main``): every executor records it so, instead of ending the study (in the
+    driver) or its worker (whose exit code alone said nothing)."""
+    return f"the objective exited (SystemExit: {exc.code!r}); it must return"
+
+
 def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str) -> TrialOutcome:
     """Run ``objective`` on ``task`` in this process and report how it ended.
 

@@ -37,6 +37,7 @@ import gc
 import io
 import logging
 import math
+import multiprocessing
 import numbers
 import os
 import pickle
@@ -64,6 +65,7 @@ from gpbo.executors.base import (
     TrialTask,
     describe_exception,
     evaluate,
+    objective_exited,
 )
 
 __all__ = ["BOOTSTRAP_EXIT_CODE", "WORKER_ENV_VAR", "Process", "exit_if_bootstrapping_worker"]
@@ -405,6 +407,7 @@ class Process(Executor):
                 worker.device,
                 self._threads,
                 os.getpid(),
+                multiprocessing.get_start_method(allow_none=True),
             ),
             name=f"gpbo-worker[{worker.slot}]",
             daemon=False,  # a daemon process may not start children (DataLoader workers)
@@ -1110,8 +1113,14 @@ def _worker_main(
     device: str,
     n_threads: int,
     parent_pid: int,
+    start_method: str | None = None,
 ) -> None:
     """Entry point of a worker process: load the objective, then run trials until told to stop.
+
+    ``start_method`` is the driver's ``multiprocessing`` start method (``None``: the
+    platform's default), which the objective's own processes (a ``DataLoader``'s workers)
+    get as they would in the user's script; spawn's bootstrap had made it ``"spawn"``, and a
+    loader without ``persistent_workers`` re-imported torch and the main script every epoch.
 
     Messages to the driver: ``("ready", pid)``, ``("error", traceback)`` (the objective could
     not be loaded), ``("outcome", TrialOutcome, restart)`` where ``restart`` is ``None`` or
@@ -1129,6 +1138,8 @@ def _worker_main(
     threading.Thread(
         target=_watch_parent, args=(parent_pid,), name="gpbo-parent-watch", daemon=True
     ).start()
+    with contextlib.suppress(Exception):
+        multiprocessing.set_start_method(start_method, force=True)  # None: the default
     with contextlib.suppress(Exception):
         import faulthandler
 
@@ -1168,12 +1179,28 @@ def _run_tasks(conn: Connection, guarded: OutOfMemoryWatch, *, metric: str, devi
         if task is None:
             return
         guarded.hit = False
-        outcome = evaluate(guarded, task, metric=metric, device=device)
+        started = time.time()
+        try:
+            outcome = evaluate(guarded, task, metric=metric, device=device)
+        except SystemExit as exc:
+            # the worker's exit code alone said nothing of the message; the worker goes on
+            outcome = TrialOutcome(
+                number=task.number,
+                status="failed",
+                error=objective_exited(exc),
+                device=device,
+                started_at=started,
+                finished_at=time.time(),
+            )
         restart = _release_cuda()
         if guarded.hit:
             outcome.error = f"out of memory: {outcome.error}"
             restart = "ran out of memory"
-        conn.send(("outcome", outcome, restart))
+        try:
+            conn.send(("outcome", outcome, restart))
+        except OSError:  # BrokenPipeError: the driver was killed during the trial
+            _kill_own_group()
+            return
         if restart:
             return  # a fresh process gets a clean CUDA context
 

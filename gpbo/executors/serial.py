@@ -22,6 +22,7 @@ from gpbo.executors.base import (
     TrialTask,
     TrialTimeout,
     evaluate,
+    objective_exited,
 )
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class Serial(Executor):
             outcome = TrialOutcome(
                 number=task.number,
                 status="failed",
-                error=f"the objective exited (SystemExit: {exc.code!r}); it must return",
+                error=objective_exited(exc),
                 device=self._device,
                 started_at=started,
                 finished_at=time.time(),
