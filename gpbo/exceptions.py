@@ -43,3 +43,23 @@ class SpaceExhausted(GpboError):  # noqa: N818 - a signal, not a failure
 
 class GpboWarning(UserWarning):
     """Root of gpbo's own warnings."""
+
+
+def warn_at_caller(message: str, category: type[Warning] = GpboWarning) -> None:
+    """``warnings.warn`` naming the first line outside gpbo: the user's call of ``Study()``,
+    ``optimize()`` or ``ask()``, however deep in gpbo the warning is raised (a fixed
+    ``stacklevel`` named gpbo's own line when the same code was reached through ``optimize``).
+    """
+    import os
+    import sys
+    import warnings
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame = sys._getframe(1)
+    level = 2
+    while frame.f_back is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        package
+    ):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

@@ -54,7 +54,6 @@ import os
 import socket
 import threading
 import time
-import warnings
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,7 +61,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from gpbo.exceptions import GpboError, GpboWarning
+from gpbo.exceptions import GpboError, GpboWarning, warn_at_caller
 
 try:  # POSIX
     import fcntl
@@ -572,7 +571,7 @@ def _warn_repaired(path: Path, dropped: int, what: str) -> None:
         f"dropped {dropped} bytes of {what} from {path} (a crash during a write); the "
         "journal goes on from the last complete line"
     )
-    warnings.warn(message, JournalRepairedWarning, stacklevel=3)
+    warn_at_caller(message, JournalRepairedWarning)
 
 
 def lock_path(journal_path: str | os.PathLike[str]) -> Path:

@@ -78,8 +78,11 @@ def _check_bounds(kind: str, name: str, low: Any, high: Any, log: bool) -> None:
             raise SpaceError(
                 f"{where}: {kind} {label} must be a number, got {bound!r} ({type(bound).__name__})"
             )
-        if not math.isfinite(bound):
-            raise SpaceError(f"{where}: {kind} {label} must be finite, got {bound!r}")
+        if not _finite(bound):
+            shown = repr(bound) if len(repr(bound)) <= 40 else f"{repr(bound)[:20]}... (an int)"
+            raise SpaceError(
+                f"{where}: {kind} {label} must be finite and within a float's range, got {shown}"
+            )
     if not low < high:
         raise SpaceError(
             f"{where}: {kind} needs low < high, got low={low!r}, high={high!r}; "
@@ -92,6 +95,19 @@ def _check_bounds(kind: str, name: str, low: Any, high: Any, log: bool) -> None:
             f"{where}: a log-scaled {kind} needs low > 0, got low={low!r}; "
             "use log=False or a positive lower bound"
         )
+    # the unit-cube encoding divides by high - low: an infinite width made every point NaN
+    if not log and not _finite(float(high) - float(low)):
+        raise SpaceError(
+            f"{where}: the range {low!r} to {high!r} is too wide (high - low overflows a "
+            "float); narrow it, or use log=True with a positive low"
+        )
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int beyond a float's range
+        return False
 
 
 @dataclass(frozen=True)
@@ -223,11 +239,13 @@ class Choice(Param):
     between 32 and 128. Any other list is categorical: the values are unordered.
 
     Args:
-        values: The values, each a str, int, float, bool or None (so they can be journaled);
-            no duplicates.
+        values: The values (a list, tuple or 1-d NumPy array), each a str, int, float, bool or
+            None (so they can be journaled); no duplicates.
     """
 
     def __init__(self, values: Sequence[Any]) -> None:
+        if isinstance(values, np.ndarray) and values.ndim == 1:  # np.arange(3), np.logspace(...)
+            values = values.tolist()
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
             # Validated under its name by Space; keep what was given for the message.
             self.values: tuple[Any, ...] = (values,)  # type: ignore[assignment]

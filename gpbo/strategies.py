@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -23,7 +22,7 @@ from gpbo.acquisition import (
     optimize_posterior_mean,
     qlogei,
 )
-from gpbo.exceptions import GpboError, GpboWarning
+from gpbo.exceptions import GpboError, warn_at_caller
 from gpbo.space import Space
 
 __all__ = [
@@ -403,6 +402,13 @@ class Gradient(Strategy):
             isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 1
         ):
             raise GpboError(f"n_init must be a positive int or None, got {self.n_init!r}")
+        for label, value in (("radius", self.radius), ("min_radius", self.min_radius)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise GpboError(
+                    f"Gradient's {label} must be a number (a half-width in the unit cube), got "
+                    f"{value!r} ({type(value).__name__})"
+                )
+        AcquisitionOptions(num_restarts=self.num_restarts, raw_samples=1, maxiter=self.maxiter)
         if not 0 < self.min_radius <= self.radius <= 1:
             raise GpboError(
                 f"Gradient needs 0 < min_radius <= radius <= 1, got min_radius={self.min_radius},"
@@ -476,11 +482,7 @@ def _fit_or_warn(history: History) -> tuple[Any, float] | None:
         model = fit_gp(torch.as_tensor(X, **tkwargs), torch.as_tensor(y, **tkwargs))
         return model, float(np.max(y[: history.X.shape[0]]))
     except SurrogateFitError as exc:
-        warnings.warn(
-            f"the GP fit failed ({exc}); this ask falls back to quasi-random points",
-            GpboWarning,
-            stacklevel=4,
-        )
+        warn_at_caller(f"the GP fit failed ({exc}); this ask falls back to quasi-random points")
         return None
 
 
@@ -541,11 +543,9 @@ def make_strategy(spec: str | Strategy, *, n_init: int | None = None) -> Strateg
 
 
 def _warn_n_init_unused(n_init: int, name: str) -> None:
-    warnings.warn(
+    warn_at_caller(
         f"n_init={n_init} has no effect with strategy {name!r} (it has no initial design); "
-        "it sets the quasi-random points before 'bayes' or 'gradient' take over",
-        GpboWarning,
-        stacklevel=4,
+        "it sets the quasi-random points before 'bayes' or 'gradient' take over"
     )
 
 

@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,7 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from gpbo.exceptions import GpboError, GpboWarning, NoCompletedTrialError, SpaceExhausted
+from gpbo.exceptions import (
+    GpboError,
+    NoCompletedTrialError,
+    SpaceExhausted,
+    warn_at_caller,
+)
 from gpbo.executors.base import parse_objective_value
 from gpbo.space import Space
 from gpbo.strategies import History, Strategy, make_strategy, strategy_from_config
@@ -93,8 +97,9 @@ class Study(BestTrialMixin):
         self._journal: Any = None
         self._unwritable: str | None = None  # why this study records nothing more, if so
         self._tmp_dir: Path | None = None
-        self.journal_path = Path(journal) if journal is not None else None
-        self._journal_absolute = None if journal is None else Path(journal).absolute()
+        # "~/runs/j.jsonl" as the shell would read it, not a folder named "~" in the cwd
+        self.journal_path = Path(journal).expanduser() if journal is not None else None
+        self._journal_absolute = None if journal is None else self.journal_path.absolute()
         if self.journal_path is not None:
             self._open_journal(self.journal_path)
 
@@ -174,7 +179,8 @@ class Study(BestTrialMixin):
                 :meth:`ask` handed them out (copy them before changing them).
             value: The metric, or a mapping of the metric ``"value"`` and extra numbers. NaN,
                 infinity, ``None`` or a non-number fails the trial with the reason.
-            error: Marks the trial failed with this message (or exception).
+            error: Marks the trial failed with this message (or exception); not with a
+                ``value``.
             status: ``"timeout"`` or ``"interrupted"`` to record those endings; default
                 ``complete``, or ``failed`` with an ``error``.
             metrics: Extra numbers to keep with the trial.
@@ -188,6 +194,12 @@ class Study(BestTrialMixin):
             raise GpboError(
                 f"trial {target.number}: tell() got an exception as the value; a failed trial's "
                 "error goes in error=: study.tell(trial, error=exc)"
+            )
+        if error is not None and value is not None:
+            raise GpboError(
+                f"trial {target.number}: tell() got both a value and an error; a failed trial "
+                "has no value (study.tell(trial, error=...)), a complete one no error "
+                "(study.tell(trial, value))"
             )
         # an interrupted trial waiting to run again may still get its result: one asked before
         # a restart whose evaluation went on elsewhere (a cluster job) reports back now
@@ -727,7 +739,7 @@ def load(journal_path: str | Path) -> Study:
     """
     from gpbo.journal import read_journal
 
-    path = Path(journal_path)
+    path = Path(journal_path).expanduser()
     if path.is_dir():
         if not (path / "journal.jsonl").is_file():
             raise GpboError(
@@ -784,11 +796,9 @@ def _warn_strategy_changed(
         change = f"strategy {current.get('name')!r} (" + ", ".join(
             f"{key}={current[key]!r}, was {recorded[key]!r}" for key in changed
         ) + ")"
-    warnings.warn(
+    warn_at_caller(
         f"resuming the study of {path} with {change}; pass the journal's strategy to go on as "
-        "it was (`gpbo show` names it), or ignore this if the change is meant",
-        GpboWarning,
-        stacklevel=5,
+        "it was (`gpbo show` names it), or ignore this if the change is meant"
     )
 
 

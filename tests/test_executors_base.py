@@ -27,6 +27,14 @@ def test_an_array_of_several_numbers_is_refused_with_its_shape(returned):
         parse_objective_value(returned, metric="loss")
 
 
+@pytest.mark.parametrize("returned", [10**400, -(10**400), {"loss": 10**400}])
+def test_an_int_beyond_a_float_s_range_is_not_a_finite_number(returned):
+    # float() raised OverflowError, recorded as the trial's error with gpbo's traceback
+    with pytest.raises(ValueError, match="not a finite number"):
+        parse_objective_value(returned, metric="loss")
+    assert parse_objective_value({"loss": 1.0, "n": 10**400}, metric="loss") == (1.0, {})
+
+
 def test_a_non_number_extra_is_left_out_with_one_warning_per_key(caplog, monkeypatch):
     monkeypatch.setattr(base, "_EXTRAS_WARNED", set())
     returned = {"loss": 1.0, "checkpoint": "/tmp/x.pt", "acc": torch.tensor(0.75)}

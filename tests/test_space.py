@@ -56,6 +56,8 @@ def test_pbounds_shorthand(spec, expected):
         ({"lr": Real(0.0, 1.0, log=True)}, "low > 0"),
         ({"lr": Real(0.0, math.inf)}, "finite"),
         ({"lr": Real(math.nan, 1.0)}, "finite"),
+        ({"lr": Real(-1e308, 1e308)}, "too wide"),  # the encoding's NaNs blamed the user
+        ({"lr": Int(0, 10**400)}, "within a float's range"),
         ({"lr": Real("a", 1.0)}, "must be a number"),
         ({"lr": Int(1.5, 4)}, "must be an integer"),
         ({"lr": Int(4, 1)}, "swap"),
@@ -72,6 +74,16 @@ def test_bad_definitions_name_the_parameter(params, fragment):
     with pytest.raises(ValueError, match=fragment) as info:
         Space(params)
     assert "'lr'" in str(info.value)
+
+
+def test_choice_takes_a_one_dimensional_numpy_array():
+    import numpy as np
+
+    space = Space({"bs": Choice(np.array([32, 64, 128])), "lr": Choice(np.logspace(-3, -1, 3))})
+    assert space["bs"].values == (32, 64, 128) and type(space["bs"].values[0]) is int
+    assert space["lr"].values == pytest.approx((0.001, 0.01, 0.1))
+    with pytest.raises(ValueError, match="list of values"):
+        Space({"m": Choice(np.ones((2, 2)))})
 
 
 def test_bad_names_and_empty_space():

@@ -137,6 +137,20 @@ def test_gradient_checks_n_init_as_bayes_does(n_init):
         Gradient(n_init=n_init)
 
 
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"radius": "0.2"}, "radius must be a number"),  # was a raw TypeError from a comparison
+        ({"min_radius": None}, "min_radius must be a number"),
+        ({"radius": 2.0}, "radius <= 1"),
+        ({"num_restarts": 0}, "num_restarts must be a positive int"),  # was found at the GP's ask
+    ],
+)
+def test_gradient_checks_its_options_when_made(options, fragment):
+    with pytest.raises((gpbo.GpboError, ValueError), match=fragment):
+        Gradient(**options)
+
+
 def test_small_discrete_space_is_used_up_without_duplicates():
     study = gpbo.Study({"c": gpbo.Choice(["a", "b", "c"])}, strategy="random", seed=0)
     trials = study.ask(3)
@@ -428,5 +442,12 @@ def test_bayes_goes_on_after_a_diverged_loss_of_1e200():
 
 @pytest.mark.parametrize("spec", ["random", "sobol", "grid", Random()])
 def test_n_init_for_a_strategy_without_an_initial_design_is_warned_about(spec):
-    with pytest.warns(gpbo.GpboWarning, match="n_init=3 has no effect"):
+    with pytest.warns(gpbo.GpboWarning, match="n_init=3 has no effect") as caught:
         gpbo.Study({"x": gpbo.Real(0.0, 1.0)}, strategy=spec, n_init=3)
+    assert caught[0].filename == __file__
+    with pytest.warns(gpbo.GpboWarning, match="n_init=3 has no effect") as caught:
+        gpbo.optimize(
+            lambda p: p["x"], {"x": gpbo.Real(0.0, 1.0)}, strategy=spec, n_init=3, n_trials=1,
+            executor="serial", verbose=False,
+        )
+    assert caught[0].filename == __file__  # the user's line, not gpbo/loop.py's

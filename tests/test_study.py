@@ -254,6 +254,26 @@ def test_a_damaged_event_is_a_journal_error_and_the_lock_is_released(tmp_path):
         assert [t.status for t in study.trials] == ["complete"]
 
 
+def test_tell_refuses_a_value_and_an_error_together():
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    (trial,) = study.ask(1)
+    with pytest.raises(gpbo.GpboError, match="both a value and an error"):
+        study.tell(trial, 2.0, error="oops")  # was recorded failed, the value dropped silently
+    assert trial.status == "pending"
+    study.tell(trial, 2.0)
+    assert (trial.status, trial.value) == ("complete", 2.0)
+
+
+def test_a_journal_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal="~/runs/j.jsonl") as study:
+        study.tell(study.ask(1)[0], 1.0)
+    assert (tmp_path / "home" / "runs" / "j.jsonl").is_file()
+    assert not (tmp_path / "~").exists()  # was a folder named "~" in the working directory
+    assert [t.value for t in gpbo.load("~/runs/j.jsonl").trials] == [1.0]
+
+
 def test_a_journal_missing_a_trials_lines_names_the_file_and_the_gap(tmp_path):
     import json
 

@@ -152,7 +152,10 @@ def _as_float(x: Any) -> float | None:
     if isinstance(x, bool) or x is None:
         return None
     if isinstance(x, numbers.Real):
-        return float(x)
+        try:
+            return float(x)
+        except OverflowError:  # an int beyond a float's range: not a finite number
+            return math.inf if x > 0 else -math.inf
     # torch tensors and numpy scalars/arrays of one element (a loss of shape (1,), say), the
     # values float() itself accepts from them; a larger array is ambiguous and is refused
     item = getattr(x, "item", None)
