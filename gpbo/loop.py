@@ -122,7 +122,9 @@ def optimize(
         executor: ``"auto"``, ``"serial"``, ``"process"``, ``"ray"`` (the ``ray`` extra), or an
             executor object.
         mode: ``"sync"``: rounds of ``batch_size`` points, refit after each; ``"async"``: a new
-            point whenever a slot frees, with running trials as pending points.
+            point whenever a slot frees, with running trials as pending points (no use for
+            ``batch_size``; the order trials finish in shapes the proposals, so a seed does not
+            reproduce an async run).
         surrogate_device: Where the GP runs: ``"auto"``, ``"cpu"``, ``"cuda:N"``.
         trial_timeout: Seconds a trial may run before it is stopped and recorded as
             ``timeout``.
@@ -178,6 +180,14 @@ def optimize(
             "other slots wait; pass batch_size=%d (or 'auto'), or mode='async'",
             len(slots), ", ".join(slots), batch_size, batch_size,
             "" if batch_size == 1 else "s", len(slots),
+        )
+    if mode == "async" and batch_size != 1:
+        # async asks as many points as slots are free; a batch_size given there did nothing
+        logger.warning(
+            "batch_size=%r has no effect in mode='async': a new point is proposed whenever a "
+            "slot frees up (as many at once as slots are free); use mode='sync' for rounds of "
+            "batch_size points",
+            batch_size,
         )
     study = Study(
         space,

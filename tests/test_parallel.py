@@ -91,6 +91,10 @@ def test_slots_left_idle_by_a_small_batch_are_warned_about(caplog, monkeypatch) 
         gpbo.optimize(objectives.sphere_after_sleep, XY, n_trials=2, devices=["cpu", "cpu"],
                       executor="process", mode="async", verbose=False)
     assert "batch_size" not in caplog.text
+    with caplog.at_level("WARNING", logger="gpbo"), pytest.raises(RuntimeError):
+        gpbo.optimize(objectives.sphere_after_sleep, XY, n_trials=2, devices=["cpu", "cpu"],
+                      executor="process", mode="async", batch_size=4, verbose=False)
+    assert "batch_size=4 has no effect in mode='async'" in caplog.text  # it was ignored silently
 
 
 def test_single_cpu_slot_runs_in_the_driver() -> None:
