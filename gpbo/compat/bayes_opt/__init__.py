@@ -21,9 +21,13 @@ gpbo's BoTorch ``SingleTaskGP`` and the acquisition functions map onto BoTorch's
 is divided by the standard deviation of the targets (from three targets on, when gpbo starts
 standardizing them).
 
+``ConstantLiar(base)`` keeps each suggestion pending until it is registered, so that the next
+``suggest()`` goes elsewhere (BoTorch's ``X_pending`` rather than a lie); without it
+``suggest()``, as in ``bayes_opt``, depends on the registered points alone.
+
 One addition: ``maximize(..., batch_size=q, devices=..., executor=...)`` proposes ``q`` points
-jointly per round (running ones as pending points, no constant liar) and evaluates them at the
-same time through gpbo's executors, one per GPU or CPU worker.
+jointly per round (running ones as pending points) and evaluates them at the same time
+through gpbo's executors, one per GPU or CPU worker.
 
 Also here: the submodules :mod:`gpbo.compat.bayes_opt.acquisition` and
 :mod:`gpbo.compat.bayes_opt.exception`, the counterparts of ``bayes_opt.acquisition`` and
@@ -294,6 +298,14 @@ class BayesianOptimization:
                 self.n_duplicate_points,
             )
         value = float(target)
+        if not math.isfinite(value):
+            # one path raised from gpbo's add(), the other recorded a failed trial and put the
+            # NaN in res; bayes_opt takes it, and its next GP fit fails on it
+            raise ValueError(
+                f"register(): the target at {point} is {value}, not a finite number; register "
+                "finite targets only (a failed evaluation: leave the point out, or register a "
+                "penalized target)"
+            )
         if self._in_bounds(point):
             trial = self._pop_suggestion(point)
             if trial is not None:
@@ -333,7 +345,11 @@ class BayesianOptimization:
     def suggest(self) -> dict[str, Any]:
         """The next point to probe (a random one while nothing is registered).
 
-        The point counts as pending (the next suggestions go elsewhere) until it is registered.
+        As in ``bayes_opt``, the point depends on the registered points alone: asked again
+        before anything is registered, ``suggest()`` returns it again (code that looks at a
+        suggestion, then asks for the one to evaluate, gets the same point). With
+        ``acquisition_function=ConstantLiar(...)`` a suggestion instead stays pending until it
+        is registered, and the next ones go elsewhere: several points evaluated at once.
         """
         if not self._records:
             return self.random_sample(1)[0]
@@ -343,8 +359,13 @@ class BayesianOptimization:
             # a small discrete space, every point registered: bayes_opt suggests one again
             logger.info("suggest(): every point of the space is registered; a random repeat")
             return self.random_sample(1)[0]
-        self._suggested.append(trial)
         self._acquisition._after_suggestion()
+        if isinstance(self._acquisition, acquisition.ConstantLiar):
+            self._suggested.append(trial)
+        else:
+            # no pending point: a suggestion never registered (looked at, then asked again)
+            # stayed pending for good and pushed every later suggestion away from the best
+            self._study = self._new_study()
         return dict(trial.params)
 
     # -- the loop -----------------------------------------------------------------------------

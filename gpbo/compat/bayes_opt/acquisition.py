@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AcquisitionFunction",
+    "ConstantLiar",
     "ExpectedImprovement",
     "ProbabilityOfImprovement",
     "UpperConfidenceBound",
@@ -234,6 +235,83 @@ class ProbabilityOfImprovement(_ImprovementAcquisition):
         return qProbabilityOfImprovement(model, best_f=threshold, X_pending=X_pending)
 
 
+class ConstantLiar(AcquisitionFunction):
+    """Suggestions that stay pending until registered, for several evaluations at once.
+
+    As ``bayes_opt``'s ``ConstantLiar``, ``suggest()`` called again before the earlier points
+    are registered goes elsewhere (without it, it returns the same point, as in
+    ``bayes_opt``). Rather than a constant lie, the earlier points are BoTorch's pending
+    points (``X_pending``: the acquisition integrates over their outcomes), so ``strategy``
+    (``"max"``, ``"min"``, ``"mean"`` or a number) is kept for saving but not used. A
+    suggestion never registered stays pending, as a ``bayes_opt`` dummy does; a registered
+    point within 1% of each range of a suggestion takes its place.
+
+    Args:
+        base_acquisition: The acquisition that picks each point (UCB, EI or PI).
+        strategy: ``bayes_opt``'s lie; see above.
+        random_state: Ignored, with a ``DeprecationWarning`` (as in ``bayes_opt`` 3.x).
+        atol: Kept for saving (gpbo matches suggestions within 1% of each range).
+        rtol: Kept for saving.
+    """
+
+    def __init__(
+        self,
+        base_acquisition: AcquisitionFunction,
+        strategy: str | float = "max",
+        random_state: Any = None,
+        atol: float = 1e-5,
+        rtol: float = 1e-8,
+    ) -> None:
+        super().__init__(random_state)
+        if not (isinstance(strategy, (int, float)) or strategy in ("min", "mean", "max")):
+            raise ValueError(
+                f"Received invalid argument {strategy} for strategy. Valid options are 'min', "
+                "'mean', 'max' or a float."
+            )
+        self.base_acquisition = _as_acquisition(base_acquisition)
+        if isinstance(self.base_acquisition, ConstantLiar):
+            raise UnsupportedFeatureError("ConstantLiar(ConstantLiar(...)): nest it once")
+        self.strategy = strategy
+        self.atol = atol
+        self.rtol = rtol
+
+    def _after_suggestion(self) -> None:
+        self.i += 1
+        self.base_acquisition._after_suggestion()
+
+    def get_acquisition_params(self) -> dict[str, Any]:
+        """The parameters as ``bayes_opt`` saves them (``dummies`` empty: the pending
+        suggestions are not saved)."""
+        return {
+            "dummies": [],
+            "base_acquisition_params": self.base_acquisition.get_acquisition_params(),
+            "strategy": self.strategy,
+            "atol": self.atol,
+            "rtol": self.rtol,
+        }
+
+    def set_acquisition_params(self, params: Mapping[str, Any]) -> None:
+        """Restore saved parameters; saved ``dummies`` are dropped (nothing is pending after
+        a load)."""
+        self.base_acquisition.set_acquisition_params(params["base_acquisition_params"])
+        self.strategy = params["strategy"]
+        self.atol = params["atol"]
+        self.rtol = params["rtol"]
+
+    def botorch(
+        self, model: Any, *, best_f: float, y_scale: float, X_pending: torch.Tensor | None, q: int
+    ) -> Any:
+        return self.base_acquisition.botorch(
+            model, best_f=best_f, y_scale=y_scale, X_pending=X_pending, q=q
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"ConstantLiar(base_acquisition={self.base_acquisition!r}, "
+            f"strategy={self.strategy!r})"
+        )
+
+
 _ACQUISITIONS: dict[str, type[AcquisitionFunction]] = {
     "UpperConfidenceBound": UpperConfidenceBound,
     "ExpectedImprovement": ExpectedImprovement,
@@ -258,6 +336,12 @@ def _as_acquisition(spec: Any) -> AcquisitionFunction:
                 "ProbabilityOfImprovement, or bayes_opt itself"
             )
         return spec
+    if type(spec).__name__ == "ConstantLiar" and type(spec).__module__.startswith("bayes_opt"):
+        liar = ConstantLiar(
+            spec.base_acquisition, strategy=spec.strategy, atol=spec.atol, rtol=spec.rtol
+        )
+        liar._mirror = spec  # type: ignore[attr-defined]
+        return liar
     cls = _ACQUISITIONS.get(type(spec).__name__)
     if cls is not None and type(spec).__module__.startswith("bayes_opt"):
         converted = cls.__new__(cls)
@@ -268,6 +352,6 @@ def _as_acquisition(spec: Any) -> AcquisitionFunction:
         return converted
     raise UnsupportedFeatureError(
         f"acquisition_function={spec!r} is not supported by gpbo's bayes_opt drop-in; use "
-        f"one of {sorted(_ACQUISITIONS)} from gpbo.compat.bayes_opt.acquisition (batches are "
-        "chosen jointly, so ConstantLiar is not needed)"
+        f"one of {sorted(_ACQUISITIONS)} from gpbo.compat.bayes_opt.acquisition, or "
+        "ConstantLiar(one of them)"
     )
