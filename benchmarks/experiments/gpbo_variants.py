@@ -425,6 +425,22 @@ def plugin_incumbent(original: Callable[..., Any]) -> Callable[..., Any]:
     return fit_or_warn
 
 
+def warm_started(original: Callable[[Any], None]) -> Callable[[Any], None]:
+    """``gpbo.surrogate._maximize_likelihood`` starting from the hyperparameters the previous
+    call ended at (this run's previous round) instead of the priors' defaults each round."""
+    last: dict[str, Any] = {}
+
+    def maximize(model: Any) -> None:
+        parts = {"covar": model.covar_module, "lik": model.likelihood, "mean": model.mean_module}
+        if last:
+            for key, module in parts.items():
+                module.load_state_dict(last[key])
+        original(model)
+        last.update({key: module.state_dict() for key, module in parts.items()})
+
+    return maximize
+
+
 def qlognei(model: Any, *, best_f: float, pending: np.ndarray) -> Any:
     """BoTorch's ``qLogNoisyExpectedImprovement`` over the GP's training points (128 QMC
     samples, pruned baseline) in place of gpbo's qLogEI; ``best_f`` is unused."""
@@ -445,7 +461,7 @@ def _variant(q: int, *, options: dict[str, Any] | None = None, n_init: Callable[
              incumbent_starts: bool = False, lbfgs: dict[str, float] | None = None,
              botorch_noise: bool = False, matern: bool = False,
              constants: dict[str, Any] | None = None, split_init: bool = False,
-             plugin: bool = False, exploit_mean: bool = False) -> Method:
+             plugin: bool = False, exploit_mean: bool = False, warm: bool = False) -> Method:
     """A :class:`gpbo.strategies.Bayes` variant; ``constants`` maps ``"module.NAME"`` to a
     temporary value of a gpbo module constant (e.g. ``"gpbo.acquisition.MC_SAMPLES"``)."""
 
@@ -476,6 +492,9 @@ def _variant(q: int, *, options: dict[str, Any] | None = None, n_init: Callable[
             for dotted, value in (constants or {}).items():
                 module_name, name = dotted.rsplit(".", 1)
                 stack.enter_context(patched(importlib.import_module(module_name), name, value))
+            if warm:
+                maximize = warm_started(gpbo.surrogate._maximize_likelihood)
+                stack.enter_context(patched(gpbo.surrogate, "_maximize_likelihood", maximize))
             if plugin:
                 import gpbo.strategies
 
@@ -563,6 +582,9 @@ METHODS: dict[str, Method] = {
     # noisy EI: the plug-in incumbent (largest posterior mean at the trials) / BoTorch's qLogNEI
     "exp-plugin-q1": _variant(1, plugin=True),
     "exp-plugin-q4": _variant(4, plugin=True),
+    # hyperparameters warm-started from the previous round's fit (fifteenth session)
+    "exp-warm-q1": _variant(1, warm=True),
+    "exp-warm-q4": _variant(4, warm=True),
     "exp-nei-q1": _variant(1, constants={"gpbo.strategies.qlogei": qlognei}),
     # long lengthscales switch a dimension off; Hartmann6's stuck runs had l = 20 on x2
     **{
