@@ -301,17 +301,16 @@ class CommandObjective:
                     f"the command {shlex.join(argv)!r} could not start: {exc} (run from {self.cwd})"
                 ) from None
             lock = threading.Lock()
-            readers = [
-                threading.Thread(
-                    target=_copy_lines, args=(proc.stdout, log, lock, stdout), daemon=True
-                ),
-                threading.Thread(
-                    target=_copy_lines, args=(proc.stderr, log, lock, stderr), daemon=True
-                ),
-            ]
-            for reader in readers:
-                reader.start()
+            readers: list[threading.Thread] = []
+            # from the moment the command runs: a Ctrl+C while a reader starts (its start()
+            # waits) left the command running, unstopped
             try:
+                for source, tail in ((proc.stdout, stdout), (proc.stderr, stderr)):
+                    reader = threading.Thread(
+                        target=_copy_lines, args=(source, log, lock, tail), daemon=True
+                    )
+                    readers.append(reader)
+                    reader.start()
                 with _sigterm_raises():
                     returncode = proc.wait()
                 # What the command left running in its group would hold the GPU: end it.

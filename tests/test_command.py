@@ -440,6 +440,36 @@ def test_second_ctrl_c_during_the_grace_period_still_kills_the_command(tmp_path)
             os.kill(pid, signal.SIGKILL)
 
 
+def test_ctrl_c_while_the_output_readers_start_still_stops_the_command(tmp_path, monkeypatch):
+    import threading
+
+    script = _script(tmp_path, "stubborn.py", _IGNORES_SIGTERM)
+    pid_file = tmp_path / "pid.txt"
+    objective = CommandObjective(f"{{python}} {script} {pid_file}", log_dir=tmp_path)
+    start = threading.Thread.start
+
+    def interrupted_start(thread):
+        start(thread)
+        if thread.name and "_copy_lines" in thread.name:  # the command's stdout reader
+            end = time.monotonic() + 30
+            while not pid_file.exists() and time.monotonic() < end:
+                time.sleep(0.05)
+            raise KeyboardInterrupt  # as if Ctrl+C came while start() waited
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted_start)
+    pid = None
+    try:
+        with trial_context(_context(tmp_path)), pytest.raises(KeyboardInterrupt):
+            objective({})
+        monkeypatch.undo()
+        pid = int(pid_file.read_text())
+        assert _wait_gone([pid]) == [], "the command outlived the Ctrl+C"
+    finally:
+        monkeypatch.undo()
+        if pid is not None and _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_results_come_back_through_the_process_executor(tmp_path):
     script = _script(
         tmp_path,
