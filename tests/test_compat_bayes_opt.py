@@ -446,6 +446,37 @@ def test_a_non_finite_target_is_refused_by_register_wherever_the_point_came_from
     assert len(optimizer.res) == 1
 
 
+def test_duplicates_probed_inside_maximize_are_counted_where_bayes_opt_counts_them():
+    optimizer = drop_in.BayesianOptimization(
+        lambda x: -(x**2), {"x": (-1, 1)}, verbose=0, allow_duplicate_points=True
+    )
+    for _ in range(3):
+        optimizer.probe({"x": 0.3}, lazy=True)
+    optimizer.maximize(init_points=0, n_iter=0)
+    assert len(optimizer.res) == 3
+    # were 0: maximize recorded its points without register(), where they were counted
+    assert optimizer.n_duplicate_points == 2 and optimizer.space.n_duplicate_points == 2
+
+
+def test_a_range_in_pbounds_is_read_as_bayes_opt_reads_it():
+    optimizer = drop_in.BayesianOptimization(
+        None, {"a": range(1, 6), "b": range(0, 2)}, random_state=0, verbose=0
+    )
+    assert optimizer._space["a"] == gpbo.Choice([1, 2, 3, 4, 5])  # was "unknown type range"
+    assert optimizer._space["b"] == gpbo.Real(0.0, 1.0)  # two numbers: a float range
+
+
+def test_a_pass_fail_or_decimal_target_is_a_number_as_in_bayes_opt():
+    import decimal
+
+    targets = iter([True, np.bool_(False), decimal.Decimal("0.5")])
+    optimizer = drop_in.BayesianOptimization(
+        lambda x: next(targets), {"x": (-1, 1)}, random_state=0, verbose=0
+    )
+    optimizer.maximize(init_points=3, n_iter=0)  # a bool was "not a number", a StudyError
+    assert [r["target"] for r in optimizer.res] == [1.0, 0.0, 0.5]
+
+
 def test_suggest_then_register_tells_the_suggested_trial():
     optimizer = drop_in.BayesianOptimization(
         f=None, pbounds=PBOUNDS, acquisition_function=_liar(), random_state=0, verbose=0

@@ -38,6 +38,8 @@ UpperConfidenceBound`` works as with ``bayes_opt``). The table is in ``_table``,
 
 from __future__ import annotations
 
+import decimal
+import fractions
 import json
 import logging
 import math
@@ -115,10 +117,15 @@ class _CallWithKwargs:
 
     def __call__(self, params: dict[str, Any]) -> Any:
         try:
-            return self.f(**params)
+            target = self.f(**params)
         except Exception as exc:
             self.raised = exc
             raise
+        # bayes_opt takes what float() takes: a pass/fail bool, a Decimal (gpbo's objectives
+        # refuse a bool as a likely mistake; a target here is bayes_opt's)
+        if isinstance(target, (bool, np.bool_, decimal.Decimal, fractions.Fraction)):
+            return float(target)
+        return target
 
     def __getstate__(self) -> dict[str, Any]:
         return {"f": self.f, "raised": None}  # an exception need not pickle, nor be sent
@@ -285,17 +292,10 @@ class BayesianOptimization:
             )
         point = self._normalize(params)
         key = self._key(point)
-        if key in self._seen:
-            if not self._allow_duplicate_points:
-                raise as_raised(NotUniqueError)(
-                    f"Data point {np.array(key)} is not unique. You can set "
-                    '"allow_duplicate_points=True" to avoid this error'
-                )
-            self.n_duplicate_points += 1
-            logger.warning(
-                "data point %s is not unique; %d duplicates registered",
-                point,
-                self.n_duplicate_points,
+        if key in self._seen and not self._allow_duplicate_points:
+            raise as_raised(NotUniqueError)(
+                f"Data point {np.array(key)} is not unique. You can set "
+                '"allow_duplicate_points=True" to avoid this error'
             )
         value = float(target)
         if not math.isfinite(value):
@@ -617,8 +617,16 @@ class BayesianOptimization:
         return ", ".join(f"{k}: {_bounds_json(p)}" for k, p in self._space.params.items())
 
     def _append(self, params: dict[str, Any], target: float) -> None:
+        key = self._key(params)
+        if key in self._seen:  # allowed (register refuses one otherwise): counted, as bayes_opt
+            self.n_duplicate_points += 1
+            logger.warning(
+                "data point %s is not unique; %d duplicates registered",
+                params,
+                self.n_duplicate_points,
+            )
         self._records.append((params, target))
-        self._seen.add(self._key(params))
+        self._seen.add(key)
         self.logger.log_optimization_step(
             self._keys, {"target": target, "params": params}, self.max
         )
@@ -758,6 +766,8 @@ def _bayes_opt_params(pbounds: Mapping[str, Any]) -> dict[str, Any]:
     for name, spec in pbounds.items():
         if isinstance(spec, np.ndarray):
             spec = spec.tolist()
+        if isinstance(spec, range):  # bayes_opt reads one as the list of its values
+            spec = list(spec)
         if isinstance(spec, (list, tuple)):
             numbers_ = [_is_number(v) for v in spec]
             float_range = len(spec) == 3 and spec[-1] is float and all(numbers_[:2])

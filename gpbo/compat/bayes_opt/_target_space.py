@@ -68,6 +68,12 @@ class TargetSpaceView:
                 rows += [(0.0, 1.0)] * _array_width(param)
         return np.array(rows, dtype=np.float64)
 
+    @property
+    def n_duplicate_points(self) -> int:
+        """Points registered again (``allow_duplicate_points=True``), as ``bayes_opt``'s
+        ``optimizer.space.n_duplicate_points``."""
+        return self._opt.n_duplicate_points
+
     def max(self) -> dict[str, Any] | None:
         """As :attr:`BayesianOptimization.max`."""
         return self._opt.max
