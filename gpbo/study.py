@@ -372,7 +372,9 @@ class Study(BestTrialMixin):
 
     def result(self, *, stop_reason: str = "") -> Result:
         """The study's trials as a :class:`~gpbo.Result`."""
-        return Result(self._trials, direction=self.direction, stop_reason=stop_reason)
+        return Result(
+            self._trials, direction=self.direction, stop_reason=stop_reason, seed=self.seed
+        )
 
     def trial_dir(self, trial: Trial | int) -> Path:
         """The trial's own directory: beside the journal, else under a temporary directory.

@@ -140,14 +140,22 @@ class Result(BestTrialMixin):
         trials: All trials of the study, in number order.
         direction: ``"minimize"`` or ``"maximize"``.
         stop_reason: Why the study ended, in words.
+        seed: The study's seed (the one drawn where ``seed=None`` was passed): the same
+            ``seed=`` proposes the same points again.
     """
 
     def __init__(
-        self, trials: Sequence[Trial], *, direction: Direction, stop_reason: str = ""
+        self,
+        trials: Sequence[Trial],
+        *,
+        direction: Direction,
+        stop_reason: str = "",
+        seed: int | None = None,
     ) -> None:
         self.trials: list[Trial] = list(trials)
         self.direction: Direction = direction
         self.stop_reason = stop_reason
+        self.seed = seed
 
     @property
     def best_trial(self) -> Trial:

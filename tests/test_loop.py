@@ -443,3 +443,13 @@ def test_a_serial_study_s_first_trial_does_not_wait_for_the_gp_import(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[False, False, False, False, True]"  # the GP's 5th
+
+
+def test_the_result_names_the_seed_a_seedless_run_drew():
+    space = {"x": gpbo.Real(0.0, 1.0)}
+    first = gpbo.optimize(lambda p: p["x"], space, n_trials=3, strategy="random", verbose=False)
+    assert isinstance(first.seed, int)  # a run with seed=None can be repeated
+    again = gpbo.optimize(
+        lambda p: p["x"], space, n_trials=3, strategy="random", seed=first.seed, verbose=False
+    )
+    assert [t.params for t in again.trials] == [t.params for t in first.trials]
