@@ -24,6 +24,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def default_sigint() -> None:
+    """A ``preexec_fn`` for drivers a test stops with ``SIGINT``: a suite started in the
+    background (``nohup pytest &``) ignores ``SIGINT``, its children inherit that, and the
+    test's Ctrl+C never reaches them."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def fast_bayes(**kwargs: object) -> gpbo.strategies.Bayes:
     """A Bayes strategy with a small acquisition budget: tests stay fast, assertions stay."""
     options = {"num_restarts": 3, "raw_samples": 64, "maxiter": 50}
