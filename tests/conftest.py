@@ -24,13 +24,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def default_sigint() -> None:
-    """A ``preexec_fn`` for drivers a test stops with ``SIGINT``: a suite started in the
-    background (``nohup pytest &``) ignores ``SIGINT``, its children inherit that, and the
-    test's Ctrl+C never reaches them."""
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl+C as in a terminal, however the suite was started: one started in the background
+    (``nohup pytest &``) ignores ``SIGINT``, so the tests that stop a study with it, in this
+    process or in a driver it starts (which inherits the disposition), waited or failed."""
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def fast_bayes(**kwargs: object) -> gpbo.strategies.Bayes:

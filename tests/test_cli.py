@@ -21,7 +21,6 @@ import pytest
 import gpbo
 from gpbo.live import LiveReporter
 from gpbo.trial import Trial
-from tests.conftest import default_sigint
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
@@ -420,7 +419,6 @@ def test_ctrl_c_stops_the_command_and_a_rerun_resumes(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=default_sigint,
     )
     pid_file = tmp_path / "pid.txt"
     end = time.monotonic() + 60

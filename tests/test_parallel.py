@@ -22,7 +22,6 @@ import gpbo
 from gpbo.exceptions import StudyError
 from gpbo.strategies import History, Random
 from tests import objectives_for_workers as objectives
-from tests.conftest import default_sigint
 from tests.test_executors_process import alive, script_env, still_alive_after
 from tests.test_resume import statuses
 
@@ -249,7 +248,7 @@ def start_driver(tmp_path: Path, journal: Path) -> subprocess.Popen[str]:
     script.write_text(DRIVER)
     return subprocess.Popen([sys.executable, str(script), str(journal)], cwd=tmp_path,
                             env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=default_sigint)
+                            text=True)
 
 
 def wait_for_pids(
