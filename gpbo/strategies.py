@@ -396,6 +396,7 @@ class Gradient(Strategy):
     num_restarts: int = 8
     maxiter: int = 100
     name: ClassVar[str] = "gradient"
+    _options: AcquisitionOptions = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.n_init is not None and (
@@ -408,7 +409,9 @@ class Gradient(Strategy):
                     f"Gradient's {label} must be a number (a half-width in the unit cube), got "
                     f"{value!r} ({type(value).__name__})"
                 )
-        AcquisitionOptions(num_restarts=self.num_restarts, raw_samples=1, maxiter=self.maxiter)
+        self._options = AcquisitionOptions(  # checks num_restarts and maxiter
+            num_restarts=self.num_restarts, raw_samples=256, maxiter=self.maxiter
+        )
         if not 0 < self.min_radius <= self.radius <= 1:
             raise GpboError(
                 f"Gradient needs 0 < min_radius <= radius <= 1, got min_radius={self.min_radius},"
@@ -434,9 +437,7 @@ class Gradient(Strategy):
                 radius=radius,
                 q=n,
                 seen=history.seen,
-                options=AcquisitionOptions(
-                    num_restarts=self.num_restarts, raw_samples=256, maxiter=self.maxiter
-                ),
+                options=self._options,
                 generator=history.rng(),
             )
         return _decode_and_top_up(history, X, n)
