@@ -156,7 +156,8 @@ def test_quickstart_example_prints_the_table_and_finds_the_maximum():
     assert all(len(row) == len(lines[0]) for row in rows)
     assert [int(row.split("|")[1]) for row in rows] == list(range(1, 16))
     assert lines[-2] == "=" * len(lines[0])
-    best = ast.literal_eval(lines[-1])
+    # bayes_opt's numbers are NumPy floats, printed (NumPy 2) as {'target': np.float64(0.99)...
+    best = ast.literal_eval(re.sub(r"np\.float64\(([^)]*)\)", r"\1", lines[-1]))
     assert set(best) == {"target", "params"} and set(best["params"]) == {"x", "y"}
     assert best["target"] >= 0.9
 
@@ -456,6 +457,26 @@ def test_duplicates_probed_inside_maximize_are_counted_where_bayes_opt_counts_th
     assert len(optimizer.res) == 3
     # were 0: maximize recorded its points without register(), where they were counted
     assert optimizer.n_duplicate_points == 2 and optimizer.space.n_duplicate_points == 2
+
+
+def test_floats_are_numpy_floats_where_bayes_opt_gives_them():
+    seen = []
+
+    def f(x, n, c):
+        seen.append((type(x), type(n), type(c)))
+        return -(x**2) + n
+
+    optimizer = drop_in.BayesianOptimization(
+        f, {"x": (-1, 1), "n": (0, 5, int), "c": ["a", "b"]}, random_state=0, verbose=0
+    )
+    optimizer.maximize(init_points=2, n_iter=1)
+    optimizer.probe({"x": 0.5, "n": 1, "c": "a"}, lazy=False)
+    assert set(seen) == {(np.float64, int, str)}
+    best = optimizer.max
+    assert type(best["target"]) is np.float64 and type(best["params"]["x"]) is np.float64
+    assert best["target"].round(3) == round(float(best["target"]), 3)  # a float has no round()
+    assert {type(r["target"]) for r in optimizer.res} == {np.float64}
+    assert type(optimizer.suggest()["x"]) is np.float64
 
 
 def test_a_range_in_pbounds_is_read_as_bayes_opt_reads_it():

@@ -117,7 +117,7 @@ class _CallWithKwargs:
 
     def __call__(self, params: dict[str, Any]) -> Any:
         try:
-            target = self.f(**params)
+            target = self.f(**_numpy_floats(params))
         except Exception as exc:
             self.raised = exc
             raise
@@ -261,12 +261,15 @@ class BayesianOptimization:
                 best = (params, target)
         if best is None:
             return None
-        return {"target": best[1], "params": dict(best[0])}
+        return {"target": np.float64(best[1]), "params": _numpy_floats(best[0])}
 
     @property
     def res(self) -> list[dict[str, Any]]:
         """Every registered point, in order: ``[{"target": ..., "params": {...}}, ...]``."""
-        return [{"target": target, "params": dict(params)} for params, target in self._records]
+        return [
+            {"target": np.float64(target), "params": _numpy_floats(params)}
+            for params, target in self._records
+        ]
 
     # -- points -------------------------------------------------------------------------------
     def register(
@@ -352,13 +355,13 @@ class BayesianOptimization:
         is registered, and the next ones go elsewhere: several points evaluated at once.
         """
         if not self._records:
-            return self.random_sample(1)[0]
+            return _numpy_floats(self.random_sample(1)[0])
         try:
             trial = self._study.ask(1)[0]
         except SpaceExhausted:
             # a small discrete space, every point registered: bayes_opt suggests one again
             logger.info("suggest(): every point of the space is registered; a random repeat")
-            return self.random_sample(1)[0]
+            return _numpy_floats(self.random_sample(1)[0])
         self._acquisition._after_suggestion()
         if isinstance(self._acquisition, acquisition.ConstantLiar):
             self._suggested.append(trial)
@@ -366,7 +369,7 @@ class BayesianOptimization:
             # no pending point: a suggestion never registered (looked at, then asked again)
             # stayed pending for good and pushed every later suggestion away from the best
             self._study = self._new_study()
-        return dict(trial.params)
+        return _numpy_floats(trial.params)
 
     # -- the loop -----------------------------------------------------------------------------
     def maximize(
@@ -563,7 +566,7 @@ class BayesianOptimization:
     def _call_f(self, params: dict[str, Any]) -> Any:
         if self._f is None:
             raise ValueError("No target function has been provided.")
-        return self._f(**params)
+        return self._f(**_numpy_floats(params))
 
     def _normalize(
         self, params: Mapping[str, Any] | Sequence[float] | np.ndarray
@@ -752,6 +755,15 @@ _BAYES_OPT_GP_PARAMS: dict[str, Any] = {
     "normalize_y": True,
     "n_restarts_optimizer": 5,
 }
+
+
+def _numpy_floats(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with its floats as ``np.float64``, the type ``bayes_opt`` hands ``f`` and
+    shows in ``max``/``res``/``suggest()`` (``x.round(3)`` works on one, not on a float); a
+    subclass of ``float``, so arithmetic and JSON are the same."""
+    return {
+        key: np.float64(value) if type(value) is float else value for key, value in params.items()
+    }
 
 
 def _bayes_opt_params(pbounds: Mapping[str, Any]) -> dict[str, Any]:
