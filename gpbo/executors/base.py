@@ -179,20 +179,14 @@ def _one_element(x: Any) -> bool:
     return isinstance(size, int) and size == 1
 
 
-def objective_exited(exc: SystemExit) -> str:
-    """The failure of a trial whose objective called ``sys.exit()`` (argparse's error, a
-    script's ``main``): every executor records it so, instead of ending the study (in the
-    driver) or its worker (whose exit code alone said nothing)."""
-    return f"the objective exited (SystemExit: {exc.code!r}); it must return"
-
-
 def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str) -> TrialOutcome:
     """Run ``objective`` on ``task`` in this process and report how it ended.
 
     Sets the trial context (:func:`gpbo.device`, :func:`gpbo.current_trial`) for the call. An
-    exception or an unusable return value fails the trial with the reason; it never escapes,
-    except ``KeyboardInterrupt``/``SystemExit`` (and :class:`TrialTimeout`, which the caller
-    that armed it handles).
+    exception or an unusable return value fails the trial with the reason, and so does
+    ``sys.exit()`` (argparse's error, a script's ``main``: it would end the study in the
+    driver, or a worker with an exit code that said nothing); none escapes except
+    ``KeyboardInterrupt`` (and :class:`TrialTimeout`, which the caller that armed it handles).
 
     Args:
         objective: The user's function of one parameter dict.
@@ -220,13 +214,19 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
         except ValueError as refused:
             # gpbo's own check of the value: its traceback would show gpbo's code, not the user's
             raise _RefusedValueError(f"ValueError: {refused}") from None
-    except (KeyboardInterrupt, SystemExit, TrialTimeout):
+    except (KeyboardInterrupt, TrialTimeout):
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
+        if isinstance(exc, SystemExit):
+            error = f"the objective exited (SystemExit: {exc.code!r}); it must return"
+        elif isinstance(exc, _RefusedValueError):
+            error = str(exc)
+        else:
+            error = describe_exception(exc)
         return TrialOutcome(
             number=task.number,
             status="failed",
-            error=str(exc) if isinstance(exc, _RefusedValueError) else describe_exception(exc),
+            error=error,
             device=device,
             started_at=started,
             finished_at=time.time(),

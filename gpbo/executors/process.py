@@ -65,7 +65,6 @@ from gpbo.executors.base import (
     TrialTask,
     describe_exception,
     evaluate,
-    objective_exited,
 )
 
 __all__ = ["BOOTSTRAP_EXIT_CODE", "WORKER_ENV_VAR", "Process", "exit_if_bootstrapping_worker"]
@@ -1179,19 +1178,7 @@ def _run_tasks(conn: Connection, guarded: OutOfMemoryWatch, *, metric: str, devi
         if task is None:
             return
         guarded.hit = False
-        started = time.time()
-        try:
-            outcome = evaluate(guarded, task, metric=metric, device=device)
-        except SystemExit as exc:
-            # the worker's exit code alone said nothing of the message; the worker goes on
-            outcome = TrialOutcome(
-                number=task.number,
-                status="failed",
-                error=objective_exited(exc),
-                device=device,
-                started_at=started,
-                finished_at=time.time(),
-            )
+        outcome = evaluate(guarded, task, metric=metric, device=device)
         restart = _release_cuda()
         if guarded.hit:
             outcome.error = f"out of memory: {outcome.error}"

@@ -66,7 +66,6 @@ from gpbo.executors.base import (
     TrialTask,
     describe_exception,
     evaluate,
-    objective_exited,
 )
 
 __all__ = ["Ray"]
@@ -711,8 +710,6 @@ def _trial_task(
             outcome = evaluate(guarded, task, metric=metric, device=device)
             if guarded.hit:
                 outcome.error = f"out of memory: {outcome.error}"
-        except SystemExit as exc:
-            outcome = _failed(task, device, started, objective_exited(exc))
         except Exception as exc:  # e.g. the trial directory cannot be made on this node
             outcome = _failed(task, device, started, describe_exception(exc))
     yield ("outcome", outcome)

@@ -22,7 +22,6 @@ from gpbo.executors.base import (
     TrialTask,
     TrialTimeout,
     evaluate,
-    objective_exited,
 )
 
 logger = logging.getLogger(__name__)
@@ -97,18 +96,6 @@ class Serial(Executor):
                 error=None
                 if cut_by_caller
                 else f"the trial ran past its trial_timeout of {task.timeout:g} s",
-                device=self._device,
-                started_at=started,
-                finished_at=time.time(),
-            )
-        except SystemExit as exc:
-            # sys.exit() in training code (argparse's error, a script's main): the process
-            # executor's worker would exit and fail the trial; in the driver it would end the
-            # study, and every resume would run this trial first and end again
-            outcome = TrialOutcome(
-                number=task.number,
-                status="failed",
-                error=objective_exited(exc),
                 device=self._device,
                 started_at=started,
                 finished_at=time.time(),
