@@ -57,13 +57,12 @@ import shlex
 import sys
 import time
 import traceback
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpbo.exceptions import GpboError, GpboWarning, SpaceError
+from gpbo.exceptions import GpboError, SpaceError, warn_at_caller
 from gpbo.space import Space, param_from_dict
 
 __all__ = [
@@ -499,11 +498,9 @@ class _Checker:
             )
         metric = options.get("metric", "")
         if "direction" not in options and _LARGER_IS_BETTER.search(metric):
-            warnings.warn(
+            warn_at_caller(
                 f"{self.path}: metric {metric!r} is minimized (the default direction); if larger "
-                "is better, add direction: maximize",
-                GpboWarning,
-                stacklevel=2,
+                "is better, add direction: maximize"
             )
         space = self._space()
         run_dir = self._run_dir()
@@ -814,12 +811,10 @@ class _Checker:
             if len(existing) > 1:
                 # a quadratic.py of another project in the current directory would otherwise
                 # silently stand in for the one beside the config
-                warnings.warn(
+                warn_at_caller(
                     f"{self.path}: objective file {target!r} is both {existing[0]} (used: a "
                     f"relative path is taken from the current directory first) and "
-                    f"{existing[1]} (beside the config); write the path you mean",
-                    GpboWarning,
-                    stacklevel=2,
+                    f"{existing[1]} (beside the config); write the path you mean"
                 )
             if found is None:
                 places = " and ".join(dict.fromkeys(str(p.parent.resolve()) for p in tried))
