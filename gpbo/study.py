@@ -528,6 +528,20 @@ class Study(BestTrialMixin):
             "seed": self.seed,
         }
 
+    def _adopt_stored_order(self, stored_space: Any) -> None:
+        """Order the space's parameters as the journal does, where both have the same names.
+
+        The order sets the unit-cube columns, so a resume with the parameters written in
+        another order would see the GP's inputs permuted and propose other points than the
+        uninterrupted run. A space that differs in more than order is left for the header
+        comparison to refuse.
+        """
+        if not isinstance(stored_space, dict):
+            return
+        names = list(stored_space)
+        if names != self.space.names and sorted(names) == sorted(self.space.names):
+            self.space = Space({name: self.space[name] for name in names})
+
     def _open_journal(self, path: Path) -> None:
         from gpbo.journal import Journal, JournalError, read_journal
 
@@ -540,6 +554,8 @@ class Study(BestTrialMixin):
         stored = read_journal(path) if path.exists() else None
         if stored is not None and not self._seed_given and "seed" in stored.header:
             self.seed = int(stored.header["seed"])  # resume the recorded random streams
+        if stored is not None:
+            self._adopt_stored_order(stored.header.get("space"))
         keys = ("space", "direction", "seed") if self._seed_given else ("space", "direction")
         self._journal, events = Journal.open(path, header=self._header(), compare=keys)
         try:

@@ -156,6 +156,22 @@ def test_journal_resume_replays_finished_trials_and_reruns_pending(tmp_path):
     assert loaded.best_value == min(f(t.params) for t in first[:2])
 
 
+def test_a_resume_with_the_parameters_in_another_order_proposes_what_the_run_would_have(tmp_path):
+    space = {"a": gpbo.Real(0, 1), "b": gpbo.Real(0, 10), "c": gpbo.Int(1, 100)}
+    path = tmp_path / "study.jsonl"
+    study = gpbo.Study(space, strategy="sobol", seed=2, journal=path)
+    for trial in study.ask(3):
+        study.tell(trial, trial.params["a"])
+    study.close()
+
+    reordered = {name: space[name] for name in ("c", "a", "b")}
+    resumed = gpbo.Study(reordered, strategy="sobol", journal=path)
+    assert resumed.space.names == ["a", "b", "c"]  # the journal's order: its columns
+    reference = gpbo.Study(space, strategy="sobol", seed=2)
+    assert [t.params for t in resumed.ask(3)] == [t.params for t in reference.ask(6)[3:]]
+    resumed.close()
+
+
 def test_journal_header_mismatch_is_refused(tmp_path):
     path = tmp_path / "study.jsonl"
     gpbo.Study(SPACE, seed=1, journal=path).close()
