@@ -28,6 +28,25 @@ __all__ = ["optimize"]
 
 logger = logging.getLogger(__name__)
 
+#: A study whose ``timeout`` ends sooner than this after its first trials start skips the
+#: warm-up import (1-3 s on two cores), which blocks the loop.
+WARM_UP_MARGIN_S = 15.0
+
+
+def load_gp_machinery() -> None:
+    """Import botorch and what the first GP fit would load on first use (logged at DEBUG)."""
+    started = time.perf_counter()
+    try:
+        import botorch  # noqa: F401
+        import scipy.stats  # noqa: F401  (the score warping)
+        import torch
+
+        torch.broadcast_shapes((1,), (2,))  # its first call imports torch._refs
+    except ImportError:  # the fit itself will say so
+        return
+    logger.debug("GP machinery loaded in %.2f s", time.perf_counter() - started)
+
+
 Callback = Callable[[Study, Trial], Any]
 
 
@@ -387,16 +406,11 @@ class _Loop:
         n_init = strategy.n_init or default_n_init(self.study.space, self.settings.batch_size)
         if self.settings.n_trials <= n_init:
             return
-        started = time.perf_counter()
-        try:
-            import botorch  # noqa: F401
-            import scipy.stats  # noqa: F401  (the score warping)
-            import torch
-
-            torch.broadcast_shapes((1,), (2,))  # its first call imports torch._refs
-        except ImportError:  # the fit itself will say so
+        if self.deadline is not None and self.deadline - time.monotonic() < WARM_UP_MARGIN_S:
+            # the loop cannot see the deadline while it imports: a study this short would end
+            # late by the rest of the import
             return
-        logger.debug("GP machinery loaded in %.2f s", time.perf_counter() - started)
+        load_gp_machinery()
 
     def _should_stop(self) -> bool:
         if self.finished >= self.settings.n_trials:

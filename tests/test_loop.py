@@ -279,6 +279,42 @@ def test_study_timeout_stops_launching_trials():
     assert "timeout" in result.stop_reason
 
 
+@pytest.mark.parametrize("timeout", [1.0, None])
+def test_a_short_study_timeout_is_not_overrun_by_the_gp_warm_up(monkeypatch, timeout):
+    import gpbo.loop as gpbo_loop
+    from gpbo.executors.serial import Serial
+
+    class BesideTheDriver(Serial):
+        runs_in_driver = False  # as the process executor: the warm-up runs beside trials
+
+    loads = []
+
+    def slow_import():
+        loads.append(time.monotonic())
+        time.sleep(3 if timeout else 0.1)
+
+    monkeypatch.setattr(gpbo_loop, "load_gp_machinery", slow_import)
+    monkeypatch.delitem(sys.modules, "botorch", raising=False)  # as in a fresh driver
+
+    def objective(params):
+        time.sleep(0.1)
+        return sphere(params)
+
+    def stop_before_a_fit(study, trial):
+        if timeout is None:  # botorch stays unimported: it is out of sys.modules
+            raise gpbo.StopStudy
+
+    start = time.monotonic()
+    result = gpbo.optimize(objective, SPACE, n_trials=100, timeout=timeout,
+                           strategy=gpbo.strategies.Bayes(n_init=50), executor=BesideTheDriver(),
+                           callbacks=[stop_before_a_fit], seed=0, verbose=False)
+    if timeout:
+        assert time.monotonic() - start < timeout + 1.5  # the import would block for 3 s
+        assert "timeout" in result.stop_reason and not loads
+    else:
+        assert len(loads) == 1  # without a deadline the warm-up still runs, once
+
+
 def test_study_timeout_interrupts_a_running_serial_trial(tmp_path):
     def slow(params):
         time.sleep(0.05 if params["x"] < 0 else 30)
