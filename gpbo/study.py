@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,8 @@ class Study(BestTrialMixin):
         self.surrogate_device = surrogate_device
         self._trials: list[Trial] = []
         self._encoded: dict[int, np.ndarray] = {}
+        self._proposed: dict[int, dict[str, Any]] = {}  # each trial's params as handed out
+        self._encoded_count: Counter[bytes] = Counter()  # how many trials sit at each point
         self._queue: deque[dict[str, Any]] = deque()
         self._rerun: deque[int] = deque()
         self._asks = 0
@@ -201,6 +203,12 @@ class Study(BestTrialMixin):
                 "has no value (study.tell(trial, error=...)), a complete one no error "
                 "(study.tell(trial, value))"
             )
+        if value is not None and status in ("failed", "timeout", "interrupted"):
+            raise GpboError(
+                f"trial {target.number}: tell() got a value with status={status!r}; a trial "
+                f"recorded {status} has no value: study.tell(trial, status={status!r}) without "
+                "it, or study.tell(trial, value) for a complete one"
+            )
         # an interrupted trial waiting to run again may still get its result: one asked before
         # a restart whose evaluation went on elsewhere (a cluster job) reports back now
         late = target.status == "interrupted" and target.number in self._rerun
@@ -246,7 +254,7 @@ class Study(BestTrialMixin):
         except Exception:
             same = False
         if not same:
-            proposed = self.space.decode(self._encoded[target.number][None, :])[0]
+            proposed = dict(self._proposed[target.number])
             target.params.clear()
             target.params.update(proposed)
             raise GpboError(
@@ -315,8 +323,26 @@ class Study(BestTrialMixin):
         """
         self._check_writable()
         target = self._get(trial)
-        target.status, target.device, target.started_at = "running", device, time.time()
-        self._record(target, extra={"in_driver": True} if in_driver else None)
+        # an interrupted trial waiting to run again may be started where it was asked before
+        # a restart (a cluster job's start hook): it is then no longer the next ask's to hand out
+        late = target.status == "interrupted" and target.number in self._rerun
+        if target.status not in ACTIVE_STATUSES and not late:
+            raise GpboError(
+                f"trial {target.number} has already ended ({target.status}); mark_running() is "
+                "for a trial asked and not yet told"
+            )
+        saved = Trial.from_dict(target.to_dict())
+        rerun_saved = list(self._rerun)
+        try:
+            if late:
+                self._rerun.remove(target.number)
+            target.status, target.device, target.started_at = "running", device, time.time()
+            self._record(target, extra={"in_driver": True} if in_driver else None)
+        except BaseException:  # the journal did not take it: as in tell()
+            target.__dict__.update(saved.__dict__)
+            self._rerun.clear()
+            self._rerun.extend(rerun_saved)
+            raise
         return target
 
     def enqueue(self, params: Mapping[str, Any]) -> None:
@@ -347,7 +373,7 @@ class Study(BestTrialMixin):
             # not journaled: a later trial would take the next number and the journal could
             # not be resumed
             self._trials.pop()
-            del self._encoded[trial.number]
+            self._forget_point(trial.number)
             raise
 
     # -- results -------------------------------------------------------------------------
@@ -452,7 +478,8 @@ class Study(BestTrialMixin):
         if isinstance(trial, Trial) and trial is not stored and trial.params != stored.params:
             raise GpboError(
                 f"the trial passed is number {number} with params {trial.params}, but this "
-                f"study's trial {number} has {stored.params}: is it from another study?"
+                f"study's trial {number} has {stored.params}: is it from another study, or "
+                "were its params changed? Copy them before changing them: dict(trial.params)"
             )
         return stored
 
@@ -471,12 +498,25 @@ class Study(BestTrialMixin):
         if record:  # the journal first: a trial it did not take must not exist
             self._record(trial, dequeued=dequeued)
         self._trials.append(trial)
-        self._encoded[number] = encoded
+        self._remember_point(number, params, encoded)
         return trial
 
+    def _remember_point(self, number: int, params: dict[str, Any], encoded: np.ndarray) -> None:
+        self._encoded[number] = encoded
+        self._proposed[number] = dict(params)
+        self._encoded_count[_point_key(encoded)] += 1
+
+    def _forget_point(self, number: int) -> None:
+        key = _point_key(self._encoded.pop(number))
+        del self._proposed[number]
+        self._encoded_count[key] -= 1
+        if not self._encoded_count[key]:
+            del self._encoded_count[key]
+
     def _is_seen(self, params: dict[str, Any]) -> bool:
-        row = self.space.encode([params])[0]
-        return any(np.array_equal(row, r) for r in self._encoded.values())
+        # a lookup, not a scan of every trial: asked one at a time, the scan made each ask
+        # cost a few ms more per thousand trials
+        return _point_key(self.space.encode([params])[0]) in self._encoded_count
 
     def _history(self, *, extra_pending: Sequence[Mapping[str, Any]] = ()) -> History:
         d = self.space.n_columns
@@ -636,7 +676,9 @@ class Study(BestTrialMixin):
                     ) from exc
                 if trial.number == len(self._trials):
                     self._trials.append(trial)
-                    self._encoded[trial.number] = self.space.encode([trial.params])[0]
+                    self._remember_point(
+                        trial.number, trial.params, self.space.encode([trial.params])[0]
+                    )
                     if event.get("dequeued") and self._queue:
                         self._queue.popleft()
                 elif 0 <= trial.number < len(self._trials):
@@ -830,3 +872,8 @@ def recorded_strategy(
         if event.get("event") == "study" and event.get("kind") == "strategy":
             config = event.get("strategy") or config
     return dict(config)
+
+
+def _point_key(encoded: np.ndarray) -> bytes:
+    """A hashable key of an encoded point; equal for rows ``np.array_equal`` calls equal."""
+    return (np.asarray(encoded, dtype=np.float64) + 0.0).tobytes()  # -0.0 as 0.0

@@ -280,6 +280,48 @@ def test_tell_refuses_a_value_and_an_error_together():
     assert (trial.status, trial.value) == ("complete", 2.0)
 
 
+@pytest.mark.parametrize("status", ["failed", "timeout", "interrupted"])
+def test_tell_refuses_a_value_with_a_status_that_has_none(status):
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    (trial,) = study.ask(1)
+    with pytest.raises(gpbo.GpboError, match=f"a value with status='{status}'"):
+        study.tell(trial, 1.0, status=status)  # the value was dropped silently
+    assert trial.status == "pending"
+    study.tell(trial, status=status)
+    assert trial.status == status and trial.value is None
+
+
+def test_mark_running_refuses_a_trial_that_ended_and_takes_a_waiting_rerun(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    study = gpbo.Study(SPACE, strategy="random", seed=0, journal=journal)
+    done, waiting = study.ask(2)
+    study.tell(done, 0.1)
+    with pytest.raises(gpbo.GpboError, match=r"trial 0 has already ended \(complete\)"):
+        study.mark_running(done, device="cuda:0")  # it reopened the trial, its value lost
+    assert (done.status, study.best_value) == ("complete", 0.1)
+
+    study.tell(waiting, status="interrupted")
+    study.mark_running(waiting, device="cpu")  # started elsewhere, e.g. a cluster job's hook
+    assert waiting.status == "running"
+    assert [t.number for t in study.ask(1)] == [2]  # not handed out a second time
+    study.close()
+    assert [t.status for t in gpbo.load(journal).trials] == ["complete", "running", "pending"]
+
+
+def test_params_edited_after_ask_are_put_back_exactly_and_the_tell_then_taken():
+    # values rebuilt from the unit-cube encoding were an ulp off for some, so the trial was
+    # refused as edited at every later tell
+    study = gpbo.Study({"v": gpbo.Real(0.1, 0.7)}, strategy="random", seed=0)
+    trials = study.ask(200)
+    proposed = [dict(t.params) for t in trials]
+    for trial in trials:
+        trial.params["v"] = 0.1
+        with pytest.raises(gpbo.GpboError, match="changed after ask"):
+            study.tell(trial, 1.0)
+        study.tell(trial, 1.0)
+    assert [t.params for t in study.trials] == proposed
+
+
 def test_a_journal_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
