@@ -22,7 +22,13 @@ from typing import Any
 
 def _seeds(text: str) -> set[int]:
     first, _, last = text.partition("-")
-    return set(range(int(first), int(last or first) + 1))
+    try:
+        seeds = set(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise SystemExit(f"--seeds {text!r}: give a range such as 0-19") from None
+    if not seeds:
+        raise SystemExit(f"--seeds {text!r} is empty: the first seed comes first (0-19)")
+    return seeds
 
 
 def merge(sources: list[str], *, seeds: set[int]) -> dict[str, Any]:
@@ -34,12 +40,23 @@ def merge(sources: list[str], *, seeds: set[int]) -> dict[str, Any]:
         path, _, methods_text = source.partition(":")
         methods = {m for m in methods_text.split(",") if m}
         data = json.loads(Path(path).read_text())
+        if not str(data.get("schema", "")).startswith("gpbo-benchmark-quality/"):
+            raise SystemExit(f"{path}: not a benchmark_quality.py results file")
         schema = schema or data.get("schema")
         environments.append({"source": source, **data.get("environment", {})})
+        found = {run["method"] for run in data["runs"]}
+        unknown = sorted(methods - found)
+        if unknown:
+            raise SystemExit(f"{path} has no runs of {unknown}; it has {sorted(found)}")
+        taken = 0
         for run in data["runs"]:
             key = (run["problem"], run["method"], int(run["seed"]))
             if key[2] in seeds and (not methods or key[1] in methods):
+                taken += key not in merged
                 merged.setdefault(key, run)
+        if not taken:
+            print(f"warning: {source} adds no run (none in --seeds, or all taken from the "
+                  "sources before it)")
     return {
         "schema": schema,
         # the first source's environment, as the report reads it, and every source's

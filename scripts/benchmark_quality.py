@@ -31,6 +31,7 @@ import os
 import platform
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -501,8 +502,16 @@ def run_one(
         "wall_s": round(wall, 3),
         "cpu_s": round(cpu, 3),
         "warnings": warning_kinds[:10],
+        "fast": bool(os.environ.get(FAST_ENV)),
+        "threads": torch_threads(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+
+
+def torch_threads() -> int | None:
+    """The thread count torch runs with here (``None`` if torch is not imported)."""
+    torch = sys.modules.get("torch")
+    return None if torch is None else int(torch.get_num_threads())
 
 
 def available_methods(plugin: str | None = None) -> dict[str, Method]:
@@ -511,12 +520,27 @@ def available_methods(plugin: str | None = None) -> dict[str, Method]:
         return METHODS
     cached = _PLUGINS.get(plugin)
     if cached is None:
+        if not Path(plugin).is_file():
+            raise SystemExit(f"--plugin {plugin!r}: no such file")
         spec = importlib.util.spec_from_file_location(f"_bench_plugin_{len(_PLUGINS)}", plugin)
         if spec is None or spec.loader is None:
             raise SystemExit(f"--plugin {plugin!r}: not a Python file")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        cached = _PLUGINS[plugin] = {**METHODS, **module.METHODS}
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            traceback.print_exc()
+            raise SystemExit(
+                f"--plugin {plugin!r} failed to load ({type(exc).__name__}: {exc}); see the "
+                "traceback above"
+            ) from None
+        methods = getattr(module, "METHODS", None)
+        if not isinstance(methods, dict):
+            raise SystemExit(
+                f"--plugin {plugin!r} defines no METHODS dict (method name -> "
+                "callable(problem, budget, seed) returning the values)"
+            )
+        cached = _PLUGINS[plugin] = {**METHODS, **methods}
     return cached
 
 
@@ -744,6 +768,10 @@ def markdown_table(data: dict[str, Any]) -> str:
     if data.get("unavailable"):
         lines += ["", "Unavailable methods:", ""]
         lines += [f"- `{m}`: {why}" for m, why in sorted(data["unavailable"].items())]
+    if data.get("failed_runs"):
+        lines += ["", "Failed runs (not in the tables; `--resume` runs them again):", ""]
+        lines += [f"- {f['problem']} `{f['method']}` seed {f['seed']}: {f['error']}"
+                  for f in data["failed_runs"]]
     return "\n".join(lines) + "\n"
 
 
@@ -838,7 +866,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--fast", action="store_true",
                         help="tiny acquisition budget for gpbo and the BoTorch loop (smoke tests "
                         "only; the numbers mean nothing)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for option, value, least in (("--seeds", args.seeds, 1), ("--first-seed", args.first_seed, 0),
+                                 ("--budget", args.budget, 1), ("--jobs", args.jobs, 1),
+                                 ("--threads", args.threads, 1)):
+        if value is not None and value < least:
+            parser.error(f"{option} must be at least {least}, got {value}")
+    return args
 
 
 def _reexec_with_threads(threads: int | None) -> None:
@@ -887,7 +921,7 @@ def _plan(args: argparse.Namespace, data: dict[str, Any]) -> Iterator[tuple[str,
     # seeds outermost: an interrupted run still has every method on the first seeds
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for p in _split(args.problems):
-            budget = args.budget or PROBLEMS[p].budget
+            budget = args.budget if args.budget is not None else PROBLEMS[p].budget
             for m in _split(args.methods):
                 if (p, m, seed, budget) not in done:
                     yield p, m, seed, budget
@@ -911,10 +945,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.fast:
         os.environ[FAST_ENV] = "1"  # read by the adapters, here and in worker processes
-    data["environment"] = environment()
-    data["environment"]["threads"] = args.threads
-    data["environment"]["fast"] = bool(args.fast)
-    data["environment"]["jobs"] = args.jobs
+    here = {**environment(), "threads": args.threads, "fast": bool(args.fast), "jobs": args.jobs}
+    if data["runs"]:
+        _check_resume(data, args)
+        # the file's first environment stays (a merged file's sources with it); this one is added
+        data.setdefault("later_environments", []).append(here)
+    else:
+        data["environment"] = here
     plan = list(_plan(args, data))
     for method in sorted({m for _, m, _, _ in plan}):
         why = missing_module(method)
@@ -923,6 +960,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f'pip install "gpbo[bench]"', flush=True)
             data["unavailable"][method] = f"cannot import {why}"
             plan = [t for t in plan if t[1] != method]
+        else:
+            data["unavailable"].pop(method, None)
     print(f"{len(plan)} runs to do -> {path}", flush=True)
     save_results(path, data)
     if plan and args.jobs <= 1:
@@ -931,6 +970,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def record(result: dict[str, Any]) -> None:
         data["runs"].append(result)
+        data["failed_runs"] = [f for f in data.get("failed_runs", [])
+                               if run_key(f) != run_key(result)]
         save_results(path, data)
         print(f"[{time.perf_counter() - started:7.0f}s] {result['problem']:>17} "
               f"{result['method']:>14} seed {result['seed']:>2}: log10 regret "
@@ -939,6 +980,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     def unavailable(method: str, exc: BaseException) -> None:
         print(f"skipping {method}: {exc}", flush=True)
         data["unavailable"][method] = str(exc)
+        save_results(path, data)
+
+    failures = 0
+
+    def failed(task: tuple[str, str, int, int], exc: BaseException) -> None:
+        # one run's error (a peer's bug, a plugin's) must not stop the seeds after it
+        nonlocal failures
+        failures += 1
+        p, m, seed, budget = task
+        detail = "".join(traceback.format_exception(exc)).strip()
+        print(f"run failed: {p} {m} seed {seed}: {type(exc).__name__}: {exc}\n{detail}",
+              flush=True)
+        entry = {"problem": p, "method": m, "seed": seed, "budget": budget,
+                 "error": f"{type(exc).__name__}: {exc}"}
+        data["failed_runs"] = [f for f in data.get("failed_runs", [])
+                               if run_key(f) != run_key(entry)] + [entry]
         save_results(path, data)
 
     skipped: set[str] = set()
@@ -951,29 +1008,62 @@ def main(argv: Sequence[str] | None = None) -> int:
             except MethodUnavailableError as exc:
                 skipped.add(m)
                 unavailable(m, exc)
+            except Exception as exc:
+                failed((p, m, seed, budget), exc)
     else:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_init_worker,
                                  initargs=(args.threads, os.getpid())) as pool:
-            pending: dict[Future[dict[str, Any]], str] = {}
+            pending: dict[Future[dict[str, Any]], tuple[str, str, int, int]] = {}
             todo = list(plan)
             while todo or pending:
                 while todo and len(pending) < args.jobs:
-                    p, m, seed, budget = todo.pop(0)
-                    if m not in skipped:
-                        pending[pool.submit(run_one, p, m, seed, budget, args.plugin)] = m
+                    task = todo.pop(0)
+                    if task[1] not in skipped:
+                        pending[pool.submit(run_one, *task, args.plugin)] = task
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    m = pending.pop(future)
+                    task = pending.pop(future)
                     try:
                         record(future.result())
                     except MethodUnavailableError as exc:
-                        if m not in skipped:
-                            skipped.add(m)
-                            unavailable(m, exc)
+                        if task[1] not in skipped:
+                            skipped.add(task[1])
+                            unavailable(task[1], exc)
+                    except Exception as exc:
+                        failed(task, exc)
     _write_reports(data, out, plots=not args.no_plots)
     print(markdown_table(data), flush=True)
+    if failures:
+        print(f"{failures} run(s) failed (listed in {out / 'results.md'}); --resume runs them "
+              "again", flush=True)
+        return 1
     return 0
+
+
+def _check_resume(data: dict[str, Any], args: argparse.Namespace) -> None:
+    """Refuse a resume whose runs would not belong in one table with the file's."""
+    fast_before = data.get("environment", {}).get("fast", False)
+    fast = {bool(r.get("fast", fast_before)) for r in data["runs"]}
+    if fast != {bool(args.fast)}:
+        had = "--fast" if True in fast else "full"
+        raise SystemExit(
+            f"{args.out}: its runs are {had} runs and this one is "
+            f"{'--fast' if args.fast else 'full'}; one table cannot mix them: use another --out"
+        )
+    budgets: dict[str, set[int]] = {}
+    for r in data["runs"]:
+        budgets.setdefault(r["problem"], set()).add(int(r["budget"]))
+    for p in _split(args.problems):
+        if p not in PROBLEMS:
+            continue  # _plan names it
+        budget = args.budget if args.budget is not None else PROBLEMS[p].budget
+        if p in budgets and budgets[p] != {budget}:
+            raise SystemExit(
+                f"{args.out}: its {p} runs have a budget of "
+                f"{'/'.join(map(str, sorted(budgets[p])))} and this one asks for {budget}; "
+                "one table cannot mix budgets: use another --out (or the same --budget)"
+            )
 
 
 if __name__ == "__main__":

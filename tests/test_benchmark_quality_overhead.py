@@ -106,6 +106,105 @@ def test_quality_refuses_to_overwrite_and_rejects_unknown_names(tmp_path: Path) 
         script.main(["--report-only", "--out", str(tmp_path / "empty")])
 
 
+PLUGIN = """
+def constant(problem, budget, seed):
+    return [100.0] * budget
+
+def broken(problem, budget, seed):
+    raise ValueError("boom")
+
+METHODS = {"exp-constant": constant, "exp-broken": broken}
+"""
+
+
+@pytest.fixture
+def gpbo_log_level():
+    """run_one() quiets the gpbo logger; put it back for the tests after this one."""
+    import logging
+
+    logger = logging.getLogger("gpbo")
+    level = logger.level
+    yield
+    logger.setLevel(level)
+
+
+def test_quality_a_failing_run_is_listed_and_the_others_go_on(tmp_path, gpbo_log_level, capsys):
+    script = _load_quality_script()
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(PLUGIN)
+    out = tmp_path / "q"
+    args = ["--problems", "branin", "--methods", "exp-broken,exp-constant", "--seeds", "2",
+            "--budget", "3", "--plugin", str(plugin), "--out", str(out), "--no-plots"]
+    assert script.main(args) == 1  # the exit status says so
+    data = json.loads((out / "results.json").read_text())
+    assert [(r["method"], r["seed"]) for r in data["runs"]] == [("exp-constant", 0),
+                                                                  ("exp-constant", 1)]
+    assert [(f["method"], f["seed"]) for f in data["failed_runs"]] == [("exp-broken", 0),
+                                                                       ("exp-broken", 1)]
+    assert "exp-broken` seed 1: ValueError: boom" in (out / "results.md").read_text()
+    assert "ValueError: boom" in capsys.readouterr().out
+
+    plugin.write_text(PLUGIN.replace('raise ValueError("boom")', "return [1.0] * budget"))
+    script._PLUGINS.clear()
+    assert script.main([*args, "--resume"]) == 0  # the failed runs again, the rest kept
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["runs"]) == 4 and data["failed_runs"] == []
+    assert "Failed runs" not in (out / "results.md").read_text()
+
+
+def test_quality_a_resume_keeps_one_table_one_configuration(tmp_path, gpbo_log_level) -> None:
+    script = _load_quality_script()
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(PLUGIN)
+    out = tmp_path / "q"
+    args = ["--problems", "branin", "--methods", "exp-constant", "--plugin", str(plugin),
+            "--out", str(out), "--no-plots"]
+    assert script.main([*args, "--seeds", "1", "--budget", "3", "--fast"]) == 0
+    data = json.loads((out / "results.json").read_text())
+    data["environment"]["merged_from"] = ["kept"]
+    data["unavailable"]["exp-constant"] = "cannot import it, once"
+    (out / "results.json").write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="--fast runs and this one is full"):
+        script.main([*args, "--seeds", "2", "--budget", "3", "--resume"])
+    with pytest.raises(SystemExit, match="budget of 3 and this one asks for 30"):
+        script.main([*args, "--seeds", "2", "--fast", "--resume"])  # Branin's own budget
+    assert script.main([*args, "--seeds", "2", "--budget", "3", "--fast", "--resume"]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert len(data["runs"]) == 2 and all(r["fast"] for r in data["runs"])
+    assert data["environment"]["merged_from"] == ["kept"] and len(data["later_environments"]) == 1
+    assert data["unavailable"] == {}  # it ran this time
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--seeds", "0"], "--seeds must be at least 1"),
+     (["--first-seed", "-1"], "--first-seed must be at least 0"),
+     (["--budget", "0"], "--budget must be at least 1"),
+     (["--jobs", "0"], "--jobs must be at least 1")],
+)
+def test_quality_refuses_bad_numbers(tmp_path, capsys, option, message) -> None:
+    script = _load_quality_script()
+    with pytest.raises(SystemExit):
+        script.main([*option, "--out", str(tmp_path / "q")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "q").exists()
+
+
+def test_quality_plugin_errors_are_messages(tmp_path) -> None:
+    script = _load_quality_script()
+    out = str(tmp_path / "q")
+    with pytest.raises(SystemExit, match="no such file"):
+        script.main(["--plugin", str(tmp_path / "missing.py"), "--out", out])
+    empty = tmp_path / "empty.py"
+    empty.write_text("X = 1\n")
+    with pytest.raises(SystemExit, match="defines no METHODS dict"):
+        script.main(["--plugin", str(empty), "--out", out])
+    bad = tmp_path / "bad.py"
+    bad.write_text("import not_a_module_anywhere\n")
+    with pytest.raises(SystemExit, match=r"failed to load \(ModuleNotFoundError"):
+        script.main(["--plugin", str(bad), "--out", out])
+
+
 def test_quality_summary_and_table() -> None:
     script = _load_quality_script()
     runs = [
@@ -231,6 +330,24 @@ def test_overhead_smoke(tmp_path: Path) -> None:
     data = json.loads((other / "results.json").read_text())
     assert data["environment"]["pending_cache_devices"] == ["cpu"]
     assert "were reused on: cpu (" in (other / "results.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--methods", "gbpo,optuna"], "--methods: unknown ['gbpo', 'optuna']"),
+     (["--ns", "0"], "--ns takes comma-separated positive integers"),
+     (["--qs", "x"], "--qs takes comma-separated positive integers"),
+     (["--repeats", "0"], "--repeats must be at least 1")],
+)
+def test_overhead_refuses_bad_arguments(tmp_path, capsys, option, message) -> None:
+    spec = importlib.util.spec_from_file_location("benchmark_overhead", OVERHEAD)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit):
+        script.main([*option, "--out", str(tmp_path / "o")])
+    assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no results at"):
+        script.main(["--report-only", "--out", str(tmp_path / "o")])
 
 
 def test_overhead_report_states_the_cpu_gpu_ratio_and_crossover() -> None:

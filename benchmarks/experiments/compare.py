@@ -23,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     runs = json.loads(args.baseline.read_text())["runs"]
     for path in args.variants:
-        runs += json.loads(path.read_text())["runs"]
+        # a variants file's own runs of the baseline methods (often older code) would replace
+        # the baseline's on the seeds both have
+        runs += [r for r in json.loads(path.read_text())["runs"]
+                 if r["method"] not in BASELINE.values()]
     table: dict[tuple[str, str], dict[int, float]] = {}
     for r in runs:
         table.setdefault((r["problem"], r["method"]), {})[int(r["seed"])] = r["log10_regret"]
