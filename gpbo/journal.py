@@ -27,8 +27,8 @@ File format (UTF-8, one JSON object per line, each line ended by ``"\\n"``):
 
 Durability: a line is written with one ``os.write`` on a descriptor opened with
 ``O_APPEND`` and fsynced before :meth:`Journal.append` returns. The newline is the commit
-mark: a last line without one (a crash mid-write), or a last line that is not valid JSON,
-is *torn*. :func:`read_journal` ignores a torn line and reports its size;
+mark: a last line without one (a crash mid-write), or a last line of NULs or bytes that are
+not UTF-8 (what a crash can leave in the file's last block), is *torn*. :func:`read_journal` ignores a torn line and reports its size;
 :meth:`Journal.open` cuts it off with a :class:`JournalRepairedWarning`, so the next append
 starts on a clean line and no later record is lost. Anything else malformed is a
 :class:`JournalError` naming the line.
@@ -170,7 +170,9 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents | None:
             try:
                 event = json.loads(line)
             except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-                if end + 1 == len(data):  # an invalid last line is torn too
+                if end + 1 == len(data) and _looks_like_crash_garbage(line):
+                    # a crash can leave a block of NULs or junk after the last write, newline
+                    # included; a readable line that is not JSON was edited, and is not cut
                     break
                 reason = f"invalid JSON: {exc}"
                 raise JournalError(_bad_line(path, line_number, line, reason)) from None
@@ -213,6 +215,17 @@ def _parse_header(path: Path, line: bytes) -> dict[str, Any]:
 def _shown(raw: bytes) -> str:
     text = raw[:_SHOWN_CHARS].decode("utf-8", errors="replace")
     return repr(text) + ("..." if len(raw) > _SHOWN_CHARS else "")
+
+
+def _looks_like_crash_garbage(line: bytes) -> bool:
+    """Whether a complete but invalid last line is what a crash leaves, not an edit."""
+    if b"\x00" in line:
+        return True
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _bad_line(path: Path, number: int, line: bytes, reason: str) -> str:

@@ -186,6 +186,22 @@ def test_invalid_complete_last_line_counts_as_torn(tmp_path: Path) -> None:
     assert events == EVENTS
 
 
+def test_an_edited_last_line_that_is_not_json_is_an_error_not_cut(tmp_path: Path) -> None:
+    # a typo in a hand edit: cutting it would blame a crash and run the trial again
+    path = tmp_path / "j.jsonl"
+    make_journal(path, EVENTS)
+    size = path.stat().st_size
+    with path.open("ab") as f:
+        f.write(b'{"event": "trial", "status": "complete",,}\n')
+    with pytest.raises(JournalError, match=r"line 5: invalid JSON.*remove or fix that line"):
+        Journal.open(path, header=HEADER)
+    assert path.stat().st_size > size  # left as it was
+    os.truncate(path, size)  # the user removes the line: the lock was released
+    journal, events = Journal.open(path, header=HEADER)
+    journal.close()
+    assert events == EVENTS
+
+
 def test_every_cut_point_is_repaired(tmp_path: Path) -> None:
     # A crash can cut the file anywhere: each prefix opens (warning at most), keeps exactly
     # its complete lines, and takes the next append cleanly.
