@@ -28,9 +28,10 @@ File format (UTF-8, one JSON object per line, each line ended by ``"\\n"``):
 Durability: a line is written with one ``os.write`` on a descriptor opened with
 ``O_APPEND`` and fsynced before :meth:`Journal.append` returns. The newline is the commit
 mark: a last line without one (a crash mid-write), or a last line of NULs or bytes that are
-not UTF-8 (what a crash can leave in the file's last block), is *torn*. :func:`read_journal` ignores a torn line and reports its size;
-:meth:`Journal.open` cuts it off with a :class:`JournalRepairedWarning`, so the next append
-starts on a clean line and no later record is lost. Anything else malformed is a
+not UTF-8 (what a crash can leave in the file's last block), is *torn*.
+:func:`read_journal` ignores a torn line and reports its size; :meth:`Journal.open` cuts it
+off with a :class:`JournalRepairedWarning`, so the next append starts on a clean line and no
+later record is lost. Anything else malformed is a
 :class:`JournalError` naming the line.
 
 Locking: one driver per journal. A sidecar ``<journal>.lock`` file is held with
