@@ -410,7 +410,9 @@ def _warn_if_the_objective_changed(config: Any) -> None:
     both named ``config.yaml`` share the default ``runs/config``, and the second one's study
     went on from the first one's results without a word.
     """
-    import yaml
+    from gpbo.config import yaml_module
+
+    yaml = yaml_module()
 
     try:
         stored = yaml.safe_load((config.run_dir / "config.yaml").read_text(encoding="utf-8"))

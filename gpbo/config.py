@@ -132,13 +132,18 @@ class ConfigError(GpboError, ValueError):
 _LOADER: Any = None
 
 
+def yaml_module() -> Any:
+    """PyYAML, or a :class:`~gpbo.exceptions.MissingDependencyError` naming the extra."""
+    from gpbo._optional import import_optional
+
+    return import_optional("yaml", extra="yaml", feature="reading YAML configs")
+
+
 def _loader() -> Any:
     """A ``yaml.SafeLoader`` subclass that reads ``1e-4`` as a float (safe: no object tags)."""
     global _LOADER
     if _LOADER is None:
-        from gpbo._optional import import_optional
-
-        yaml = import_optional("yaml", extra="yaml", feature="reading YAML configs")
+        yaml = yaml_module()
 
         class Loader(yaml.SafeLoader):  # type: ignore[name-defined,misc]
             """SafeLoader, plus exponent-only floats."""
@@ -154,7 +159,7 @@ def _loader() -> Any:
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
     """The data in ``text`` and the line of every key (and list item), by path."""
-    import yaml
+    yaml = yaml_module()
 
     loader = _loader()(text)
     try:
@@ -180,7 +185,7 @@ def _parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]
 def _collect_lines(
     node: Any, prefix: tuple[Any, ...], lines: dict[tuple[Any, ...], int], source: str
 ) -> None:
-    import yaml
+    yaml = yaml_module()
 
     if isinstance(node, yaml.MappingNode):
         here: dict[Any, int] = {}
@@ -215,7 +220,7 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
         raise ConfigError(
             f"--set {text}: expected key=value, e.g. --set n_trials=32 or --set strategy.levels=3"
         )
-    import yaml
+    yaml = yaml_module()
 
     try:
         value = yaml.load(raw, Loader=_loader()) if raw.strip() else None  # a SafeLoader
@@ -354,7 +359,7 @@ class RunConfig:
 
     def to_yaml(self) -> str:
         """The resolved config as YAML, with a comment saying how it was run."""
-        import yaml
+        yaml = yaml_module()
 
         command = shlex.join(
             ["gpbo", "run", str(self.path), *[f"--set={o}" for o in self.overrides]]

@@ -67,6 +67,18 @@ def test_console_script_is_installed():
     assert script.exists(), "run `pip install -e .` to create the gpbo command"
 
 
+def test_a_missing_pyyaml_is_one_line_naming_the_extra(tmp_path):
+    shadow = tmp_path / "shadow" / "yaml"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('no yaml here')\n")
+    for command in (["run", str(QUADRATIC), "--set", f"run_dir={tmp_path / 'run'}"],
+                    ["show", str(QUADRATIC)]):
+        done = gpbo_cli(*command, cwd=tmp_path, PYTHONPATH=str(shadow.parent))
+        assert done.returncode != 0
+        assert "Traceback" not in done.stderr, done.stderr  # was the bare import's
+        assert 'pip install "pyyaml>=6" (the gpbo extra [yaml]' in done.stderr
+
+
 # -- run, resume, fresh, and the commands that read a run -----------------------------------------
 
 
