@@ -12,6 +12,11 @@ This guard is the session's leader: it starts the command as its child in the sa
 waits for it, and exits the way it exited (the same code, or the same signal); should its
 parent go away first, it kills the group, itself included.
 
+The guard itself may be killed first: Ray's clean-up of a cancelled task's worker SIGKILLs
+the worker's direct children, the guard among them, and the command, one level further
+down, was left running. So the guard also forks a watcher into the group, which kills the
+group when the guard is gone.
+
 ``SIGTERM`` is ignored by the guard itself (gpbo's graceful stop signals the whole group,
 and the command must see it first); the command gets the default disposition back.
 """
@@ -45,6 +50,8 @@ def main(argv: list[str]) -> int:
             os.write(2, f"gpbo: the command {argv[0]!r} could not start: {exc}\n".encode())
         os._exit(127)
 
+    _fork_watcher()
+
     def watch_parent() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_POLL_S)
@@ -66,6 +73,25 @@ def main(argv: list[str]) -> int:
         time.sleep(1)  # a signal whose default is to continue (should not happen)
         return 128 + signum
     return os.WEXITSTATUS(status)
+
+
+def _fork_watcher() -> None:
+    """Fork a process that kills the group (itself included) once the guard is gone."""
+    guard = os.getpid()
+    if os.getpgrp() != guard:  # not the leader of a group of its own: nothing of ours to kill
+        return
+    if os.fork() != 0:
+        return
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl+C is the command's
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # holding the output pipes would keep their readers waiting
+            os.dup2(devnull, fd)
+        while os.getppid() == guard:
+            time.sleep(PARENT_POLL_S)
+        os.killpg(0, signal.SIGKILL)
+    finally:
+        os._exit(0)
 
 
 if __name__ == "__main__":

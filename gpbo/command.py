@@ -73,8 +73,10 @@ _STDOUT_KEPT = 10_000
 _STDOUT_KEPT_CHARS = 4 << 20
 _LINE_KEPT_CHARS = 64 << 10
 _READ_CHUNK = 64 << 10
-# Seconds to wait for the output copiers once the command has ended.
-_READER_JOIN_S = 5.0
+# Seconds to wait, in all, for the output copiers once the command has ended. What it wrote
+# before it ended is at most a pipe's buffer behind (writes block on a full pipe), read in
+# milliseconds; longer means a process it started holds the pipes open.
+_READER_JOIN_S = 1.0
 
 
 class CommandError(GpboError, RuntimeError):
@@ -323,9 +325,17 @@ class CommandObjective:
                 self._stop(proc, log, lock, f"{type(exc).__name__} ended the trial")
                 raise
             finally:
+                deadline = time.monotonic() + _READER_JOIN_S
                 for reader in readers:
-                    reader.join(timeout=_READER_JOIN_S)
+                    reader.join(timeout=max(0.0, deadline - time.monotonic()))
                 with lock:
+                    if any(reader.is_alive() for reader in readers):
+                        log.write(
+                            "# gpbo: a process the command started still holds its output "
+                            "open; it left the command's session (start_new_session, setsid, "
+                            "a daemon), so gpbo cannot stop it, and what it writes now is not "
+                            "kept\n"
+                        )
                     log.flush()
             with lock:
                 log.write(f"# gpbo: exit code {returncode}\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -306,6 +307,36 @@ def test_an_endless_output_line_is_logged_whole_but_only_its_end_kept(tmp_path):
     assert (tmp_path / "3.log").stat().st_size > 300_000 * 20
     assert "step 0299999" in (tmp_path / "3.log").read_text()
     assert kept["chars"] < 100_000
+
+
+_DETACHES = """
+import subprocess, sys
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
+                         start_new_session=True)  # a daemon of its own, holding our stdout
+with open(sys.argv[1], "w") as f:
+    f.write(str(child.pid))
+print('{"value": 0.5}', flush=True)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sessions are POSIX")
+def test_a_child_in_a_session_of_its_own_does_not_hold_the_trial(tmp_path):
+    # its copy of the output pipes kept the readers from their end of file: 5 s each, so a
+    # 0.3 s command took 10 s (and ran past a trial_timeout of 5 s)
+    script = _script(tmp_path, "detaches.py", _DETACHES)
+    pid_file = tmp_path / "daemon.pid"
+    objective = CommandObjective(f"{{python}} {script} {pid_file}", log_dir=tmp_path / "logs")
+    try:
+        with trial_context(_context(tmp_path)):
+            started = time.monotonic()
+            assert objective({}) == {"value": 0.5}
+            assert time.monotonic() - started < 4
+        log = (tmp_path / "logs" / "3.log").read_text()
+        assert "still holds its output open; it left the command's session" in log
+    finally:
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 # -- stopping it --------------------------------------------------------------------------------
