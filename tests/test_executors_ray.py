@@ -224,6 +224,26 @@ def test_auto_joins_a_cluster_or_starts_a_local_instance(
     assert fake.shutdowns == 1
 
 
+@pytest.mark.parametrize(("recorded", "addresses"), [(None, ["local"]),
+                                                     ("10.0.0.1:6379", ["auto"])])
+def test_auto_joins_only_a_cluster_ray_start_recorded(
+    monkeypatch: pytest.MonkeyPatch, recorded: str | None, addresses: list[str]
+) -> None:
+    # "auto" alone finds any Ray instance running here, such as the local one another study
+    # started: its trials then ran in that study's workers and died when it ended
+    from gpbo.executors import ray as ray_module
+
+    fake = FakeRay(cluster_running=True)
+    fake._private = SimpleNamespace(utils=SimpleNamespace(read_ray_address=lambda: recorded))
+    monkeypatch.setattr(ray_module, "_import_ray", lambda: fake)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    executor = ray_module.Ray()
+    executor.start(objectives.quadratic, slots=["cpu"], metric="value")
+    assert [call["address"] for call in fake.init_calls] == addresses
+    executor.shutdown()
+    assert fake.shutdowns == 1
+
+
 def test_a_connection_the_caller_made_is_used_and_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     from gpbo.executors import ray as ray_module
 

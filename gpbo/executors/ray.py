@@ -11,9 +11,12 @@ Connecting (at :meth:`Ray.start`):
   is used as it is, and left alone at the end.
 * ``address="auto"`` (the default; ``None`` means the same): ``ray.init(address="auto")``
   joins the cluster named by ``RAY_ADDRESS``, or else the one ``ray start`` runs on this
-  machine. When it finds none and ``RAY_ADDRESS`` is not set, a local Ray instance is started
-  with ``ray.init(address="local")`` (a log line says so); a cluster that is found but refuses
-  the connection (a missing authentication token, say) is an error, never a local fallback.
+  machine (the address it recorded in ``/tmp/ray/ray_current_cluster``). Where neither is
+  there, a local Ray instance is started with ``ray.init(address="local")`` (a log line says
+  so), not joined from another process: ``ray.init(address="auto")`` alone would join the
+  local instance another study started, which stops with that study. A cluster that is found
+  but refuses the connection (a missing authentication token, say) is an error, never a local
+  fallback.
 * ``address="local"``: always a new local instance.
 * ``address="host:port"``: that cluster; failing to reach it is an error, never a silent
   local fallback.
@@ -425,6 +428,18 @@ class Ray(Executor):
             _make_token_private()
             return None
         may_fall_back = self.address == "auto" and not os.environ.get("RAY_ADDRESS")
+        if may_fall_back and _started_cluster_address(ray) is None:
+            # ray.init(address="auto") would also join any Ray instance it finds running here,
+            # such as the local one another study's ray.init() started, which stops (and fails
+            # this study's trials) when that study ends
+            logger.info(
+                "no Ray cluster started with `ray start` on this machine and RAY_ADDRESS "
+                "unset; starting a local Ray instance"
+            )
+            self._init(address="local", **kwargs)
+            self._initialized_ray = self._local = True
+            _make_token_private()
+            return None
         try:
             self._init(address=self.address, fall_back=may_fall_back, **kwargs)
             self._initialized_ray = True
@@ -724,6 +739,23 @@ def _failed(task: TrialTask, device: str, started: float, error: str) -> TrialOu
         started_at=started,
         finished_at=time.time(),
     )
+
+
+def _started_cluster_address(ray: ModuleType) -> str | bool | None:
+    """The address ``ray start`` recorded on this machine, ``None`` if none; ``True`` if unknown.
+
+    Ray keeps it in ``/tmp/ray/ray_current_cluster`` (through a private helper, so a Ray
+    without it gives ``True``: then ``address="auto"`` is tried as before).
+    """
+    try:
+        read = ray._private.utils.read_ray_address
+    except AttributeError:
+        return True
+    try:
+        address = read()
+    except Exception:
+        return True
+    return address or None
 
 
 def _make_token_private() -> None:
