@@ -330,7 +330,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     summary = None if locked_out else _write_summary(config, stop_reason)
     if summary is not None and summary.get("best") is None and status == EXIT_OK:
         status = EXIT_FAILED  # no trial completed: see why with gpbo show
-    if verbose:
+    if verbose and not locked_out and config.journal_path.exists():  # else there are none
         reporter.say(
             f"[gpbo] results in {run_dir}: gpbo show {_shown_path(run_dir)} | "
             f"gpbo plot {_shown_path(run_dir)} -o plot.png"

@@ -79,6 +79,16 @@ def test_a_missing_pyyaml_is_one_line_naming_the_extra(tmp_path):
         assert 'pip install "pyyaml>=6" (the gpbo extra [yaml]' in done.stderr
 
 
+def test_a_run_that_fails_to_start_points_to_no_results(tmp_path):
+    shadow = tmp_path / "shadow" / "ray"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('no ray here')\n")
+    done = gpbo_cli("run", str(QUADRATIC), "--set", f"run_dir={tmp_path / 'run'}",
+                    "--set", "executor=ray", cwd=tmp_path, PYTHONPATH=str(shadow.parent))
+    assert done.returncode != 0 and "the gpbo extra [ray]" in done.stderr
+    assert "results in" not in done.stdout  # `gpbo show` would find no journal there
+
+
 # -- run, resume, fresh, and the commands that read a run -----------------------------------------
 
 

@@ -663,7 +663,8 @@ class Process(Executor):
                 worker,
                 "failed",
                 f"worker process {pid} on {worker.slot} {_describe_exit(code)} while "
-                "running the trial (its output above may say why)",
+                "running the trial (what it printed to the driver's stderr before it died "
+                "may say why)",
             )
             if code in _STOP_SIGNALS:
                 self._held.append((time.monotonic() + _STOP_SIGNAL_HOLD_S, outcome))
