@@ -562,6 +562,8 @@ METHODS: dict[str, Method] = {
     # the exploitation point's box half as wide / twice as wide as the default 0.1
     "exp-radius005-q4": _variant(4, options={"exploit_radius": 0.05}),
     "exp-radius02-q4": _variant(4, options={"exploit_radius": 0.2}),
+    # the exploitation point the posterior mean's maximum over the whole cube
+    "exp-radius1-q4": _variant(4, options={"exploit_radius": 1.0}),
     # the exploitation point's box centred on the largest posterior mean at the trials
     "exp-exploitmean-q4": _variant(4, exploit_mean=True),
     # the batch that straddles the initial design's end is split between Sobol and the GP
