@@ -274,11 +274,12 @@ class Bayes(Strategy):
     the fit fails, the ask falls back to quasi-random points with a warning.
 
     A batch of two or more ends with one point of pure exploitation: the maximum of the GP's
-    posterior mean within ``exploit_radius`` of the best trial, chosen after the qLogEI
-    points. A batch otherwise spends its later points exploring (the earlier ones pending make
-    improvement near the incumbent look taken), and refines the optimum only once per round
-    where a one-at-a-time run refines it every trial; on the benchmark suite this point closed
-    most of the q=4 gap to q=1 (docs/benchmarks.md, change log).
+    posterior mean (by default over the whole space; within ``exploit_radius`` of the best
+    trial where that is below 1), chosen after the qLogEI points. A batch otherwise spends its
+    later points exploring (the earlier ones pending make improvement near the incumbent look
+    taken), and refines the optimum only once per round where a one-at-a-time run refines it
+    every trial; on the benchmark suite this point closed most of the q=4 gap to q=1
+    (docs/benchmarks.md, change log).
 
     Args:
         n_init: Quasi-random points before the GP; default :func:`default_n_init`.
@@ -286,14 +287,15 @@ class Bayes(Strategy):
         raw_samples: Random batches scored to choose the starts.
         maxiter: L-BFGS-B iterations per start.
         exploit_radius: Half-width, in the unit cube, of the box around the best trial where
-            a batch's exploitation point is sought; ``None`` gives every point to qLogEI.
+            a batch's exploitation point is sought: 1 (the default) is the whole space;
+            ``None`` gives every point to qLogEI.
     """
 
     n_init: int | None = None
     num_restarts: int = 10
     raw_samples: int = 512
     maxiter: int = 200
-    exploit_radius: float | None = 0.1
+    exploit_radius: float | None = 1.0
     name: ClassVar[str] = "bayes"
     _options: AcquisitionOptions = field(init=False, repr=False)
 
