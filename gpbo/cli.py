@@ -189,6 +189,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: The arguments (default ``sys.argv[1:]``).
     """
     args = _parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):
+        # a character the terminal's encoding lacks (a choice, an error message) is escaped
+        # rather than ending `gpbo run` or `gpbo show` with a UnicodeEncodeError
+        with contextlib.suppress(AttributeError, ValueError, OSError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
         with _gpbo_warnings_logged():
             return int(args.handler(args))

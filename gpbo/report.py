@@ -113,7 +113,13 @@ class ProgressReporter:
             return
         stream = self.stream or sys.stdout
         try:
-            stream.write(text)
+            try:
+                stream.write(text)
+            except UnicodeEncodeError:
+                # an output that cannot show a character (cp1252 on Windows, ASCII, say) of a
+                # choice or an error message: escaped, not an error that ends the study
+                encoding = getattr(stream, "encoding", None) or "ascii"
+                stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
             stream.flush()
         except BrokenPipeError:
             # `gpbo run ... | head`, or a pager quit early: hours of training must not end
@@ -154,7 +160,12 @@ class ProgressReporter:
         new_best = (
             trial.status == "complete"
             and trial.value is not None
-            and (self._best is None or is_better(trial.value, self._best, self.direction))
+            and (
+                self._best is None
+                or is_better(trial.value, self._best, self.direction)
+                # a tie goes to the lower number, as in the summary (best_of)
+                or (trial.value == self._best and trial.number < (self._best_number or 0))
+            )
         )
         if new_best:
             self._best, self._best_number = trial.value, trial.number

@@ -89,6 +89,18 @@ def test_a_run_that_fails_to_start_points_to_no_results(tmp_path):
     assert "results in" not in done.stdout  # `gpbo show` would find no journal there
 
 
+def test_show_and_export_escape_what_the_output_cannot_encode(tmp_path):
+    study = gpbo.Study({"act": gpbo.Choice(["g\u00e9lu", "relu"])}, strategy="random", seed=0,
+                       journal=tmp_path / "j.jsonl")
+    first, second = study.ask(2)
+    study.tell(first, 1.0)
+    study.tell(second, error="loss diverged \u2717")
+    study.close()
+    for command in (["show", "j.jsonl"], ["export", "j.jsonl", "--csv", "-"]):
+        done = ok(gpbo_cli(*command, cwd=tmp_path, PYTHONIOENCODING="ascii"))  # was exit 1
+        assert "g\\xe9lu" in done.stdout and "diverged \\u2717" in done.stdout
+
+
 # -- run, resume, fresh, and the commands that read a run -----------------------------------------
 
 

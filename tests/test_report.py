@@ -101,3 +101,26 @@ def test_a_study_that_ended_before_any_trial_says_so_in_its_summary():
     reporter = ProgressReporter(direction="minimize", n_trials=2, stream=out)
     reporter.finish([], stop_reason="the study timeout of 0.5 s passed")
     assert ": no trials; the study timeout" in out.getvalue()
+
+
+def test_a_character_the_output_cannot_encode_is_escaped_not_an_error():
+    # cp1252 on Windows, or ASCII: a choice or an error message ended the study
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="ascii")
+    reporter = ProgressReporter(direction="minimize", n_trials=2, stream=out)
+    reporter.start(strategy="random", slots=["cpu"])
+    reporter.trial_finished(Trial(0, {"act": "gélu"}, value=1.0, status="complete"))
+    reporter.trial_finished(Trial(1, {"act": "relu"}, status="failed",
+                                  error="ValueError: loss diverged \u2717"))
+    text = raw.getvalue().decode("ascii")
+    assert "g\\xe9lu" in text and "loss diverged \\u2717" in text
+    assert not reporter.output_closed
+
+
+def test_a_tie_names_the_lower_numbered_trial_as_the_summary_does():
+    out = io.StringIO()
+    reporter = ProgressReporter(direction="maximize", n_trials=3, stream=out)
+    reporter.trial_finished(Trial(1, {"x": 1.0}, value=0.98, status="complete"))
+    reporter.trial_finished(Trial(0, {"x": 0.0}, value=0.98, status="complete"))
+    reporter.trial_finished(Trial(2, {"x": 0.5}, value=0.5, status="complete"))
+    assert "best=0.98 (#0)" in out.getvalue().splitlines()[-1]  # the finish order said #1
