@@ -399,7 +399,8 @@ class Study(BestTrialMixin):
     def result(self, *, stop_reason: str = "") -> Result:
         """The study's trials as a :class:`~gpbo.Result`."""
         return Result(
-            self._trials, direction=self.direction, stop_reason=stop_reason, seed=self.seed
+            self._trials, direction=self.direction, stop_reason=stop_reason, seed=self.seed,
+            space=self.space,
         )
 
     def trial_dir(self, trial: Trial | int) -> Path:

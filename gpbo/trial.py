@@ -142,6 +142,8 @@ class Result(BestTrialMixin):
         stop_reason: Why the study ended, in words.
         seed: The study's seed (the one drawn where ``seed=None`` was passed): the same
             ``seed=`` proposes the same points again.
+        space: The study's search space (:class:`~gpbo.Space`), where known: :meth:`plot`
+            draws its log-scaled parameters on log axes and its choices in their order.
     """
 
     def __init__(
@@ -151,11 +153,13 @@ class Result(BestTrialMixin):
         direction: Direction,
         stop_reason: str = "",
         seed: int | None = None,
+        space: Any = None,
     ) -> None:
         self.trials: list[Trial] = list(trials)
         self.direction: Direction = direction
         self.stop_reason = stop_reason
         self.seed = seed
+        self.space = space
 
     @property
     def best_trial(self) -> Trial:

@@ -89,3 +89,14 @@ def test_parameter_axes_label_without_overlap_and_the_star_has_no_legend_over_po
     assert lr.get_xscale() == "log"
     assert all(ax.get_legend() is None for ax in (hidden, layers, lr))
     assert "the red star" in fig._suptitle.get_text()
+
+
+def test_optimizes_result_plots_as_the_study_does():
+    # Result had no space: log-scaled parameters on linear axes, integer ticks at 1.5
+    space = {"lr": gpbo.Real(1e-4, 1.0, log=True), "layers": gpbo.Int(1, 3)}
+    result = gpbo.optimize(lambda p: float(p["layers"]), space, n_trials=6, strategy="random",
+                           seed=0, verbose=False)
+    assert result.space == gpbo.Space(space)
+    panels = {ax.get_title(): ax for ax in result.plot().axes}
+    assert panels["value against lr"].get_xscale() == "log"
+    assert all(float(t).is_integer() for t in panels["value against layers"].get_xticks())
