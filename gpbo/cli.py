@@ -481,11 +481,18 @@ def _journal_locked(journal: Path) -> bool:
         return False
     try:
         fd = os.open(lock, os.O_RDWR)
+    except PermissionError:
+        # a colleague reading someone else's run: flock needs no write access, and taking
+        # "cannot open it" for "nobody holds it" called a live run's trials cut off
+        try:
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError:
+            return False
     except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError:  # held; or, where a read-only lock is refused, not known: say running
         return True
     finally:
         os.close(fd)  # closing drops a lock we took

@@ -101,6 +101,26 @@ def test_show_and_export_escape_what_the_output_cannot_encode(tmp_path):
         assert "g\\xe9lu" in done.stdout and "diverged \\u2717" in done.stdout
 
 
+@pytest.mark.skipif(os.name != "posix", reason="flock")
+def test_a_live_run_is_seen_as_live_by_a_reader_who_cannot_write_its_lock(tmp_path, monkeypatch):
+    from gpbo import cli
+
+    study = gpbo.Study({"x": gpbo.Real(0, 1)}, strategy="random", journal=tmp_path / "j.jsonl")
+    real_open = os.open
+
+    def read_only(path, flags, *args):
+        if flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(cli.os, "open", read_only)
+    try:
+        assert cli._journal_locked(tmp_path / "j.jsonl")  # "no gpbo is running" before
+    finally:
+        study.close()
+    assert not cli._journal_locked(tmp_path / "j.jsonl")
+
+
 # -- run, resume, fresh, and the commands that read a run -----------------------------------------
 
 
