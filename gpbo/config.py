@@ -139,6 +139,10 @@ def yaml_module() -> Any:
     return import_optional("yaml", extra="yaml", feature="reading YAML configs")
 
 
+#: Floats written without a dot (``1e-4``), which YAML 1.1 reads as strings.
+_EXPONENT_FLOAT = r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"
+
+
 def _loader() -> Any:
     """A ``yaml.SafeLoader`` subclass that reads ``1e-4`` as a float (safe: no object tags)."""
     global _LOADER
@@ -149,12 +153,27 @@ def _loader() -> Any:
             """SafeLoader, plus exponent-only floats."""
 
         Loader.add_implicit_resolver(
-            "tag:yaml.org,2002:float",
-            re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-            list("-+0123456789"),
+            "tag:yaml.org,2002:float", re.compile(_EXPONENT_FLOAT), list("-+0123456789")
         )
         _LOADER = Loader
     return _LOADER
+
+
+def _dumper() -> Any:
+    """A ``yaml.SafeDumper`` that quotes the strings :func:`_loader` would read as floats.
+
+    PyYAML's dumper writes the string ``"1e-3"`` bare, which gpbo's loader reads back as the
+    float 0.001: the ``config.yaml`` a run writes then described another space.
+    """
+    yaml = yaml_module()
+
+    class Dumper(yaml.SafeDumper):  # type: ignore[name-defined,misc]
+        """SafeDumper, resolving as gpbo's loader does."""
+
+    Dumper.add_implicit_resolver(
+        "tag:yaml.org,2002:float", re.compile(_EXPONENT_FLOAT), list("-+0123456789")
+    )
+    return Dumper
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
@@ -369,8 +388,9 @@ class RunConfig:
             f"# (relative paths are relative to {self.cwd})\n"
         )
         data = self.resolved()
-        return head + yaml.safe_dump(
-            data, sort_keys=False, allow_unicode=True, default_flow_style=None, width=100
+        return head + yaml.dump(
+            data, Dumper=_dumper(), sort_keys=False, allow_unicode=True,
+            default_flow_style=None, width=100,
         )
 
 

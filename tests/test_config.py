@@ -332,6 +332,13 @@ def test_resolved_config_reads_back_the_same(project):
     assert reread.options == config.options
     assert reread.run_dir == config.run_dir
     assert reread.objective.path == config.objective.path  # resolved, runnable from anywhere
+    # strings that gpbo reads as floats unquoted are written quoted: "1e-3" came back 0.001
+    text = BASE.replace("n_trials", '  tag: {type: choice, values: ["1e-3", "2E5", "yes", '
+                                    '1e-3]}\nn_trials')
+    config = load_config(write(project, text))
+    again.write_text(config.to_yaml())
+    assert load_config(again).space == config.space
+    assert config.space["tag"].values == ("1e-3", "2E5", "yes", 0.001)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
