@@ -769,8 +769,25 @@ def _cmd_best(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"# trial {best.number}, value {format_value(best.value)}")
     for name, value in best.params.items():
-        print(f"{name}: {json.dumps(value)}")
+        print(f"{name}: {_yaml_scalar(value)}")
     return EXIT_OK
+
+
+def _yaml_scalar(value: Any) -> str:
+    """``value`` as a YAML scalar that reads back as the same value and type.
+
+    JSON's ``3e-07`` is a string to YAML 1.1 (PyYAML), whose floats need a dot and a signed
+    exponent: ``3.0e-07``.
+    """
+    text = json.dumps(value)
+    if isinstance(value, float) and "e" in text:
+        mantissa, _, exponent = text.partition("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        if exponent[:1] not in "+-":
+            exponent = "+" + exponent
+        text = f"{mantissa}e{exponent}"
+    return text
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:

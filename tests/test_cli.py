@@ -121,6 +121,18 @@ def test_a_live_run_is_seen_as_live_by_a_reader_who_cannot_write_its_lock(tmp_pa
     assert not cli._journal_locked(tmp_path / "j.jsonl")
 
 
+def test_best_prints_yaml_that_reads_back_as_the_values(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    space = {"lr": gpbo.Real(1e-9, 1e-6, log=True), "big": gpbo.Real(1e19, 1e21),
+             "tag": gpbo.Choice(["1e-3", "b"]), "n": gpbo.Int(1, 3)}
+    study = gpbo.Study(space, strategy="random", seed=0, journal=tmp_path / "j.jsonl")
+    params = {"lr": 3e-07, "big": 1e20, "tag": "1e-3", "n": 2}
+    study.add(params, 1.0)
+    study.close()
+    text = ok(gpbo_cli("best", "j.jsonl", cwd=tmp_path)).stdout
+    assert yaml.safe_load(text) == params  # JSON's 3e-07 and 1e+20 are strings to YAML
+
+
 # -- run, resume, fresh, and the commands that read a run -----------------------------------------
 
 
