@@ -18,7 +18,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -816,12 +816,13 @@ def load(journal_path: str | Path) -> Study:
     header = contents.header
     config = recorded_strategy(header, contents.events)
     try:
-        strategy = strategy_from_config(config)
+        strategy: Strategy = strategy_from_config(config)
     except GpboError:
-        # a user's own strategy: reading the trials does not need it
-        logger.info("strategy %r is not known here; loading the trials with the default",
+        # a user's own strategy: reading the trials does not need it, and its name is kept
+        # (the default's name was shown instead)
+        logger.info("strategy %r is not known here; the trials are read without it",
                     config.get("name"))
-        strategy = strategy_from_config({"name": "bayes"})
+        strategy = _RecordedStrategy(config)
     study = Study(
         Space.from_dict(header["space"]),
         direction=header["direction"],
@@ -835,6 +836,25 @@ def load(journal_path: str | Path) -> Study:
         "open its journal: gpbo.Study(space, journal=path)"
     )
     return study
+
+
+class _RecordedStrategy(Strategy):
+    """A strategy known only by its journal record (a user's own): named, never proposing."""
+
+    name: ClassVar[str] = "recorded"
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._config = dict(config)
+        self.name = str(config.get("name", "unknown"))  # type: ignore[misc]
+
+    def propose(self, history: History, n: int) -> list[dict[str, Any]]:
+        raise GpboError(
+            f"strategy {self.name!r} is the journal's record of a strategy not known here; "
+            "pass the strategy object itself to gpbo.Study(space, strategy=..., journal=path)"
+        )
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
 
 
 def _warn_strategy_changed(

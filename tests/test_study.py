@@ -392,6 +392,8 @@ def test_load_reads_a_journal_written_with_a_users_own_strategy(tmp_path):
         study.tell(study.ask(1)[0], 1.0)
     loaded = gpbo.load(path)
     assert [t.value for t in loaded.trials] == [1.0]
+    assert loaded.strategy.name == "myrandom"  # was shown as "bayes", the default's name
+    assert loaded.strategy.config() == MyRandom().config()
 
 
 def test_close_removes_the_temporary_trial_folders_only_if_nothing_was_written():
