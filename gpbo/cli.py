@@ -825,23 +825,26 @@ def _refuse_to_overwrite_the_run(output: Path, journal: Path) -> None:
 def _cmd_export(args: argparse.Namespace) -> int:
     study = _load(args.run)
     if args.csv == "-":
-        write_csv(study.trials, sys.stdout)
+        write_csv(study.trials, sys.stdout, param_names=study.space.names)
     else:
         path = Path(args.csv)
         _refuse_to_overwrite_the_run(path, _journal_of(args.run))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "w", newline="", encoding="utf-8") as handle:
-                write_csv(study.trials, handle)
+                write_csv(study.trials, handle, param_names=study.space.names)
         except OSError as exc:
             raise GpboError(f"cannot write {path}: {exc.strerror or exc}") from None
         print(f"wrote {len(study.trials)} trials to {path}")
     return EXIT_OK
 
 
-def write_csv(trials: Sequence[Any], stream: TextIO) -> None:
-    """One row per trial: number, status, value, ``params_*``, ``metrics_*``, device, times."""
-    params: list[str] = []
+def write_csv(trials: Sequence[Any], stream: TextIO, *, param_names: Sequence[str] = ()) -> None:
+    """One row per trial: number, status, value, ``params_*``, ``metrics_*``, device, times.
+
+    ``param_names`` (the space's) come first, so a study without trials yet has its columns.
+    """
+    params: list[str] = list(param_names)
     metrics: list[str] = []
     for trial in trials:
         params += [k for k in trial.params if k not in params]
@@ -890,4 +893,5 @@ def _cell(value: Any) -> str:
 def _iso(timestamp: float | None) -> str:
     if timestamp is None:
         return ""
-    return _dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="seconds")
+    # milliseconds: trials of a fast study would all show the same second
+    return _dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="milliseconds")

@@ -133,6 +133,13 @@ def test_best_prints_yaml_that_reads_back_as_the_values(tmp_path):
     assert yaml.safe_load(text) == params  # JSON's 3e-07 and 1e+20 are strings to YAML
 
 
+def test_export_of_a_study_without_trials_has_the_spaces_columns(tmp_path):
+    gpbo.Study({"lr": gpbo.Real(0, 1), "act": gpbo.Choice(["a", "b"])}, seed=0,
+               journal=tmp_path / "j.jsonl").close()
+    header = ok(gpbo_cli("export", "j.jsonl", "--csv", "-", cwd=tmp_path)).stdout.splitlines()[0]
+    assert header.split(",")[:5] == ["number", "status", "value", "params_lr", "params_act"]
+
+
 # -- run, resume, fresh, and the commands that read a run -----------------------------------------
 
 
