@@ -422,36 +422,36 @@ class Ray(Executor):
         if self.runtime_env is not None:
             kwargs["runtime_env"] = self.runtime_env
         if self.address == "local":
-            self._init(address="local", **kwargs)
-            self._initialized_ray = self._local = True
-            logger.info("started a local Ray instance")
-            _make_token_private()
+            self._start_local(kwargs, "started a local Ray instance")
             return None
         may_fall_back = self.address == "auto" and not os.environ.get("RAY_ADDRESS")
-        if may_fall_back and _started_cluster_address(ray) is None:
+        if may_fall_back and _no_cluster_recorded(ray):
             # ray.init(address="auto") would also join any Ray instance it finds running here,
             # such as the local one another study's ray.init() started, which stops (and fails
             # this study's trials) when that study ends
-            logger.info(
+            self._start_local(
+                kwargs,
                 "no Ray cluster started with `ray start` on this machine and RAY_ADDRESS "
-                "unset; starting a local Ray instance"
+                "unset; starting a local Ray instance",
             )
-            self._init(address="local", **kwargs)
-            self._initialized_ray = self._local = True
-            _make_token_private()
             return None
         try:
             self._init(address=self.address, fall_back=may_fall_back, **kwargs)
             self._initialized_ray = True
         except ConnectionError:
-            logger.info(
+            self._start_local(
+                kwargs,
                 "no running Ray cluster found (RAY_ADDRESS unset, no `ray start` on this "
-                "machine); starting a local Ray instance"
+                "machine); starting a local Ray instance",
             )
-            self._init(address="local", **kwargs)
-            self._initialized_ray = self._local = True
-            _make_token_private()
         return None
+
+    def _start_local(self, kwargs: dict[str, Any], message: str) -> None:
+        """Start a local Ray instance of this driver's own (stopped at :meth:`shutdown`)."""
+        logger.info(message)
+        self._init(address="local", **kwargs)
+        self._initialized_ray = self._local = True
+        _make_token_private()
 
     def _init(self, *, address: str, fall_back: bool = False, **kwargs: Any) -> None:
         """``ray.init``; a ``ConnectionError`` passes through only where ``fall_back``."""
@@ -741,21 +741,17 @@ def _failed(task: TrialTask, device: str, started: float, error: str) -> TrialOu
     )
 
 
-def _started_cluster_address(ray: ModuleType) -> str | bool | None:
-    """The address ``ray start`` recorded on this machine, ``None`` if none; ``True`` if unknown.
+def _no_cluster_recorded(ray: ModuleType) -> bool:
+    """Whether ``ray start`` is known to have recorded no cluster on this machine.
 
-    Ray keeps it in ``/tmp/ray/ray_current_cluster`` (through a private helper, so a Ray
-    without it gives ``True``: then ``address="auto"`` is tried as before).
+    Ray keeps the address in ``/tmp/ray/ray_current_cluster``, read through a private helper:
+    a Ray without it, or a failure to read, counts as not known (``address="auto"`` is then
+    tried as before).
     """
     try:
-        read = ray._private.utils.read_ray_address
-    except AttributeError:
-        return True
-    try:
-        address = read()
-    except Exception:
-        return True
-    return address or None
+        return not ray._private.utils.read_ray_address()
+    except Exception:  # AttributeError where the helper moved; an unreadable file
+        return False
 
 
 def _make_token_private() -> None:
