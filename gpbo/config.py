@@ -139,10 +139,6 @@ def yaml_module() -> Any:
     return import_optional("yaml", extra="yaml", feature="reading YAML configs")
 
 
-#: Floats written without a dot (``1e-4``), which YAML 1.1 reads as strings.
-_EXPONENT_FLOAT = r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"
-
-
 def _loader() -> Any:
     """A ``yaml.SafeLoader`` subclass that reads ``1e-4`` as a float (safe: no object tags)."""
     global _LOADER
@@ -152,10 +148,7 @@ def _loader() -> Any:
         class Loader(yaml.SafeLoader):  # type: ignore[name-defined,misc]
             """SafeLoader, plus exponent-only floats."""
 
-        Loader.add_implicit_resolver(
-            "tag:yaml.org,2002:float", re.compile(_EXPONENT_FLOAT), list("-+0123456789")
-        )
-        _LOADER = Loader
+        _LOADER = _read_exponent_floats(Loader)
     return _LOADER
 
 
@@ -170,10 +163,17 @@ def _dumper() -> Any:
     class Dumper(yaml.SafeDumper):  # type: ignore[name-defined,misc]
         """SafeDumper, resolving as gpbo's loader does."""
 
-    Dumper.add_implicit_resolver(
-        "tag:yaml.org,2002:float", re.compile(_EXPONENT_FLOAT), list("-+0123456789")
+    return _read_exponent_floats(Dumper)
+
+
+def _read_exponent_floats(cls: Any) -> Any:
+    """``cls`` (a loader or dumper class) resolving ``1e-4`` as a float, as YAML 1.2 does."""
+    cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
     )
-    return Dumper
+    return cls
 
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[Any, ...], int]]:
