@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -209,13 +209,7 @@ class Study(BestTrialMixin):
                 f"recorded {status} has no value: study.tell(trial, status={status!r}) without "
                 "it, or study.tell(trial, value) for a complete one"
             )
-        # an interrupted trial waiting to run again may still get its result: one asked before
-        # a restart whose evaluation went on elsewhere (a cluster job) reports back now
-        late = target.status == "interrupted" and target.number in self._rerun
-        if target.status not in ACTIVE_STATUSES and not late:
-            raise GpboError(
-                f"trial {target.number} has already ended ({target.status}); tell each trial once"
-            )
+        late = self._check_still_open(target, "tell each trial once")
         self._check_params_unchanged(target)
         extra_metrics = _checked_metrics(metrics, trial=target.number)
         if isinstance(value, Mapping):
@@ -225,21 +219,37 @@ class Study(BestTrialMixin):
                     f"trial {target.number}: {twice} given both in the value mapping and in "
                     "metrics=; give each once"
                 )
-        saved = Trial.from_dict(target.to_dict())
-        rerun_saved = list(self._rerun)
-        try:
+        with self._undone_on_error(target):
             if late:
                 self._rerun.remove(target.number)
             self._update(target, value, error=error, status=status, metrics=extra_metrics)
             self._record(target)
+        return target
+
+    def _check_still_open(self, target: Trial, hint: str) -> bool:
+        """Refuse a trial that has ended; ``True`` where it is an interrupted one waiting to
+        run again, which may still report (a cluster job asked before a restart went on)."""
+        late = target.status == "interrupted" and target.number in self._rerun
+        if target.status not in ACTIVE_STATUSES and not late:
+            raise GpboError(f"trial {target.number} has already ended ({target.status}); {hint}")
+        return late
+
+    @contextlib.contextmanager
+    def _undone_on_error(self, target: Trial) -> Iterator[None]:
+        """Leave ``target`` and the re-run queue as they were if the body raises.
+
+        The journal did not take the change (or it was refused): memory and journal must
+        agree, so that a resume sees what this study sees.
+        """
+        saved = Trial.from_dict(target.to_dict())
+        rerun_saved = list(self._rerun)
+        try:
+            yield
         except BaseException:
-            # the journal did not take it (or the status was bad): leave the trial as it was,
-            # so memory and journal agree and a resume sees what this study sees
             target.__dict__.update(saved.__dict__)
             self._rerun.clear()
             self._rerun.extend(rerun_saved)
             raise
-        return target
 
     def _check_params_unchanged(self, target: Trial) -> None:
         """Refuse a trial whose ``params`` dict was edited after :meth:`ask` handed it out.
@@ -323,26 +333,12 @@ class Study(BestTrialMixin):
         """
         self._check_writable()
         target = self._get(trial)
-        # an interrupted trial waiting to run again may be started where it was asked before
-        # a restart (a cluster job's start hook): it is then no longer the next ask's to hand out
-        late = target.status == "interrupted" and target.number in self._rerun
-        if target.status not in ACTIVE_STATUSES and not late:
-            raise GpboError(
-                f"trial {target.number} has already ended ({target.status}); mark_running() is "
-                "for a trial asked and not yet told"
-            )
-        saved = Trial.from_dict(target.to_dict())
-        rerun_saved = list(self._rerun)
-        try:
-            if late:
+        late = self._check_still_open(target, "mark_running() is for a trial asked, not told")
+        with self._undone_on_error(target):
+            if late:  # started where it was asked before a restart: not the next ask's now
                 self._rerun.remove(target.number)
             target.status, target.device, target.started_at = "running", device, time.time()
             self._record(target, extra={"in_driver": True} if in_driver else None)
-        except BaseException:  # the journal did not take it: as in tell()
-            target.__dict__.update(saved.__dict__)
-            self._rerun.clear()
-            self._rerun.extend(rerun_saved)
-            raise
         return target
 
     def enqueue(self, params: Mapping[str, Any]) -> None:
