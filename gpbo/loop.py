@@ -354,8 +354,20 @@ class _Loop:
             failure: StudyError | None = None
             callback_error: BaseException | None = None
             outcomes = self.executor.wait(timeout=self._wait_timeout())
+            stop_signal = self.signals.requested
+            if stop_signal is not None and self.executor.runs_in_driver:
+                # Ctrl+C reached an objective running here, which caught the KeyboardInterrupt
+                # (Lightning's graceful shutdown returns the loss so far, or exits): its result
+                # is cut short, so it runs again on resume
+                outcomes = [
+                    dataclasses.replace(o, status="interrupted", value=None, metrics={},
+                                        error=None)
+                    for o in outcomes
+                ]
             with self.signals.held():  # every outcome at hand is recorded before stopping
                 ended = [t for t in map(self._record_outcome, outcomes) if t is not None]
+            if stop_signal is not None:  # swallowed where it was raised: the study still stops
+                raise KeyboardInterrupt(f"stopped by {signal.Signals(stop_signal).name}")
             # Only then the reports and callbacks: a callback that raises must not leave
             # another trial's result unrecorded (it would run again on resume).
             for trial in ended:
@@ -618,6 +630,8 @@ class _StopSignals:
         self._depth = 0
         self._held: int | None = None
         self._previous: dict[int, Any] = {}
+        #: The stop signal received, kept: the code it was raised in may catch it.
+        self.requested: int | None = None
 
     def __enter__(self) -> _StopSignals:
         if threading.current_thread() is not threading.main_thread():
@@ -648,6 +662,7 @@ class _StopSignals:
                 logger.debug("took back %s from %r", signal.Signals(signum).name, replaced_by)
 
     def _handle(self, signum: int, frame: object) -> None:
+        self.requested = signum
         if self._depth:
             self._held = signum
             return

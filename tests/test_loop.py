@@ -315,6 +315,30 @@ def test_a_short_study_timeout_is_not_overrun_by_the_gp_warm_up(monkeypatch, tim
         assert len(loads) == 1  # without a deadline the warm-up still runs, once
 
 
+@pytest.mark.parametrize("ending", ["returns", "exits"])
+def test_ctrl_c_caught_by_a_serial_objective_still_stops_the_study(tmp_path, ending):
+    # PyTorch Lightning catches KeyboardInterrupt for a graceful shutdown and returns (or
+    # exits): the cut-short trial was recorded complete (or failed) and the study went on
+    def objective(params):
+        if gpbo.current_trial().number == 1:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(5)
+            except KeyboardInterrupt:
+                if ending == "exits":
+                    sys.exit(1)
+                return 123.0  # the loss so far
+        return sphere(params)
+
+    journal = tmp_path / "j.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        gpbo.optimize(objective, SPACE, n_trials=4, strategy="random", seed=0,
+                      executor="serial", journal=journal, verbose=False)
+    trials = gpbo.load(journal).trials
+    assert [t.status for t in trials] == ["complete", "interrupted"]
+    assert trials[1].value is None  # runs again on resume, not a GP point at 123
+
+
 def test_study_timeout_interrupts_a_running_serial_trial(tmp_path):
     def slow(params):
         time.sleep(0.05 if params["x"] < 0 else 30)
