@@ -10,7 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gpbo.context import current_trial, device
-from gpbo.exceptions import GpboError, GpboWarning, StopStudy
+from gpbo.exceptions import (
+    GpboError,
+    GpboWarning,
+    NoCompletedTrialError,
+    SpaceError,
+    StopStudy,
+    StudyError,
+)
 from gpbo.space import Choice, Int, Real, Space
 from gpbo.trial import Result, Trial
 
@@ -25,11 +32,14 @@ __all__ = [
     "GpboError",
     "GpboWarning",
     "Int",
+    "NoCompletedTrialError",
     "Real",
     "Result",
     "Space",
+    "SpaceError",
     "StopStudy",
     "Study",
+    "StudyError",
     "Trial",
     "current_trial",
     "device",

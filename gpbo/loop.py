@@ -155,7 +155,9 @@ def optimize(
         seed: Seed of every random choice of the study.
         verbose: Print a line per finished trial and a summary.
         callbacks: Called as ``callback(study, trial)`` after each finished trial; raising
-            :class:`gpbo.StopStudy` ends the study once the running trials finish.
+            :class:`gpbo.StopStudy` ends the study once the running trials finish. Any other
+            exception a callback raises ends it at once (running trials are recorded
+            ``interrupted``) and reaches the caller, with the trials on its ``result``.
         _progress: Internal (the ``gpbo`` command's live display): a reporter that replaces
             the one ``verbose`` selects.
 
@@ -163,7 +165,9 @@ def optimize(
         A :class:`~gpbo.Result` with every trial and the best one.
 
     Raises:
-        StudyError: ``max_consecutive_failures`` trials failed in a row.
+        gpbo.StudyError: ``max_consecutive_failures`` trials failed in a row. This and any
+            other exception that ends the study (a callback's, ``KeyboardInterrupt``) carry
+            the trials so far as ``exc.result``, a :class:`~gpbo.Result`.
     """
     _exit_if_bootstrapping_worker()
     if not callable(objective):
@@ -301,21 +305,27 @@ class _Loop:
                     )
                     logger.info("batch_size auto: %d", self.settings.batch_size)
                 self._drive()
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 self._interrupt("the driver was stopped (Ctrl+C or SIGTERM)")
                 self._hint_resume()
+                self._attach_result(exc, "interrupted (Ctrl+C or SIGTERM)")
                 raise
             except BaseException as exc:
                 self._interrupt("the driver stopped on an error")
-                if isinstance(exc, StudyError):
-                    # without a journal the trials that completed live only here
-                    exc.result = self.study.result(stop_reason=str(exc).splitlines()[0])
+                self._attach_result(exc, str(exc).splitlines()[0] if str(exc) else repr(exc))
                 raise
             finally:
                 with self.signals.absorbed():
                     self.executor.shutdown()
         self.reporter.finish(self.study.trials, stop_reason=self.stop_reason)
         return self.study.result(stop_reason=self.stop_reason)
+
+    def _attach_result(self, exc: BaseException, stop_reason: str) -> None:
+        """Put the study's trials on ``exc.result``: without a journal the trials that
+        completed live only here (a StudyError, a callback's own error, a Ctrl+C)."""
+        if getattr(exc, "result", None) is None:
+            with contextlib.suppress(AttributeError, TypeError):  # an exception without a dict
+                exc.result = self.study.result(stop_reason=stop_reason)  # type: ignore[attr-defined]
 
     def _hint_resume(self) -> None:
         """One line saying how to resume (or how to make a study resumable)."""

@@ -192,6 +192,22 @@ def test_the_failure_stop_keeps_the_completed_trials_without_a_journal():
     assert "in a row failed" in result.stop_reason
 
 
+def test_a_callbacks_own_error_keeps_the_trials_without_a_journal():
+    # only a StudyError carried them: a logging callback that failed on the last trial lost
+    # every result of a journal-less study
+    def flaky_logger(study, trial):
+        if trial.number == 3:
+            raise ConnectionError("the tracking server went away")
+
+    with pytest.raises(ConnectionError) as info:
+        gpbo.optimize(sphere, SPACE, n_trials=4, strategy="random", seed=0, executor="serial",
+                      callbacks=[flaky_logger], verbose=False)
+    result = info.value.result
+    assert [t.status for t in result.trials] == ["complete"] * 4
+    assert "tracking server" in result.stop_reason
+    assert gpbo.StudyError is StudyError and gpbo.NoCompletedTrialError  # catchable as gpbo.*
+
+
 def test_a_complete_trial_resets_the_failure_count():
     calls = []
 
