@@ -50,6 +50,14 @@ def load_gp_machinery() -> None:
 Callback = Callable[[Study, Trial], Any]
 
 
+def _first_line(exc: BaseException) -> str:
+    """``exc``'s message in one line; one ending "failed with:" keeps the line that says how."""
+    lines = str(exc).splitlines() or [repr(exc)]
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
+
+
 @dataclass(frozen=True)
 class _Settings:
     """The loop's options, checked once with messages that name the option."""
@@ -312,7 +320,7 @@ class _Loop:
                 raise
             except BaseException as exc:
                 self._interrupt("the driver stopped on an error")
-                self._attach_result(exc, str(exc).splitlines()[0] if str(exc) else repr(exc))
+                self._attach_result(exc, _first_line(exc))
                 raise
             finally:
                 with self.signals.absorbed():

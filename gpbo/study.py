@@ -284,8 +284,10 @@ class Study(BestTrialMixin):
     ) -> None:
         """Apply a :meth:`tell` to the trial in memory."""
         now = time.time()
-        target.started_at = target.started_at or now
-        target.finished_at = now
+        never_started = target.status == "pending" and target.started_at is None
+        if not (status == "interrupted" and never_started):  # it has no start, nor duration
+            target.started_at = target.started_at or now
+            target.finished_at = now
         target.metrics.update(metrics)
         if status == "interrupted":
             target.status = "interrupted"

@@ -170,11 +170,14 @@ class Result(BestTrialMixin):
         """
         best = best_of(self.trials, self.direction)
         if best is None:
-            counts = ", ".join(f"{k}={v}" for k, v in self.status_counts().items()) or "none"
-            raise NoCompletedTrialError(
-                f"no trial completed (trials by status: {counts}); look at the failed "
-                "trials' `error` to see why"
+            by_status = self.status_counts()
+            counts = ", ".join(f"{k}={v}" for k, v in by_status.items()) or "no trials"
+            hint = (
+                "; look at the failed trials' `error` to see why"
+                if by_status.get("failed") or by_status.get("timeout")
+                else ""
             )
+            raise NoCompletedTrialError(f"no trial completed (trials by status: {counts}){hint}")
         return best
 
     def status_counts(self) -> dict[str, int]:

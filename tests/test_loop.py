@@ -190,6 +190,7 @@ def test_the_failure_stop_keeps_the_completed_trials_without_a_journal():
     assert [t.status for t in result.trials] == ["complete"] * 2 + ["failed"] * 3
     assert result.best_value == 1.0 and result.best_trial.number == 0
     assert "in a row failed" in result.stop_reason
+    assert "failed with: ValueError: diverged" in result.stop_reason  # not cut at "with:"
 
 
 def test_a_callbacks_own_error_keeps_the_trials_without_a_journal():

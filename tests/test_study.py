@@ -280,6 +280,20 @@ def test_tell_refuses_a_value_and_an_error_together():
     assert (trial.status, trial.value) == ("complete", 2.0)
 
 
+def test_a_trial_interrupted_before_it_started_has_no_start_or_duration():
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    started, never = study.ask(2)
+    study.mark_running(started, device="cpu")
+    study.tell(started, status="interrupted")
+    study.tell(never, status="interrupted")  # e.g. the rest of a round a StopStudy cut
+    assert started.started_at is not None and started.duration is not None
+    assert never.started_at is None and never.duration is None
+    result = study.result()
+    with pytest.raises(gpbo.NoCompletedTrialError) as info:
+        _ = result.best_trial
+    assert "interrupted=2" in str(info.value) and "failed trials" not in str(info.value)
+
+
 @pytest.mark.parametrize("status", ["failed", "timeout", "interrupted"])
 def test_tell_refuses_a_value_with_a_status_that_has_none(status):
     study = gpbo.Study(SPACE, strategy="random", seed=0)
