@@ -362,7 +362,9 @@ class RunConfig:
             raise ConfigError(f"{self.where(key)}: {exc}") from None
         executor = kwargs.get("executor")
         on_ray = executor == "ray" or type(executor).__name__ == "Ray"
-        if kwargs.get("batch_size") == "auto" and not on_ray:
+        if kwargs.get("batch_size") == "auto" and kwargs.get("mode") == "async":
+            del kwargs["batch_size"]  # async has no rounds; a number here drew a warning
+        elif kwargs.get("batch_size") == "auto" and not on_ray:
             kwargs["batch_size"] = len(slots)
         # on Ray, "auto" stays for optimize(), which takes the cluster's capacity once the
         # executor has connected (the driver's slots say nothing about the cluster)

@@ -97,6 +97,14 @@ def test_a_full_config_is_read_into_optimize_keywords(project):
     assert config.optimize_kwargs()["batch_size"] == 2
 
 
+def test_batch_size_auto_is_left_out_in_async_mode(project):
+    # async has no rounds: the number "auto" became drew a warning naming a value never written
+    text = BASE + "batch_size: auto\ndevices: [cpu, cpu]\n"
+    assert load_config(write(project, text)).optimize_kwargs()["batch_size"] == 2
+    config = load_config(write(project, text + "mode: async\n"))
+    assert "batch_size" not in config.optimize_kwargs()
+
+
 def test_ray_executor_options_are_checked_without_starting_ray(project):
     pytest.importorskip("gpbo.executors.ray")
     path = write(project, BASE + "executor: {type: ray, gpus: 1}\n")
