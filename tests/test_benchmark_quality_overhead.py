@@ -332,6 +332,13 @@ def test_overhead_smoke(tmp_path: Path) -> None:
     assert "were reused on: cpu (" in (other / "results.md").read_text()
 
 
+def _load_overhead_script():
+    spec = importlib.util.spec_from_file_location("benchmark_overhead", OVERHEAD)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
 @pytest.mark.parametrize(
     ("option", "message"),
     [(["--methods", "gbpo,optuna"], "--methods: unknown ['gbpo', 'optuna']"),
@@ -340,9 +347,7 @@ def test_overhead_smoke(tmp_path: Path) -> None:
      (["--repeats", "0"], "--repeats must be at least 1")],
 )
 def test_overhead_refuses_bad_arguments(tmp_path, capsys, option, message) -> None:
-    spec = importlib.util.spec_from_file_location("benchmark_overhead", OVERHEAD)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _load_overhead_script()
     with pytest.raises(SystemExit):
         script.main([*option, "--out", str(tmp_path / "o")])
     assert message in capsys.readouterr().err
@@ -351,9 +356,7 @@ def test_overhead_refuses_bad_arguments(tmp_path, capsys, option, message) -> No
 
 
 def test_overhead_report_states_the_cpu_gpu_ratio_and_crossover() -> None:
-    spec = importlib.util.spec_from_file_location("benchmark_overhead", OVERHEAD)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _load_overhead_script()
     # round seconds by (device, q, n): the GPU wins from n = 2000 for both q, and q=8 alone
     # at n = 500 (which must not count as the crossover)
     rounds = {("cpu", 1, 500): 0.4, ("cuda", 1, 500): 0.6, ("cpu", 8, 500): 3.0,
