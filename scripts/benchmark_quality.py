@@ -921,7 +921,7 @@ def _plan(args: argparse.Namespace, data: dict[str, Any]) -> Iterator[tuple[str,
     # seeds outermost: an interrupted run still has every method on the first seeds
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         for p in _split(args.problems):
-            budget = args.budget if args.budget is not None else PROBLEMS[p].budget
+            budget = _budget(args, p)
             for m in _split(args.methods):
                 if (p, m, seed, budget) not in done:
                     yield p, m, seed, budget
@@ -968,10 +968,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _init_worker(args.threads)
     started = time.perf_counter()
 
+    def forget_failure(key: tuple[str, str, int, int]) -> None:
+        data["failed_runs"] = [f for f in data.get("failed_runs", []) if run_key(f) != key]
+
     def record(result: dict[str, Any]) -> None:
         data["runs"].append(result)
-        data["failed_runs"] = [f for f in data.get("failed_runs", [])
-                               if run_key(f) != run_key(result)]
+        forget_failure(run_key(result))
         save_results(path, data)
         print(f"[{time.perf_counter() - started:7.0f}s] {result['problem']:>17} "
               f"{result['method']:>14} seed {result['seed']:>2}: log10 regret "
@@ -992,10 +994,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         detail = "".join(traceback.format_exception(exc)).strip()
         print(f"run failed: {p} {m} seed {seed}: {type(exc).__name__}: {exc}\n{detail}",
               flush=True)
-        entry = {"problem": p, "method": m, "seed": seed, "budget": budget,
-                 "error": f"{type(exc).__name__}: {exc}"}
-        data["failed_runs"] = [f for f in data.get("failed_runs", [])
-                               if run_key(f) != run_key(entry)] + [entry]
+        forget_failure(task)
+        data["failed_runs"].append({"problem": p, "method": m, "seed": seed, "budget": budget,
+                                    "error": f"{type(exc).__name__}: {exc}"})
         save_results(path, data)
 
     skipped: set[str] = set()
@@ -1041,6 +1042,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _budget(args: argparse.Namespace, problem: str) -> int:
+    """Evaluations per run of ``problem``: ``--budget``, else the problem's own."""
+    return args.budget if args.budget is not None else PROBLEMS[problem].budget
+
+
 def _check_resume(data: dict[str, Any], args: argparse.Namespace) -> None:
     """Refuse a resume whose runs would not belong in one table with the file's."""
     fast_before = data.get("environment", {}).get("fast", False)
@@ -1057,7 +1063,7 @@ def _check_resume(data: dict[str, Any], args: argparse.Namespace) -> None:
     for p in _split(args.problems):
         if p not in PROBLEMS:
             continue  # _plan names it
-        budget = args.budget if args.budget is not None else PROBLEMS[p].budget
+        budget = _budget(args, p)
         if p in budgets and budgets[p] != {budget}:
             raise SystemExit(
                 f"{args.out}: its {p} runs have a budget of "
