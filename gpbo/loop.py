@@ -373,7 +373,7 @@ class _Loop:
             callback_error: BaseException | None = None
             outcomes = self.executor.wait(timeout=self._wait_timeout())
             stop_signal = self.signals.requested
-            if stop_signal is not None and self.executor.runs_in_driver:
+            if stop_signal is not None and self._in_driver:
                 # Ctrl+C reached an objective running here, which caught the KeyboardInterrupt
                 # (Lightning's graceful shutdown returns the loss so far, or exits): its result
                 # is cut short, so it runs again on resume
