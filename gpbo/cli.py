@@ -263,6 +263,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         enabled=verbose,
         live=False if args.plain else None,
         resume_hint=f"run `{again}` again to resume",
+        metric=kwargs.get("metric", "value"),
         # once the study holds the journal: a driver refused it (two started at once on a
         # new run dir) must not overwrite the record of the other's settings
         on_start=lambda: _write_resolved_config(config),
@@ -573,6 +574,7 @@ def summarize(study: Any, *, stop_reason: str = "") -> dict[str, Any]:
     return {
         "journal": str(study.journal_path),
         "direction": study.direction,
+        "metric": study.metric,
         "strategy": study.strategy.config(),
         "trials": len(study.trials),
         "counts": counts,
@@ -647,7 +649,7 @@ def render_study(
                 t.number,
             )
         )
-    header = ["#", "status", "value", *names, "device", "duration"]
+    header = ["#", "status", study.metric, *names, "device", "duration"]
     now = time.time()
     rows = []
     for trial in trials:
@@ -701,7 +703,7 @@ def render_study(
         params = ", ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
         extras = ", ".join(f"{k}={format_value(v)}" for k, v in best.metrics.items())
         out.write(
-            f"best: trial {best.number}, value {format_value(best.value)}"
+            f"best: trial {best.number}, {study.metric} {format_value(best.value)}"
             + (f" ({extras})" if extras else "")
             + f"\n      {params}\n"
         )
@@ -767,7 +769,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(best.params))
         return EXIT_OK
-    print(f"# trial {best.number}, value {format_value(best.value)}")
+    print(f"# trial {best.number}, {study.metric} {format_value(best.value)}")
     for name, value in best.params.items():
         print(f"{name}: {_yaml_scalar(value)}")
     return EXIT_OK

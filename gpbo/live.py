@@ -42,6 +42,7 @@ class LiveReporter(ProgressReporter):
         on_start: Called when the study starts, that is once it holds its journal's lock
             (``gpbo run`` writes the run directory's ``config.yaml`` there, so that a driver
             refused the journal leaves the other's record alone).
+        metric: What to call the value.
     """
 
     def __init__(
@@ -55,6 +56,7 @@ class LiveReporter(ProgressReporter):
         refresh: float = 1.0,
         resume_hint: str | None = None,
         on_start: Callable[[], None] | None = None,
+        metric: str = "value",
     ) -> None:
         super().__init__(
             direction=direction,
@@ -62,6 +64,7 @@ class LiveReporter(ProgressReporter):
             enabled=enabled,
             stream=stream,
             resume_hint=resume_hint,
+            metric=metric,
         )
         if live is None:
             isatty = getattr(stream or sys.stdout, "isatty", None)

@@ -228,11 +228,13 @@ def optimize(
         seed=seed,
         surrogate_device=surrogate_device,
         journal=journal,
+        metric=metric,
     )
     with study:
         _warn_if_grid_is_cut(study, settings.n_trials)
         reporter = _progress or ProgressReporter(
-            direction=study.direction, n_trials=settings.n_trials, enabled=verbose
+            direction=study.direction, n_trials=settings.n_trials, enabled=verbose,
+            metric=study.metric,
         )
         return _Loop(study, runner, slots, settings, reporter=reporter).run(objective)
 

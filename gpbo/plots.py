@@ -22,7 +22,7 @@ def plot(
     path: str | Path | None = None,
     *,
     title: str | None = None,
-    metric: str = "value",
+    metric: str | None = None,
 ) -> Any:
     """Draw a study's progress and how the value depends on each parameter.
 
@@ -38,7 +38,8 @@ def plot(
             ``None`` only returns it. The file is replaced whole: a save that fails leaves
             the previous one as it was.
         title: The figure's title.
-        metric: What to call the value on the axes.
+        metric: What to call the value on the axes; ``None``: the source's ``metric``
+            (the name given to :func:`gpbo.optimize`), else ``"value"``.
 
     Returns:
         The ``matplotlib.figure.Figure``.
@@ -59,6 +60,8 @@ def plot(
     trials: list[Trial] = list(source.trials)
     direction: Direction = source.direction
     space = getattr(source, "space", None)
+    if metric is None:
+        metric = str(getattr(source, "metric", None) or "value")
     complete = [
         t
         for t in trials

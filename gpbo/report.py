@@ -76,6 +76,7 @@ class ProgressReporter:
         stream: Where to write (default ``sys.stdout``).
         resume_hint: How to resume this study, said when it is interrupted (default: how
             to call :func:`gpbo.optimize` again); the CLI says to rerun its command.
+        metric: What to call the value (``metric=`` of :func:`gpbo.optimize`).
     """
 
     def __init__(
@@ -86,8 +87,10 @@ class ProgressReporter:
         enabled: bool = True,
         stream: TextIO | None = None,
         resume_hint: str | None = None,
+        metric: str = "value",
     ) -> None:
         self.direction = direction
+        self.metric = metric
         self.n_trials = n_trials
         self.enabled = enabled
         self.stream = stream
@@ -174,7 +177,7 @@ class ProgressReporter:
         width = len(str(self.n_trials))
         head = f"[gpbo] {self._done:>{width}}/{self.n_trials} trial {trial.number:>{width}}"
         if trial.status == "complete":
-            body = f"value={format_value(trial.value)}"
+            body = f"{self.metric}={format_value(trial.value)}"
         else:
             reason = (trial.error or "").strip().splitlines()
             # 160: a command's reason quotes the line it could not read after ~70 characters
@@ -220,7 +223,7 @@ class ProgressReporter:
             self._write("[gpbo] no trial completed")
         else:
             self._write(
-                f"[gpbo] best value {format_value(best.value)} at trial {best.number}: "
+                f"[gpbo] best {self.metric} {format_value(best.value)} at trial {best.number}: "
                 f"{format_params(best.params)}"
             )
 

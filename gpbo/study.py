@@ -58,6 +58,9 @@ class Study(BestTrialMixin):
             where available once the GP is large enough to gain from it, else the CPU
             (:data:`gpbo.surrogate.AUTO_CUDA_FROM`).
         journal: A JSON-lines file that records every trial; an existing one is resumed.
+        metric: The name of the value: the key of the metric when :meth:`tell` gets a
+            mapping, and what summaries and plots call it. ``None``: the journal's, else
+            ``"value"``.
     """
 
     def __init__(
@@ -70,8 +73,13 @@ class Study(BestTrialMixin):
         seed: int | None = None,
         surrogate_device: str = "auto",
         journal: str | Path | None = None,
+        metric: str | None = None,
     ) -> None:
         self.space = Space(space)
+        if metric is not None and (not isinstance(metric, str) or not metric):
+            raise GpboError(f"metric must be a non-empty string or None, got {metric!r}")
+        self._metric_given = metric is not None
+        self.metric: str = metric if metric is not None else "value"
         if direction not in ("minimize", "maximize"):
             raise GpboError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
         self.direction: Direction = direction
@@ -179,8 +187,9 @@ class Study(BestTrialMixin):
         Args:
             trial: The trial (or its number) from :meth:`ask`. Its ``params`` must be as
                 :meth:`ask` handed them out (copy them before changing them).
-            value: The metric, or a mapping of the metric ``"value"`` and extra numbers. NaN,
-                infinity, ``None`` or a non-number fails the trial with the reason.
+            value: The metric, or a mapping of the metric (key :attr:`metric`, by default
+                ``"value"``) and extra numbers. NaN, infinity, ``None`` or a non-number fails
+                the trial with the reason.
             error: Marks the trial failed with this message (or exception); not with a
                 ``value``.
             status: ``"timeout"`` or ``"interrupted"`` to record those endings; default
@@ -305,7 +314,7 @@ class Study(BestTrialMixin):
             try:
                 number, extras = parse_objective_value(
                     value,
-                    metric="value",
+                    metric=self.metric,
                     metric_hint="pass the metric as value and the rest as tell(..., metrics=)",
                 )
             except ValueError as exc:
@@ -356,12 +365,14 @@ class Study(BestTrialMixin):
         """Record a result obtained elsewhere (e.g. an earlier study) as a complete trial.
 
         Raises:
-            GpboError: ``value`` is not a finite number (or a mapping holding one as
-                ``"value"``); nothing is recorded.
+            GpboError: ``value`` is not a finite number (or a mapping holding one under
+                :attr:`metric`); nothing is recorded.
         """
         self._check_writable()
         try:
-            parse_objective_value(value, metric="value", metric_hint="give the metric as value")
+            parse_objective_value(
+                value, metric=self.metric, metric_hint="give the metric as value"
+            )
         except ValueError as exc:
             raise GpboError(f"add() records a complete trial, and {exc}") from None
         trial = self._new_trial(self.space.check(params), None, record=False)
@@ -398,7 +409,7 @@ class Study(BestTrialMixin):
         """The study's trials as a :class:`~gpbo.Result`."""
         return Result(
             self._trials, direction=self.direction, stop_reason=stop_reason, seed=self.seed,
-            space=self.space,
+            space=self.space, metric=self.metric,
         )
 
     def trial_dir(self, trial: Trial | int) -> Path:
@@ -565,6 +576,7 @@ class Study(BestTrialMixin):
             "direction": self.direction,
             "strategy": self.strategy.config(),
             "seed": self.seed,
+            "metric": self.metric,
         }
 
     def _adopt_stored_order(self, stored_space: Any) -> None:
@@ -595,6 +607,8 @@ class Study(BestTrialMixin):
             self.seed = int(stored.header["seed"])  # resume the recorded random streams
         if stored is not None:
             self._adopt_stored_order(stored.header.get("space"))
+            if not self._metric_given:
+                self.metric = recorded_metric(stored.header, stored.events)
         keys = ("space", "direction", "seed") if self._seed_given else ("space", "direction")
         self._journal, events = Journal.open(path, header=self._header(), compare=keys)
         try:
@@ -608,6 +622,20 @@ class Study(BestTrialMixin):
                 self._append_event(
                     {"event": "study", "kind": "strategy", "time": time.time(),
                      "strategy": current}
+                )
+            stored_metric = recorded_metric(self._journal.header, events)
+            if stored_metric != self.metric:
+                # a renamed key in the objective's return, say: the values go on, under the
+                # name now given, which summaries of the journal take from here on
+                if any(event.get("event") == "trial" for event in events):
+                    warn_at_caller(
+                        f"resuming the study of {path} with metric {self.metric!r} where it "
+                        f"recorded {stored_metric!r}; the trials so far keep their values, and "
+                        "summaries call them by the new name"
+                    )
+                self._append_event(
+                    {"event": "study", "kind": "metric", "time": time.time(),
+                     "metric": self.metric}
                 )
         except BaseException:
             # release the lock: a retry in this process (after repairing the file) must not
@@ -826,6 +854,7 @@ def load(journal_path: str | Path) -> Study:
         direction=header["direction"],
         strategy=strategy,
         seed=header.get("seed"),
+        metric=recorded_metric(header, contents.events),
     )
     study.journal_path = path
     study._fold_events(contents.events)
@@ -891,6 +920,16 @@ def recorded_strategy(
         if event.get("event") == "study" and event.get("kind") == "strategy":
             config = event.get("strategy") or config
     return dict(config)
+
+
+def recorded_metric(header: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> str:
+    """The name of the metric a journal's study last ran with (``"value"`` where the journal
+    predates its record)."""
+    metric = header.get("metric") or "value"
+    for event in events:
+        if event.get("event") == "study" and event.get("kind") == "metric":
+            metric = event.get("metric") or metric
+    return str(metric)
 
 
 def _point_key(encoded: np.ndarray) -> bytes:

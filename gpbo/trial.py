@@ -144,6 +144,8 @@ class Result(BestTrialMixin):
             ``seed=`` proposes the same points again.
         space: The study's search space (:class:`~gpbo.Space`), where known: :meth:`plot`
             draws its log-scaled parameters on log axes and its choices in their order.
+        metric: The name of the value (``metric=`` of :func:`gpbo.optimize`), for plots and
+            summaries.
     """
 
     def __init__(
@@ -154,8 +156,10 @@ class Result(BestTrialMixin):
         stop_reason: str = "",
         seed: int | None = None,
         space: Any = None,
+        metric: str = "value",
     ) -> None:
         self.trials: list[Trial] = list(trials)
+        self.metric = metric
         self.direction: Direction = direction
         self.stop_reason = stop_reason
         self.seed = seed

@@ -133,6 +133,19 @@ def test_best_prints_yaml_that_reads_back_as_the_values(tmp_path):
     assert yaml.safe_load(text) == params  # JSON's 3e-07 and 1e+20 are strings to YAML
 
 
+def test_show_and_best_call_the_value_by_the_metric_s_name(tmp_path):
+    study = gpbo.Study({"lr": gpbo.Real(0, 1)}, seed=0, journal=tmp_path / "j.jsonl",
+                       direction="maximize", metric="accuracy")
+    study.add({"lr": 0.5}, 0.75)
+    study.close()
+    show = ok(gpbo_cli("show", "j.jsonl", cwd=tmp_path)).stdout
+    header = next(line for line in show.splitlines() if line.lstrip().startswith("#"))
+    assert header.split()[:3] == ["#", "status", "accuracy"]
+    assert "best: trial 0, accuracy 0.75" in show
+    best = ok(gpbo_cli("best", "j.jsonl", cwd=tmp_path)).stdout
+    assert best.splitlines()[0] == "# trial 0, accuracy 0.75"
+
+
 def test_export_of_a_study_without_trials_has_the_spaces_columns(tmp_path):
     gpbo.Study({"lr": gpbo.Real(0, 1), "act": gpbo.Choice(["a", "b"])}, seed=0,
                journal=tmp_path / "j.jsonl").close()

@@ -530,3 +530,23 @@ def test_the_result_names_the_seed_a_seedless_run_drew():
         lambda p: p["x"], space, n_trials=3, strategy="random", seed=first.seed, verbose=False
     )
     assert [t.params for t in again.trials] == [t.params for t in first.trials]
+
+
+def test_the_metric_s_name_reaches_the_result_the_progress_lines_and_the_journal(
+    tmp_path, capsys
+):
+    result = gpbo.optimize(
+        lambda p: {"accuracy": 1.0 - p["x"] ** 2, "loss": p["x"] ** 2},
+        {"x": gpbo.Real(-1, 1)},
+        n_trials=3,
+        direction="maximize",
+        metric="accuracy",
+        strategy="random",
+        seed=0,
+        journal=tmp_path / "j.jsonl",
+    )
+    assert result.metric == "accuracy"
+    out = capsys.readouterr().out
+    assert "accuracy=" in out and "value=" not in out
+    assert "best accuracy" in out
+    assert gpbo.load(tmp_path / "j.jsonl").metric == "accuracy"

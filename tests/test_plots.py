@@ -100,3 +100,12 @@ def test_optimizes_result_plots_as_the_study_does():
     panels = {ax.get_title(): ax for ax in result.plot().axes}
     assert panels["value against lr"].get_xscale() == "log"
     assert all(float(t).is_integer() for t in panels["value against layers"].get_xticks())
+
+
+def test_the_axes_take_the_metric_s_name_from_the_result():
+    result = _result()
+    result.metric = "accuracy"
+    titles = [ax.get_title() for ax in plot(result).axes]
+    assert "accuracy against x" in titles
+    assert plot(result).axes[0].get_ylabel() == "accuracy"
+    assert plot(result, metric="acc").axes[0].get_ylabel() == "acc"

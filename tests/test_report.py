@@ -124,3 +124,14 @@ def test_a_tie_names_the_lower_numbered_trial_as_the_summary_does():
     reporter.trial_finished(Trial(0, {"x": 0.0}, value=0.98, status="complete"))
     reporter.trial_finished(Trial(2, {"x": 0.5}, value=0.5, status="complete"))
     assert "best=0.98 (#0)" in out.getvalue().splitlines()[-1]  # the finish order said #1
+
+
+def test_lines_and_summary_call_the_value_by_the_metric_s_name():
+    out = io.StringIO()
+    reporter = ProgressReporter(direction="maximize", n_trials=1, stream=out, metric="accuracy")
+    trial = Trial(0, {"x": 1.0}, value=0.9, status="complete")
+    reporter.trial_finished(trial)
+    reporter.finish([trial], stop_reason="1 trial finished")
+    lines = out.getvalue().splitlines()
+    assert "accuracy=0.9" in lines[0] and "value=" not in lines[0]
+    assert lines[-1].startswith("[gpbo] best accuracy 0.9 at trial 0")

@@ -632,3 +632,41 @@ def test_a_metric_given_both_in_the_value_and_in_metrics_is_refused():
         study.tell(trial, {"value": 1.0, "acc": 0.5}, metrics={"acc": 0.7})
     study.tell(trial, {"value": 1.0, "acc": 0.5}, metrics={"loss": 0.7})
     assert trial.metrics == {"acc": 0.5, "loss": 0.7}
+
+
+def test_a_named_metric_is_read_from_a_mapping_recorded_and_taken_up_on_resume(tmp_path):
+    import json
+
+    path = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path, metric="accuracy") as study:
+        trial = study.tell(study.ask(1)[0], {"accuracy": 0.9, "loss": 0.3})
+        assert (trial.status, trial.value, trial.metrics) == ("complete", 0.9, {"loss": 0.3})
+        # the key "value" is not the metric here: the trial fails, naming the key it lacks
+        missing = study.tell(study.ask(1)[0], {"value": 0.5})
+        assert missing.status == "failed" and "accuracy" in missing.error
+    assert json.loads(path.read_text().splitlines()[0])["metric"] == "accuracy"
+    with gpbo.Study(SPACE, strategy="random", journal=path) as study:
+        assert study.metric == "accuracy"  # not given: the journal's
+    assert gpbo.load(path).metric == "accuracy"
+    assert gpbo.load(path).result().metric == "accuracy"
+    with (
+        pytest.warns(gpbo.GpboWarning, match="metric 'acc' where it recorded 'accuracy'"),
+        gpbo.Study(SPACE, strategy="random", journal=path, metric="acc") as study,
+    ):
+        assert study.metric == "acc"
+    assert gpbo.load(path).metric == "acc"
+    with pytest.raises(gpbo.GpboError, match="metric must be a non-empty string"):
+        gpbo.Study(SPACE, metric="")
+
+
+def test_a_journal_without_a_recorded_metric_reads_as_value(tmp_path):
+    import json
+
+    path = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
+        study.tell(study.ask(1)[0], 1.0)
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    del header["metric"]  # as an earlier gpbo wrote it
+    path.write_text("\n".join([json.dumps(header, separators=(",", ":")), *lines[1:]]) + "\n")
+    assert gpbo.load(path).metric == "value"
