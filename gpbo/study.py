@@ -627,7 +627,11 @@ class Study(BestTrialMixin):
             if stored_metric != self.metric:
                 # a renamed key in the objective's return, say: the values go on, under the
                 # name now given, which summaries of the journal take from here on
-                if any(event.get("event") == "trial" for event in events):
+                # a journal from before the metric was recorded says nothing to differ from
+                known = "metric" in self._journal.header or any(
+                    event.get("kind") == "metric" for event in events
+                )
+                if known and any(event.get("event") == "trial" for event in events):
                     warn_at_caller(
                         f"resuming the study of {path} with metric {self.metric!r} where it "
                         f"recorded {stored_metric!r}; the trials so far keep their values, and "

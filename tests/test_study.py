@@ -661,6 +661,7 @@ def test_a_named_metric_is_read_from_a_mapping_recorded_and_taken_up_on_resume(t
 
 def test_a_journal_without_a_recorded_metric_reads_as_value(tmp_path):
     import json
+    import warnings
 
     path = tmp_path / "j.jsonl"
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
@@ -670,3 +671,7 @@ def test_a_journal_without_a_recorded_metric_reads_as_value(tmp_path):
     del header["metric"]  # as an earlier gpbo wrote it
     path.write_text("\n".join([json.dumps(header, separators=(",", ":")), *lines[1:]]) + "\n")
     assert gpbo.load(path).metric == "value"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing recorded to differ from: no warning
+        gpbo.Study(SPACE, strategy="random", journal=path, metric="loss").close()
+    assert gpbo.load(path).metric == "loss"
