@@ -194,6 +194,9 @@ class Result(BestTrialMixin):
     def to_dataframe(self) -> Any:
         """The trials as a ``pandas.DataFrame``, one row each, a column per parameter.
 
+        Columns: ``number``, ``status``, ``value``, ``device``, ``round``, ``started_at`` and
+        ``finished_at`` (time-zone aware, in UTC; ``NaT`` for a trial not started or not
+        finished), ``duration`` (seconds), ``params_*``, ``metrics_*``, ``error``.
         Needs the ``pandas`` extra (``pip install "pandas>=1.5"``).
         """
         from gpbo._optional import import_optional
@@ -207,13 +210,21 @@ class Result(BestTrialMixin):
                 "value": trial.value,
                 "device": trial.device,
                 "round": trial.round,
+                "started_at": trial.started_at,
+                "finished_at": trial.finished_at,
                 "duration": trial.duration,
             }
             row.update({f"params_{k}": v for k, v in trial.params.items()})
             row.update({f"metrics_{k}": v for k, v in trial.metrics.items()})
             row["error"] = trial.error
             rows.append(row)
-        return pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)
+        for column in ("started_at", "finished_at"):
+            # UTC: one offset for all, where a study ran across a change of daylight saving
+            frame[column] = pd.to_datetime(
+                frame[column].astype("float64"), unit="s", utc=True
+            )
+        return frame
 
     def plot(self, path: str | None = None, **kwargs: Any) -> Any:
         """Draw the study with :func:`gpbo.plots.plot` (needs ``gpbo[plot]``); return the figure."""
@@ -225,3 +236,4 @@ class Result(BestTrialMixin):
         best = best_of(self.trials, self.direction)
         best_text = "none" if best is None else f"{best.value!r} at trial {best.number}"
         return f"Result(trials={len(self.trials)}, best={best_text})"
+

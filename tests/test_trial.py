@@ -47,13 +47,20 @@ def test_result_best_and_counts():
 def test_to_dataframe_or_a_clear_message(monkeypatch):
     result = Result(make_trials(), direction="minimize")
     try:
-        import pandas  # noqa: F401
+        import pandas
     except ImportError:
         pass
     else:
         frame = result.to_dataframe()
         assert list(frame["number"]) == [0, 1, 2, 3]
         assert "params_x" in frame.columns and "metrics_acc" in frame.columns
+        started = {t.number: t.started_at for t in result.trials}
+        for row in frame.itertuples():
+            if started[row.number] is None:
+                assert pandas.isna(row.started_at)
+            else:
+                assert row.started_at.timestamp() == pytest.approx(started[row.number])
+                assert str(row.started_at.tz) == "UTC"
     real_import = builtins.__import__
 
     def no_pandas(name, *args, **kwargs):
