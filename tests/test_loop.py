@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -387,6 +388,23 @@ def test_trial_timeout_in_the_serial_executor():
     assert timed_out and all(t.params["x"] > 0 for t in timed_out)
     assert all(t.status == "complete" for t in result.trials if t.params["x"] <= 0)
     assert "trial_timeout of 0.3 s" in timed_out[0].error
+
+
+def test_a_serial_trial_that_swallows_its_timeout_is_stopped_and_recorded_timeout():
+    def objective(params):
+        for _ in range(3):  # swallows the first TrialTimeout, as a bare `except:` would
+            with contextlib.suppress(BaseException):
+                time.sleep(10)
+        return sphere(params)
+
+    start = time.monotonic()
+    result = gpbo.optimize(objective, SPACE, n_trials=2, trial_timeout=0.2, strategy="sobol",
+                           seed=0, executor="serial", verbose=False,
+                           max_consecutive_failures=None)
+    assert time.monotonic() - start < 8  # three sleeps swallowed, each cut within ~1 s
+    assert [t.status for t in result.trials] == ["timeout", "timeout"]
+    # the alarm is off once the study ended: nothing fires in the caller afterwards
+    time.sleep(1.5)
 
 
 def test_device_and_current_trial_inside_the_objective(tmp_path):

@@ -86,9 +86,14 @@ class Serial(Executor):
         task = self._queue.popleft()
         cut_by_caller = timeout is not None and (task.timeout is None or timeout < task.timeout)
         started = time.time()
+        alarm = self._alarm(timeout if cut_by_caller else task.timeout)
         try:
-            with self._alarm(timeout if cut_by_caller else task.timeout):
+            with alarm:
                 outcome = evaluate(self._objective, task, metric=self._metric, device=self._device)
+            if alarm.fired:
+                # the objective caught the TrialTimeout (a bare `except:`, a retry loop) and
+                # returned: what it returned is not a result within the limit
+                raise TrialTimeout()
         except TrialTimeout:
             outcome = TrialOutcome(
                 number=task.number,
@@ -125,24 +130,41 @@ class Serial(Executor):
         return _Alarm(seconds if usable else None)
 
 
+#: Seconds between further :class:`TrialTimeout`\ s once the first was raised and the trial
+#: goes on (training code that swallowed it).
+REFIRE_INTERVAL_S = 1.0
+
+
 class _Alarm:
-    """Raise :class:`TrialTimeout` in the main thread after ``seconds`` (POSIX only)."""
+    """Raise :class:`TrialTimeout` in the main thread after ``seconds`` (POSIX only), and
+    again every :data:`REFIRE_INTERVAL_S` until the trial ends: an objective that catches
+    ``BaseException`` (or retries on any error) would otherwise run on past its limit."""
 
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
+        self.fired = False
         self._previous = None
 
     def __enter__(self) -> _Alarm:
         if self.seconds is not None:
             self._previous = signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, max(self.seconds, 1e-3))
+            signal.setitimer(signal.ITIMER_REAL, max(self.seconds, 1e-3), REFIRE_INTERVAL_S)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.seconds is not None:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
+        if self.seconds is None:
+            return
+        while True:
+            # ignored first: a TrialTimeout raised here, with the timer still set, would fire
+            # on in the driver after the trial
+            try:
+                signal.signal(signal.SIGALRM, signal.SIG_IGN)
+                break
+            except TrialTimeout:
+                continue
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self._previous or signal.SIG_DFL)
 
-    @staticmethod
-    def _fire(signum: int, frame: object) -> None:
+    def _fire(self, signum: int, frame: object) -> None:
+        self.fired = True
         raise TrialTimeout()
