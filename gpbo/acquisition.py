@@ -12,17 +12,15 @@ by the joint acquisition value, which also keeps every point of the batch new.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gpbo.space import Space
+from gpbo.surrogate import numerical_warnings_to_debug_log
 
 if TYPE_CHECKING:
     import torch
@@ -152,7 +150,7 @@ def optimize_acquisition(
 
     bounds = torch.stack([torch.zeros(d, **tkwargs), torch.ones(d, **tkwargs)])
     check_batched_lbfgsb()
-    with _warnings_to_debug_log():
+    with numerical_warnings_to_debug_log("acquisition optimization"):
         candidates = _sequential_greedy(acqf, bounds=bounds, q=q, options=options)
     X = space.project(candidates.detach().cpu().numpy())
     if space.is_continuous and _all_new(X, seen):
@@ -316,7 +314,7 @@ def optimize_posterior_mean(
     starts = low + generator.random((n_starts, d)) * (high - low)
     starts[0] = center
     batch_initial_conditions = torch.as_tensor(starts, **tkwargs).unsqueeze(1)
-    with _warnings_to_debug_log():
+    with numerical_warnings_to_debug_log("acquisition optimization"):
         candidates, values = optimize_acqf(
             acqf,
             bounds=bounds,
@@ -343,19 +341,6 @@ def optimize_posterior_mean(
             if is_new(row, taken, tol=min_distance if chosen else DUPLICATE_TOL):
                 chosen.append(row)
     return np.array(chosen).reshape(-1, d)
-
-
-@contextlib.contextmanager
-def _warnings_to_debug_log() -> Iterator[None]:
-    """Send botorch's optimizer warnings (restarts, early stops) to the debug log.
-
-    They describe the optimizer's own retries, which it handles; users act on nothing in them.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        logger.debug("acquisition optimization: %s: %s", w.category.__name__, w.message)
 
 
 def _greedy_batch(

@@ -227,8 +227,7 @@ def fit_gp(X: torch.Tensor, y: torch.Tensor, *, subset: int = FIT_SUBSET) -> Any
         raise SurrogateFitError("the training data hold non-finite values")
     n = X.shape[0]
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with numerical_warnings_to_debug_log("GP fit"):
             if n <= subset:
                 model = _build_gp(X, y)
                 _maximize_likelihood(model)
@@ -241,9 +240,9 @@ def fit_gp(X: torch.Tensor, y: torch.Tensor, *, subset: int = FIT_SUBSET) -> Any
                 model.covar_module.load_state_dict(fitted.covar_module.state_dict())
                 model.likelihood.load_state_dict(fitted.likelihood.state_dict())
                 model.mean_module.load_state_dict(fitted.mean_module.state_dict())
-        for w in caught:
-            logger.debug("GP fit: %s: %s", w.category.__name__, w.message)
-    except Exception as exc:  # botorch raises several types (ModelFittingError, NotPSDError...)
+    except _numerical_errors() as exc:
+        # a fit that fails on the data (NotPSDError, a singular matrix, ModelFittingError...);
+        # a TypeError or AttributeError is a bug, and would only hide behind the fallback
         raise SurrogateFitError(f"{type(exc).__name__}: {exc}") from exc
     model.eval()
     return model
@@ -287,3 +286,51 @@ def _maximize_likelihood(model: Any) -> None:
     # BoTorch runs the optimizer (and its retries); the closure computes the same loss and
     # gradient with a hand-written backward pass, in a third of the time from n = 200
     fit_gpytorch_mll(mll, closure=marginal_likelihood_closure(mll))
+
+
+def _numerical_errors() -> tuple[type[BaseException], ...]:
+    """What a GP fit raises when the data or the optimizer defeat it."""
+    from botorch.exceptions.errors import BotorchError
+
+    # RuntimeError covers torch's LinAlgError and linear_operator's NotPSDError and NanError
+    return (RuntimeError, ValueError, ArithmeticError, BotorchError)
+
+
+# Where warnings re-emitted by numerical_warnings_to_debug_log() are remembered, so that the
+# default "once per place" filter holds for them as for any other warning
+_REEMITTED: dict[Any, Any] = {}
+
+
+@contextlib.contextmanager
+def numerical_warnings_to_debug_log(what: str) -> Iterator[None]:
+    """Send the numerical and optimizer warnings of a GP fit or an acquisition optimization
+    to the debug log; let every other warning through.
+
+    botorch, gpytorch and linear_operator warn of the optimizer's own retries and jitter,
+    which they handle and users act on nothing in; a warning of another kind (a deprecation,
+    a user's own) is re-emitted as it was raised, under the caller's filters.
+
+    Args:
+        what: What the block does, for the log lines (``"GP fit"``).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    quiet = _numerical_warnings()
+    for w in caught:
+        if issubclass(w.category, quiet):
+            logger.debug("%s: %s: %s", what, w.category.__name__, w.message)
+        else:
+            warnings.warn_explicit(
+                w.message, w.category, w.filename, w.lineno, registry=_REEMITTED,
+                source=w.source,
+            )
+
+
+def _numerical_warnings() -> tuple[type[Warning], ...]:
+    from botorch.exceptions.warnings import BotorchWarning
+    from gpytorch.utils.warnings import GPInputWarning
+    from gpytorch.utils.warnings import NumericalWarning as GPyTorchNumericalWarning
+    from linear_operator.utils.warnings import NumericalWarning
+
+    return (BotorchWarning, GPInputWarning, GPyTorchNumericalWarning, NumericalWarning)

@@ -186,3 +186,45 @@ def test_auto_device_follows_the_training_size_where_cuda_is_there(monkeypatch):
     assert resolve_device("auto", n_train=AUTO_CUDA_FROM - 1).type == "cpu"
     assert resolve_device("auto", n_train=AUTO_CUDA_FROM).type == "cuda"
     assert resolve_device("auto").type == "cuda"
+
+
+def test_a_numerical_failure_of_the_fit_is_a_fit_error_and_a_bug_is_not(monkeypatch):
+    X = torch.rand(8, 2, dtype=torch.float64)
+    y = X.sum(-1)
+
+    def fails_with(error):
+        def fit(model):
+            raise error
+
+        return fit
+
+    monkeypatch.setattr(surrogate, "_maximize_likelihood",
+                        fails_with(torch.linalg.LinAlgError("not positive-definite")))
+    with pytest.raises(surrogate.SurrogateFitError, match="not positive-definite"):
+        surrogate.fit_gp(X, y)
+    # a bug (an API that changed, a typo) must not hide behind the quasi-random fallback
+    monkeypatch.setattr(surrogate, "_maximize_likelihood", fails_with(TypeError("a bug")))
+    with pytest.raises(TypeError, match="a bug"):
+        surrogate.fit_gp(X, y)
+
+
+def test_the_fit_logs_the_optimizer_s_warnings_and_passes_on_the_others(monkeypatch, caplog):
+    import logging
+    import warnings
+
+    from botorch.exceptions.warnings import OptimizationWarning
+
+    X = torch.rand(8, 2, dtype=torch.float64)
+    real = surrogate._maximize_likelihood
+
+    def warns(model):
+        warnings.warn("the optimizer restarted", OptimizationWarning, stacklevel=1)
+        warnings.warn("a user's own warning", UserWarning, stacklevel=1)
+        real(model)
+
+    monkeypatch.setattr(surrogate, "_maximize_likelihood", warns)
+    with caplog.at_level(logging.DEBUG, logger="gpbo.surrogate"), \
+            pytest.warns(UserWarning, match="a user's own warning") as shown:
+        surrogate.fit_gp(X, X.sum(-1))
+    assert not any(issubclass(w.category, OptimizationWarning) for w in shown)
+    assert "OptimizationWarning: the optimizer restarted" in caplog.text
