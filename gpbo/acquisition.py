@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gpbo.exceptions import GpboError
 from gpbo.space import Space
 from gpbo.surrogate import numerical_warnings_to_debug_log
 
@@ -59,11 +60,11 @@ class AcquisitionOptions:
         for name in ("num_restarts", "raw_samples", "maxiter"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+                raise GpboError(f"{name} must be a positive int, got {value!r}")
         for name in ("factr", "pgtol"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+                raise GpboError(f"{name} must be a positive number, got {value!r}")
 
     def lbfgs(self, q: int = 1) -> dict[str, Any]:
         """The ``options`` for ``botorch.optim.optimize_acqf`` with ``q`` points per start."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import numpy as np
@@ -122,6 +122,7 @@ class Real(Param):
 
     low: float
     high: float
+    _: KW_ONLY  # Real(0, 1, True) would not say what True is
     log: bool = False
 
     def validate(self, name: str) -> None:
@@ -182,6 +183,7 @@ class Int(Param):
 
     low: int
     high: int
+    _: KW_ONLY  # Real(0, 1, True) would not say what True is
     log: bool = False
 
     def validate(self, name: str) -> None:
@@ -516,7 +518,7 @@ class Space:
         """
         X = np.clip(np.asarray(X, dtype=np.float64), 0.0, 1.0)
         if X.ndim != 2 or X.shape[1] != self.n_columns:
-            raise ValueError(f"expected an n x {self.n_columns} array, got shape {X.shape}")
+            raise SpaceError(f"expected an n x {self.n_columns} array, got shape {X.shape}")
         columns = {name: p.decode(X[:, self._slices[name]]) for name, p in self.params.items()}
         return [{name: columns[name][i] for name in self.params} for i in range(X.shape[0])]
 

@@ -224,7 +224,7 @@ class Sobol(Strategy):
         return sobol_points(history, n)
 
 
-@dataclass
+@dataclass(kw_only=True)  # options by name: Bayes(3) read as n_init=3
 class Grid(Strategy):
     """The exhaustive Cartesian grid, in order: every ``Choice`` and ``Int`` value, and
     ``levels`` evenly spaced levels of each ``Real`` (log-spaced where ``log=True``).
@@ -263,7 +263,7 @@ class Grid(Strategy):
         return {"name": self.name, "levels": self.levels}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Bayes(Strategy):
     r"""GP-based Bayesian optimization with a joint q-batch acquisition.
 
@@ -312,8 +312,9 @@ class Bayes(Strategy):
                 f"exploit_radius must be a number in (0, 1] (a half-width in the unit cube) or "
                 f"None to turn the exploitation point off, got {radius!r}"
             )
-        self._options = AcquisitionOptions(
-            num_restarts=self.num_restarts, raw_samples=self.raw_samples, maxiter=self.maxiter
+        self._options = _acquisition_options(
+            self, num_restarts=self.num_restarts, raw_samples=self.raw_samples,
+            maxiter=self.maxiter,
         )
 
     def propose(self, history: History, n: int) -> list[dict[str, Any]]:
@@ -374,7 +375,7 @@ class Bayes(Strategy):
         }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Gradient(Strategy):
     r"""Local refinement: gradient ascent on the GP posterior mean from the incumbent.
 
@@ -411,8 +412,8 @@ class Gradient(Strategy):
                     f"Gradient's {label} must be a number (a half-width in the unit cube), got "
                     f"{value!r} ({type(value).__name__})"
                 )
-        self._options = AcquisitionOptions(  # checks num_restarts and maxiter
-            num_restarts=self.num_restarts, raw_samples=256, maxiter=self.maxiter
+        self._options = _acquisition_options(  # checks num_restarts and maxiter
+            self, num_restarts=self.num_restarts, raw_samples=256, maxiter=self.maxiter
         )
         if not 0 < self.min_radius <= self.radius <= 1:
             raise GpboError(
@@ -487,6 +488,14 @@ def _fit_or_warn(history: History) -> tuple[Any, float] | None:
     except SurrogateFitError as exc:
         warn_at_caller(f"the GP fit failed ({exc}); this ask falls back to quasi-random points")
         return None
+
+
+def _acquisition_options(owner: Strategy, **options: Any) -> AcquisitionOptions:
+    """:class:`AcquisitionOptions` from a strategy's own; a bad one named as the strategy's."""
+    try:
+        return AcquisitionOptions(**options)
+    except GpboError as exc:
+        raise GpboError(f"{type(owner).__name__}: {exc}") from None
 
 
 @contextlib.contextmanager

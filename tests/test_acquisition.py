@@ -119,11 +119,11 @@ def test_posterior_mean_step_may_change_a_category_but_stays_local_in_the_rest()
 
 
 def test_options_are_validated():
-    with pytest.raises(ValueError, match="num_restarts"):
+    with pytest.raises(gpbo.GpboError, match="num_restarts"):
         AcquisitionOptions(num_restarts=0)
-    with pytest.raises(ValueError, match="factr"):
+    with pytest.raises(gpbo.GpboError, match="factr"):
         AcquisitionOptions(factr=0.0)
-    with pytest.raises(ValueError, match="pgtol"):
+    with pytest.raises(gpbo.GpboError, match="pgtol"):
         AcquisitionOptions(pgtol=-1e-4)
     assert AcquisitionOptions(maxiter=7).lbfgs(q=4)["maxiter"] == 7
 

@@ -254,3 +254,11 @@ def test_int_bounds_beyond_float64s_integers_are_refused():
     gpbo.Space({"s": gpbo.Int(-(2**53), 2**53)})  # the largest exactly representable
     with pytest.raises(SpaceError, match=r"'seed': Int high 9223372036854775807 is beyond"):
         gpbo.Space({"seed": gpbo.Int(0, 2**63 - 1)})
+
+
+def test_log_is_given_by_name():
+    with pytest.raises(TypeError, match="positional"):
+        gpbo.Real(1e-4, 1.0, True)  # type: ignore[misc]
+    with pytest.raises(TypeError, match="positional"):
+        gpbo.Int(1, 64, True)  # type: ignore[misc]
+    assert gpbo.Int(1, 64, log=True).log

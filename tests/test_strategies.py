@@ -147,8 +147,16 @@ def test_gradient_checks_n_init_as_bayes_does(n_init):
     ],
 )
 def test_gradient_checks_its_options_when_made(options, fragment):
-    with pytest.raises((gpbo.GpboError, ValueError), match=fragment):
+    with pytest.raises(gpbo.GpboError, match=fragment):
         Gradient(**options)
+
+
+def test_strategy_options_are_keyword_only_and_bad_ones_name_the_strategy():
+    for strategy in (Bayes, Gradient, Grid):
+        with pytest.raises(TypeError, match="positional"):
+            strategy(3)  # Bayes(3) was n_init=3, Grid(3) levels=3: read by name only
+    with pytest.raises(gpbo.GpboError, match=r"^Bayes: num_restarts must be a positive int"):
+        Bayes(num_restarts=0)
 
 
 def test_small_discrete_space_is_used_up_without_duplicates():
