@@ -384,10 +384,17 @@ class _Loop:
                                         error=None)
                     for o in outcomes
                 ]
-            with self.signals.held():  # every outcome at hand is recorded before stopping
-                ended = [t for t in map(self._record_outcome, outcomes) if t is not None]
-            if stop_signal is not None:  # swallowed where it was raised: the study still stops
-                raise KeyboardInterrupt(f"stopped by {signal.Signals(stop_signal).name}")
+            ended: list[Trial] = []
+            try:
+                with self.signals.held():  # every outcome at hand is recorded before stopping
+                    ended = [t for t in map(self._record_outcome, outcomes) if t is not None]
+                if stop_signal is not None:  # swallowed where it was raised: still stops
+                    raise KeyboardInterrupt(f"stopped by {signal.Signals(stop_signal).name}")
+            except KeyboardInterrupt:
+                # recorded, these count as finished on resume: shown and called back now, or
+                # never (a new best missing from the display, a callback's log one short)
+                self._after_trials_when_stopping(ended)
+                raise
             # Only then the reports and callbacks: a callback that raises must not leave
             # another trial's result unrecorded (it would run again on resume).
             for trial in ended:
@@ -534,6 +541,17 @@ class _Loop:
             if outcome.finished_at is not None:
                 trial.finished_at = outcome.finished_at
         return trial
+
+    def _after_trials_when_stopping(self, trials: Sequence[Trial]) -> None:
+        """Report and call back trials recorded as a stop signal came; the study stops anyway,
+        so a callback's error or stop request is only logged."""
+        for trial in trials:
+            try:
+                self._after_trial(trial)
+            except Exception:
+                logger.exception(
+                    "a callback failed on trial %d while the study was stopping", trial.number
+                )
 
     def _after_trial(self, trial: Trial) -> tuple[bool, StudyError | None]:
         """Report a recorded trial, count failures in a row, run the callbacks.

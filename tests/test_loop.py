@@ -89,6 +89,30 @@ def test_a_stop_signal_right_after_wait_returned_loses_no_finished_trial(tmp_pat
     assert [t.status for t in trials] == ["complete", "complete"]
 
 
+def test_a_trial_recorded_as_the_stop_signal_came_is_shown_and_called_back(
+    tmp_path, monkeypatch, capsys
+):
+    from gpbo.study import Study
+
+    tell = Study.tell
+
+    def tell_then_ctrl_c(self, trial, *args, **kwargs):
+        told = tell(self, trial, *args, **kwargs)
+        if told.number == 1:  # Ctrl+C while the trial is recorded: held till recorded
+            os.kill(os.getpid(), signal.SIGINT)
+        return told
+
+    monkeypatch.setattr(Study, "tell", tell_then_ctrl_c)
+    called_back: list[int] = []
+    journal = tmp_path / "j.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        gpbo.optimize(sphere, SPACE, n_trials=4, strategy="random", seed=0, executor="serial",
+                      journal=journal, callbacks=[lambda study, t: called_back.append(t.number)])
+    assert [t.status for t in gpbo.load(journal).trials] == ["complete", "complete"]
+    assert called_back == [0, 1]  # trial 1 counts as finished on resume: now or never
+    assert "2/4 trial 1" in capsys.readouterr().out
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="needs SIGTERM")
 def test_an_executor_that_replaces_the_sigterm_handler_does_not_keep_it(tmp_path):
     # ray.init installs a SIGTERM handler that calls sys.exit at once: no resume hint, and
