@@ -711,7 +711,8 @@ def render_study(
     if cut_off and not driver_running:
         out.write(
             f"\nno gpbo is running this study: {format_count(len(cut_off), 'trial')} recorded as "
-            "running or pending were cut off, and run again first when it is resumed\n"
+            f"running or pending {'was' if len(cut_off) == 1 else 'were'} cut off, and "
+            f"{'runs' if len(cut_off) == 1 else 'run'} again first when it is resumed\n"
         )
     failed = [t for t in study.trials if t.status in ("failed", "timeout") and t.error]
     if failed:
@@ -771,8 +772,19 @@ def _cmd_best(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"# trial {best.number}, {study.metric} {format_value(best.value)}")
     for name, value in best.params.items():
-        print(f"{name}: {_yaml_scalar(value)}")
+        print(f"{_yaml_key(name)}: {_yaml_scalar(value)}")
     return EXIT_OK
+
+
+# YAML 1.1 reads these words as booleans or null, not as strings
+_YAML_WORDS = {"y", "yes", "n", "no", "on", "off", "true", "false", "null", "~"}
+
+
+def _yaml_key(name: str) -> str:
+    """A parameter's name as a YAML key that reads back as that string: bare where it is a
+    plain word, quoted otherwise (``on`` is a bool to YAML, ``1`` an int, ``a: b`` no key)."""
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", name) is not None
+    return name if plain and name.lower() not in _YAML_WORDS else json.dumps(name)
 
 
 def _yaml_scalar(value: Any) -> str:

@@ -12,7 +12,9 @@ Pass it to :func:`gpbo.optimize` through the internal ``_progress=`` keyword.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
 import sys
 import threading
@@ -26,6 +28,8 @@ from gpbo.trial import Direction, Trial
 __all__ = ["LiveReporter"]
 
 _CLEAR = "\r\x1b[K"
+#: Below this many columns no status line is drawn.
+_MIN_WIDTH = 20
 
 
 class LiveReporter(ProgressReporter):
@@ -68,14 +72,17 @@ class LiveReporter(ProgressReporter):
         )
         if live is None:
             isatty = getattr(stream or sys.stdout, "isatty", None)
-            live = bool(isatty and isatty())
+            # a dumb terminal (Emacs' shell) shows the line's escape codes as text
+            live = bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
         self.live = bool(live and enabled)
         self.refresh = refresh
         self._running: dict[int, Trial] = {}
         self._session_done = 0
-        self._session_started = time.time()
+        # the monotonic clock: a wall clock set back showed "-120.0s elapsed"
+        self._session_started = time.monotonic()
         self._last_finished = self._session_started
         self._status_shown = False
+        self._started = False  # no status line before the opening one (nor after a no-op run)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -89,8 +96,9 @@ class LiveReporter(ProgressReporter):
         """The opening line; starts the redraw timer on a terminal."""
         if self._on_start is not None:
             self._on_start()
-        self._session_started = time.time()
+        self._session_started = time.monotonic()
         super().start(strategy=strategy, slots=slots, resumed=resumed, where=where)
+        self._started = True
         if self.live and self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="gpbo-live", daemon=True)
             self._ticker.start()
@@ -114,7 +122,7 @@ class LiveReporter(ProgressReporter):
         with self._lock:
             self._running.pop(trial.number, None)
             self._session_done += 1
-            self._last_finished = time.time()
+            self._last_finished = time.monotonic()
             super().trial_finished(trial)
             if self.enabled and not self.live:
                 self._write("[gpbo] " + self.status())
@@ -133,16 +141,10 @@ class LiveReporter(ProgressReporter):
     # -- the status -----------------------------------------------------------------------------
 
     def status(self) -> str:
-        """``7/20 done | running cuda:0 #8, cuda:1 #9 | best 0.97 (#4) | 2m13s, ~4m05s left``."""
-        now = time.time()
+        """``7/20 done | best 0.97 (#4) | 2m13s elapsed, ~4m05s left | running cuda:0 #8 1m05s,
+        cuda:1 #9 12.0s``: the running trials last, where a narrow terminal cuts the line."""
+        now = time.monotonic()
         parts = [f"{self._done}/{self.n_trials} done"]
-        if self._running:
-            by_device: dict[str, list[str]] = {}
-            for number, trial in sorted(self._running.items()):
-                since = f" {format_duration(now - trial.started_at)}" if trial.started_at else ""
-                by_device.setdefault(trial.device or "?", []).append(f"#{number}{since}")
-            running = ", ".join(f"{dev} {' '.join(items)}" for dev, items in by_device.items())
-            parts.append(f"running {running}")
         if self._best is not None:
             parts.append(f"best {format_value(self._best)} (#{self._best_number})")
         elapsed = now - self._session_started
@@ -161,6 +163,18 @@ class LiveReporter(ProgressReporter):
         else:
             eta = ", estimating time left"
         parts.append(f"{format_duration(elapsed)} elapsed{eta}")
+        if self._running:
+            wall = time.time()  # trials' start times are wall-clock times
+            by_device: dict[str, list[str]] = {}
+            for number, trial in sorted(self._running.items()):
+                since = (
+                    f" {format_duration(max(0.0, wall - trial.started_at))}"
+                    if trial.started_at
+                    else ""
+                )
+                by_device.setdefault(trial.device or "?", []).append(f"#{number}{since}")
+            running = ", ".join(f"{dev} {' '.join(items)}" for dev, items in by_device.items())
+            parts.append(f"running {running}")
         return " | ".join(parts)
 
     def note(self, message: str, *, stream: TextIO | None = None) -> None:
@@ -170,9 +184,12 @@ class LiveReporter(ProgressReporter):
             if self._status_shown:
                 self._raw(_CLEAR)
                 self._status_shown = False
-            out.write(message.rstrip("\n") + "\n")
-            out.flush()
-            if self.live and not self._stop.is_set():
+            # a log record cannot be written (the terminal gone, a full disk): it is lost, and
+            # logging it would come back here
+            with contextlib.suppress(OSError):
+                out.write(message.rstrip("\n") + "\n")
+                out.flush()
+            if self.live and self._started and not self._stop.is_set():
                 self._draw()
 
     def suspend(self) -> None:
@@ -203,7 +220,7 @@ class LiveReporter(ProgressReporter):
                 self._raw(_CLEAR)
                 self._status_shown = False
             super()._write(line)
-            if self.live and not self._stop.is_set():
+            if self.live and self._started and not self._stop.is_set():
                 self._draw()
 
     def _raw(self, text: str) -> None:
@@ -213,9 +230,11 @@ class LiveReporter(ProgressReporter):
 
     def _draw(self) -> None:
         width = shutil.get_terminal_size((100, 24)).columns
+        if width < _MIN_WIDTH:  # a line cut to a few characters says nothing, and may wrap
+            return
         line = "[gpbo] " + self.status()
         if len(line) > width - 1:
-            line = line[: max(10, width - 4)] + "..."
+            line = line[: width - 4] + "..."
         self._raw(_CLEAR + line)
         self._status_shown = True
 

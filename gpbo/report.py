@@ -7,6 +7,7 @@ else goes through :mod:`logging`.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any, TextIO
@@ -17,10 +18,26 @@ logger = logging.getLogger(__name__)
 
 
 def format_value(value: Any) -> str:
-    """A number in a short, readable form; anything else as ``str``."""
+    """A number in a short, readable form; a string as it is, quoted where it holds
+    whitespace or control characters (a line of ``name=value`` pairs stays readable)."""
     if isinstance(value, float):
         return f"{value:.6g}"
+    if isinstance(value, str) and (value == "" or _UNSAFE_IN_A_VALUE.search(value)):
+        return repr(value)
     return str(value)
+
+
+_UNSAFE_IN_A_VALUE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+# ANSI escape sequences (a colour, a cursor move) and the other control characters but tab: a
+# command's coloured stderr quoted in a failure line would colour what follows it
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` without ANSI escape sequences, its other control characters escaped."""
+    text = _ANSI_ESCAPE.sub("", text)
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -96,7 +113,7 @@ class ProgressReporter:
         self.stream = stream
         self.resume_hint = resume_hint
         self.resume_hint_shown = False
-        self.started = time.time()
+        self.started = time.monotonic()  # a clock set back gave "done in -120.0s"
         self._best: float | None = None
         self._best_number: int | None = None
         self._done = 0
@@ -124,14 +141,20 @@ class ProgressReporter:
                 encoding = getattr(stream, "encoding", None) or "ascii"
                 stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
             stream.flush()
-        except BrokenPipeError:
-            # `gpbo run ... | head`, or a pager quit early: hours of training must not end
-            # because nobody reads the progress lines any more
+        except OSError as exc:
+            # `gpbo run ... | head` or a pager quit early (a closed pipe), the disk of a
+            # redirected log full, the terminal gone (EIO after a hang-up): hours of training
+            # must not end because the progress lines cannot be written any more
             self.output_closed = True
             self.enabled = False
+            why = (
+                "its reader went away (a closed pipe)"
+                if isinstance(exc, BrokenPipeError)
+                else f"writing it failed ({exc})"
+            )
             logger.warning(
-                "the progress output's reader went away (a closed pipe); the study goes on "
-                "without progress lines"
+                "the progress output stopped: %s; the study goes on without progress lines",
+                why,
             )
 
     def start(
@@ -216,7 +239,7 @@ class ProgressReporter:
         for trial in trials:
             counts[trial.status] = counts.get(trial.status, 0) + 1
         count_text = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no trials"
-        elapsed = format_duration(time.time() - self.started)
+        elapsed = format_duration(time.monotonic() - self.started)
         self._write(f"[gpbo] done in {elapsed}: {count_text}; {stop_reason}")
         best = best_of(trials, self.direction)
         if best is None:
@@ -229,5 +252,7 @@ class ProgressReporter:
 
 
 def shorten(text: str, limit: int = 80) -> str:
-    """``text`` cut to ``limit`` characters, ending in ``...`` where it was cut."""
+    """``text`` made :func:`printable` and cut to ``limit`` characters, ending in ``...`` where
+    it was cut."""
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."

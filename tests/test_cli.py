@@ -133,6 +133,19 @@ def test_best_prints_yaml_that_reads_back_as_the_values(tmp_path):
     assert yaml.safe_load(text) == params  # JSON's 3e-07 and 1e+20 are strings to YAML
 
 
+def test_best_quotes_parameter_names_yaml_would_read_as_something_else(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    space = {"on": gpbo.Real(0, 1), "1": gpbo.Int(1, 3), "a: b": gpbo.Choice(["x", "y"]),
+             "null": gpbo.Choice(["no", "yes"]), "lr_1.e-3": gpbo.Real(0, 1)}
+    study = gpbo.Study(space, strategy="random", seed=0, journal=tmp_path / "j.jsonl")
+    params = {"on": 0.5, "1": 2, "a: b": "x", "null": "no", "lr_1.e-3": 0.25}
+    study.add(params, 1.0)
+    study.close()
+    text = ok(gpbo_cli("best", "j.jsonl", cwd=tmp_path)).stdout
+    assert yaml.safe_load(text) == params
+    assert "\nlr_1.e-3: 0.25" in text  # a plain name stays bare
+
+
 def test_show_and_best_call_the_value_by_the_metric_s_name(tmp_path):
     study = gpbo.Study({"lr": gpbo.Real(0, 1)}, seed=0, journal=tmp_path / "j.jsonl",
                        direction="maximize", metric="accuracy")
@@ -588,8 +601,8 @@ def test_live_display_redraws_a_status_line_on_a_terminal():
     running[0].status, running[0].value, running[0].finished_at = "complete", 0.9, time.time()
     reporter.trial_finished(running[0])
     status = reporter.status()
-    assert status.startswith("1/4 done | running cuda:1 #1")
-    assert "best 0.9 (#0)" in status and "left" in status
+    assert status.startswith("1/4 done | best 0.9 (#0) | ")
+    assert "left | running cuda:1 #1" in status
     reporter.finish([running[0]], stop_reason="done")
     text = stream.getvalue()
     assert "\r\x1b[K[gpbo] 0/4 done" in text  # redrawn in place

@@ -42,7 +42,7 @@ def test_time_left_counts_down_while_a_trial_runs(monkeypatch):
     from gpbo.trial import Trial
 
     clock = [1000.0]
-    monkeypatch.setattr(live.time, "time", lambda: clock[0])
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
     reporter = LiveReporter(direction="minimize", n_trials=3, stream=io.StringIO(), live=False)
     reporter.start(strategy="random", slots=["cpu"])
     clock[0] += 10.0
@@ -52,3 +52,61 @@ def test_time_left_counts_down_while_a_trial_runs(monkeypatch):
     assert reporter.status().endswith("15.0s elapsed, ~15.0s left")
     clock[0] += 25.0  # running late: back to the pace so far, 40 s for one trial
     assert reporter.status().endswith("40.0s elapsed, ~1m20s left")
+
+
+def _terminal(monkeypatch, columns: int) -> None:
+    import os
+    import shutil
+
+    monkeypatch.setattr(shutil, "get_terminal_size",
+                        lambda fallback=(100, 24): os.terminal_size((columns, 24)))
+
+
+def test_a_long_running_list_is_cut_before_the_best_and_the_time_left(monkeypatch):
+    import time
+
+    from gpbo.trial import Trial
+
+    _terminal(monkeypatch, 100)
+    stream = io.StringIO()
+    reporter = LiveReporter(direction="minimize", n_trials=64, stream=stream, live=True,
+                            refresh=3600)
+    reporter.start(strategy="bayes", slots=[f"cuda:{i}" for i in range(8)])
+    reporter.trial_finished(Trial(0, {"x": 0.5}, value=1.0, status="complete"))
+    for number in range(1, 9):
+        reporter.trial_started(Trial(number, {"x": 0.5}, device=f"cuda:{number - 1}",
+                                     started_at=time.time() - 65))
+    last = stream.getvalue().rsplit("\r\x1b[K", 1)[-1]
+    reporter.close()
+    assert len(last) <= 99
+    assert "best 1 (#0)" in last and "left" in last and "running cuda:0 #1 1m05s" in last
+
+
+def test_no_status_line_before_the_study_starts_nor_on_a_narrow_terminal(monkeypatch):
+    from gpbo.trial import Trial
+
+    stream = io.StringIO()
+    reporter = LiveReporter(direction="minimize", n_trials=4, stream=stream, live=True,
+                            refresh=3600)
+    reporter.say("[gpbo] nothing to run")  # gpbo run on a finished run dir: start() never comes
+    reporter.close()
+    assert stream.getvalue() == "[gpbo] nothing to run\n"
+    _terminal(monkeypatch, 12)
+    narrow = io.StringIO()
+    reporter = LiveReporter(direction="minimize", n_trials=4, stream=narrow, live=True,
+                            refresh=3600)
+    reporter.start(strategy="random", slots=["cpu"])
+    reporter.trial_started(Trial(0, {"x": 0.5}, device="cpu"))
+    reporter.close()
+    assert "done" not in narrow.getvalue()  # a line cut to 12 columns would only wrap
+
+
+def test_a_dumb_terminal_gets_plain_lines(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("TERM", "xterm")
+    assert LiveReporter(direction="minimize", n_trials=1, stream=Terminal()).live
+    monkeypatch.setenv("TERM", "dumb")
+    assert not LiveReporter(direction="minimize", n_trials=1, stream=Terminal()).live

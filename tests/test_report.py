@@ -135,3 +135,33 @@ def test_lines_and_summary_call_the_value_by_the_metric_s_name():
     lines = out.getvalue().splitlines()
     assert "accuracy=0.9" in lines[0] and "value=" not in lines[0]
     assert lines[-1].startswith("[gpbo] best accuracy 0.9 at trial 0")
+
+
+def test_an_output_that_fails_ends_the_display_not_the_study(caplog):
+    import errno
+    import logging
+
+    class FullDisk(io.StringIO):
+        def write(self, text):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    reporter = ProgressReporter(direction="minimize", n_trials=2, stream=FullDisk())
+    with caplog.at_level(logging.WARNING, logger="gpbo.report"):
+        reporter.trial_finished(Trial(0, {"x": 1.0}, value=2.0, status="complete"))
+        reporter.trial_finished(Trial(1, {"x": 1.0}, value=1.0, status="complete"))
+        reporter.finish([], stop_reason="done")
+    assert not reporter.enabled and reporter.output_closed
+    assert caplog.text.count("No space left on device") == 1
+
+
+def test_values_and_errors_are_shown_on_one_line_without_control_codes():
+    from gpbo.report import format_value, shorten
+
+    assert format_params({"act": "relu\ngelu", "mode": "a b", "tag": "x"}) == (
+        "act='relu\\ngelu' mode='a b' tag=x"
+    )
+    assert format_value("") == "''"
+    coloured = "  | \x1b[31mERROR " + "x" * 200 + "\x1b[0m"
+    cut = shorten(coloured, 160)
+    assert "\x1b" not in cut and cut.startswith("  | ERROR xxx") and cut.endswith("...")
+    assert shorten("bell\x07 here") == "bell\\x07 here"
