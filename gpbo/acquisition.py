@@ -269,11 +269,12 @@ def optimize_posterior_mean(
     *,
     space: Space,
     center: np.ndarray,
-    radius: float,
+    radius: float | np.ndarray,
     q: int,
     seen: np.ndarray,
     options: AcquisitionOptions,
     generator: np.random.Generator,
+    pending: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""Gradient ascent on the GP posterior mean inside a box around ``center``.
 
@@ -285,11 +286,14 @@ def optimize_posterior_mean(
         model: A fitted botorch model (scores: larger is better).
         space: The search space.
         center: The `d`-vector to start from (the incumbent).
-        radius: Half-width of the trust region in the unit cube.
+        radius: Half-width of the trust region in the unit cube, or a `d`-vector of them.
         q: Points to return: the restarts' best local optimum, then other optima and random
-            points of the box, each at least ``radius / 4`` (max-norm) from every seen and
-            chosen point.
+            points of the box, each at least a quarter of the smallest half-width (max-norm)
+            from every seen and chosen point.
         seen: An `m x d` array of points not to propose again.
+        pending: A `p x d` array of points being evaluated (part of ``seen``): the first point
+            too keeps the quarter half-width from them, or each ask of an asynchronous study
+            would land a hair from the last one, the mean having not moved.
         options: Optimization budget (restarts, iterations).
         generator: Randomness for filling up with random points of the region.
 
@@ -332,14 +336,21 @@ def optimize_posterior_mean(
     # trials for one point's information. The points after the best keep a quarter of the
     # radius from every other point (seen or chosen), then the region's random points fill
     # in; only where that leaves the batch short (a small discrete box) do mere new points do.
-    separation = radius / 4
+    separation = float(np.min(radius)) / 4
+    pending = np.empty((0, d)) if pending is None else np.asarray(pending).reshape(-1, d)
     chosen: list[np.ndarray] = []
     for min_distance in (separation, DUPLICATE_TOL):
         for row in np.vstack([X, region_pool]):
             if len(chosen) == q:
                 break
             taken = np.vstack([seen, *chosen]) if chosen else seen
-            if is_new(row, taken, tol=min_distance if chosen else DUPLICATE_TOL):
+            apart = (
+                is_new(row, taken, tol=min_distance)
+                if chosen
+                else is_new(row, seen, tol=DUPLICATE_TOL)
+                and is_new(row, pending, tol=min_distance)
+            )
+            if apart:
                 chosen.append(row)
     return np.array(chosen).reshape(-1, d)
 

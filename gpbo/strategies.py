@@ -149,6 +149,15 @@ def sobol_points(history: History, n: int, *, offset: int | None = None) -> list
     import torch
 
     space = history.space
+    if space.n_columns > torch.quasirandom.SobolEngine.MAXDIM:
+        # one-hot columns of a Choice with tens of thousands of values: beyond the Sobol
+        # engine's dimensions (it raised a bare ValueError), random points do as well there
+        logger.info(
+            "the space has %d unit-cube columns, more than a Sobol sequence takes (%d): "
+            "random points instead", space.n_columns, torch.quasirandom.SobolEngine.MAXDIM,
+        )
+        chosen = _fill_random(history, [], history.seen, n)
+        return space.decode(np.array(chosen).reshape(-1, space.n_columns))
     start = history.n_total if offset is None else offset
     engine = torch.quasirandom.SobolEngine(
         space.n_columns,
@@ -426,8 +435,12 @@ class Gradient(Strategy):
         if history.n_total < n_init or history.X.shape[0] < 2:
             return sobol_points(history, n)
         best = int(np.argmax(history.scores))
-        since_best = history.X.shape[0] - 1 - best
-        radius = max(self.radius * 0.5 ** (since_best // max(n, 1)), self.min_radius)
+        center = history.X[best]
+        steps = self._failed_local_steps(history, best, n_init)
+        radius = max(self.radius * 0.5 ** (steps // max(n, 1)), self.min_radius)
+        # a discrete column's box reaches the neighbouring values: inside the incumbent's
+        # cell it would hold no new point, and the ask would be all quasi-random points
+        half_widths = np.maximum(radius, history.space.neighbour_reach(center) * (1 + 1e-6))
         with _gp_work(history):
             fitted = _fit_or_warn(history)
             if fitted is None:
@@ -436,14 +449,39 @@ class Gradient(Strategy):
             X = optimize_posterior_mean(
                 model,
                 space=history.space,
-                center=history.X[best],
-                radius=radius,
+                center=center,
+                radius=half_widths,
                 q=n,
                 seen=history.seen,
+                pending=history.X_pending,
                 options=self._options,
                 generator=history.rng(),
             )
+        if X.shape[0] < n:
+            logger.info(
+                "gradient: the box around the incumbent holds %d new point(s) of the %d asked; "
+                "the rest are quasi-random", X.shape[0], n,
+            )
         return _decode_and_top_up(history, X, n)
+
+    def _failed_local_steps(self, history: History, best: int, n_init: int) -> int:
+        """How many trials since the best one were local steps that did not improve on it.
+
+        Only complete trials after both the best and the initial design count, and only
+        those within the starting box of the best: the design's points, results fed in with
+        ``add()`` or a random warm-up before the switch to this strategy are no failed steps
+        (counted, they started the search in a box already halved many times).
+        """
+        first = max(best + 1, min(n_init, history.X.shape[0]))
+        later = history.X[first:]
+        if not later.shape[0]:
+            return 0
+        ordered = np.ones(history.space.n_columns, dtype=bool)
+        for group in history.space.categorical_groups:
+            ordered[group] = False
+        distance = np.abs(later[:, ordered] - history.X[best][ordered])
+        near = distance.max(axis=1, initial=0.0) <= self.radius + 1e-9
+        return int(near.sum())
 
     def config(self) -> dict[str, Any]:
         return {

@@ -262,3 +262,15 @@ def test_log_is_given_by_name():
     with pytest.raises(TypeError, match="positional"):
         gpbo.Int(1, 64, True)  # type: ignore[misc]
     assert gpbo.Int(1, 64, log=True).log
+
+
+def test_a_choice_of_many_values_is_checked_and_encoded_in_linear_time():
+    import time
+
+    values = [f"v{i}" for i in range(20_000)]
+    start = time.perf_counter()
+    space = gpbo.Space({"c": gpbo.Choice(values), "n": gpbo.Choice(list(range(20_000)))})
+    X = space.encode([{"c": v, "n": i} for i, v in enumerate(values[:200])])
+    # each value was compared with every earlier one: 40 s for this space alone
+    assert time.perf_counter() - start < 5.0
+    assert space.decode(X)[199] == {"c": "v199", "n": 199}

@@ -459,3 +459,56 @@ def test_n_init_for_a_strategy_without_an_initial_design_is_warned_about(spec):
             executor="serial", verbose=False,
         )
     assert caught[0].filename == __file__  # the user's line, not gpbo/loop.py's
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gradient_steps_to_neighbouring_integers(seed):
+    # a box inside the incumbent's integer cell held no new point: every ask after the design
+    # was quasi-random, and (3, 6) was not found in 30 of the 64 points
+    study = gpbo.Study({"a": gpbo.Int(1, 8), "b": gpbo.Int(1, 8)}, strategy="gradient",
+                       seed=seed)
+    for _ in range(14):
+        trial = study.ask(1)[0]
+        study.tell(trial, (trial.params["a"] - 3) ** 2 + (trial.params["b"] - 6) ** 2)
+    assert study.best_value == 0
+
+
+def test_gradient_starts_with_its_whole_box_after_results_fed_in(monkeypatch):
+    import gpbo.strategies as strategies
+
+    radii = []
+    real = strategies.optimize_posterior_mean
+
+    def spy(*args, **kwargs):
+        radii.append(float(np.min(kwargs["radius"])))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(strategies, "optimize_posterior_mean", spy)
+    space = {"x": gpbo.Real(-5, 5), "y": gpbo.Real(-5, 5), "z": gpbo.Real(-5, 5)}
+    warm_up = gpbo.Study(space, strategy="random", seed=0)
+    study = gpbo.Study(space, strategy="gradient", seed=0)
+    for trial in warm_up.ask(20):  # an earlier random search's results
+        study.add(trial.params, sum(v**2 for v in trial.params.values()))
+    study.ask(1)
+    # the 20 were no failed steps of the gradient: counted, the box started at its minimum
+    assert radii == [pytest.approx(Gradient().radius)]
+
+
+def test_gradient_keeps_new_asks_apart_from_the_trials_still_running():
+    space = {"x": gpbo.Real(-5, 5), "y": gpbo.Real(-5, 5), "z": gpbo.Real(-5, 5)}
+    study = gpbo.Study(space, strategy="gradient", seed=0)
+    for _ in range(15):
+        trial = study.ask(1)[0]
+        study.tell(trial, (trial.params["x"] - 1) ** 2 + trial.params["y"] ** 2
+                   + (trial.params["z"] + 2) ** 2)
+    running = [study.ask(1)[0] for _ in range(3)]  # asynchronous: none told yet
+    X = study.space.encode([t.params for t in running])
+    gaps = [np.abs(X[i] - X[j]).max() for i in range(3) for j in range(i)]
+    assert min(gaps) >= Gradient().min_radius / 4  # were ~2e-6 apart: one point thrice
+
+
+def test_a_space_wider_than_a_sobol_sequence_gets_random_points():
+    space = {"c": gpbo.Choice([f"v{i}" for i in range(22_000)]), "x": gpbo.Real(0, 1)}
+    for strategy in ("sobol", "bayes"):
+        trials = gpbo.Study(space, strategy=strategy, seed=0).ask(2)
+        assert len({t.params["c"] for t in trials}) == 2  # torch's SobolEngine raised here
