@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 import torch
+from sklearn.datasets import load_digits  # here: missing, it fails the config's load, not trials
 from torch import nn
 
 import gpbo
@@ -38,8 +39,6 @@ def load_data(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, 
     Returns:
         ``(X_train, y_train, X_val, y_val)`` on the CPU: `n x 64` float32 images and `n` labels.
     """
-    from sklearn.datasets import load_digits
-
     digits = load_digits()
     X = torch.tensor(digits.data, dtype=torch.float32) / 16.0
     y = torch.tensor(digits.target, dtype=torch.long)

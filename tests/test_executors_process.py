@@ -520,10 +520,9 @@ def test_script_without_main_guard_gets_a_clear_error(tmp_path: Path) -> None:
         textwrap.dedent(
             """
             import objectives_for_workers
-            from gpbo.executors.process import Process, exit_if_bootstrapping_worker
+            from gpbo.executors.process import Process
 
-            exit_if_bootstrapping_worker()  # what gpbo.optimize() does first
-            executor = Process(start_timeout=60)
+            executor = Process(start_timeout=60)  # start() checks for the guard itself
             try:
                 executor.start(
                     objectives_for_workers.sleep_and_return, slots=["cpu"], metric="value"

@@ -109,7 +109,8 @@ _GUARD_ERROR = (
     "Wrap the call:\n\n"
     '    if __name__ == "__main__":\n'
     "        gpbo.optimize(...)\n\n"
-    '(or run the trials in the driver with executor="serial")'
+    "(the same for the bayes_opt front end's optimizer.maximize(...); or run the trials in "
+    'the driver with executor="serial")'
 )
 
 WorkerState = Literal["dead", "starting", "idle", "busy", "stopping", "broken"]
@@ -201,6 +202,9 @@ class Process(Executor):
                 a worker failed to start or to load the objective (its traceback is in the
                 message); or the driver script lacks its ``if __name__ == "__main__":`` guard.
         """
+        # here, not only in optimize(): the bayes_opt front end and ask/tell users start
+        # workers too, and a script without the guard got "exited with code 1 while starting"
+        exit_if_bootstrapping_worker()
         if self._workers:
             raise GpboError("Process.start() was called twice; call shutdown() before again")
         slots = list(slots)
