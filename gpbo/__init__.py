@@ -54,6 +54,7 @@ _LAZY = {
     "strategies": ("gpbo.strategies", None),
     "executors": ("gpbo.executors", None),
     "plots": ("gpbo.plots", None),
+    "surrogate": ("gpbo.surrogate", None),  # gpbo.surrogate.AUTO_CUDA_FROM, as the README says
 }
 
 

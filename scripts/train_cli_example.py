@@ -7,7 +7,7 @@ one JSON line, which is where ``gpbo run`` reads the metric::
 
     python scripts/train_cli_example.py --lr 0.05 --batch-size 64 --hidden 128
     ...
-    {"accuracy": 0.9711, "val_loss": 0.1043, "epochs": 20}
+    {"accuracy": 0.968889, "val_loss": 0.108808, "epochs": 20}
 
 ``GPBO_EXAMPLE_EPOCHS`` sets the default number of epochs (the tests use a small value).
 """
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     if not math.isfinite(val_loss):
         print(f"training diverged (lr={args.lr})", file=sys.stderr)
         val_loss = 1e6
-    print(json.dumps({"accuracy": round(accuracy, 6), "val_loss": val_loss, "epochs": args.epochs}))
+    result = {"accuracy": round(accuracy, 6), "val_loss": round(val_loss, 6), "epochs": args.epochs}
+    print(json.dumps(result))
     return 0
 
 

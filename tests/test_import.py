@@ -28,3 +28,4 @@ def test_lazy_public_names_resolve():
     assert gpbo.strategies.Grid(levels=3).levels == 3
     assert "optimize" in dir(gpbo)
     assert callable(gpbo.plots.plot)  # the README's gpbo.plots.plot after a plain import gpbo
+    assert gpbo.surrogate.AUTO_CUDA_FROM > 0  # the README names it after a plain import gpbo
