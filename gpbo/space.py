@@ -331,6 +331,11 @@ class Choice(Param):
                 )
             seen.add(key)
 
+    def index(self, value: Any) -> int | None:
+        """The position of ``value`` among :attr:`values` (``1`` and ``1.0`` are one value,
+        ``True`` and ``1`` are not), or ``None``."""
+        return self._index(value)
+
     def _index(self, value: Any) -> int | None:
         try:
             return self._positions.get(_choice_key(value))

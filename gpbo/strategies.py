@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from gpbo.acquisition import (
+    DUPLICATE_TOL,
     AcquisitionOptions,
     is_new,
     optimize_acquisition,
@@ -23,7 +25,7 @@ from gpbo.acquisition import (
     qlogei,
 )
 from gpbo.exceptions import GpboError, warn_at_caller
-from gpbo.space import Space
+from gpbo.space import Int, Real, Space
 
 __all__ = [
     "Bayes",
@@ -250,22 +252,22 @@ class Grid(Strategy):
             raise GpboError(f"Grid(levels=...) must be an int >= 2, got {self.levels!r}")
 
     def propose(self, history: History, n: int) -> list[dict[str, Any]]:
-        # By encoding, as the study compares points: a journal gives back np.float64 choices
-        # as floats, and queued points reach a strategy only as pending rows of history.seen.
-        # Rounded to 1e-9, the strategies' duplicate tolerance: 0.01 told by hand and the
-        # grid's level exp(log(1e-3) + ...) differ in the last bits.
-        def key(row: np.ndarray) -> tuple[float, ...]:
-            return tuple(np.round(row, 9).tolist())
-
-        seen = {key(row) for row in history.seen}
+        # Each seen point (queued points reach a strategy only as pending rows of
+        # history.seen) is turned into its grid index, and the first free indices are
+        # proposed: walking the grid and encoding every point up to the first unseen one made
+        # an ask 44 ms after 3000 trials, and matching encodings rounded to 1e-9 skipped
+        # integers of an Int wider than 1e9.
+        space = history.space
+        axes = [param.grid_values(self.levels) for param in space.params.values()]
+        sizes = [len(axis) for axis in axes]
+        total = math.prod(sizes)
+        taken = set(_grid_indices(space, axes, sizes, history.seen))
         out: list[dict[str, Any]] = []
-        for params in history.space.grid(self.levels):
-            if len(out) == n:
-                break
-            row = key(history.space.encode([params])[0])
-            if row not in seen:
-                seen.add(row)
-                out.append(params)
+        index = 0
+        while len(out) < n and index < total:
+            if index not in taken:
+                out.append(_grid_point(space, axes, sizes, index))
+            index += 1
         return out
 
     def config(self) -> dict[str, Any]:
@@ -492,6 +494,52 @@ class Gradient(Strategy):
             "num_restarts": self.num_restarts,
             "maxiter": self.maxiter,
         }
+
+
+def _grid_indices(
+    space: Space, axes: list[Sequence[Any]], sizes: list[int], X: np.ndarray
+) -> list[int]:
+    """The positions in :meth:`Space.grid` (the last parameter fastest) of the unit-cube points
+    ``X`` (`m x d`) that are grid points (a ``Real`` off its levels is not)."""
+    on_grid = np.ones(X.shape[0], dtype=bool)
+    positions: list[np.ndarray] = []
+    for (name, param), axis in zip(space.params.items(), axes, strict=True):
+        columns = X[:, space.columns(name)]
+        if isinstance(param, Real):
+            # by encoding, to 1e-9 (the strategies' duplicate tolerance): 0.01 told by hand
+            # and the grid's level exp(log(1e-3) + ...) differ in the last bits
+            levels = np.array([param.encode(v)[0] for v in axis])
+            gaps = np.abs(columns[:, :1] - levels[None, :])
+            position = np.argmin(gaps, axis=1)
+            on_grid &= gaps[np.arange(X.shape[0]), position] <= DUPLICATE_TOL
+        else:
+            values = param.decode(columns)
+            # an Int's axis is its range; a Choice's its values, in their order
+            position = np.array(
+                [int(v) - int(param.low) for v in values]
+                if isinstance(param, Int)
+                else [param.index(v) for v in values],  # type: ignore[attr-defined]
+                dtype=np.int64,
+            )
+        positions.append(position)
+    indices = []
+    for row in np.flatnonzero(on_grid):
+        index = 0  # a Python int: the product of the axes' sizes may pass 2**63
+        for position, size in zip(positions, sizes, strict=True):
+            index = index * size + int(position[row])
+        indices.append(index)
+    return indices
+
+
+def _grid_point(
+    space: Space, axes: list[Sequence[Any]], sizes: list[int], index: int
+) -> dict[str, Any]:
+    """The parameters at position ``index`` of :meth:`Space.grid`."""
+    values = []
+    for axis, size in zip(reversed(axes), reversed(sizes), strict=True):
+        index, position = divmod(index, size)
+        values.append(axis[position])
+    return dict(zip(space.params, reversed(values), strict=True))
 
 
 def _decode_and_top_up(history: History, X: np.ndarray, n: int) -> list[dict[str, Any]]:
