@@ -18,7 +18,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -176,7 +176,7 @@ class Study(BestTrialMixin):
         value: Any = None,
         *,
         error: str | BaseException | None = None,
-        status: str | None = None,
+        status: Literal["complete", "failed", "timeout", "interrupted"] | None = None,
         metrics: Mapping[str, float] | None = None,
     ) -> Trial:
         """Record how a trial ended.

@@ -7,11 +7,15 @@ so it pickles, journals and crosses process boundaries as it is.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gpbo.exceptions import NoCompletedTrialError
+
+if TYPE_CHECKING:
+    from gpbo.space import Space
 
 TrialStatus = Literal["pending", "running", "complete", "failed", "timeout", "interrupted"]
 
@@ -155,7 +159,7 @@ class Result(BestTrialMixin):
         direction: Direction,
         stop_reason: str = "",
         seed: int | None = None,
-        space: Any = None,
+        space: Space | None = None,
         metric: str = "value",
     ) -> None:
         self.trials: list[Trial] = list(trials)
@@ -226,7 +230,7 @@ class Result(BestTrialMixin):
             )
         return frame
 
-    def plot(self, path: str | None = None, **kwargs: Any) -> Any:
+    def plot(self, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
         """Draw the study with :func:`gpbo.plots.plot` (needs ``gpbo[plot]``); return the figure."""
         from gpbo.plots import plot
 
