@@ -409,11 +409,13 @@ def test_run_with_another_space_refuses_to_mix(tmp_path):
 
 def test_unknown_key_gets_a_hint_and_wrong_type_names_the_line(tmp_path):
     config = tmp_path / "bad.yaml"
-    config.write_text(QUADRATIC.read_text().replace("n_trials: 12", "n_trial: 12"))
+    text = QUADRATIC.read_text()
+    assert "\nn_trials: " in text
+    config.write_text(text.replace("\nn_trials: ", "\nn_trial: "))
     done = gpbo_cli("run", str(config), cwd=ROOT / "configs")
     assert done.returncode == 2
     assert "unknown key 'n_trial'; did you mean 'n_trials'?" in done.stderr
-    line = QUADRATIC.read_text().splitlines().index("n_trials: 12") + 1
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if row.startswith("n_trials:"))
     assert f"bad.yaml, line {line}:" in done.stderr
 
     config.write_text(QUADRATIC.read_text().replace("batch_size: 4", "batch_size: four"))
