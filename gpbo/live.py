@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import sys
@@ -91,13 +92,20 @@ class LiveReporter(ProgressReporter):
     # -- ProgressReporter hooks -----------------------------------------------------------------
 
     def start(
-        self, *, strategy: str, slots: list[str], resumed: int = 0, where: str | None = None
+        self,
+        *,
+        strategy: str,
+        slots: list[str],
+        resumed: int = 0,
+        where: str | None = None,
+        timeout: float | None = None,
     ) -> None:
         """The opening line; starts the redraw timer on a terminal."""
         if self._on_start is not None:
             self._on_start()
         self._session_started = time.monotonic()
-        super().start(strategy=strategy, slots=slots, resumed=resumed, where=where)
+        super().start(strategy=strategy, slots=slots, resumed=resumed, where=where,
+                      timeout=timeout)
         self._started = True
         if self.live and self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="gpbo-live", daemon=True)
@@ -161,7 +169,11 @@ class LiveReporter(ProgressReporter):
                 estimate = elapsed / self._session_done * left
             eta = f", ~{format_duration(estimate)} left"
         else:
+            estimate = math.inf
             eta = ", estimating time left"
+        if left and self.timeout is not None and self.timeout - elapsed < estimate:
+            # the study's timeout comes first: the pace would promise hours it does not have
+            eta = f", {format_duration(max(0.0, self.timeout - elapsed))} left (timeout)"
         parts.append(f"{format_duration(elapsed)} elapsed{eta}")
         if self._running:
             wall = time.time()  # trials' start times are wall-clock times

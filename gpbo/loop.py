@@ -296,6 +296,7 @@ class _Loop:
             slots=self.slots,
             resumed=self.finished,
             where=self.executor.describe(self.slots),
+            timeout=self.settings.timeout,
         )
         self.reporter.seed_best(self.study.trials)
         if self._should_stop():

@@ -117,6 +117,7 @@ class ProgressReporter:
         self._best: float | None = None
         self._best_number: int | None = None
         self._done = 0
+        self.timeout: float | None = None
         self.output_closed = False
 
     def say(self, line: str) -> None:
@@ -158,10 +159,18 @@ class ProgressReporter:
             )
 
     def start(
-        self, *, strategy: str, slots: list[str], resumed: int = 0, where: str | None = None
+        self,
+        *,
+        strategy: str,
+        slots: list[str],
+        resumed: int = 0,
+        where: str | None = None,
+        timeout: float | None = None,
     ) -> None:
-        """The opening line: what runs where (``where``, else the ``slots``)."""
+        """The opening line: what runs where (``where``, else the ``slots``); ``timeout``:
+        the study's own limit in seconds from now, which bounds an estimate of the time left."""
         self._done = resumed
+        self.timeout = timeout
         if not self.enabled:
             return
         if where is None:

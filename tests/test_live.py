@@ -110,3 +110,18 @@ def test_a_dumb_terminal_gets_plain_lines(monkeypatch):
     assert LiveReporter(direction="minimize", n_trials=1, stream=Terminal()).live
     monkeypatch.setenv("TERM", "dumb")
     assert not LiveReporter(direction="minimize", n_trials=1, stream=Terminal()).live
+
+
+def test_the_time_left_is_bounded_by_the_study_s_timeout(monkeypatch):
+    from gpbo import live
+    from gpbo.trial import Trial
+
+    clock = [1000.0]
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
+    reporter = LiveReporter(direction="minimize", n_trials=100, stream=io.StringIO(), live=False)
+    reporter.start(strategy="random", slots=["cpu"], timeout=60.0)
+    assert reporter.status().endswith("0.0s elapsed, 1m00s left (timeout)")
+    clock[0] += 10.0
+    reporter.trial_finished(Trial(0, {"x": 0.5}, value=1.0, status="complete"))
+    # the pace says 99 x 10 s; the study ends at its timeout, 50 s from now
+    assert reporter.status().endswith("10.0s elapsed, 50.0s left (timeout)")
