@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from gpbo.report import ProgressReporter, format_duration, format_params, format_value
 from gpbo.trial import Direction, Trial
@@ -84,6 +84,10 @@ class LiveReporter(ProgressReporter):
         self._last_finished = self._session_started
         self._status_shown = False
         self._started = False  # no status line before the opening one (nor after a no-op run)
+        # a print of the training code that has not ended its line: no status line after it
+        self._user_line_open = False
+        self._replaced: dict[str, _AboveTheStatusLine] = {}
+        self._stderr: TextIO | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -104,6 +108,8 @@ class LiveReporter(ProgressReporter):
         if self._on_start is not None:
             self._on_start()
         self._session_started = time.monotonic()
+        if self.live and self.stream is None:
+            self._route_prints_above_the_status_line()
         super().start(strategy=strategy, slots=slots, resumed=resumed, where=where,
                       timeout=timeout)
         self._started = True
@@ -118,7 +124,8 @@ class LiveReporter(ProgressReporter):
             if not self.enabled:
                 return
             if self.live:
-                self._draw()
+                if self._can_draw():
+                    self._draw()
             else:
                 self._write(
                     f"[gpbo] trial {trial.number} started on {trial.device or '?'}: "
@@ -192,7 +199,7 @@ class LiveReporter(ProgressReporter):
     def note(self, message: str, *, stream: TextIO | None = None) -> None:
         """Write ``message`` above the status line (e.g. a log record), on ``stream``."""
         with self._lock:
-            out = stream or sys.stderr
+            out = stream or self._stderr or sys.stderr
             if self._status_shown:
                 self._raw(_CLEAR)
                 self._status_shown = False
@@ -201,7 +208,7 @@ class LiveReporter(ProgressReporter):
             with contextlib.suppress(OSError):
                 out.write(message.rstrip("\n") + "\n")
                 out.flush()
-            if self.live and self._started and not self._stop.is_set():
+            if self._can_draw():
                 self._draw()
 
     def suspend(self) -> None:
@@ -219,6 +226,10 @@ class LiveReporter(ProgressReporter):
             if self._status_shown:
                 self._raw(_CLEAR)
                 self._status_shown = False
+            for name, proxy in self._replaced.items():
+                if getattr(sys, name) is proxy:  # not where the caller has since replaced it
+                    setattr(sys, name, proxy.target)
+            self._replaced.clear()
 
     def log_handler(self, level: int = logging.WARNING) -> logging.Handler:
         """A logging handler that writes records above the status line (to stderr)."""
@@ -232,8 +243,25 @@ class LiveReporter(ProgressReporter):
                 self._raw(_CLEAR)
                 self._status_shown = False
             super()._write(line)
-            if self.live and self._started and not self._stop.is_set():
+            if self._can_draw():
                 self._draw()
+
+    def _can_draw(self) -> bool:
+        return (
+            self.live and self._started and not self._stop.is_set() and not self._user_line_open
+        )
+
+    def _route_prints_above_the_status_line(self) -> None:
+        """Replace ``sys.stdout``/``sys.stderr`` until :meth:`close` with writers that clear
+        the status line first: training code run in the driver (the serial executor) printed
+        after the status line, and each redraw left a stale copy in the scrollback. Output of
+        worker processes goes to the terminal directly and is not covered."""
+        self.stream = sys.stdout  # gpbo's own lines: the real stream, not the replacement
+        self._stderr = sys.stderr
+        for name in ("stdout", "stderr"):
+            proxy = _AboveTheStatusLine(self, getattr(sys, name))
+            self._replaced[name] = proxy
+            setattr(sys, name, proxy)
 
     def _raw(self, text: str) -> None:
         self._emit(text)
@@ -253,8 +281,38 @@ class LiveReporter(ProgressReporter):
     def _tick(self) -> None:
         while not self._stop.wait(self.refresh):
             with self._lock:
-                if self.live and not self._stop.is_set():
+                if self._can_draw():
                     self._draw()
+
+
+class _AboveTheStatusLine:
+    """A stand-in for ``sys.stdout``/``sys.stderr`` while the status line is live: the status
+    line is cleared before each write and drawn again once the written text ends its line."""
+
+    def __init__(self, reporter: LiveReporter, target: TextIO) -> None:
+        self.reporter = reporter
+        self.target = target
+
+    def write(self, text: str) -> int:
+        reporter = self.reporter
+        with reporter._lock:
+            if reporter._status_shown:
+                reporter._raw(_CLEAR)
+                reporter._status_shown = False
+            written = self.target.write(text)
+            self.target.flush()  # before the status line is drawn on the other stream
+            if text:
+                reporter._user_line_open = not text.endswith("\n")
+            if reporter._can_draw():
+                reporter._draw()
+            return written
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, flush...
+        return getattr(self.target, name)
 
 
 class _NoteHandler(logging.Handler):

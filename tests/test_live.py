@@ -125,3 +125,37 @@ def test_the_time_left_is_bounded_by_the_study_s_timeout(monkeypatch):
     reporter.trial_finished(Trial(0, {"x": 0.5}, value=1.0, status="complete"))
     # the pace says 99 x 10 s; the study ends at its timeout, 50 s from now
     assert reporter.status().endswith("10.0s elapsed, 50.0s left (timeout)")
+
+
+def test_prints_of_training_code_in_the_driver_go_above_the_status_line(monkeypatch):
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setenv("TERM", "xterm")
+    reporter = LiveReporter(direction="minimize", n_trials=2, refresh=3600)
+    assert reporter.live
+
+    def objective(params):
+        print("epoch 0 loss 0.5")
+        print("epoch 1 ", end="")  # a line left open: no status line drawn after it
+        print("loss 0.25")
+        print("a note on stderr", file=sys.stderr)
+        return params["x"]
+
+    gpbo.optimize(objective, {"x": gpbo.Real(0.0, 1.0)}, n_trials=2, strategy="sobol", seed=0,
+                  executor="serial", _progress=reporter)
+    assert sys.stdout is terminal and sys.stderr is terminal  # given back
+    text = terminal.getvalue()
+    # each print starts where the status line was cleared, never after it on its line
+    assert text.count("\r\x1b[Kepoch 0 loss 0.5\n") == 2
+    assert text.count("epoch 1 loss 0.25\n") == 2
+    for line in text.split("\n"):
+        status = line.rsplit("\r\x1b[K", 1)[-1]
+        assert not (status.startswith("[gpbo]") and "done |" in status and "epoch" in status)
+    assert text.count("\r\x1b[Ka note on stderr\n") == 2
