@@ -87,7 +87,6 @@ class LiveReporter(ProgressReporter):
         # a print of the training code that has not ended its line: no status line after it
         self._user_line_open = False
         self._replaced: dict[str, _AboveTheStatusLine] = {}
-        self._stderr: TextIO | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -199,7 +198,8 @@ class LiveReporter(ProgressReporter):
     def note(self, message: str, *, stream: TextIO | None = None) -> None:
         """Write ``message`` above the status line (e.g. a log record), on ``stream``."""
         with self._lock:
-            out = stream or self._stderr or sys.stderr
+            replaced = self._replaced.get("stderr")
+            out = stream or (replaced.target if replaced is not None else sys.stderr)
             if self._status_shown:
                 self._raw(_CLEAR)
                 self._status_shown = False
@@ -257,7 +257,6 @@ class LiveReporter(ProgressReporter):
         after the status line, and each redraw left a stale copy in the scrollback. Output of
         worker processes goes to the terminal directly and is not covered."""
         self.stream = sys.stdout  # gpbo's own lines: the real stream, not the replacement
-        self._stderr = sys.stderr
         for name in ("stdout", "stderr"):
             proxy = _AboveTheStatusLine(self, getattr(sys, name))
             self._replaced[name] = proxy
