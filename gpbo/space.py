@@ -197,7 +197,7 @@ class Int(Param):
 
     low: int
     high: int
-    _: KW_ONLY  # Real(0, 1, True) would not say what True is
+    _: KW_ONLY  # Int(1, 64, True) would not say what True is
     log: bool = False
 
     def validate(self, name: str) -> None:

@@ -240,4 +240,3 @@ class Result(BestTrialMixin):
         best = best_of(self.trials, self.direction)
         best_text = "none" if best is None else f"{best.value!r} at trial {best.number}"
         return f"Result(trials={len(self.trials)}, best={best_text})"
-
