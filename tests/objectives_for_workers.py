@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,26 @@ def segfault(params: dict[str, Any]) -> float:
     os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(10)
     return 0.0
+
+
+def print_and_segfault(params: dict[str, Any]) -> float:
+    """Say something on stderr, then crash as :func:`segfault` does."""
+    print("about to crash", file=sys.stderr)
+    return segfault(params)
+
+
+def print_lines(params: dict[str, Any]) -> float:
+    """Print as training code does: lines, a progress bar redrawn with ``\\r`` and left open
+    (it is what a terminal shows at the trial's end), stderr, and a command's output."""
+    number = current_trial().number
+    print(f"epoch 0 of trial {number}")
+    print(f"a warning of trial {number}", file=sys.stderr)
+    subprocess.run(["echo", f"a command of trial {number}"], check=True)
+    for percent in (10, 50, 100):
+        sys.stdout.write(f"\rprogress {percent}% of trial {number}")
+        sys.stdout.flush()
+        time.sleep(float(params.get("seconds", 0.0)))
+    return float(number)
 
 
 def sigterm_self(params: dict[str, Any]) -> float:

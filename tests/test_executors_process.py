@@ -658,6 +658,41 @@ def test_what_a_trial_printed_survives_its_worker_being_killed(tmp_path: Path) -
     assert "progress of trial 1" in done.stdout
 
 
+def test_worker_output_reaches_the_drivers_replaced_streams_before_the_outcome(
+    shared: Process, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pytest replaced sys.stdout/sys.stderr, as gpbo run's live status line and a notebook do:
+    # the workers' output goes there, not to the descriptors they inherited
+    assert process.streams_to_relay() == ("stdout", "stderr")
+    capsys.readouterr()
+    first, second = run_tasks(
+        shared, [task("print_lines", seconds=0.05), task("print_lines", seconds=0.05)]
+    )
+    assert (first.status, second.status) == ("complete", "complete")
+    # everything, the open progress line included, is there when the outcomes are
+    out, err = capsys.readouterr()
+    for number in (first.number, second.number):
+        assert f"epoch 0 of trial {number}\n" in out
+        assert f"a command of trial {number}\n" in out  # a process the trial started
+        assert f"a warning of trial {number}\n" in err
+        # of the progress bar, what a terminal shows at the end
+        assert f"\nprogress 100% of trial {number}\n" in out
+    assert "progress 10%" not in out and "progress 50%" not in out
+    # whole lines, even with two workers writing at once
+    assert all(line.count("trial") == 1 for line in out.splitlines())
+
+
+def test_a_crashed_workers_last_words_are_relayed(
+    shared: Process, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    (outcome,) = run_tasks(shared, [task("print_and_segfault")])
+    assert "signal SIGSEGV" in (outcome.error or "")
+    err = capsys.readouterr().err
+    assert "about to crash" in err
+    assert "Fatal Python error: Segmentation fault" in err  # faulthandler, on descriptor 2
+
+
 # -- GPU ------------------------------------------------------------------------------------
 
 

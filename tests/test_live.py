@@ -159,3 +159,29 @@ def test_prints_of_training_code_in_the_driver_go_above_the_status_line(monkeypa
         status = line.rsplit("\r\x1b[K", 1)[-1]
         assert not (status.startswith("[gpbo]") and "done |" in status and "epoch" in status)
     assert text.count("\r\x1b[Ka note on stderr\n") == 2
+
+
+def test_prints_of_worker_processes_go_above_the_status_line(monkeypatch):
+    import sys
+
+    from tests.objectives_for_workers import print_lines
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setenv("TERM", "xterm")
+    reporter = LiveReporter(direction="minimize", n_trials=4, refresh=0.05)
+    gpbo.optimize(print_lines, {"x": gpbo.Real(0.0, 1.0), "seconds": gpbo.Real(0.1, 0.2)},
+                  n_trials=4, batch_size=2, strategy="sobol", seed=0, executor="process",
+                  devices=["cpu", "cpu"], _progress=reporter)
+    # what the terminal shows of each line: the text after its last clear
+    shown = [line.rsplit("\r\x1b[K", 1)[-1] for line in terminal.getvalue().split("\n")]
+    for number in range(4):
+        for line in (f"epoch 0 of trial {number}", f"a warning of trial {number}",
+                     f"a command of trial {number}", f"progress 100% of trial {number}"):
+            assert shown.count(line) == 1, (line, shown)  # whole, never after a status line
+    assert not [line for line in shown if "done |" in line]  # no stale status line left

@@ -10,6 +10,9 @@ gets a worker started with the ``spawn`` context of :mod:`torch.multiprocessing`
   process the objective starts are stopped together;
 * limits torch (and OpenMP/MKL) to its share of the cores;
 * writes its ``stdout`` line by line, so that a killed worker loses nothing its trials printed;
+  where the driver replaced ``sys.stdout`` or ``sys.stderr`` (``gpbo run``'s live status line,
+  a notebook), the worker's stream goes through a pipe to the replacement, whole lines at a
+  time (:mod:`gpbo.executors._relay`);
 * exits, with its process group, within a second of its driver dying, even by ``SIGKILL``;
 * runs the trials sent to it through :func:`gpbo.executors.base.evaluate`.
 
@@ -55,6 +58,7 @@ from typing import Any, Literal
 
 from gpbo._optional import install_hint
 from gpbo.exceptions import GpboError
+from gpbo.executors._relay import OutputRelay, streams_to_relay
 from gpbo.executors.base import (
     Executor,
     Objective,
@@ -185,6 +189,8 @@ class Process(Executor):
         self._threads = 1
         self._context: Any = None
         self._atexit_hook: Any = None
+        self._relayed: tuple[str, ...] = ()  # the worker streams sent through self._relay
+        self._relay: OutputRelay | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -217,6 +223,9 @@ class Process(Executor):
         import torch.multiprocessing
 
         self._context = torch.multiprocessing.get_context("spawn")
+        self._relayed = streams_to_relay()
+        if self._relayed:
+            self._relay = OutputRelay()
         self._workers = workers
         self._atexit_hook = functools.partial(_shutdown_at_exit, weakref.ref(self))
         atexit.register(self._atexit_hook)
@@ -256,8 +265,11 @@ class Process(Executor):
                 _signal_group(worker, signal.SIGTERM)
         _wait_exited(live, self.grace_period)
         for worker in live:
-            _reap(worker)
+            self._reap(worker)
             worker.state = "dead"
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
 
     # -- running trials ---------------------------------------------------------------------
 
@@ -377,7 +389,7 @@ class Process(Executor):
                 _signal_group(worker, signal.SIGTERM)
         _wait_exited(victims, self.grace_period)
         for worker in victims:
-            messages = _reap(worker)
+            messages = self._reap(worker)
             finished = [m[1] for m in messages if m[0] == "outcome"]
             if (
                 finished
@@ -401,6 +413,13 @@ class Process(Executor):
         """Start a worker process for ``worker``'s slot (state ``starting``)."""
         ctx = self._context
         driver_end, worker_end = ctx.Pipe(duplex=True)
+        # the write ends of the relayed streams' pipes, sent as connections so that spawn
+        # passes their descriptors on; the worker puts them in place of its own
+        outputs = {
+            name: Connection(self._relay.open(worker, name), readable=False)
+            for name in self._relayed
+            if self._relay is not None
+        }
         process = ctx.Process(
             target=_worker_main,
             args=(
@@ -411,6 +430,7 @@ class Process(Executor):
                 self._threads,
                 os.getpid(),
                 multiprocessing.get_start_method(allow_none=True),
+                outputs,
             ),
             name=f"gpbo-worker[{worker.slot}]",
             daemon=False,  # a daemon process may not start children (DataLoader workers)
@@ -427,6 +447,8 @@ class Process(Executor):
                 process.start()
         finally:
             worker_end.close()
+            for output in outputs.values():
+                output.close()
         worker.process = process
         worker.conn = driver_end
         worker.pid = process.pid
@@ -463,7 +485,7 @@ class Process(Executor):
                 if worker.state != "starting":
                     continue
                 if _has_exited(worker):
-                    _reap(worker)
+                    self._reap(worker)
                     code = worker.exitcode
                     if code == BOOTSTRAP_EXIT_CODE:
                         raise GpboError(_GUARD_ERROR)
@@ -486,10 +508,17 @@ class Process(Executor):
                     timeout=min(_MAX_NAP_S, max(0.0, nearest - now)),
                 )
 
+    def _reap(self, worker: _Worker) -> list[tuple[Any, ...]]:
+        """:func:`_reap`, then what the worker's process group printed is copied out."""
+        messages = _reap(worker)
+        if self._relay is not None:
+            self._relay.discard(worker)
+        return messages
+
     def _restart(self, worker: _Worker) -> None:
         """Give ``worker``'s slot a fresh worker; a task of its own waits until it is ready."""
         if worker.process is not None:
-            _reap(worker)
+            self._reap(worker)
         try:
             self._spawn(worker)
         except Exception as exc:
@@ -586,13 +615,13 @@ class Process(Executor):
                 worker.start_error = (
                     f"it did not start within start_timeout={self.start_timeout:g} s"
                 )
-                _reap(worker)
+                self._reap(worker)
                 self._start_failed(worker)
         for worker in self._workers:
             if worker.state == "stopping" and (
                 _has_exited(worker) or time.monotonic() >= (worker.kill_at or 0.0)
             ):
-                messages = _reap(worker)
+                messages = self._reap(worker)
                 done = [m[1] for m in messages if m[0] == "outcome"]
                 if (
                     done
@@ -622,6 +651,8 @@ class Process(Executor):
             if worker.task is None or outcome.number != worker.task.number:
                 logger.warning("ignoring an unexpected outcome from slot %s", worker.slot)
                 return
+            if self._relay is not None:
+                self._relay.drain(worker)  # the trial's output before the line reporting it
             outcome.device = worker.slot
             self._outcomes.append(outcome)
             worker.task = None
@@ -640,7 +671,7 @@ class Process(Executor):
 
     def _handle_death(self, worker: _Worker) -> None:
         state = worker.state
-        for message in _reap(worker):  # what it said before it died still counts
+        for message in self._reap(worker):  # what it said before it died still counts
             if (
                 message[0] == "outcome"
                 and worker.task is not None
@@ -1118,6 +1149,7 @@ def _worker_main(
     n_threads: int,
     parent_pid: int,
     start_method: str | None = None,
+    outputs: dict[str, Connection] | None = None,
 ) -> None:
     """Entry point of a worker process: load the objective, then run trials until told to stop.
 
@@ -1125,6 +1157,8 @@ def _worker_main(
     platform's default), which the objective's own processes (a ``DataLoader``'s workers)
     get as they would in the user's script; spawn's bootstrap had made it ``"spawn"``, and a
     loader without ``persistent_workers`` re-imported torch and the main script every epoch.
+    ``outputs`` maps ``"stdout"``/``"stderr"`` to the pipe that replaces the worker's stream
+    (the driver relays it; see :mod:`gpbo.executors._relay`).
 
     Messages to the driver: ``("ready", pid)``, ``("error", traceback)`` (the objective could
     not be loaded), ``("outcome", TrialOutcome, restart)`` where ``restart`` is ``None`` or
@@ -1132,6 +1166,14 @@ def _worker_main(
     :class:`TrialTask`, or ``None`` to exit.
     """
     global _worker_running, _clean_exit
+    for name, output in (outputs or {}).items():
+        with contextlib.suppress(Exception):
+            getattr(sys, name).flush()
+            # the descriptor, not sys.stdout alone: C code and the objective's own processes
+            # (a command it runs) write there too
+            os.dup2(output.fileno(), 1 if name == "stdout" else 2)
+        with contextlib.suppress(Exception):
+            output.close()
     with contextlib.suppress(OSError):
         os.setsid()  # one process group with everything the objective starts
     _worker_running = True
