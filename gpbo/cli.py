@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import datetime as _dt
-import io
 import json
 import logging
 import os
@@ -31,10 +28,11 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from gpbo._optional import install_hint
 from gpbo.exceptions import GpboError, GpboWarning
+from gpbo.report import render_study, summarize, write_csv
 
 __all__ = ["main"]
 
@@ -561,39 +559,6 @@ def _write_summary(config: Any, stop_reason: str) -> dict[str, Any] | None:
     return summary
 
 
-def summarize(study: Any, *, stop_reason: str = "") -> dict[str, Any]:
-    """A JSON-ready summary of a study: counts by status and the best trial."""
-    from gpbo.trial import best_of
-
-    counts: dict[str, int] = {}
-    for trial in study.trials:
-        counts[trial.status] = counts.get(trial.status, 0) + 1
-    best = best_of(study.trials, study.direction)
-    starts = [t.started_at for t in study.trials if t.started_at is not None]
-    ends = [t.finished_at for t in study.trials if t.finished_at is not None]
-    return {
-        "journal": str(study.journal_path),
-        "direction": study.direction,
-        "metric": study.metric,
-        "strategy": study.strategy.config(),
-        "trials": len(study.trials),
-        "counts": counts,
-        "stop_reason": stop_reason,
-        "wall_time_s": (max(ends) - min(starts)) if starts and ends else None,
-        "written_at": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "best": None
-        if best is None
-        else {
-            "number": best.number,
-            "value": best.value,
-            "params": best.params,
-            "metrics": best.metrics,
-            "device": best.device,
-            "duration_s": best.duration,
-        },
-    }
-
-
 # -- show / best / export / plot -------------------------------------------------------------
 
 
@@ -624,131 +589,6 @@ def _load(run: str) -> Any:
     from gpbo.study import load
 
     return load(_journal_of(run))
-
-
-def render_study(
-    study: Any, *, sort: str = "number", title: str | None = None, driver_running: bool = True
-) -> str:
-    """The trials as a text table, the counts, the best trial and why trials failed.
-
-    ``driver_running=False`` (no gpbo holds the journal): trials recorded as running were cut
-    off, so their time is not counted on, and a note says they run again on resume.
-    """
-    from gpbo.report import error_summary, format_count, format_duration, format_value, shorten
-    from gpbo.trial import best_of
-
-    trials = list(study.trials)
-    best = best_of(trials, study.direction)
-    names = list(study.space.names)
-    if sort == "value":
-        sign = -1.0 if study.direction == "maximize" else 1.0
-        trials.sort(
-            key=lambda t: (
-                t.value is None or t.status != "complete",
-                sign * t.value if t.value is not None else 0.0,
-                t.number,
-            )
-        )
-    header = ["#", "status", study.metric, *names, "device", "duration"]
-    now = time.time()
-    rows = []
-    for trial in trials:
-        if trial.duration is not None:
-            duration = format_duration(trial.duration)
-        elif trial.status == "running" and trial.started_at is not None and driver_running:
-            duration = format_duration(now - trial.started_at) + "+"
-        else:
-            duration = ""
-        mark = "*" if best is not None and trial.number == best.number else ""
-        rows.append(
-            [
-                f"{trial.number}{mark}",
-                trial.status,
-                format_value(trial.value) if trial.value is not None else "",
-                *[format_value(trial.params.get(n, "")) for n in names],
-                trial.device or "",
-                duration,
-            ]
-        )
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=False)]
-    numeric = {0, 2, len(header) - 1} | {
-        i
-        for i in range(3, 3 + len(names))
-        if rows and all(_is_number(row[i]) for row in rows if row[i])
-    }
-
-    def line(cells: Sequence[str]) -> str:
-        out = []
-        for i, (cell, width) in enumerate(zip(cells, widths, strict=False)):
-            out.append(cell.rjust(width) if i in numeric else cell.ljust(width))
-        return "  ".join(out).rstrip()
-
-    out = io.StringIO()
-    counts: dict[str, int] = {}
-    for trial in study.trials:
-        counts[trial.status] = counts.get(trial.status, 0) + 1
-    count_text = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no trials yet"
-    out.write(
-        f"{title or study.journal_path}: {len(study.trials)} trials ({count_text}); "
-        f"{study.direction}, strategy {study.strategy.name}\n\n"
-    )
-    out.write(line(header) + "\n")
-    out.write(line(["-" * w for w in widths]) + "\n")
-    for row in rows:
-        out.write(line(row) + "\n")
-    out.write("\n")
-    if best is None:
-        out.write("best: no trial completed yet\n")
-    else:
-        params = ", ".join(f"{k}={format_value(v)}" for k, v in best.params.items())
-        extras = ", ".join(f"{k}={format_value(v)}" for k, v in best.metrics.items())
-        out.write(
-            f"best: trial {best.number}, {study.metric} {format_value(best.value)}"
-            + (f" ({extras})" if extras else "")
-            + f"\n      {params}\n"
-        )
-    cut_off = [t for t in study.trials if t.status in ("running", "pending")]
-    if cut_off and not driver_running:
-        out.write(
-            f"\nno gpbo is running this study: {format_count(len(cut_off), 'trial')} recorded as "
-            f"running or pending {'was' if len(cut_off) == 1 else 'were'} cut off, and "
-            f"{'runs' if len(cut_off) == 1 else 'run'} again first when it is resumed\n"
-        )
-    failed = [t for t in study.trials if t.status in ("failed", "timeout") and t.error]
-    if failed:
-        out.write("\nwhy trials failed:\n")
-        located = False
-        for trial in failed[-10:]:
-            first, *quoted = error_summary(trial.error).splitlines() or [""]
-            where = _innermost_frame(trial.error or "")
-            located = located or bool(where)
-            out.write(f"  #{trial.number} {trial.status}: {shorten(first, 160)}{where}\n")
-            out.writelines(f"    {shorten(line, 160)}\n" for line in quoted)
-        if len(failed) > 10:
-            out.write(f"  ... and {len(failed) - 10} more (gpbo export --csv has them all)\n")
-        if located:
-            out.write("  (whole tracebacks: gpbo export RUN --csv -, column error)\n")
-    return out.getvalue()
-
-
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<function>.+)$')
-
-
-def _innermost_frame(error: str) -> str:
-    """`` (at train.py:12, in step)``: where a Python trial's traceback ends, or ``""``."""
-    frames = [m for m in map(_FRAME.match, error.splitlines()) if m]
-    if not frames:
-        return ""
-    last = frames[-1]
-    return f" (at {Path(last['file']).name}:{last['line']}, in {last['function']})"
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -851,61 +691,3 @@ def _cmd_export(args: argparse.Namespace) -> int:
             raise GpboError(f"cannot write {path}: {exc.strerror or exc}") from None
         print(f"wrote {len(study.trials)} trials to {path}")
     return EXIT_OK
-
-
-def write_csv(trials: Sequence[Any], stream: TextIO, *, param_names: Sequence[str] = ()) -> None:
-    """One row per trial: number, status, value, ``params_*``, ``metrics_*``, device, times.
-
-    ``param_names`` (the space's) come first, so a study without trials yet has its columns.
-    """
-    params: list[str] = list(param_names)
-    metrics: list[str] = []
-    for trial in trials:
-        params += [k for k in trial.params if k not in params]
-        metrics += [k for k in trial.metrics if k not in metrics]
-    header = [
-        "number",
-        "status",
-        "value",
-        *[f"params_{k}" for k in params],
-        *[f"metrics_{k}" for k in metrics],
-        "device",
-        "round",
-        "started_at",
-        "finished_at",
-        "duration",
-        "error",
-    ]
-    writer = csv.writer(stream)
-    writer.writerow(header)
-    for trial in trials:
-        writer.writerow(
-            [
-                trial.number,
-                trial.status,
-                "" if trial.value is None else repr(trial.value),
-                *[_cell(trial.params.get(k)) for k in params],
-                *[_cell(trial.metrics.get(k)) for k in metrics],
-                trial.device or "",
-                "" if trial.round is None else trial.round,
-                _iso(trial.started_at),
-                _iso(trial.finished_at),
-                "" if trial.duration is None else f"{trial.duration:.3f}",
-                trial.error or "",
-            ]
-        )
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def _iso(timestamp: float | None) -> str:
-    if timestamp is None:
-        return ""
-    # milliseconds: trials of a fast study would all show the same second
-    return _dt.datetime.fromtimestamp(timestamp).astimezone().isoformat(timespec="milliseconds")

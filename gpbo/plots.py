@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gpbo.trial import Direction, Trial, is_better
+from gpbo.trial import Direction, Trial, count_by_status, format_counts, is_better
 
 __all__ = ["plot"]
 
@@ -84,10 +84,7 @@ def plot(
         param = space[name] if space is not None else None
         _value_against(ax, name, param, complete, best, metric)
 
-    counts: dict[str, int] = {}
-    for trial in trials:
-        counts[trial.status] = counts.get(trial.status, 0) + 1
-    summary = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no trials"
+    summary = format_counts(count_by_status(trials))
     head = title or "gpbo study"
     if best is not None:
         summary += f"; best {metric} {best.value:.6g} (trial {best.number}, the red star)"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -121,6 +121,19 @@ def best_of(trials: Sequence[Trial], direction: Direction) -> Trial | None:
     return best
 
 
+def count_by_status(trials: Iterable[Trial]) -> dict[str, int]:
+    """How many trials are in each status that occurs, in order of first occurrence."""
+    counts: dict[str, int] = {}
+    for trial in trials:
+        counts[trial.status] = counts.get(trial.status, 0) + 1
+    return counts
+
+
+def format_counts(counts: dict[str, int], *, empty: str = "no trials") -> str:
+    """``"8 complete, 1 failed"``; ``empty`` where there are none."""
+    return ", ".join(f"{n} {status}" for status, n in counts.items()) or empty
+
+
 class BestTrialMixin:
     """``best_params`` and ``best_value`` from a class's ``best_trial`` (Study, Result)."""
 
@@ -190,10 +203,7 @@ class Result(BestTrialMixin):
 
     def status_counts(self) -> dict[str, int]:
         """The number of trials in each status that occurs."""
-        counts: dict[str, int] = {}
-        for trial in self.trials:
-            counts[trial.status] = counts.get(trial.status, 0) + 1
-        return counts
+        return count_by_status(self.trials)
 
     def to_dataframe(self) -> Any:
         """The trials as a ``pandas.DataFrame``, one row each, a column per parameter.

@@ -304,22 +304,6 @@ def test_show_and_best_of_a_config_read_its_run(quadratic_run, tmp_path):
     assert "is a config, and its run directory runs/quadratic holds no journal" in elsewhere.stderr
 
 
-def _missing_key(params):
-    return params["not_in_space"]
-
-
-def test_show_says_where_a_python_trial_failed_and_where_its_traceback_is(tmp_path):
-    from gpbo.cli import render_study
-
-    journal = tmp_path / "journal.jsonl"
-    space = {"x": gpbo.Real(0.0, 1.0)}
-    gpbo.optimize(_missing_key, space, n_trials=2, strategy="random", seed=0, journal=journal)
-    shown = render_study(gpbo.load(journal), driver_running=False)
-    line = f"(at test_cli.py:{_missing_key.__code__.co_firstlineno + 1}, in _missing_key)"
-    assert f"  #0 failed: KeyError: 'not_in_space' {line}" in shown, shown
-    assert "(whole tracebacks: gpbo export RUN --csv -, column error)" in shown
-
-
 def test_fresh_moves_the_old_run_aside(tmp_path):
     ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=2", cwd=tmp_path))
     run_dir = tmp_path / "runs" / "quadratic"

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import io
 
-from gpbo.report import ProgressReporter, error_summary, format_duration, format_params
+import gpbo
+from gpbo.report import (
+    ProgressReporter,
+    error_summary,
+    format_duration,
+    format_params,
+    render_study,
+)
 from gpbo.trial import Trial
 
 
@@ -165,3 +172,17 @@ def test_values_and_errors_are_shown_on_one_line_without_control_codes():
     cut = shorten(coloured, 160)
     assert "\x1b" not in cut and cut.startswith("  | ERROR xxx") and cut.endswith("...")
     assert shorten("bell\x07 here") == "bell\\x07 here"
+
+
+def _missing_key(params):
+    return params["not_in_space"]
+
+
+def test_show_says_where_a_python_trial_failed_and_where_its_traceback_is(tmp_path):
+    journal = tmp_path / "journal.jsonl"
+    space = {"x": gpbo.Real(0.0, 1.0)}
+    gpbo.optimize(_missing_key, space, n_trials=2, strategy="random", seed=0, journal=journal)
+    shown = render_study(gpbo.load(journal), driver_running=False)
+    line = f"(at test_report.py:{_missing_key.__code__.co_firstlineno + 1}, in _missing_key)"
+    assert f"  #0 failed: KeyError: 'not_in_space' {line}" in shown, shown
+    assert "(whole tracebacks: gpbo export RUN --csv -, column error)" in shown

@@ -7,7 +7,7 @@ import builtins
 import pytest
 
 from gpbo.exceptions import NoCompletedTrialError
-from gpbo.trial import Result, Trial, best_of
+from gpbo.trial import Result, Trial, best_of, count_by_status, format_counts
 
 
 def make_trials():
@@ -73,3 +73,11 @@ def test_to_dataframe_or_a_clear_message(monkeypatch):
     hint = r'to_dataframe\(\) needs the optional package .pandas.* pip install "pandas>=1.5"'
     with pytest.raises(ImportError, match=hint):
         result.to_dataframe()
+
+
+def test_count_by_status_in_order_of_first_occurrence():
+    trials = [Trial(0, {}, status="failed"), Trial(1, {}, value=1.0, status="complete"),
+              Trial(2, {}, status="failed")]
+    assert list(count_by_status(trials).items()) == [("failed", 2), ("complete", 1)]
+    assert format_counts(count_by_status(trials)) == "2 failed, 1 complete"
+    assert format_counts({}, empty="no trials yet") == "no trials yet"
