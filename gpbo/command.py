@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 from gpbo.exceptions import GpboError
+from gpbo.executors.base import describe_exit
 from gpbo.report import shorten
 
 __all__ = ["RESERVED_FIELDS", "CommandError", "CommandObjective", "template_fields"]
@@ -575,13 +576,7 @@ def _not_runnable(program: str, *, cwd: Path, path: str | None) -> str | None:
 
 
 def _exit_message(returncode: int, stderr_tail: list[str], log_path: Path) -> str:
-    if returncode < 0:
-        try:
-            how = f"died with signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            how = f"died with signal {-returncode}"
-    else:
-        how = f"exited with code {returncode}"
+    how = describe_exit(returncode)
     tail = [shown for shown in map(_rendered, stderr_tail) if shown.strip()]
     if not tail:
         return f"the command {how} and wrote nothing to stderr (full output in {log_path})"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gpbo.executors import base
-from gpbo.executors.base import parse_objective_value
+from gpbo.executors.base import describe_exit, parse_objective_value
 
 
 @pytest.mark.parametrize(
@@ -68,3 +68,10 @@ def test_outcomes_handed_over_are_handed_again_by_take_all_until_the_next_wait()
     assert queue.hand_over() == [third]
     queue.acknowledge()  # the next wait(): `third` was recorded
     assert queue.take_all() == []
+
+
+def test_describe_exit_names_the_signal_or_the_code():
+    assert describe_exit(-11) == "died with signal SIGSEGV (-11)"
+    assert describe_exit(-99) == "died with signal 99"  # no name: said once, not "signal signal"
+    assert describe_exit(3) == "exited with code 3"
+    assert describe_exit(None) == "ended (exit status unknown)"

@@ -10,6 +10,7 @@ import logging
 import math
 import numbers
 import os
+import signal
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -244,6 +245,21 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
 
 class _RefusedValueError(Exception):
     """An objective's return value that is not a usable metric (the message says why)."""
+
+
+def describe_exit(code: int | None) -> str:
+    """How a process ended, from its exit status as :mod:`subprocess` and
+    :mod:`multiprocessing` give it: ``"died with signal SIGSEGV (-11)"``, ``"exited with
+    code 3"``."""
+    if code is None:
+        return "ended (exit status unknown)"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            return f"died with signal {-code}"
+        return f"died with signal {name} ({code})"
+    return f"exited with code {code}"
 
 
 def describe_exception(exc: BaseException) -> str:

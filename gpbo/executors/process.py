@@ -68,6 +68,7 @@ from gpbo.executors.base import (
     TrialOutcome,
     TrialTask,
     describe_exception,
+    describe_exit,
     evaluate,
 )
 
@@ -490,7 +491,7 @@ class Process(Executor):
                     if code == BOOTSTRAP_EXIT_CODE:
                         raise GpboError(_GUARD_ERROR)
                     raise GpboError(
-                        f"the worker process for slot {worker.slot!r} {_describe_exit(code)} "
+                        f"the worker process for slot {worker.slot!r} {describe_exit(code)} "
                         "while starting, before it could load the objective; its output above "
                         "may say why"
                     )
@@ -691,13 +692,13 @@ class Process(Executor):
                 "the worker process %s on %s %s while running trial %d; restarting it",
                 pid,
                 worker.slot,
-                _describe_exit(code),
+                describe_exit(code),
                 task.number,
             )
             outcome = self._driver_outcome(
                 worker,
                 "failed",
-                f"worker process {pid} on {worker.slot} {_describe_exit(code)} while "
+                f"worker process {pid} on {worker.slot} {describe_exit(code)} while "
                 "running the trial (what it printed to the driver's stderr before it died "
                 "may say why)",
             )
@@ -711,12 +712,12 @@ class Process(Executor):
                 "the worker process %s on %s %s between trials; restarting it",
                 pid,
                 worker.slot,
-                _describe_exit(code),
+                describe_exit(code),
             )
             self._restart(worker)
         else:
             if worker.start_error is None:
-                worker.start_error = f"it {_describe_exit(code)} while starting"
+                worker.start_error = f"it {describe_exit(code)} while starting"
             self._start_failed(worker)
 
     def _start_failed(self, worker: _Worker) -> None:
@@ -927,19 +928,6 @@ def _reap(worker: _Worker) -> list[tuple[Any, ...]]:
             worker.conn.close()
         worker.conn = None
     return messages
-
-
-def _describe_exit(code: int | None) -> str:
-    """``"died with signal SIGSEGV (-11)"`` or ``"exited with code 3"``."""
-    if code is None:
-        return "ended (exit status unknown)"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"died with signal {name} ({code})"
-    return f"exited with code {code}"
 
 
 # -- sending the objective ------------------------------------------------------------------
