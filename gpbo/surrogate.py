@@ -106,8 +106,13 @@ def warp_scores(y: np.ndarray) -> np.ndarray:
     good scores differ by less than the GP's noise floor, and no monotone warp of them brings
     the differences back. Where the better half of the warped scores spreads over less than
     :data:`SQUEEZED_SPREAD` of the whole, the bad tail is first clipped at ``q25 - 1.5 IQR``
-    (the worst scores then tie; the better ones keep their order). On the benchmark suite's
-    traces the spread never fell below 1.6e-3, so their runs are unchanged.
+    (the worst scores then tie; the better ones keep their order). The spread is measured over
+    the distinct scores: a fixed penalty returned for many diverged runs (``return 1e6``)
+    counts once, or it would be the whole lower half and more. Where many penalties make the
+    quartiles the penalty itself (nothing to clip) or a plateau of equal scores makes them one
+    value, the warp falls back to normal scores of the ranks, which keep every distinct score
+    apart (the penalties tied, last). On the benchmark suite's traces the spread never fell
+    below 1.6e-3, so their runs are unchanged.
 
     Args:
         y: An `n`-vector of scores, larger is better.
@@ -122,12 +127,16 @@ def warp_scores(y: np.ndarray) -> np.ndarray:
         # others tie to the last bit. A signed log keeps the order and the others' differences
         y = np.sign(y) * np.log1p(np.abs(y))
     warped = _standardized_yeo_johnson(y)
-    if warped is y or not _better_half_squeezed(warped):
+    if warped is y or not _better_half_squeezed(y, warped):
         return warped
     q25, q75 = np.percentile(y, [25, 75])
-    if not q75 > q25:
-        return warped
-    return _standardized_yeo_johnson(np.maximum(y, q25 - 1.5 * (q75 - q25)))
+    if q75 > q25:
+        clipped = _standardized_yeo_johnson(np.maximum(y, q25 - 1.5 * (q75 - q25)))
+        if not _better_half_squeezed(y, clipped):
+            return clipped
+    from scipy import stats
+
+    return stats.norm.ppf((stats.rankdata(y) - 0.5) / y.shape[0])
 
 
 #: Where a score is larger than this in magnitude, all go through a signed log before the warp
@@ -140,9 +149,15 @@ LOG_ABOVE = 1e100
 SQUEEZED_SPREAD = 1e-3
 
 
-def _better_half_squeezed(warped: np.ndarray) -> bool:
-    whole = float(np.std(warped))
-    better = np.sort(warped)[warped.shape[0] // 2 :]
+def _better_half_squeezed(y: np.ndarray, warped: np.ndarray) -> bool:
+    """Whether the better half of the distinct scores ``y`` spreads over less than
+    :data:`SQUEEZED_SPREAD` of all of them, once ``warped`` (a monotone map of ``y``)."""
+    _, first = np.unique(y, return_index=True)
+    distinct = warped[first]  # one warped value per distinct score, in the scores' order
+    if distinct.shape[0] < 3:
+        return False
+    whole = float(np.std(distinct))
+    better = distinct[distinct.shape[0] // 2 :]
     return whole > 0 and float(np.std(better)) < SQUEEZED_SPREAD * whole
 
 

@@ -146,6 +146,34 @@ def test_one_extreme_score_does_not_squeeze_the_good_ones_together():
     assert np.argmin(warped) == len(y) - 1
 
 
+@pytest.mark.parametrize("penalty", [1e6, 1e30])
+@pytest.mark.parametrize("n_penalized", [1, 4, 10])
+def test_a_penalty_returned_for_diverged_runs_does_not_tie_the_good_scores(penalty, n_penalized):
+    # "return 1e6 when the loss is NaN": with a quarter or more of the runs at the penalty,
+    # q25 was the penalty and nothing was clipped; all good scores warped to one value
+    good = -np.array([5.0, 3.0, 2.0, 1.0, 0.5])
+    y = np.append(np.full(n_penalized, -penalty), good)
+    warped = warp_scores(y)
+    assert np.array_equal(np.argsort(warped[n_penalized:]), np.argsort(good))
+    assert np.min(np.diff(np.sort(warped[n_penalized:]))) > 1e-2
+    assert np.all(warped[:n_penalized] < warped[n_penalized:].min())
+
+
+def test_a_plateau_and_one_outlier_leave_the_incumbent_apart():
+    y = -np.array([0.1] * 6 + [0.05, 1e30])  # the incumbent 0.05 tied with the plateau before
+    warped = warp_scores(y)
+    assert warped[6] - warped[0] > 1e-2 and np.all(warped[:6] == warped[0])
+    assert np.argmin(warped) == 7
+
+
+def test_repeated_scores_alone_are_no_squeeze():
+    from gpbo.surrogate import _standardized_yeo_johnson
+
+    for y in (np.array([1.0, 1.0, 1.0, 2.0]), np.array([0.0, 1.0, 1.0, 1.0, 1.0, 3.0])):
+        # nothing squeezed: the Yeo-Johnson warp as before, not ranks
+        np.testing.assert_array_equal(warp_scores(y), _standardized_yeo_johnson(y))
+
+
 def test_a_study_with_one_diverged_trial_still_converges():
     import gpbo
     from gpbo.strategies import Bayes
