@@ -232,6 +232,10 @@ def optimize(
     )
     with study:
         _warn_if_grid_is_cut(study, settings.n_trials)
+        _warn_if_the_design_takes_the_budget(
+            study, settings.n_trials,
+            len(slots) if mode == "async" or batch_size == "auto" else int(batch_size),
+        )
         reporter = _progress or ProgressReporter(
             direction=study.direction, n_trials=settings.n_trials, enabled=verbose,
             metric=study.metric,
@@ -255,6 +259,29 @@ def _warn_if_grid_is_cut(study: Study, n_trials: int) -> None:
             size,
             n_trials,
             n_trials,
+        )
+
+
+def _warn_if_the_design_takes_the_budget(study: Study, n_trials: int, batch_size: int) -> None:
+    """A GP strategy whose initial design is the whole budget is quasi-random search; the
+    progress lines still say ``bayes`` (20 parameters and 30 trials: a design of 42)."""
+    strategy = study.strategy
+    if not isinstance(strategy, (Bayes, Gradient)):
+        return
+    if strategy.n_init is not None:
+        n_init, why = strategy.n_init, f"n_init={strategy.n_init}"
+    else:
+        n_init = default_n_init(study.space, batch_size)
+        why = (
+            f"its initial design, {n_init} quasi-random trials for {len(study.space)} "
+            f"parameter{'' if len(study.space) == 1 else 's'}"
+        )
+    if n_trials <= n_init:
+        logger.warning(
+            "strategy %r fits its GP after %s, and n_trials=%d ends the study before then: "
+            "every trial is quasi-random; raise n_trials above %d, or pass a smaller n_init "
+            "(the GP wants a few points per parameter)",
+            strategy.name, why, n_trials, n_init,
         )
 
 

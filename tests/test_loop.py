@@ -476,6 +476,33 @@ def test_a_failure_is_a_warning_only_where_no_progress_line_shows_it(verbose, le
     assert "ValueError: boom" in records[0].getMessage()
 
 
+def test_a_gp_strategy_whose_design_takes_the_whole_budget_is_warned_about(caplog):
+    space = {f"x{i}": gpbo.Real(0.0, 1.0) for i in range(5)}  # a design of 2 (5 + 1) = 12
+
+    def objective(params):
+        return params["x0"]
+
+    with caplog.at_level("WARNING", logger="gpbo.loop"):
+        gpbo.optimize(objective, space, n_trials=12, batch_size=2, strategy="bayes",
+                      executor="serial", verbose=False, seed=0)
+    assert (
+        "strategy 'bayes' fits its GP after its initial design, 12 quasi-random trials for 5 "
+        "parameters, and n_trials=12 ends the study before then" in caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gpbo.loop"):
+        gpbo.optimize(objective, space, n_trials=3, strategy="gradient", n_init=3,
+                      executor="serial", verbose=False, seed=0)
+    assert "after n_init=3, and n_trials=3" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="gpbo.loop"):
+        gpbo.optimize(objective, space, n_trials=3, strategy="bayes", n_init=2,
+                      executor="serial", verbose=False, seed=0)
+        gpbo.optimize(objective, space, n_trials=3, strategy="sobol", executor="serial",
+                      verbose=False, seed=0)
+    assert "fits its GP" not in caplog.text
+
+
 def test_a_grid_larger_than_the_budget_is_warned_about(caplog):
     space = {"a": gpbo.Choice([1, 2, 3]), "b": gpbo.Choice(["x", "y", "z"])}
     with caplog.at_level("WARNING", logger="gpbo.loop"):
