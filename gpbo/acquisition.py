@@ -147,7 +147,8 @@ def optimize_acquisition(
     n_lattice = space.lattice_size
     if n_lattice is not None and n_lattice <= MAX_ENUMERATE:
         pool = space.encode(list(space.grid(levels=1)))
-        return _greedy_batch(acqf, pool, q=q, seen=seen, tkwargs=tkwargs)
+        with numerical_warnings_to_debug_log("acquisition optimization"):
+            return _greedy_batch(acqf, pool, q=q, seen=seen, tkwargs=tkwargs)
 
     bounds = torch.stack([torch.zeros(d, **tkwargs), torch.ones(d, **tkwargs)])
     check_batched_lbfgsb()
@@ -157,7 +158,8 @@ def optimize_acquisition(
     if space.is_continuous and _all_new(X, seen):
         return X
     pool = np.vstack([X, space.project(generator.random((options.raw_samples, d)))])
-    return _greedy_batch(acqf, pool, q=q, seen=seen, tkwargs=tkwargs)
+    with numerical_warnings_to_debug_log("acquisition optimization"):
+        return _greedy_batch(acqf, pool, q=q, seen=seen, tkwargs=tkwargs)
 
 
 _checked_lbfgsb = False

@@ -333,13 +333,21 @@ def numerical_warnings_to_debug_log(what: str) -> Iterator[None]:
         yield
     quiet = _numerical_warnings()
     for w in caught:
-        if issubclass(w.category, quiet):
+        if issubclass(w.category, quiet) or _is_botorch_retry(w):
             logger.debug("%s: %s: %s", what, w.category.__name__, w.message)
         else:
             warnings.warn_explicit(
                 w.message, w.category, w.filename, w.lineno, registry=_REEMITTED,
                 source=w.source,
             )
+
+
+def _is_botorch_retry(caught: warnings.WarningMessage) -> bool:
+    """BoTorch's note that L-BFGS-B failed and ``optimize_acqf`` tries again from new starts:
+    a plain ``RuntimeWarning``, which the retry it announces handles."""
+    return issubclass(caught.category, RuntimeWarning) and str(caught.message).startswith(
+        "Optimization failed in `gen_candidates_scipy`"
+    )
 
 
 def _numerical_warnings() -> tuple[type[Warning], ...]:

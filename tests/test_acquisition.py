@@ -169,3 +169,22 @@ def test_posterior_mean_search_reads_the_cached_weights_not_gpytorch(monkeypatch
     assert batch.shape == (1, 2)
     # the optimum of -(x - 0.3)^2 lies inside the box: the search should move toward it
     assert np.linalg.norm(batch[0] - 0.3) < np.linalg.norm(center - 0.3) + 1e-9
+
+
+def test_numerical_warnings_of_the_greedy_batch_go_to_the_debug_log(caplog):
+    # a batch of 16 on a half-discrete space re-chooses among lattice points, where
+    # linear_operator adds jitter; its warnings reached the user past the debug log
+    import logging
+    import warnings
+
+    import gpbo
+
+    study = gpbo.Study({"b": gpbo.Int(0, 1), "x": gpbo.Real(0, 1)}, seed=0)
+    for trial in study.ask(16):
+        study.tell(trial, trial.params["b"] + (trial.params["x"] - 0.3) ** 2)
+    with warnings.catch_warnings(record=True) as shown, \
+            caplog.at_level(logging.DEBUG, logger="gpbo.surrogate"):
+        warnings.simplefilter("always")
+        study.ask(16)
+    assert not [w for w in shown if "jitter" in str(w.message)]
+    assert "acquisition optimization: NumericalWarning" in caplog.text

@@ -256,3 +256,22 @@ def test_the_fit_logs_the_optimizer_s_warnings_and_passes_on_the_others(monkeypa
         surrogate.fit_gp(X, X.sum(-1))
     assert not any(issubclass(w.category, OptimizationWarning) for w in shown)
     assert "OptimizationWarning: the optimizer restarted" in caplog.text
+
+
+def test_botorch_s_retry_note_is_logged_and_other_runtime_warnings_pass(caplog):
+    import logging
+    import warnings
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="gpbo.surrogate"),
+        pytest.warns(RuntimeWarning, match="overflow in the user's code") as shown,
+        surrogate.numerical_warnings_to_debug_log("acquisition optimization"),
+    ):
+        warnings.warn(
+            "Optimization failed in `gen_candidates_scipy` with the following warning(s):"
+            "\n[...]\nTrying again with a new set of initial conditions.",
+            RuntimeWarning, stacklevel=1,
+        )
+        warnings.warn("overflow in the user's code", RuntimeWarning, stacklevel=1)
+    assert len(shown) == 1
+    assert "Trying again with a new set of initial conditions" in caplog.text
