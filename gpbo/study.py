@@ -374,7 +374,13 @@ class Study(BestTrialMixin):
                 value, metric=self.metric, metric_hint="give the metric as value"
             )
         except ValueError as exc:
-            raise GpboError(f"add() records a complete trial, and {exc}") from None
+            # the message speaks of the objective, which add() never called
+            reason = (
+                str(exc)
+                .replace("the objective returned", "the value given is", 1)
+                .replace("; return ", "; give ", 1)
+            )
+            raise GpboError(f"add() records a complete trial, and {reason}") from None
         trial = self._new_trial(self.space.check(params), None, record=False)
         try:
             return self.tell(trial, value, metrics=metrics)

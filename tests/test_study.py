@@ -511,8 +511,10 @@ def test_a_closed_or_loaded_study_refuses_what_it_could_not_record(tmp_path):
 def test_add_refuses_a_value_that_is_no_result_and_tell_an_exception_as_value():
     study = gpbo.Study(SPACE, seed=0)
     for value in (None, float("nan"), "0.5"):
-        with pytest.raises(gpbo.GpboError, match="add\\(\\) records a complete trial"):
+        with pytest.raises(gpbo.GpboError, match="add\\(\\) records a complete trial") as err:
             study.add({"x": 0.2, "y": 0.3}, value)
+        # no objective ran: the message speaks of the value given
+        assert "the value given is" in str(err.value) and "objective" not in str(err.value)
     assert study.trials == []  # was: a failed trial recorded without a word
     trial = study.ask(1)[0]
     with pytest.raises(gpbo.GpboError, match="error=exc"):
