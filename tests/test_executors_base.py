@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gpbo.executors import base
-from gpbo.executors.base import describe_exit, parse_objective_value
+from gpbo.executors.base import TrialTask, describe_exit, evaluate, parse_objective_value
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,24 @@ def test_describe_exit_names_the_signal_or_the_code():
     assert describe_exit(-99) == "died with signal 99"  # no name: said once, not "signal signal"
     assert describe_exit(3) == "exited with code 3"
     assert describe_exit(None) == "ended (exit status unknown)"
+
+
+def test_a_trial_folder_left_empty_is_removed_and_one_with_files_kept(tmp_path, monkeypatch):
+    from gpbo.context import current_trial
+
+    def writes(params):
+        if params["write"]:
+            (current_trial().dir / "checkpoint.pt").write_text("weights")
+        return 1.0
+
+    for number, write in ((0, False), (1, True)):
+        task = TrialTask(number=number, params={"write": write}, dir=str(tmp_path / f"{number}"))
+        assert evaluate(writes, task, metric="value", device="cpu").status == "complete"
+    assert not (tmp_path / "0").exists()  # 3000 such trials left 3000 empty folders
+    assert (tmp_path / "1" / "checkpoint.pt").read_text() == "weights"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    task = TrialTask(number=2, params={"write": False}, dir=None)  # the current folder: kept
+    assert evaluate(writes, task, metric="value", device="cpu").status == "complete"
+    assert empty.is_dir()

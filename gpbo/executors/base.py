@@ -6,6 +6,7 @@ sees the study, the strategy or the GP.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import numbers
@@ -208,8 +209,12 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
     )
     started = time.time()
     try:
-        with trial_context(context):
-            returned = objective(dict(task.params))
+        try:
+            with trial_context(context):
+                returned = objective(dict(task.params))
+        finally:
+            if task.dir:
+                _remove_if_empty(trial_dir)
         try:
             value, extras = parse_objective_value(returned, metric=metric)
         except ValueError as refused:
@@ -245,6 +250,13 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
 
 class _RefusedValueError(Exception):
     """An objective's return value that is not a usable metric (the message says why)."""
+
+
+def _remove_if_empty(trial_dir: Path) -> None:
+    """A trial that wrote nothing in its folder leaves none behind: a study of thousands of
+    short trials left as many empty folders (12 MB for 3000, beside a 3 MB journal)."""
+    with contextlib.suppress(OSError):  # not empty (the usual OSError), or gone already
+        trial_dir.rmdir()
 
 
 def describe_exit(code: int | None) -> str:
