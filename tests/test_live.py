@@ -127,17 +127,27 @@ def test_the_time_left_is_bounded_by_the_study_s_timeout(monkeypatch):
     assert reporter.status().endswith("10.0s elapsed, 50.0s left (timeout)")
 
 
-def test_prints_of_training_code_in_the_driver_go_above_the_status_line(monkeypatch):
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def _terminal_as_stdout_and_stderr(monkeypatch) -> _Terminal:
+    """A terminal (as far as the status line can tell) in place of both streams; in the test
+    itself, since pytest puts its own capture back after a fixture's setup."""
     import sys
 
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    terminal = Terminal()
+    terminal = _Terminal()
     monkeypatch.setattr(sys, "stdout", terminal)
     monkeypatch.setattr(sys, "stderr", terminal)
     monkeypatch.setenv("TERM", "xterm")
+    return terminal
+
+
+def test_prints_of_training_code_in_the_driver_go_above_the_status_line(monkeypatch):
+    import sys
+
+    terminal = _terminal_as_stdout_and_stderr(monkeypatch)
     reporter = LiveReporter(direction="minimize", n_trials=2, refresh=3600)
     assert reporter.live
 
@@ -162,18 +172,9 @@ def test_prints_of_training_code_in_the_driver_go_above_the_status_line(monkeypa
 
 
 def test_prints_of_worker_processes_go_above_the_status_line(monkeypatch):
-    import sys
-
     from tests.objectives_for_workers import print_lines
 
-    class Terminal(io.StringIO):
-        def isatty(self):
-            return True
-
-    terminal = Terminal()
-    monkeypatch.setattr(sys, "stdout", terminal)
-    monkeypatch.setattr(sys, "stderr", terminal)
-    monkeypatch.setenv("TERM", "xterm")
+    terminal = _terminal_as_stdout_and_stderr(monkeypatch)
     reporter = LiveReporter(direction="minimize", n_trials=4, refresh=0.05)
     gpbo.optimize(print_lines, {"x": gpbo.Real(0.0, 1.0), "seconds": gpbo.Real(0.1, 0.2)},
                   n_trials=4, batch_size=2, strategy="sobol", seed=0, executor="process",
