@@ -371,16 +371,14 @@ class Study(BestTrialMixin):
         self._check_writable()
         try:
             parse_objective_value(
-                value, metric=self.metric, metric_hint="give the metric as value"
+                value,
+                metric=self.metric,
+                metric_hint="give the metric as value",
+                source="the value given is",  # add() calls no objective
+                verb="give",
             )
         except ValueError as exc:
-            # the message speaks of the objective, which add() never called
-            reason = (
-                str(exc)
-                .replace("the objective returned", "the value given is", 1)
-                .replace("; return ", "; give ", 1)
-            )
-            raise GpboError(f"add() records a complete trial, and {reason}") from None
+            raise GpboError(f"add() records a complete trial, and {exc}") from None
         trial = self._new_trial(self.space.check(params), None, record=False)
         try:
             return self.tell(trial, value, metrics=metrics)

@@ -72,7 +72,12 @@ class TrialTimeout(BaseException):
 
 
 def parse_objective_value(
-    returned: Any, *, metric: str, metric_hint: str = "pass metric= naming the key to optimize"
+    returned: Any,
+    *,
+    metric: str,
+    metric_hint: str = "pass metric= naming the key to optimize",
+    source: str = "the objective returned",
+    verb: str = "return",
 ) -> tuple[float, dict[str, float]]:
     """Read the metric (and extra numbers) from what an objective returned.
 
@@ -82,6 +87,8 @@ def parse_objective_value(
         metric: The key of the metric in a returned mapping.
         metric_hint: How the caller names another key, for the message when ``metric`` is
             missing.
+        source: What the messages say ``returned`` is (``add()`` calls no objective).
+        verb: How the messages tell the caller to pass a usable value.
 
     Returns:
         The metric as a float, and the extra numbers.
@@ -96,8 +103,8 @@ def parse_objective_value(
     if isinstance(returned, Mapping):
         if metric not in returned:
             raise ValueError(
-                f"the objective returned a mapping without the metric {metric!r} "
-                f"(keys: {sorted(map(str, returned))}); return {{{metric!r}: value, ...}} or "
+                f"{source} a mapping without the metric {metric!r} "
+                f"(keys: {sorted(map(str, returned))}); {verb} {{{metric!r}: value, ...}} or "
                 f"{metric_hint}"
             )
         for key, extra in returned.items():
@@ -118,12 +125,12 @@ def parse_objective_value(
         shape = getattr(returned, "shape", None)
         what = f"of shape {tuple(shape)}" if shape is not None else f"({type(returned).__name__})"
         raise ValueError(
-            f"the objective returned {_short_repr(returned, 200)} {what}, not a number; "
-            "return a float (or a mapping holding the metric)"
+            f"{source} {_short_repr(returned, 200)} {what}, not a number; "
+            f"{verb} a float (or a mapping holding the metric)"
             + ("; reduce the array to one number, e.g. loss.mean()" if shape else "")
         )
     if not math.isfinite(value):
-        raise ValueError(f"the objective returned {value}, which is not a finite number")
+        raise ValueError(f"{source} {value}, which is not a finite number")
     return value, extras
 
 
