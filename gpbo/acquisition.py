@@ -30,6 +30,11 @@ logger = logging.getLogger(__name__)
 
 #: Two unit-cube points closer than this (max-norm) are the same point.
 DUPLICATE_TOL = 1e-9
+#: A proposal closer than this (max-norm, unit cube) to a running or already picked point is a
+#: near-copy of it: qLogEI's smooth maximum over the joint batch (``tau_max=0.01``) pays a
+#: point for sitting on a pending one, so with many trials running, one-point asks landed
+#: 1e-5 from a pending point and spent a trial learning nothing new.
+PENDING_TOL = 1e-3
 #: Discrete spaces up to this many points are searched exhaustively.
 MAX_ENUMERATE = 4096
 
@@ -258,12 +263,27 @@ def _sequential_greedy(acqf: Any, *, bounds: torch.Tensor, q: int, options: Acqu
             )
             points, values = points.detach(), values.detach().reshape(-1)
             order = torch.argsort(values, descending=True)
-            chosen.append(points[order[0], 0])
-            ends = points[order[1 : 1 + options.num_restarts - n_fresh]]
+            taken = chosen if base_pending is None else [*base_pending, *chosen]
+            pick = _first_apart(points[order, 0], taken, tol=PENDING_TOL)
+            chosen.append(points[order[pick], 0])
+            rest = torch.cat([order[:pick], order[pick + 1 :]])
+            ends = points[rest[: options.num_restarts - n_fresh]]
     finally:
         if pending_changed:  # only then: an analytic acquisition has no X_pending to set
             acqf.set_X_pending(base_pending)
     return torch.stack(chosen)
+
+
+def _first_apart(ranked: torch.Tensor, taken: list[torch.Tensor], *, tol: float) -> int:
+    """The index of the first row of ``ranked`` (`k x d`) more than ``tol`` (max-norm) from
+    every point of ``taken``; 0 when none is (the best, a near-copy, beats no point)."""
+    if not taken:
+        return 0
+    import torch
+
+    gaps = (ranked.unsqueeze(1) - torch.stack(taken).unsqueeze(0)).abs().amax(dim=-1)
+    apart = torch.nonzero(gaps.amin(dim=1) > tol)
+    return int(apart[0, 0]) if apart.shape[0] else 0
 
 
 def optimize_posterior_mean(

@@ -188,3 +188,42 @@ def test_numerical_warnings_of_the_greedy_batch_go_to_the_debug_log(caplog):
         study.ask(16)
     assert not [w for w in shown if "jitter" in str(w.message)]
     assert "acquisition optimization: NumericalWarning" in caplog.text
+
+
+class _TwoPeaks(torch.nn.Module):
+    """A stand-in acquisition (`b x q x d` -> `b`): its higher peak at ``high``, a lower one at
+    ``low``; pending points are held but, unlike qLogEI, do not change the values."""
+
+    def __init__(self, high: list[float], low: list[float]) -> None:
+        super().__init__()
+        self.model = torch.nn.Linear(1, 1).double()  # for the device lookup
+        self.high = torch.tensor(high, dtype=torch.float64)
+        self.low = torch.tensor(low, dtype=torch.float64)
+        self.X_pending: torch.Tensor | None = None
+
+    def set_X_pending(self, X_pending: torch.Tensor | None = None) -> None:
+        self.X_pending = X_pending
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        high = 1.0 - 10 * ((X - self.high) ** 2).sum(-1)
+        low = 0.5 - 10 * ((X - self.low) ** 2).sum(-1)
+        return torch.logsumexp(torch.stack([high, low]) / 0.01, dim=0).sum(-1) * 0.01
+
+
+def test_a_proposal_is_not_a_near_copy_of_a_running_point():
+    from gpbo.acquisition import PENDING_TOL, _sequential_greedy
+
+    bounds = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    options = AcquisitionOptions(num_restarts=10, raw_samples=256, maxiter=100)
+    acqf = _TwoPeaks(high=[0.2, 0.2], low=[0.8, 0.8])
+    torch.manual_seed(0)
+    alone = _sequential_greedy(acqf, bounds=bounds, q=1, options=options)
+    assert torch.allclose(alone[0], acqf.high, atol=1e-3)  # nothing running: the top peak
+    running = torch.tensor([[0.2, 0.2]], dtype=torch.float64)
+    acqf.set_X_pending(running)
+    torch.manual_seed(0)
+    proposed = _sequential_greedy(acqf, bounds=bounds, q=1, options=options)
+    # the top peak is the running point's, so the next best restart's end is proposed
+    assert torch.allclose(proposed[0], acqf.low, atol=1e-3)
+    assert (proposed[0] - running[0]).abs().max() > PENDING_TOL
+    assert torch.equal(acqf.X_pending, running)
