@@ -101,6 +101,7 @@ class Study(BestTrialMixin):
         self._encoded: dict[int, np.ndarray] = {}
         self._proposed: dict[int, dict[str, Any]] = {}  # each trial's params as handed out
         self._encoded_count: Counter[bytes] = Counter()  # how many trials sit at each point
+        self._rows: _TrialRows | None = None  # the strategies' arrays, kept across asks
         self._queue: deque[dict[str, Any]] = deque()
         self._rerun: deque[int] = deque()
         self._asks = 0
@@ -534,43 +535,24 @@ class Study(BestTrialMixin):
 
     def _history(self, *, extra_pending: Sequence[Mapping[str, Any]] = ()) -> History:
         d = self.space.n_columns
-        rows: dict[str, list[np.ndarray]] = {"complete": [], "failed": [], "pending": []}
-        scores: list[float] = []
-        sign = -1.0 if self.direction == "minimize" else 1.0
-        for trial in self._trials:
-            row = self._encoded[trial.number]
-            if (
-                trial.status == "complete"
-                and trial.value is not None
-                and math.isfinite(trial.value)
-            ):
-                rows["complete"].append(row)
-                scores.append(sign * trial.value)
-            elif trial.status in ("failed", "timeout"):
-                rows["failed"].append(row)
-            else:  # pending, running, and interrupted ones waiting to run again
-                rows["pending"].append(row)
-
+        if self._rows is None:
+            self._rows = _TrialRows(d, sign=-1.0 if self.direction == "minimize" else 1.0)
+        rows = self._rows
+        rows.update(self._trials, self._encoded)
+        X_pending = rows.pending()
         if extra_pending:
-            rows["pending"].extend(self.space.encode([dict(p) for p in extra_pending]))
-
-        def stack(key: str) -> np.ndarray:
-            return np.array(rows[key]).reshape(-1, d)
-
-        rounds = [t.round for t in self._trials if t.round is not None]
-        first_round_size = rounds.count(min(rounds)) if rounds else None
-
+            X_pending = np.vstack([X_pending, self.space.encode([dict(p) for p in extra_pending])])
         return History(
             space=self.space,
-            X=stack("complete"),
-            scores=np.array(scores, dtype=np.float64),
-            X_failed=stack("failed"),
-            X_pending=stack("pending"),
-            params_seen=tuple(t.params for t in self._trials),
+            X=rows.complete(),
+            scores=rows.scores(),
+            X_failed=rows.failed(),
+            X_pending=X_pending,
+            params_seen=tuple(self._proposed.values()),
             n_total=len(self._trials) + len(extra_pending),  # as if queued trials existed
             seed=self.seed,
             surrogate_device=self.surrogate_device,
-            first_round_size=first_round_size,
+            first_round_size=rows.first_round_size,
         )
 
     # -- journal -------------------------------------------------------------------------
@@ -943,3 +925,78 @@ def recorded_metric(header: Mapping[str, Any], events: Sequence[Mapping[str, Any
 def _point_key(encoded: np.ndarray) -> bytes:
     """A hashable key of an encoded point; equal for rows ``np.array_equal`` calls equal."""
     return (np.asarray(encoded, dtype=np.float64) + 0.0).tobytes()  # -0.0 as 0.0
+
+
+class _TrialRows:
+    """The unit-cube rows of a study's trials by how they ended, kept from ask to ask.
+
+    A trial that ended (complete, failed, timeout) does not change again, so an ask looks only
+    at the trials added since the last one and at those still open then: rebuilding every row
+    in Python on every ask cost 9 ms per ask at 5,000 trials, quadratic over a long run of
+    cheap trials. Rows stay in trial-number order, as the GP has always been given them.
+    """
+
+    _OPEN, _COMPLETE, _FAILED, _UNSCORED = 0, 1, 2, 3
+
+    def __init__(self, d: int, *, sign: float) -> None:
+        self.d, self.sign = d, sign
+        self._clear()
+
+    def _clear(self) -> None:
+        self.n = 0
+        self.rows = np.zeros((64, self.d))
+        self.codes = np.zeros(64, dtype=np.int8)
+        self.values = np.zeros(64)
+        self.open: dict[int, Trial] = {}  # number -> the trial object, still open at the last look
+        self.first_round: int | None = None
+        self.first_round_size: int | None = None
+
+    def update(self, trials: Sequence[Trial], encoded: Mapping[int, np.ndarray]) -> None:
+        """Take in the trials added since the last call and those that have ended since."""
+        if len(trials) < self.n or any(trials[k] is not t for k, t in self.open.items()):
+            self._clear()  # a trial was taken back (a failed add()): start over
+        if len(trials) > self.rows.shape[0]:
+            size = max(len(trials), 2 * self.rows.shape[0])
+            self.rows = np.resize(self.rows, (size, self.d))
+            self.codes = np.resize(self.codes, size)
+            self.values = np.resize(self.values, size)
+        for number in range(self.n, len(trials)):
+            trial = trials[number]
+            self.rows[number] = encoded[number]
+            self.open[number] = trial
+            if trial.round is not None:
+                if self.first_round is None or trial.round < self.first_round:
+                    self.first_round, self.first_round_size = trial.round, 0
+                if trial.round == self.first_round:
+                    self.first_round_size = (self.first_round_size or 0) + 1
+        self.n = len(trials)
+        for number, trial in list(self.open.items()):
+            code = self._code(trial)
+            self.codes[number] = code
+            if code == self._COMPLETE:
+                self.values[number] = self.sign * trial.value  # type: ignore[operator]
+            if code != self._OPEN:
+                del self.open[number]
+
+    @classmethod
+    def _code(cls, trial: Trial) -> int:
+        if trial.status == "complete":
+            if trial.value is not None and math.isfinite(trial.value):
+                return cls._COMPLETE
+            return cls._UNSCORED  # kept apart from new points, as the pending ones are
+        if trial.status in ("failed", "timeout"):
+            return cls._FAILED
+        return cls._OPEN  # pending, running, and interrupted ones waiting to run again
+
+    def complete(self) -> np.ndarray:
+        return self.rows[: self.n][self.codes[: self.n] == self._COMPLETE]
+
+    def scores(self) -> np.ndarray:
+        return self.values[: self.n][self.codes[: self.n] == self._COMPLETE]
+
+    def failed(self) -> np.ndarray:
+        return self.rows[: self.n][self.codes[: self.n] == self._FAILED]
+
+    def pending(self) -> np.ndarray:
+        codes = self.codes[: self.n]
+        return self.rows[: self.n][(codes == self._OPEN) | (codes == self._UNSCORED)]

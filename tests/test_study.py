@@ -677,3 +677,79 @@ def test_a_journal_without_a_recorded_metric_reads_as_value(tmp_path):
         warnings.simplefilter("error")  # nothing recorded to differ from: no warning
         gpbo.Study(SPACE, strategy="random", journal=path, metric="loss").close()
     assert gpbo.load(path).metric == "loss"
+
+
+class _RecordingRandom(gpbo.strategies.Random):
+    """Random search that keeps every History it is asked with."""
+
+    def __init__(self) -> None:
+        self.histories: list[gpbo.strategies.History] = []
+
+    def propose(self, history, n):
+        self.histories.append(history)
+        return super().propose(history, n)
+
+
+def _history_from_scratch(study: gpbo.Study, queued: list[dict]) -> dict[str, np.ndarray]:
+    """The arrays a strategy should see, rebuilt from the trials as they stand."""
+    encode = study.space.encode
+    complete = [t for t in study.trials if t.status == "complete" and math.isfinite(t.value)]
+    failed = [t for t in study.trials if t.status in ("failed", "timeout")]
+    pending = [t for t in study.trials if t not in complete and t not in failed]
+    rows = [t.params for t in pending] + queued
+    return {
+        "X": encode([t.params for t in complete]).reshape(-1, 2),
+        "scores": np.array([-t.value for t in complete]),
+        "X_failed": encode([t.params for t in failed]).reshape(-1, 2),
+        "X_pending": encode(rows).reshape(-1, 2),
+    }
+
+
+def test_each_ask_sees_every_trial_by_how_it_ended_in_trial_order():
+    strategy = _RecordingRandom()
+    study = gpbo.Study(SPACE, strategy=strategy, seed=0)
+    expected = []
+
+    def ask(n, queued=()):
+        expected.append(_history_from_scratch(study, list(queued)))
+        return study.ask(n)
+
+    first = ask(4)
+    study.tell(first[2], 1.5)
+    study.tell(first[0], error="diverged")
+    later = ask(2)  # first[1] and first[3] still pending
+    study.tell(first[1], status="timeout")
+    study.tell(later[1], 0.25)
+    study.tell(first[3], float("nan"))  # recorded failed
+    study.add({"x": 0.0, "n": 3}, 4.0)
+    study.tell(later[0], status="interrupted")
+    study.enqueue({"x": 2.0, "n": 5})
+    rerun_and_more = ask(3, queued=[{"x": 2.0, "n": 5}])  # the rerun, the queued one, one new
+    assert [t.number for t in rerun_and_more[:1]] == [later[0].number]
+    study.tell(rerun_and_more[0], 0.5)
+    ask(1)
+    assert len(strategy.histories) == len(expected) == 4
+    for seen, want in zip(strategy.histories, expected, strict=True):
+        for name, array in want.items():
+            np.testing.assert_array_equal(getattr(seen, name), array, err_msg=name)
+    assert [h.first_round_size for h in strategy.histories] == [None, 4, 4, 4]
+    assert strategy.histories[-1].params_seen == tuple(t.params for t in study.trials[:-1])
+
+
+def test_the_kept_rows_start_over_where_a_trial_was_taken_back():
+    from gpbo.study import _TrialRows
+
+    trials = [gpbo.Trial(number=i, params={}, status="complete", value=float(i)) for i in range(3)]
+    encoded = {i: np.array([i / 10]) for i in range(3)}
+    rows = _TrialRows(1, sign=1.0)
+    rows.update(trials, encoded)
+    np.testing.assert_array_equal(rows.scores(), [0.0, 1.0, 2.0])
+    trials.pop()
+    trials.append(gpbo.Trial(number=2, params={}, status="failed"))
+    encoded[2] = np.array([0.9])
+    trials[1] = gpbo.Trial(number=1, params={}, status="pending")
+    rows.update(trials[:2], encoded)  # fewer trials than last time
+    rows.update(trials, encoded)
+    np.testing.assert_array_equal(rows.scores(), [0.0])
+    np.testing.assert_array_equal(rows.failed(), [[0.9]])
+    np.testing.assert_array_equal(rows.pending(), [[0.1]])
