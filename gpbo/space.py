@@ -364,12 +364,16 @@ class Choice(Param):
         return max(abs((r + 0.5) / n - x) for r in (rank - 1, rank + 1) if 0 <= r < n)
 
     def decode(self, columns: np.ndarray) -> list[Any]:
-        n = len(self.values)
+        return [self.values[i] for i in self.positions(columns).tolist()]
+
+    def positions(self, columns: np.ndarray) -> np.ndarray:
+        """The index in :attr:`values` of the value each row of ``columns`` (`m x n_columns`)
+        decodes to, as an `m`-vector of ints."""
         if self.ordinal:
+            n = len(self.values)
             ranks = np.clip(np.floor(np.clip(columns[:, 0], 0.0, 1.0) * n), 0, n - 1)
-            order = self._order
-            return [self.values[order[int(r)]] for r in ranks]
-        return [self.values[int(i)] for i in np.argmax(columns, axis=1)]
+            return np.asarray(self._order, dtype=np.int64)[ranks.astype(np.int64)]
+        return np.argmax(columns, axis=1)
 
     def check_value(self, name: str, value: Any) -> Any:
         index = self._index(value)

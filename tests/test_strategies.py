@@ -526,3 +526,39 @@ def test_the_grid_takes_every_integer_of_a_wide_int_range_in_order():
     later = [t.params for t in study.ask(4)]
     assert later == [{"a": 2, "b": "y"}, {"a": 2, "b": "x"}, {"a": 3, "b": "x"},
                      {"a": 3, "b": "y"}]
+
+
+def test_the_grid_proposes_the_first_free_points_in_grid_order_around_any_taken():
+    space = gpbo.Space({
+        "lr": gpbo.Real(1e-4, 1e-1, log=True),
+        "width": gpbo.Int(2, 5),
+        "act": gpbo.Choice(["relu", "tanh", "gelu"]),
+        "batch": gpbo.Choice([64, 16, 32]),  # ordinal: searched sorted, listed unsorted
+    })
+    grid = list(space.grid(3))
+    rng = np.random.default_rng(0)
+    taken = sorted(rng.choice(len(grid), size=60, replace=False).tolist())
+    study = gpbo.Study(space, strategy=Grid(levels=3), seed=0)
+    for i in taken:
+        study.add(grid[i], 1.0)
+    study.add({"lr": 0.003, "width": 3, "act": "relu", "batch": 16}, 1.0)  # off the grid
+    free = [p for i, p in enumerate(grid) if i not in set(taken)]
+    assert [t.params for t in study.ask(10)] == free[:10]
+    proposed = [t.params for t in study.ask(len(grid))]
+    assert proposed == free[10:]  # the rest, and no more
+
+
+def test_a_grid_of_more_points_than_an_int64_counts_finds_the_free_ones():
+    space = gpbo.Space({f"p{i}": gpbo.Choice(["a", "b", "c", "d", "e"]) for i in range(28)})
+    study = gpbo.Study(space, strategy="grid", seed=0)  # 5**28 > 2**63 points
+    last = {name: "e" for name in space.names}
+    study.add(last, 1.0)
+    first = [t.params for t in study.ask(2)]
+    assert first == [{**{name: "a" for name in space.names}, "p27": v} for v in ("a", "b")]
+    study.add({**first[0], "p27": "c"}, 1.0)
+    assert study.ask(1)[0].params == {**first[0], "p27": "d"}
+    from gpbo.strategies import _grid_indices
+
+    axes = [param.grid_values(5) for param in space.params.values()]
+    indices = _grid_indices(space, axes, [5] * 28, space.encode([last, first[1]]))
+    assert indices.tolist() == [5**28 - 1, 1]  # exact, not wrapped around
