@@ -554,10 +554,17 @@ def _fit_or_warn(history: History) -> tuple[Any, float] | None:
     """The fitted GP and the best (warped) score, or ``None`` after warning of a failed fit."""
     import torch
 
-    from gpbo.surrogate import SurrogateFitError, fit_gp, resolve_device, warp_scores
+    from gpbo.surrogate import (
+        SurrogateFitError,
+        fit_gp,
+        resolve_device,
+        warn_if_the_gp_is_large,
+        warp_scores,
+    )
 
     X = np.vstack([history.X, history.X_failed])
     device = resolve_device(history.surrogate_device, n_train=X.shape[0])
+    warn_if_the_gp_is_large(X.shape[0], device)
     worst = float(np.min(history.scores))
     y = warp_scores(np.concatenate([history.scores, np.full(history.X_failed.shape[0], worst)]))
     tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": device}

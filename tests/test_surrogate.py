@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 
+import gpbo
 import gpbo.surrogate as surrogate
 from gpbo.cached_gp import _matern_and_scale
 from gpbo.exceptions import GpboError
@@ -16,6 +19,7 @@ from gpbo.surrogate import (
     resolve_device,
     warp_scores,
 )
+from tests.conftest import fast_bayes
 
 
 def test_fit_gp_interpolates_a_smooth_function():
@@ -275,3 +279,23 @@ def test_botorch_s_retry_note_is_logged_and_other_runtime_warnings_pass(caplog):
         warnings.warn("overflow in the user's code", RuntimeWarning, stacklevel=1)
     assert len(shown) == 1
     assert "Trying again with a new set of initial conditions" in caplog.text
+
+
+def test_a_large_cpu_gp_is_warned_of_once_with_its_memory(monkeypatch):
+    monkeypatch.setattr(surrogate, "LARGE_CPU_GP", 12)
+    monkeypatch.setattr(surrogate, "GP_BYTES_PER_POINT_SQUARED", 10**7)
+    monkeypatch.setattr(surrogate, "_warned_large", False)
+    study = gpbo.Study({"x": gpbo.Real(0, 1), "y": gpbo.Real(0, 1)},
+                       strategy=fast_bayes(n_init=6), seed=0, surrogate_device="cpu")
+    for _ in range(11):  # 11 trials: below the line, nothing said
+        trial = study.ask(1)[0]
+        study.tell(trial, (trial.params["x"] - 0.3) ** 2 + trial.params["y"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            trial = study.ask(1)[0]
+            study.tell(trial, (trial.params["x"] - 0.3) ** 2 + trial.params["y"])
+    said = [str(w.message) for w in caught if issubclass(w.category, gpbo.GpboWarning)]
+    assert len(said) == 1
+    assert "conditions on 12 trials on the CPU" in said[0] and "1.4 GB" in said[0]
+    assert "surrogate_device='auto'" in said[0]
