@@ -28,11 +28,25 @@ def test_an_array_of_several_numbers_is_refused_with_its_shape(returned):
 
 
 @pytest.mark.parametrize("returned", [10**400, -(10**400), {"loss": 10**400}])
-def test_an_int_beyond_a_float_s_range_is_not_a_finite_number(returned):
-    # float() raised OverflowError, recorded as the trial's error with gpbo's traceback
-    with pytest.raises(ValueError, match="not a finite number"):
+def test_an_int_beyond_a_float_s_range_is_said_to_be_one(returned):
+    # float() raised OverflowError, recorded as the trial's error with gpbo's traceback; then
+    # it was reported as "returned inf", which the objective had not
+    with pytest.raises(ValueError, match="an integer of 401 digits, beyond a float's range"):
         parse_objective_value(returned, metric="loss")
     assert parse_objective_value({"loss": 1.0, "n": 10**400}, metric="loss") == (1.0, {})
+
+
+def test_a_decimal_is_a_number_as_a_fraction_is():
+    from decimal import Decimal
+    from fractions import Fraction
+
+    assert parse_objective_value(Decimal("0.25"), metric="loss") == (0.25, {})
+    assert parse_objective_value(Fraction(1, 4), metric="loss") == (0.25, {})
+    assert parse_objective_value({"loss": 1, "lr": Decimal("1e-3")}, metric="loss") == (
+        1.0, {"lr": 0.001}
+    )
+    with pytest.raises(ValueError, match="nan, which is not a finite number"):
+        parse_objective_value(Decimal("NaN"), metric="loss")
 
 
 def test_a_non_number_extra_is_left_out_with_one_warning_per_key(caplog, monkeypatch):

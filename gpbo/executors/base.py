@@ -7,6 +7,7 @@ sees the study, the strategy or the GP.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import logging
 import math
 import numbers
@@ -130,6 +131,11 @@ def parse_objective_value(
             + ("; reduce the array to one number, e.g. loss.mean()" if shape else "")
         )
     if not math.isfinite(value):
+        if isinstance(returned, numbers.Integral) and not isinstance(returned, bool):
+            raise ValueError(  # not "returned inf": it was a finite, exact number
+                f"{source} an integer of {len(str(abs(int(returned))))} digits, beyond a "
+                "float's range (about 1.8e308); the metric must be a finite float"
+            )
         raise ValueError(f"{source} {value}, which is not a finite number")
     return value, extras
 
@@ -160,7 +166,7 @@ def _short_repr(x: Any, limit: int = 60) -> str:
 def _as_float(x: Any) -> float | None:
     if isinstance(x, bool) or x is None:
         return None
-    if isinstance(x, numbers.Real):
+    if isinstance(x, (numbers.Real, decimal.Decimal)):  # Decimal is no numbers.Real
         try:
             return float(x)
         except OverflowError:  # an int beyond a float's range: not a finite number
