@@ -31,7 +31,7 @@ from gpbo.exceptions import (
 from gpbo.executors.base import parse_objective_value
 from gpbo.space import Space
 from gpbo.strategies import History, Strategy, make_strategy, strategy_from_config
-from gpbo.trial import ACTIVE_STATUSES, BestTrialMixin, Direction, Result, Trial, best_of
+from gpbo.trial import ACTIVE_STATUSES, BestTrialMixin, Direction, Result, Trial
 
 __all__ = ["Study", "load"]
 
@@ -403,12 +403,14 @@ class Study(BestTrialMixin):
         Raises:
             NoCompletedTrialError: No trial has completed yet.
         """
-        best = best_of(self._trials, self.direction)
-        if best is None:
+        # from the kept arrays, not best_of's loop over every trial: a callback reading it
+        # after each trial made a long study of cheap trials quadratic
+        number = self._trial_rows().best_number()
+        if number is None:
             raise NoCompletedTrialError(
                 f"no trial has completed yet ({len(self._trials)} trials so far)"
             )
-        return best
+        return self._trials[number]
 
     def result(self, *, stop_reason: str = "") -> Result:
         """The study's trials as a :class:`~gpbo.Result`."""
@@ -534,11 +536,7 @@ class Study(BestTrialMixin):
         return _point_key(self.space.encode([params])[0]) in self._encoded_count
 
     def _history(self, *, extra_pending: Sequence[Mapping[str, Any]] = ()) -> History:
-        d = self.space.n_columns
-        if self._rows is None:
-            self._rows = _TrialRows(d, sign=-1.0 if self.direction == "minimize" else 1.0)
-        rows = self._rows
-        rows.update(self._trials, self._encoded)
+        rows = self._trial_rows()
         X_pending = rows.pending()
         if extra_pending:
             X_pending = np.vstack([X_pending, self.space.encode([dict(p) for p in extra_pending])])
@@ -554,6 +552,14 @@ class Study(BestTrialMixin):
             surrogate_device=self.surrogate_device,
             first_round_size=rows.first_round_size,
         )
+
+    def _trial_rows(self) -> _TrialRows:
+        """The kept arrays of the trials, brought up to date."""
+        if self._rows is None:
+            sign = -1.0 if self.direction == "minimize" else 1.0
+            self._rows = _TrialRows(self.space.n_columns, sign=sign)
+        self._rows.update(self._trials, self._encoded)
+        return self._rows
 
     # -- journal -------------------------------------------------------------------------
     def _header(self) -> dict[str, Any]:
@@ -987,6 +993,13 @@ class _TrialRows:
         if trial.status in ("failed", "timeout"):
             return cls._FAILED
         return cls._OPEN  # pending, running, and interrupted ones waiting to run again
+
+    def best_number(self) -> int | None:
+        """The number of the complete trial with the best score (the earliest among ties)."""
+        complete = np.flatnonzero(self.codes[: self.n] == self._COMPLETE)
+        if not complete.shape[0]:
+            return None
+        return int(complete[np.argmax(self.values[complete])])
 
     def complete(self) -> np.ndarray:
         return self.rows[: self.n][self.codes[: self.n] == self._COMPLETE]

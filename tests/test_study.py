@@ -753,3 +753,23 @@ def test_the_kept_rows_start_over_where_a_trial_was_taken_back():
     np.testing.assert_array_equal(rows.scores(), [0.0])
     np.testing.assert_array_equal(rows.failed(), [[0.9]])
     np.testing.assert_array_equal(rows.pending(), [[0.1]])
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_the_best_trial_follows_every_tell_and_takes_the_earliest_of_a_tie(direction):
+    from gpbo.trial import best_of
+
+    study = gpbo.Study(SPACE, direction=direction, strategy="random", seed=0)
+    values = [3.0, 1.0, 5.0, 1.0, 5.0, float("nan"), None, 2.0]
+    for value in values:
+        trial = study.ask(1)[0]
+        if value is None:
+            study.tell(trial, error="diverged")
+        else:
+            study.tell(trial, value)
+        assert study.best_trial is best_of(study.trials, direction)
+    assert study.best_trial.number == (1 if direction == "minimize" else 2)
+    pending = study.ask(1)[0]  # a trial still running is not the best
+    assert study.best_trial.number == (1 if direction == "minimize" else 2)
+    study.tell(pending, -1.0 if direction == "minimize" else 9.0)
+    assert study.best_trial is pending
