@@ -575,12 +575,23 @@ def _not_runnable(program: str, *, cwd: Path, path: str | None) -> str | None:
     return None
 
 
+# What a failure message quotes of each stderr line: the message is the trial's error, kept in
+# the journal (read again by every resume and `gpbo show`), and 20 lines of 100 kB each made
+# one failed trial's event 1.3 MB. The log file has every line whole.
+_QUOTED_LINE_CHARS = 300
+
+
 def _exit_message(returncode: int, stderr_tail: list[str], log_path: Path) -> str:
     how = describe_exit(returncode)
     tail = [shown for shown in map(_rendered, stderr_tail) if shown.strip()]
     if not tail:
         return f"the command {how} and wrote nothing to stderr (full output in {log_path})"
-    quoted = "\n".join(f"  | {line}" for line in tail)
+    quoted = "\n".join(
+        f"  | {line}"
+        if len(line) <= _QUOTED_LINE_CHARS
+        else f"  | {line[:_QUOTED_LINE_CHARS]} ... ({len(line) - _QUOTED_LINE_CHARS} more chars)"
+        for line in tail
+    )
     return f"the command {how}; the last lines of stderr (full output in {log_path}):\n{quoted}"
 
 

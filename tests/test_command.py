@@ -238,6 +238,28 @@ def test_json_line_after_a_progress_bar_on_stdout_is_read(tmp_path, progress):
         assert objective({}) == {"value": 0.25}
 
 
+def test_a_failure_quotes_long_stderr_lines_cut_short_and_the_log_keeps_them(tmp_path):
+    # 30 lines of 100 kB on stderr: each failed trial's journal event was 1.3 MB
+    script = _script(
+        tmp_path,
+        "t.py",
+        """
+        import sys
+        for i in range(30):
+            print(f"line {i} " + "x" * 100_000, file=sys.stderr)
+        sys.exit(1)
+        """,
+    )
+    objective = CommandObjective(f"{{python}} {script}", log_dir=tmp_path)
+    with trial_context(_context(tmp_path)), pytest.raises(CommandError) as info:
+        objective({})
+    message = str(info.value)
+    quoted = [line for line in message.splitlines() if line.startswith("  | ")]
+    assert len(quoted) == 20 and all(len(line) < 400 for line in quoted)
+    assert all(line.endswith("more chars)") for line in quoted) and len(message) < 10_000
+    assert "x" * 100_000 in (tmp_path / "3.log").read_text()
+
+
 def test_stderr_tail_quotes_a_progress_bar_as_a_terminal_shows_it(tmp_path):
     script = _script(
         tmp_path,
