@@ -283,7 +283,7 @@ class CommandObjective:
                 f"# gpbo: {shlex.join(argv)}\n"
             )
             log.flush()
-            missing = _not_runnable(argv[0], cwd=Path(self.cwd), path=env.get("PATH"))
+            missing = why_not_runnable(argv[0], cwd=Path(self.cwd), path=env.get("PATH"))
             if missing is not None:
                 raise CommandError(
                     f"the command {shlex.join(argv)!r} could not start: {missing} (run from "
@@ -561,7 +561,7 @@ def _guarded(argv: list[str]) -> list[str]:
     return [sys.executable, "-I", "-S", str(guard), *argv]
 
 
-def _not_runnable(program: str, *, cwd: Path, path: str | None) -> str | None:
+def why_not_runnable(program: str, *, cwd: Path, path: str | None) -> str | None:
     """Why ``program`` cannot be started (the guard's exec would fail later), or ``None``."""
     if os.sep in program or (os.altsep and os.altsep in program):
         target = Path(program) if Path(program).is_absolute() else cwd / program

@@ -889,7 +889,7 @@ class _Checker:
     def _command_objective(
         self, space: Space, options: dict[str, Any], run_dir: Path
     ) -> Callable[[dict[str, Any]], Any]:
-        from gpbo.command import RESERVED_FIELDS, CommandObjective, template_fields
+        from gpbo.command import RESERVED_FIELDS, CommandObjective
 
         value = self.data["command"]
         if isinstance(value, dict):
@@ -954,23 +954,47 @@ class _Checker:
             objective.argv(sample, trial_number=0, trial_seed=0, trial_dir="trials/0")
         except GpboError as exc:
             raise self.fail("command", f"{exc} (filled with {sample})") from None
-        for token in objective.tokens:
-            if template_fields([token]):
-                continue  # a script named by a parameter ({arch}.py) exists only per trial
-            relative_script = token.endswith(".py") and not os.path.isabs(token)
-            if relative_script and not (self.cwd / token).is_file():
-                beside = (self.path.parent / token).is_file()
+        self._check_the_program_and_script(objective.tokens)
+        return objective
+
+    def _check_the_program_and_script(self, tokens: Sequence[str]) -> None:
+        """Refuse a program or Python script that is not there, before any trial fails on it
+        (each would, and count as finished against ``n_trials``)."""
+        from gpbo.command import template_fields, why_not_runnable
+
+        def beside_the_config(name: str) -> str:
+            if (self.path.parent / name).is_file() and not os.path.isabs(name):
+                return (
+                    f"; it is in {self.path.parent}: run gpbo from there, or give the path "
+                    "from here"
+                )
+            return ""
+
+        program = tokens[0]
+        if not template_fields([program]):
+            missing = why_not_runnable(program, cwd=self.cwd, path=os.environ.get("PATH"))
+            if missing is not None:
                 raise self.fail(
                     "command",
-                    f"the command's script {token!r} is not in {self.cwd}, where commands run"
-                    + (
-                        f"; it is in {self.path.parent}: run gpbo from there, or give the path "
-                        "from here"
-                        if beside
-                        else ""
-                    ),
+                    f"the command's program cannot start: {missing} (commands run in "
+                    f"{self.cwd}){beside_the_config(program)}",
                 )
-        return objective
+        if "-m" in tokens or "-c" in tokens:
+            return  # a module or inline code: no script file to look for
+        # the script is the first .py word that is no option: later ones (an output file, a
+        # --flag=path.py) are the script's own arguments, which may not exist yet
+        script = next(
+            (t for t in tokens[1:] if t.endswith(".py") and not t.startswith("-") and "=" not in t),
+            None,
+        )
+        if script is None or template_fields([script]) or os.path.isabs(script):
+            return  # a script named by a parameter ({arch}.py) exists only per trial
+        if not (self.cwd / script).is_file():
+            raise self.fail(
+                "command",
+                f"the command's script {script!r} is not in {self.cwd}, where commands run"
+                + beside_the_config(script),
+            )
 
 
 def _keyword_names(cls: type) -> list[str]:

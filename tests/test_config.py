@@ -362,3 +362,25 @@ def test_the_main_config_finds_its_objective_from_any_directory(tmp_path, monkey
     config = load_config(ROOT / "configs" / "mlp_digits.yaml", load_objective=False)
     assert Path(config.objective.path) == ROOT / "examples" / "mlp_digits.py"
     assert config.run_dir == tmp_path / "runs" / "mlp_digits"
+
+
+def test_only_the_script_is_looked_for_and_a_missing_program_is_refused_at_load(project):
+    base = BASE.replace("objective: obj.py:f", "command: CMD")
+    # the script's own arguments may name .py files that do not exist yet (an output) or
+    # that sit elsewhere; they were each taken for the script and refused
+    for words in ("{python} train.py {x} --save-code generated.py",
+                  "{python} train.py {x} --entry=sub/model.py",
+                  "{python} -m pkg.train --x {x} --out later.py"):
+        load_config(write(project, base.replace("CMD", f'"{words}"')))
+    with pytest.raises(ConfigError, match=r"line 1: the command's program cannot start: "
+                                          r"'no-such-program-xyz' is not on the PATH"):
+        load_config(write(project, base.replace("CMD", '"no-such-program-xyz {x}"')))
+    sub = project / "configs"
+    sub.mkdir()
+    script = sub / "train.sh"
+    script.write_text("#!/bin/sh\necho 1.0\n")
+    script.chmod(0o755)
+    # beside the config, not where commands run: every trial failed, and counted as finished
+    with pytest.raises(ConfigError, match=r"No such file or directory: './train.sh'.*it is in "):
+        load_config(write(sub, base.replace("CMD", '"./train.sh {x}"')))
+    load_config(write(sub, base.replace("CMD", '"configs/train.sh {x}"')))
