@@ -272,9 +272,15 @@ class CommandObjective:
 
     def _run(
         self, argv: list[str], env: dict[str, str], log_path: Path, device: str
-    ) -> tuple[int, list[str], list[str]]:
-        """Run ``argv``, copying its output to ``log_path``; stop it on any early exit."""
-        stdout = _Tail(_STDOUT_KEPT, _STDOUT_KEPT_CHARS)
+    ) -> tuple[int, _Tail, list[str]]:
+        """Run ``argv``, copying its output to ``log_path``; stop it on any early exit.
+
+        Returns:
+            The exit code, the kept end of stdout (with the last ``metric_regex`` match in all
+            of it), and the kept end of stderr.
+        """
+        pattern = None if self.metric_regex is None else re.compile(self.metric_regex)
+        stdout = _Tail(_STDOUT_KEPT, _STDOUT_KEPT_CHARS, pattern=pattern)
         stderr = _Tail(_STDERR_TAIL, _STDERR_TAIL * _LINE_KEPT_CHARS)
         with open(log_path, "a", encoding="utf-8", errors="replace") as log:
             log.write(
@@ -340,7 +346,7 @@ class CommandObjective:
                     log.flush()
             with lock:
                 log.write(f"# gpbo: exit code {returncode}\n")
-        return returncode, stdout.lines(), stderr.lines()
+        return returncode, stdout, stderr.lines()
 
     def _stop(
         self, proc: subprocess.Popen[bytes], log: IO[str], lock: threading.Lock, why: str
@@ -353,17 +359,15 @@ class CommandObjective:
 
     # -- the metric ---------------------------------------------------------------------------
 
-    def _metric_from(self, stdout: list[str], log_path: Path) -> float | dict[str, Any]:
+    def _metric_from(self, stdout: _Tail, log_path: Path) -> float | dict[str, Any]:
         where = f"(full output in {log_path})"
         if self.metric_regex is not None:
-            matches = re.findall(self.metric_regex, "\n".join(stdout), flags=re.MULTILINE)
-            if not matches:
+            text = stdout.last_match
+            if text is None:
                 raise CommandError(
                     f"no metric in the output: metric_regex {self.metric_regex!r} matches "
                     f"nothing in stdout {where}"
                 )
-            last = matches[-1]
-            text = last[0] if isinstance(last, tuple) else last
             try:
                 value = float(text)
             except ValueError:
@@ -372,7 +376,7 @@ class CommandObjective:
                     f"which is not a number {where}"
                 ) from None
             return value
-        lines = [shown for shown in map(_rendered, stdout) if shown.strip()]
+        lines = [shown for shown in map(_rendered, stdout.lines()) if shown.strip()]
         if not lines:
             raise CommandError(
                 "no metric in the output: the command printed nothing on stdout; its last "
@@ -446,15 +450,26 @@ def _cuda_visible_for(device: str, environ: Mapping[str, str]) -> str:
 
 class _Tail:
     """The last lines of a stream, at most ``max_lines`` of them and ``max_chars`` in all, each
-    cut to its last :data:`_LINE_KEPT_CHARS` characters."""
+    cut to its last :data:`_LINE_KEPT_CHARS` characters; and the first group of the last match
+    of ``pattern`` in any line, kept or not (the metric printed before 20,000 lines of cleanup
+    output was lost with the lines)."""
 
-    def __init__(self, max_lines: int, max_chars: int) -> None:
+    def __init__(
+        self, max_lines: int, max_chars: int, *, pattern: re.Pattern[str] | None = None
+    ) -> None:
         self._lines: deque[str] = deque(maxlen=max_lines)
         self._max_chars = max_chars
         self._chars = 0
+        self._pattern = pattern
+        self.last_match: str | None = None
 
     def append(self, line: str) -> None:
         line = line[-_LINE_KEPT_CHARS:]
+        if self._pattern is not None:
+            found = self._pattern.findall(line)
+            if found:
+                last = found[-1]
+                self.last_match = last[0] if isinstance(last, tuple) else last
         if len(self._lines) == self._lines.maxlen:
             self._chars -= len(self._lines[0])
         self._lines.append(line)

@@ -260,6 +260,26 @@ def test_a_failure_quotes_long_stderr_lines_cut_short_and_the_log_keeps_them(tmp
     assert "x" * 100_000 in (tmp_path / "3.log").read_text()
 
 
+def test_metric_regex_finds_its_last_match_however_much_output_follows(tmp_path):
+    # only the kept end of stdout (10,000 lines) was searched: the metric printed before a
+    # long cleanup failed the trial, though the log file had it
+    script = _script(
+        tmp_path,
+        "t.py",
+        """
+        print("epoch 1 acc=0.50")
+        print("final acc=0.93")
+        for i in range(20_000):
+            print(f"cleanup step {i}")
+        """,
+    )
+    objective = CommandObjective(
+        f"{{python}} {script}", metric="acc", metric_regex=r"acc=([0-9.]+)", log_dir=tmp_path
+    )
+    with trial_context(_context(tmp_path)):
+        assert objective({}) == 0.93
+
+
 def test_stderr_tail_quotes_a_progress_bar_as_a_terminal_shows_it(tmp_path):
     script = _script(
         tmp_path,
@@ -320,7 +340,7 @@ def test_an_endless_output_line_is_logged_whole_but_only_its_end_kept(tmp_path):
     original = CommandObjective._metric_from
 
     def spy(self, stdout, log_path):
-        kept["chars"] = sum(map(len, stdout))
+        kept["chars"] = sum(map(len, stdout.lines()))
         return original(self, stdout, log_path)
 
     with trial_context(_context(tmp_path)), pytest.MonkeyPatch.context() as patch:
