@@ -955,6 +955,15 @@ class _Checker:
         except GpboError as exc:
             raise self.fail("command", f"{exc} (filled with {sample})") from None
         self._check_the_program_and_script(objective.tokens)
+        shell_words = [t for t in objective.tokens if t in _SHELL_WORDS or t[:1] in ("~", "$")]
+        if shell_words:
+            # no shell runs the command: "> out.txt" became two arguments, silently
+            logger.warning(
+                "%s: the command runs without a shell, so %s reach the program as plain "
+                "arguments; for shell syntax run it through one: \"bash -c '...'\"",
+                self.where("command"),
+                ", ".join(repr(t) for t in shell_words),
+            )
         return objective
 
     def _check_the_program_and_script(self, tokens: Sequence[str]) -> None:
@@ -995,6 +1004,10 @@ class _Checker:
                 f"the command's script {script!r} is not in {self.cwd}, where commands run"
                 + beside_the_config(script),
             )
+
+
+# Words a shell would act on, which reach a command gpbo runs (without a shell) as arguments.
+_SHELL_WORDS = frozenset({"|", "||", "&&", ";", ">", ">>", "<", "2>", "2>&1", "&>", "&"})
 
 
 def _keyword_names(cls: type) -> list[str]:

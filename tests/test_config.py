@@ -384,3 +384,13 @@ def test_only_the_script_is_looked_for_and_a_missing_program_is_refused_at_load(
     with pytest.raises(ConfigError, match=r"No such file or directory: './train.sh'.*it is in "):
         load_config(write(sub, base.replace("CMD", '"./train.sh {x}"')))
     load_config(write(sub, base.replace("CMD", '"configs/train.sh {x}"')))
+
+
+def test_shell_syntax_in_a_command_is_warned_of(project, caplog):
+    base = BASE.replace("objective: obj.py:f", "command: CMD")
+    load_config(write(project, base.replace("CMD", '"{python} train.py {x} > out.txt"')))
+    said = [r.getMessage() for r in caplog.records if "without a shell" in r.getMessage()]
+    assert len(said) == 1 and "'>'" in said[0] and "bash -c" in said[0]
+    caplog.clear()
+    load_config(write(project, base.replace("CMD", '"{python} train.py {x} --mode a>b"')))
+    assert "without a shell" not in caplog.text  # a word holding > is an argument
