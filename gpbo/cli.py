@@ -186,7 +186,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     Args:
         argv: The arguments (default ``sys.argv[1:]``).
     """
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        overrides = [word for word in unknown if "=" in word and not word.startswith("-")]
+        hint = (
+            f"; an override takes --set: {' '.join(f'--set {word}' for word in overrides)}"
+            if overrides
+            else ""
+        )
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     for stream in (sys.stdout, sys.stderr):
         # a character the terminal's encoding lacks (a choice, an error message) is escaped
         # rather than ending `gpbo run` or `gpbo show` with a UnicodeEncodeError

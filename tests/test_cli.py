@@ -731,3 +731,17 @@ def test_ctrl_c_before_the_study_starts_exits_130_with_a_line_not_a_traceback(
     assert cli.main(["run", str(tmp_path / "any.yaml")]) == cli.EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert err == "gpbo: error: interrupted; run the same command again to go on\n"
+
+
+def test_an_override_without_set_is_refused_with_the_set_spelling(capsys):
+    from gpbo.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "configs/quadratic.yaml", "n_trials=3", "seed=1"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "unrecognized arguments: n_trials=3 seed=1" in error
+    assert "--set n_trials=3 --set seed=1" in error
+    with pytest.raises(SystemExit):
+        main(["run", "configs/quadratic.yaml", "--bogus"])
+    assert "--set" not in capsys.readouterr().err.splitlines()[-1]
