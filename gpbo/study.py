@@ -960,7 +960,7 @@ class _TrialRows:
     def update(self, trials: Sequence[Trial], encoded: Mapping[int, np.ndarray]) -> None:
         """Take in the trials added since the last call and those that have ended since."""
         if len(trials) < self.n or any(trials[k] is not t for k, t in self.open.items()):
-            self._clear()  # a trial was taken back (a failed add()): start over
+            self._clear()  # trials taken back or replaced (none of gpbo's paths does): start over
         if len(trials) > self.rows.shape[0]:
             size = max(len(trials), 2 * self.rows.shape[0])
             self.rows = np.resize(self.rows, (size, self.d))
