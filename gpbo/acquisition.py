@@ -117,6 +117,24 @@ def qlogei(model: Any, *, best_f: float, pending: np.ndarray) -> Any:
     )
 
 
+def with_success_probability(acqf: Any, success_gp: Any) -> Any:
+    r"""``acqf`` plus the log probability that the batch's trials succeed.
+
+    The value at a `q`-point batch is ``acqf``'s plus the sum over its points of
+    :func:`gpbo.surrogate.log_probability_of_success`: for qLogEI, the log of the expected
+    improvement times each point's probability of success (the usual constrained EI, with
+    the points' successes taken as independent); for the posterior mean, a soft constraint
+    that keeps it out of regions where trials failed.
+
+    Args:
+        acqf: A BoTorch acquisition function taking `b x q x d` tensors.
+        success_gp: The GP of :func:`gpbo.surrogate.fit_success_gp`.
+    """
+    from gpbo.cached_gp import SuccessWeighted, cache_posterior
+
+    return SuccessWeighted(acqf, cache_posterior(success_gp))
+
+
 def optimize_acquisition(
     acqf: Any,
     *,
@@ -125,6 +143,7 @@ def optimize_acquisition(
     seen: np.ndarray,
     options: AcquisitionOptions,
     generator: np.random.Generator,
+    avoid: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""Choose ``q`` new points jointly by maximizing any BoTorch acquisition function.
 
@@ -139,6 +158,8 @@ def optimize_acquisition(
         seen: An `m x d` array of points already evaluated or pending; none is proposed again.
         options: Optimization budget.
         generator: Randomness for the lattice pool.
+        avoid: An `a x d` array of points (failed trials) that a continuous point keeps
+            :data:`PENDING_TOL` from, as it does from the pending and the picked ones.
 
     Returns:
         A `k x d` array of new, distinct lattice points, `k <= q` (fewer only when the space
@@ -157,8 +178,9 @@ def optimize_acquisition(
 
     bounds = torch.stack([torch.zeros(d, **tkwargs), torch.ones(d, **tkwargs)])
     check_batched_lbfgsb()
+    kept_from = None if avoid is None or not avoid.shape[0] else torch.as_tensor(avoid, **tkwargs)
     with numerical_warnings_to_debug_log("acquisition optimization"):
-        candidates = _sequential_greedy(acqf, bounds=bounds, q=q, options=options)
+        candidates = _sequential_greedy(acqf, bounds=bounds, q=q, options=options, avoid=kept_from)
     X = space.project(candidates.detach().cpu().numpy())
     if space.is_continuous and _all_new(X, seen):
         return X
@@ -206,8 +228,14 @@ def check_batched_lbfgsb() -> bool:
 FRESH_SHARE = 0.4
 
 
-def _sequential_greedy(acqf: Any, *, bounds: torch.Tensor, q: int, options: AcquisitionOptions
-                       ) -> torch.Tensor:
+def _sequential_greedy(
+    acqf: Any,
+    *,
+    bounds: torch.Tensor,
+    q: int,
+    options: AcquisitionOptions,
+    avoid: torch.Tensor | None = None,
+) -> torch.Tensor:
     r"""``q`` points, each maximizing the batch's joint value given the points picked before.
 
     Greedy beat one L-BFGS-B run over all ``q x d`` coordinates: on Hartmann6 at q=4 the median
@@ -222,6 +250,8 @@ def _sequential_greedy(acqf: Any, *, bounds: torch.Tensor, q: int, options: Acqu
         bounds: A `2 x d` tensor of the box.
         q: Points to pick.
         options: Optimization budget.
+        avoid: An `a x d` tensor of points kept :data:`PENDING_TOL` from, besides the pending
+            and the picked ones.
 
     Returns:
         A `q x d` tensor.
@@ -263,7 +293,11 @@ def _sequential_greedy(acqf: Any, *, bounds: torch.Tensor, q: int, options: Acqu
             )
             points, values = points.detach(), values.detach().reshape(-1)
             order = torch.argsort(values, descending=True)
-            taken = chosen if base_pending is None else [*base_pending, *chosen]
+            taken = [
+                *(() if base_pending is None else base_pending),
+                *(() if avoid is None else avoid),
+                *chosen,
+            ]
             pick = _first_apart(points[order, 0], taken, tol=PENDING_TOL)
             chosen.append(points[order[pick], 0])
             rest = torch.cat([order[:pick], order[pick + 1 :]])
@@ -297,6 +331,8 @@ def optimize_posterior_mean(
     options: AcquisitionOptions,
     generator: np.random.Generator,
     pending: np.ndarray | None = None,
+    success_gp: Any = None,
+    avoid: np.ndarray | None = None,
 ) -> np.ndarray:
     r"""Gradient ascent on the GP posterior mean inside a box around ``center``.
 
@@ -318,6 +354,11 @@ def optimize_posterior_mean(
             would land a hair from the last one, the mean having not moved.
         options: Optimization budget (restarts, iterations).
         generator: Randomness for filling up with random points of the region.
+        success_gp: The GP of :func:`gpbo.surrogate.fit_success_gp`, or ``None``: where given,
+            the mean plus the log probability of success is maximized (see
+            :func:`with_success_probability`), so the point stays where trials succeed.
+        avoid: An `a x d` array of points (failed trials) every point keeps
+            :data:`PENDING_TOL` from.
 
     Returns:
         A `k x d` array of new lattice points, `k <= q`.
@@ -337,6 +378,8 @@ def optimize_posterior_mean(
     bounds = torch.as_tensor(np.stack([low, high]), **tkwargs)
     cached = cache_posterior(model)
     acqf = CachedPosteriorMean(cached) if isinstance(cached, CachedGP) else PosteriorMean(model)
+    if success_gp is not None:
+        acqf = with_success_probability(acqf, success_gp)
     n_starts = max(options.num_restarts, 2 * q)
     starts = low + generator.random((n_starts, d)) * (high - low)
     starts[0] = center
@@ -360,6 +403,7 @@ def optimize_posterior_mean(
     # in; only where that leaves the batch short (a small discrete box) do mere new points do.
     separation = float(np.min(radius)) / 4
     pending = np.empty((0, d)) if pending is None else np.asarray(pending).reshape(-1, d)
+    avoid = np.empty((0, d)) if avoid is None else np.asarray(avoid).reshape(-1, d)
     chosen: list[np.ndarray] = []
     for min_distance in (separation, DUPLICATE_TOL):
         for row in np.vstack([X, region_pool]):
@@ -371,7 +415,7 @@ def optimize_posterior_mean(
                 if chosen
                 else is_new(row, seen, tol=DUPLICATE_TOL)
                 and is_new(row, pending, tol=min_distance)
-            )
+            ) and is_new(row, avoid, tol=PENDING_TOL)
             if apart:
                 chosen.append(row)
     return np.array(chosen).reshape(-1, d)

@@ -496,6 +496,35 @@ class CachedPosteriorMean(AcquisitionFunction):
         return self.model.mean(X).squeeze(-1)
 
 
+class SuccessWeighted(AcquisitionFunction):
+    r"""An acquisition function plus the log probability that the batch's trials succeed
+    (built by :func:`gpbo.acquisition.with_success_probability`).
+
+    Args:
+        acqf: A BoTorch acquisition function taking `b x q x d` tensors; its pending points
+            are this one's.
+        success_gp: The GP of :func:`gpbo.surrogate.fit_success_gp` (cached or not).
+    """
+
+    def __init__(self, acqf: AcquisitionFunction, success_gp: Any) -> None:
+        super().__init__(model=acqf.model)
+        self.acqf = acqf
+        self.success_gp = success_gp
+
+    @property
+    def X_pending(self) -> torch.Tensor | None:  # noqa: N802 (BoTorch's name)
+        return getattr(self.acqf, "X_pending", None)
+
+    def set_X_pending(self, X_pending: torch.Tensor | None = None) -> None:  # noqa: N802
+        self.acqf.set_X_pending(X_pending)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """The value at `b x q x d` batches (`b`)."""
+        from gpbo.surrogate import log_probability_of_success
+
+        return self.acqf(X) + log_probability_of_success(self.success_gp, X).sum(-1)
+
+
 def cache_posterior(gp: Any) -> Any:
     """A :class:`CachedGP` of ``gp`` where its structure is the one gpbo fits, else ``gp``.
 

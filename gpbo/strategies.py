@@ -23,6 +23,7 @@ from gpbo.acquisition import (
     optimize_acquisition,
     optimize_posterior_mean,
     qlogei,
+    with_success_probability,
 )
 from gpbo.exceptions import GpboError, warn_at_caller
 from gpbo.space import Int, Real, Space
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: The values of ``Bayes(failed=...)``: how failed and timed-out trials count.
+FAILED_TREATMENTS = ("feasibility", "worst", "ignore")
 
 
 @dataclass(frozen=True)
@@ -278,10 +282,18 @@ class Bayes(Strategy):
     r"""GP-based Bayesian optimization with a joint q-batch acquisition.
 
     The first ``n_init`` trials are scrambled-Sobol points; after that each ask fits a
-    ``SingleTaskGP`` (standardized outcomes, float64) to every finished trial (a failed trial
-    counts as the worst score seen, so the GP never sees it as good) and picks the batch
-    jointly by maximizing ``qLogExpectedImprovement`` with pending trials as ``X_pending``. If
-    the fit fails, the ask falls back to quasi-random points with a warning.
+    ``SingleTaskGP`` (standardized outcomes, float64) to every complete trial and picks the
+    batch jointly by maximizing ``qLogExpectedImprovement`` with pending trials as
+    ``X_pending``. If the fit fails, the ask falls back to quasi-random points with a warning.
+
+    Failed and timed-out trials (``failed``): by default a second GP learns where trials fail
+    (label 0 for failed, 1 for complete) and the acquisition is weighted by each point's
+    probability of success, so a region where trials keep failing is avoided while one crash
+    (a lost node, a transient error) only lowers the odds near it. Counting a failed trial as
+    the worst score seen (``failed="worst"``, the default before) made a few crashes beside
+    the optimum, or a flaky start, pull the objective's GP down there: on the failure
+    experiment (benchmarks/experiments/failed_trials) it ended last or next to last with
+    transient or early failures, 10 times worse than this on Hartmann6.
 
     A batch of two or more ends with one point of pure exploitation: the maximum of the GP's
     posterior mean (by default over the whole space; within ``exploit_radius`` of the best
@@ -299,6 +311,11 @@ class Bayes(Strategy):
         exploit_radius: Half-width, in the unit cube, of the box around the best trial where
             a batch's exploitation point is sought: 1 (the default) is the whole space;
             ``None`` gives every point to qLogEI.
+        failed: How failed and timed-out trials count: ``"feasibility"`` (the default; a GP
+            of where trials succeed weights the acquisition and the exploitation point),
+            ``"worst"`` (each enters the objective's GP at the worst score seen) or
+            ``"ignore"`` (left out; only no new point lands on one). None of them proposes a
+            point within :data:`gpbo.acquisition.PENDING_TOL` of a failed one.
     """
 
     n_init: int | None = None
@@ -306,6 +323,7 @@ class Bayes(Strategy):
     raw_samples: int = 512
     maxiter: int = 200
     exploit_radius: float | None = 1.0
+    failed: str = "feasibility"
     name: ClassVar[str] = "bayes"
     _options: AcquisitionOptions = field(init=False, repr=False)
 
@@ -322,6 +340,11 @@ class Bayes(Strategy):
                 f"exploit_radius must be a number in (0, 1] (a half-width in the unit cube) or "
                 f"None to turn the exploitation point off, got {radius!r}"
             )
+        if self.failed not in FAILED_TREATMENTS:
+            raise GpboError(
+                f"Bayes(failed={self.failed!r}) is not known; use one of "
+                f"{', '.join(repr(t) for t in FAILED_TREATMENTS)}"
+            )
         self._options = _acquisition_options(
             self, num_restarts=self.num_restarts, raw_samples=self.raw_samples,
             maxiter=self.maxiter,
@@ -332,13 +355,16 @@ class Bayes(Strategy):
         if history.n_total < n_init or history.X.shape[0] < 2:
             return sobol_points(history, n)
         with _gp_work(history):
-            fitted = _fit_or_warn(history)
+            fitted = _fit_or_warn(history, failed_as_worst=self.failed == "worst")
             if fitted is None:
                 return sobol_points(history, n)
             model, best_f = fitted
+            success_gp = _fit_success_gp(history) if self.failed == "feasibility" else None
             radius = self.exploit_radius if n >= 2 else None
             q = n if radius is None else n - 1
             acqf = self.make_acquisition(model, best_f=best_f, history=history, q=q)
+            if success_gp is not None:
+                acqf = with_success_probability(acqf, success_gp)
             X = optimize_acquisition(
                 acqf,
                 space=history.space,
@@ -346,6 +372,7 @@ class Bayes(Strategy):
                 seen=history.seen,
                 options=self._options,
                 generator=history.rng(),
+                avoid=history.X_failed,
             )
             if radius is not None:
                 X_exploit = optimize_posterior_mean(
@@ -359,6 +386,8 @@ class Bayes(Strategy):
                         num_restarts=8, raw_samples=256, maxiter=self.maxiter
                     ),
                     generator=history.rng(),
+                    success_gp=success_gp,
+                    avoid=history.X_failed,
                 )
                 X = np.vstack([X, X_exploit])
         return _decode_and_top_up(history, X, n)
@@ -382,6 +411,7 @@ class Bayes(Strategy):
             "raw_samples": self.raw_samples,
             "maxiter": self.maxiter,
             "exploit_radius": self.exploit_radius,
+            "failed": self.failed,
         }
 
 
@@ -550,8 +580,16 @@ def _with_pending(history: History, X: np.ndarray) -> History:
     return replace(history, X_pending=np.vstack([history.X_pending, X]))
 
 
-def _fit_or_warn(history: History) -> tuple[Any, float] | None:
-    """The fitted GP and the best (warped) score, or ``None`` after warning of a failed fit."""
+def _fit_or_warn(
+    history: History, *, failed_as_worst: bool = True
+) -> tuple[Any, float] | None:
+    """The fitted GP and the best (warped) score, or ``None`` after warning of a failed fit.
+
+    Args:
+        history: The trials so far.
+        failed_as_worst: Whether failed trials enter the GP at the worst score seen (else
+            the GP sees the complete trials only).
+    """
     import torch
 
     from gpbo.surrogate import (
@@ -562,11 +600,12 @@ def _fit_or_warn(history: History) -> tuple[Any, float] | None:
         warp_scores,
     )
 
-    X = np.vstack([history.X, history.X_failed])
+    X_failed = history.X_failed if failed_as_worst else history.X_failed[:0]
+    X = np.vstack([history.X, X_failed])
     device = resolve_device(history.surrogate_device, n_train=X.shape[0])
     warn_if_the_gp_is_large(X.shape[0], device)
     worst = float(np.min(history.scores))
-    y = warp_scores(np.concatenate([history.scores, np.full(history.X_failed.shape[0], worst)]))
+    y = warp_scores(np.concatenate([history.scores, np.full(X_failed.shape[0], worst)]))
     tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": device}
     try:
         if not np.all(np.isfinite(y)):
@@ -575,6 +614,29 @@ def _fit_or_warn(history: History) -> tuple[Any, float] | None:
         return model, float(np.max(y[: history.X.shape[0]]))
     except SurrogateFitError as exc:
         warn_at_caller(f"the GP fit failed ({exc}); this ask falls back to quasi-random points")
+        return None
+
+
+def _fit_success_gp(history: History) -> Any:
+    """The GP of where trials succeed (:func:`gpbo.surrogate.fit_success_gp`), or ``None``
+    where no trial failed or the fit failed (logged: the ask goes on without it)."""
+    if not history.X_failed.shape[0]:
+        return None
+    import torch
+
+    from gpbo.surrogate import SurrogateFitError, fit_success_gp, resolve_device
+
+    X = np.vstack([history.X, history.X_failed])
+    succeeded = np.arange(X.shape[0]) < history.X.shape[0]
+    device = resolve_device(history.surrogate_device, n_train=X.shape[0])
+    try:
+        return fit_success_gp(
+            torch.as_tensor(X, dtype=torch.float64, device=device),
+            torch.as_tensor(succeeded, device=device),
+        )
+    except SurrogateFitError as exc:
+        logger.info("the GP of where trials fail could not be fitted (%s); this ask leaves "
+                    "the failed trials out", exc)
         return None
 
 

@@ -269,18 +269,79 @@ def fit_gp(X: torch.Tensor, y: torch.Tensor, *, subset: int = FIT_SUBSET) -> Any
         raise SurrogateFitError(f"bad training data shapes: X {tuple(X.shape)}, y {tuple(y.shape)}")
     if not (torch.isfinite(X).all() and torch.isfinite(y).all()):
         raise SurrogateFitError("the training data hold non-finite values")
+    return _fit(_build_gp, X, y, subset=subset)
+
+
+def fit_success_gp(X: torch.Tensor, succeeded: torch.Tensor, *, subset: int = FIT_SUBSET) -> Any:
+    r"""Fit a GP to where trials succeeded: label 1 for a complete trial, 0 for a failed one.
+
+    A GP regression on the labels, the usual stand-in for a classifier in constrained Bayesian
+    optimization (BoTorch's default noise prior, which expects labels to disagree nearby,
+    and a Matern-5/2 kernel with the dimension-scaled lengthscale prior, no output scale): a
+    GP classifier would need approximate inference, several times the fit time, for a
+    probability that only weights the acquisition. :func:`log_probability_of_success` reads it.
+
+    Args:
+        X: An `n x d` float64 tensor of unit-cube inputs, complete and failed trials.
+        succeeded: An `n`-dim boolean tensor, ``True`` where the trial completed.
+        subset: The most points the hyperparameters are fitted on (as in :func:`fit_gp`).
+
+    Returns:
+        The fitted ``botorch.models.SingleTaskGP`` in eval mode.
+
+    Raises:
+        SurrogateFitError: The fit failed.
+    """
+    if X.ndim != 2 or succeeded.shape != X.shape[:1]:
+        raise SurrogateFitError(
+            f"bad training data shapes: X {tuple(X.shape)}, labels {tuple(succeeded.shape)}"
+        )
+    return _fit(_build_success_gp, X, succeeded.to(X.dtype), subset=subset)
+
+
+def log_probability_of_success(success_gp: Any, X: torch.Tensor) -> torch.Tensor:
+    r"""The log of the probability that trials at ``X`` succeed: `log P(f(x) > 1/2)`.
+
+    ``f`` is the latent function of :func:`fit_success_gp`'s GP (labels 1 for success, 0 for
+    failure), its posterior taken point by point (the joint batch's correlations are left out,
+    as they are in the usual constrained expected improvement's product of probabilities).
+
+    Args:
+        success_gp: The GP (or its :func:`gpbo.cached_gp.cache_posterior`).
+        X: A `... x q x d` tensor of points.
+
+    Returns:
+        A `... x q` tensor of log probabilities, differentiable in ``X``.
+    """
+    import torch
+
+    from gpbo.cached_gp import CachedGP
+
+    if isinstance(success_gp, CachedGP):
+        mean, covariance = success_gp.joint(X)
+        variance = covariance.diagonal(dim1=-2, dim2=-1)
+    else:
+        posterior = success_gp.posterior(X)
+        mean, variance = posterior.mean[..., 0], posterior.variance[..., 0]
+    return torch.special.log_ndtr((mean - 0.5) / variance.clamp_min(1e-12).sqrt())
+
+
+def _fit(build: Any, X: torch.Tensor, y: torch.Tensor, *, subset: int) -> Any:
+    """A model of ``build(X, y)``, its hyperparameters fitted on at most ``subset`` points."""
+    import torch
+
     n = X.shape[0]
     try:
         with numerical_warnings_to_debug_log("GP fit"):
             if n <= subset:
-                model = _build_gp(X, y)
+                model = build(X, y)
                 _maximize_likelihood(model)
             else:
                 rows = np.random.default_rng(n).choice(n, size=subset, replace=False)
                 index = torch.as_tensor(np.sort(rows), device=X.device)
-                fitted = _build_gp(X[index], y[index])
+                fitted = build(X[index], y[index])
                 _maximize_likelihood(fitted)
-                model = _build_gp(X, y)
+                model = build(X, y)
                 model.covar_module.load_state_dict(fitted.covar_module.state_dict())
                 model.likelihood.load_state_dict(fitted.likelihood.state_dict())
                 model.mean_module.load_state_dict(fitted.mean_module.state_dict())
@@ -290,6 +351,25 @@ def fit_gp(X: torch.Tensor, y: torch.Tensor, *, subset: int = FIT_SUBSET) -> Any
         raise SurrogateFitError(f"{type(exc).__name__}: {exc}") from exc
     model.eval()
     return model
+
+
+def _build_success_gp(X: torch.Tensor, labels: torch.Tensor) -> Any:
+    from botorch.models import SingleTaskGP
+    from botorch.models.transforms.outcome import Standardize
+    from botorch.models.utils.gpytorch_modules import (
+        get_covar_module_with_dim_scaled_prior,
+        get_gaussian_likelihood_with_lognormal_prior,
+    )
+
+    return SingleTaskGP(
+        X,
+        labels.unsqueeze(-1),
+        likelihood=get_gaussian_likelihood_with_lognormal_prior(),
+        covar_module=get_covar_module_with_dim_scaled_prior(
+            ard_num_dims=X.shape[-1], use_rbf_kernel=False
+        ),
+        outcome_transform=Standardize(m=1),
+    ).to(X)
 
 
 def _build_gp(X: torch.Tensor, y: torch.Tensor) -> Any:

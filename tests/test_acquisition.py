@@ -227,3 +227,39 @@ def test_a_proposal_is_not_a_near_copy_of_a_running_point():
     assert torch.allclose(proposed[0], acqf.low, atol=1e-3)
     assert (proposed[0] - running[0]).abs().max() > PENDING_TOL
     assert torch.equal(acqf.X_pending, running)
+
+
+def test_a_proposal_keeps_off_a_failed_point_too():
+    from gpbo.acquisition import PENDING_TOL, _sequential_greedy
+
+    bounds = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.float64)
+    options = AcquisitionOptions(num_restarts=10, raw_samples=256, maxiter=100)
+    acqf = _TwoPeaks(high=[0.2, 0.2], low=[0.8, 0.8])
+    failed = torch.tensor([[0.2, 0.2]], dtype=torch.float64)
+    torch.manual_seed(0)
+    proposed = _sequential_greedy(acqf, bounds=bounds, q=1, options=options, avoid=failed)
+    assert torch.allclose(proposed[0], acqf.low, atol=1e-3)
+    assert (proposed[0] - failed[0]).abs().max() > PENDING_TOL
+    assert acqf.X_pending is None  # a failed point is kept off, not made pending
+
+
+def test_success_weighting_lowers_the_value_where_trials_failed():
+    from gpbo.acquisition import with_success_probability
+    from gpbo.surrogate import fit_success_gp
+
+    space = gpbo.Space({"a": gpbo.Real(0, 1), "b": gpbo.Real(0, 1)})
+    model, X, y = fitted(space, n=16)
+    succeeded = torch.as_tensor(X[:, 0] < 0.6)  # trials right of a = 0.6 failed
+    success_gp = fit_success_gp(torch.tensor(X), succeeded)
+    plain = qlogei(model, best_f=y.max(), pending=np.zeros((0, 2)))
+    weighted = with_success_probability(plain, success_gp)
+    left = torch.tensor([[[0.3, 0.5]]], dtype=torch.float64)
+    right = torch.tensor([[[0.9, 0.5]]], dtype=torch.float64)
+    with torch.no_grad():
+        # the failing side loses more than log(1/2); the succeeding side keeps most of its value
+        assert weighted(right) - plain(right) < np.log(0.5)
+        assert weighted(left) - plain(left) > np.log(0.9)
+        # a batch's log probability is the sum of its points'
+        both = torch.cat([left, right], dim=1)
+        total = (weighted(left) - plain(left)) + (weighted(right) - plain(right))
+        assert torch.allclose(weighted(both) - plain(both), total)

@@ -11,8 +11,20 @@ import numpy as np
 import pytest
 
 import gpbo
+from gpbo.acquisition import PENDING_TOL
 from gpbo.exceptions import SpaceExhausted
-from gpbo.strategies import Bayes, Gradient, Grid, Random, Sobol, default_n_init, make_strategy
+from gpbo.strategies import (
+    FAILED_TREATMENTS,
+    Bayes,
+    Gradient,
+    Grid,
+    Random,
+    Sobol,
+    _fit_or_warn,
+    default_n_init,
+    make_strategy,
+    strategy_from_config,
+)
 from tests.conftest import fast_bayes
 
 MIXED = {
@@ -329,9 +341,13 @@ def test_failed_fit_falls_back_to_quasi_random_with_a_warning(monkeypatch):
     assert len({t.params["x"] for t in study.trials}) == 5
 
 
-def test_failed_trials_are_never_seen_as_good():
-    """A failed region is imputed with the worst score, so the GP steers away from it."""
-    study = gpbo.Study({"x": gpbo.Real(0, 1)}, strategy=fast_bayes(n_init=6), seed=0)
+@pytest.mark.parametrize("failed", ["feasibility", "worst"])
+def test_failed_trials_are_never_seen_as_good(failed):
+    """A region where trials fail is avoided: by the GP of where they succeed (the default)
+    or with the failed points imputed at the worst score."""
+    study = gpbo.Study(
+        {"x": gpbo.Real(0, 1)}, strategy=fast_bayes(n_init=6, failed=failed), seed=0
+    )
     for trial in study.ask(6):
         x = trial.params["x"]
         if x < 0.3:
@@ -562,3 +578,59 @@ def test_a_grid_of_more_points_than_an_int64_counts_finds_the_free_ones():
     axes = [param.grid_values(5) for param in space.params.values()]
     indices = _grid_indices(space, axes, [5] * 28, space.encode([last, first[1]]))
     assert indices.tolist() == [5**28 - 1, 1]  # exact, not wrapped around
+
+
+def _quadratic_with_early_failures(strategy, seed, *, failing=8, n_trials=24):
+    """The best regret of a 3-D quadratic whose first ``failing`` trials crashed."""
+    center = np.array([0.65, 0.3, 0.55])
+    study = gpbo.Study({k: gpbo.Real(0, 1) for k in "xyz"}, strategy=strategy, seed=seed)
+    for _ in range(n_trials):
+        (trial,) = study.ask(1)
+        if trial.number < failing:
+            study.tell(trial, error="the node went away")
+        else:
+            u = np.array([trial.params[k] for k in "xyz"])
+            study.tell(trial, float(np.sum((u - center) ** 2)))
+    return study.best_value
+
+
+def test_a_flaky_start_does_not_hold_the_default_back():
+    # the first 8 trials (the whole Sobol design) crashed for reasons of their own: imputed
+    # at the worst score they made the GP's mean low all around them, optimum included, and
+    # seed 0 ended at 0.14 (the median of 8 seeds 0.02 against 5e-5, docs/design.md)
+    assert _quadratic_with_early_failures(Bayes(), seed=0) < 1e-3
+
+
+def test_without_failed_trials_every_treatment_proposes_the_same():
+    space = {"x": gpbo.Real(0, 1), "y": gpbo.Real(-2, 2)}
+    batches = []
+    for failed in FAILED_TREATMENTS:
+        study = gpbo.Study(space, strategy=fast_bayes(n_init=4, failed=failed), seed=3)
+        for _ in range(3):
+            for trial in study.ask(2):
+                study.tell(trial, trial.params["x"] ** 2 + trial.params["y"])
+        batches.append([t.params for t in study.trials])
+    assert batches[0] == batches[1] == batches[2]
+
+
+def test_ignored_failed_trials_leave_the_gp_and_are_not_proposed_again():
+    space = {"x": gpbo.Real(0, 1)}
+    study = gpbo.Study(space, strategy=fast_bayes(n_init=4, failed="ignore"), seed=0)
+    for trial in study.ask(4):
+        study.tell(trial, (trial.params["x"] - 0.5) ** 2)
+    (crashed,) = study.ask(1)  # near 0.5, the optimum: it crashed there this once
+    study.tell(crashed, error="out of memory")
+    history = study._history()
+    fitted = _fit_or_warn(history, failed_as_worst=False)
+    assert fitted is not None and fitted[0].train_inputs[0].shape[0] == 4
+    (after,) = study.ask(1)
+    assert abs(after.params["x"] - crashed.params["x"]) > PENDING_TOL
+
+
+def test_the_failed_treatment_is_checked_and_kept_in_the_config():
+    with pytest.raises(gpbo.GpboError, match=r"failed='skip'.*'feasibility', 'worst', 'ignore'"):
+        Bayes(failed="skip")
+    worst = Bayes(failed="worst")
+    assert strategy_from_config(worst.config()).failed == "worst"
+    older = {k: v for k, v in worst.config().items() if k != "failed"}  # an older journal's
+    assert strategy_from_config(older).failed == "feasibility"

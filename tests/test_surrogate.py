@@ -299,3 +299,30 @@ def test_a_large_cpu_gp_is_warned_of_once_with_its_memory(monkeypatch):
     assert len(said) == 1
     assert "conditions on 12 trials on the CPU" in said[0] and "1.4 GB" in said[0]
     assert "surrogate_device='auto'" in said[0]
+
+
+def test_the_success_gp_reads_where_trials_failed():
+    from gpbo.cached_gp import cache_posterior
+    from gpbo.surrogate import fit_success_gp, log_probability_of_success
+
+    rng = np.random.default_rng(0)
+    X = torch.tensor(rng.random((30, 2)))
+    succeeded = X[:, 1] < 0.5
+    gp = fit_success_gp(X, succeeded)
+    points = torch.tensor([[0.5, 0.1], [0.5, 0.9]], dtype=torch.float64)
+    for model in (gp, cache_posterior(gp)):  # the cached posterior gives the same odds
+        log_p = log_probability_of_success(model, points)
+        assert log_p.shape == (2,)
+        assert log_p[0] > np.log(0.9) and log_p[1] < np.log(0.1)
+    assert torch.allclose(
+        log_probability_of_success(gp, points),
+        log_probability_of_success(cache_posterior(gp), points),
+        atol=1e-6,
+    )
+
+
+def test_the_success_gp_refuses_labels_of_another_length():
+    from gpbo.surrogate import fit_success_gp
+
+    with pytest.raises(SurrogateFitError, match="labels"):
+        fit_success_gp(torch.rand(5, 2, dtype=torch.float64), torch.ones(4, dtype=torch.bool))

@@ -31,10 +31,14 @@ class BayesOptStrategy(Bayes):
         acquisition: The acquisition function; default ``UpperConfidenceBound(kappa=2.576)``.
         exploit_radius: As for ``Bayes``, but off by default: a batch here is what the chosen
             acquisition picks, as code written against ``bayes_opt`` expects.
+        failed: As for ``Bayes``, but ``"worst"`` by default: ``"feasibility"`` adds a log
+            probability to the acquisition's value, which suits qLogEI's log scale, not the
+            score units of ``bayes_opt``'s UCB or its probability of improvement.
     """
 
     acquisition: AcquisitionFunction = field(default_factory=UpperConfidenceBound)
     exploit_radius: float | None = None
+    failed: str = "worst"
     name: ClassVar[str] = "bayes_opt"
 
     def make_acquisition(self, model: Any, *, best_f: float, history: History, q: int) -> Any:
