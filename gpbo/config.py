@@ -455,6 +455,22 @@ def _where(lines: Mapping[tuple[Any, ...], Location], path: tuple[Any, ...], sou
     return str(source)
 
 
+def _command_grace(executor: Any) -> float:
+    """Seconds a stopped command gets between ``SIGTERM`` and ``SIGKILL``.
+
+    In a worker process (``process``, ``ray``) half the executor's grace period, so that the
+    worker still stops its command before the executor kills the worker; run by the driver
+    (``serial``) all of it: nothing kills the driver meanwhile. It was a fixed 1 s there.
+    """
+    from gpbo.executors import Serial
+
+    if executor == "serial":
+        executor = Serial()
+    if isinstance(executor, Serial):
+        return executor.grace_period
+    return max(0.5, getattr(executor, "grace_period", 2.0) / 2)
+
+
 def _hint(word: str, choices: Sequence[str]) -> str:
     word = str(word)
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
@@ -914,8 +930,7 @@ class _Checker:
         regex = self.data.get("metric_regex")
         if regex is not None and not isinstance(regex, str):
             raise self.expect("metric_regex", "a regular expression with one group", regex)
-        executor = options.get("executor")
-        grace = max(0.5, getattr(executor, "grace_period", 2.0) / 2)
+        grace = _command_grace(options.get("executor"))
         try:
             objective = CommandObjective(
                 value,

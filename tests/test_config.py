@@ -229,6 +229,27 @@ def test_objective_forms(project):
     assert config.objective.path == str(project / "near.py")
 
 
+@pytest.mark.parametrize(
+    ("executor", "grace"),
+    [
+        ("executor: {type: serial, grace_period: 6}\n", 6.0),  # all of it: nothing kills the driver
+        ("executor: serial\n", 2.0),
+        ("executor: {type: process, grace_period: 8}\n", 4.0),  # the worker stops it in time
+        ("", 1.0),
+    ],
+)
+def test_a_stopped_command_gets_the_executors_grace_period(project, executor, grace):
+    base = BASE.replace("objective: obj.py:f", 'command: "{python} train.py --x {x}"')
+    assert load_config(write(project, base + executor)).objective.grace_period == grace
+
+
+def test_the_serial_grace_period_is_checked():
+    from gpbo.executors import Serial
+
+    with pytest.raises(gpbo.GpboError, match=r"Serial\(grace_period=...\).*got -1"):
+        Serial(grace_period=-1)
+
+
 def test_command_configs(project, caplog):
     base = BASE.replace("objective: obj.py:f", 'command: "{python} train.py --x {x}"')
     acc = "direction: maximize\nmetric: acc\nmetric_regex: 'acc=(\\S+)'\n"

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
+from gpbo.exceptions import GpboError
 from gpbo.executors.base import (
     Executor,
     Objective,
@@ -33,11 +34,23 @@ class Serial(Executor):
     ``trial_timeout`` is enforced with ``SIGALRM`` where the driver runs on the main thread of
     a POSIX process (the objective gets a :class:`~gpbo.executors.base.TrialTimeout` raised
     inside it); elsewhere it cannot be and a warning says so.
+
+    Args:
+        grace_period: Seconds a stopped command trial's process group (``gpbo run`` with
+            ``command:``) gets between ``SIGTERM`` and ``SIGKILL``; a Python trial is stopped
+            by the exception raised inside it.
     """
 
     runs_in_driver = True
 
-    def __init__(self) -> None:
+    def __init__(self, *, grace_period: float = 2.0) -> None:
+        ok = isinstance(grace_period, (int, float)) and not isinstance(grace_period, bool)
+        if not ok or not 0 <= grace_period < float("inf"):
+            raise GpboError(
+                "Serial(grace_period=...) must be a non-negative finite number of seconds, got "
+                f"{grace_period!r}"
+            )
+        self.grace_period = float(grace_period)
         self._objective: Objective | None = None
         self._device = "cpu"
         self._metric = "value"
