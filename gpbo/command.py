@@ -265,23 +265,25 @@ class CommandObjective:
             else Path(trial_dir) / "command.log"
         )
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        returncode, stdout, stderr_tail = self._run(argv, env, log_path, device)
+        returncode, stdout, stderr = self._run(argv, env, log_path, device)
         if returncode != 0:
-            raise CommandError(_exit_message(returncode, stderr_tail, log_path))
-        return self._metric_from(stdout, log_path)
+            raise CommandError(_exit_message(returncode, stderr.lines(), log_path))
+        return self._metric_from(stdout, log_path, on_stderr=stderr.last_match)
 
     def _run(
         self, argv: list[str], env: dict[str, str], log_path: Path, device: str
-    ) -> tuple[int, _Tail, list[str]]:
+    ) -> tuple[int, _Tail, _Tail]:
         """Run ``argv``, copying its output to ``log_path``; stop it on any early exit.
 
         Returns:
-            The exit code, the kept end of stdout (with the last ``metric_regex`` match in all
-            of it), and the kept end of stderr.
+            The exit code and the kept ends of stdout and stderr, each with the last
+            ``metric_regex`` match in all of it.
         """
         pattern = None if self.metric_regex is None else re.compile(self.metric_regex)
         stdout = _Tail(_STDOUT_KEPT, _STDOUT_KEPT_CHARS, pattern=pattern)
-        stderr = _Tail(_STDERR_TAIL, _STDERR_TAIL * _LINE_KEPT_CHARS)
+        # matched too, only to say so where stdout has no match: Python's logging and many
+        # training loops print to stderr, and "matches nothing" sent users looking at the regex
+        stderr = _Tail(_STDERR_TAIL, _STDERR_TAIL * _LINE_KEPT_CHARS, pattern=pattern)
         with open(log_path, "a", encoding="utf-8", errors="replace") as log:
             log.write(
                 f"# gpbo: {time.strftime('%Y-%m-%d %H:%M:%S')} on {device} "
@@ -346,7 +348,7 @@ class CommandObjective:
                     log.flush()
             with lock:
                 log.write(f"# gpbo: exit code {returncode}\n")
-        return returncode, stdout, stderr.lines()
+        return returncode, stdout, stderr
 
     def _stop(
         self, proc: subprocess.Popen[bytes], log: IO[str], lock: threading.Lock, why: str
@@ -359,10 +361,19 @@ class CommandObjective:
 
     # -- the metric ---------------------------------------------------------------------------
 
-    def _metric_from(self, stdout: _Tail, log_path: Path) -> float | dict[str, Any]:
+    def _metric_from(
+        self, stdout: _Tail, log_path: Path, *, on_stderr: str | None = None
+    ) -> float | dict[str, Any]:
         where = f"(full output in {log_path})"
         if self.metric_regex is not None:
             text = stdout.last_match
+            if text is None and on_stderr is not None:
+                raise CommandError(
+                    f"no metric in stdout: metric_regex {self.metric_regex!r} matches "
+                    f"nothing there, but matched {on_stderr!r} in stderr (Python's logging "
+                    "writes there); print the metric to stdout (print(..., flush=True)), or "
+                    f"log to sys.stdout {where}"
+                )
             if text is None:
                 raise CommandError(
                     f"no metric in the output: metric_regex {self.metric_regex!r} matches "

@@ -211,7 +211,12 @@ def test_non_zero_exit_fails_with_the_stderr_tail(tmp_path):
         ("print(-float('inf'))", None, "the metric is -inf, not a finite number"),
         ("pass", None, "printed nothing on stdout"),
         ("print('acc=n/a')", r"acc=(\S+)", "captured 'n/a', which is not a number"),
-        ("print('loss=1')", r"acc=(\S+)", "matches nothing"),
+        ("print('loss=1')", r"acc=(\S+)", "matches nothing in stdout"),
+        (
+            "import logging; logging.basicConfig(level=logging.INFO); logging.info('acc=0.9')",
+            r"acc=(\S+)",
+            r"matches nothing there, but matched '0.9' in stderr .*print the metric to stdout",
+        ),
     ],
 )
 def test_missing_or_unreadable_metric_fails_with_the_reason(tmp_path, body, regex, match):
@@ -339,9 +344,9 @@ def test_an_endless_output_line_is_logged_whole_but_only_its_end_kept(tmp_path):
     kept = {}
     original = CommandObjective._metric_from
 
-    def spy(self, stdout, log_path):
+    def spy(self, stdout, log_path, **kwargs):
         kept["chars"] = sum(map(len, stdout.lines()))
-        return original(self, stdout, log_path)
+        return original(self, stdout, log_path, **kwargs)
 
     with trial_context(_context(tmp_path)), pytest.MonkeyPatch.context() as patch:
         patch.setattr(CommandObjective, "_metric_from", spy)
