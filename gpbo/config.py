@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from gpbo.exceptions import GpboError, SpaceError, warn_at_caller
-from gpbo.space import Space, param_from_dict
+from gpbo.space import Choice, Space, param_from_dict
 
 __all__ = [
     "CONFIG_KEYS",
@@ -978,6 +978,24 @@ class _Checker:
                 "arguments; for shell syntax run it through one: \"bash -c '...'\"",
                 self.where("command"),
                 ", ".join(repr(t) for t in shell_words),
+            )
+        booleans = [
+            name
+            for name, param in space.params.items()
+            if isinstance(param, Choice)
+            and name in objective.fields
+            and any(isinstance(value, bool) for value in param.values)
+        ]
+        for name in booleans:
+            # YAML 1.1 reads yes/no/on/off as booleans: `values: [yes, no]` put --flag True
+            # on the command line where the script expected yes
+            logger.warning(
+                "%s: choice %r has the values %s, which reach the command as True/False; "
+                "yes/no and on/off are YAML booleans, quote them ('yes', 'no') to pass the "
+                "words",
+                self.where("space", name),
+                name,
+                list(space.params[name].values),  # type: ignore[attr-defined]
             )
         return objective
 

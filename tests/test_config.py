@@ -243,6 +243,19 @@ def test_a_stopped_command_gets_the_executors_grace_period(project, executor, gr
     assert load_config(write(project, base + executor)).objective.grace_period == grace
 
 
+def test_yes_no_choices_of_a_command_are_warned_of_as_booleans(project, caplog):
+    base = BASE.replace("objective: obj.py:f", 'command: "{python} train.py --x {x} --aug {aug}"')
+    x_line = "  x: {type: real, low: -2.0, high: 2.0}\n"
+    yes_no = base.replace(x_line, x_line + "  aug: {type: choice, values: [yes, no]}\n")
+    config = load_config(write(project, yes_no))
+    assert config.objective.argv({"x": 0.5, "aug": True})[-1] == "True"
+    assert "choice 'aug' has the values [True, False]" in caplog.text
+    assert "quote them" in caplog.text
+    caplog.clear()
+    load_config(write(project, yes_no.replace("[yes, no]", "['yes', 'no']")))
+    assert "quote them" not in caplog.text
+
+
 def test_the_serial_grace_period_is_checked():
     from gpbo.executors import Serial
 
