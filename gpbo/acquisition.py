@@ -158,8 +158,9 @@ def optimize_acquisition(
         seen: An `m x d` array of points already evaluated or pending; none is proposed again.
         options: Optimization budget.
         generator: Randomness for the lattice pool.
-        avoid: An `a x d` array of points (failed trials) that a continuous point keeps
-            :data:`PENDING_TOL` from, as it does from the pending and the picked ones.
+        avoid: An `a x d` array of points (failed trials) that every point keeps
+            :data:`PENDING_TOL` from (on a lattice finer than that, only while enough other
+            new points are left).
 
     Returns:
         A `k x d` array of new, distinct lattice points, `k <= q` (fewer only when the space
@@ -170,23 +171,28 @@ def optimize_acquisition(
     tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": _model_device(acqf.model)}
     d = space.n_columns
 
+    avoid = np.empty((0, d)) if avoid is None else np.asarray(avoid).reshape(-1, d)
     n_lattice = space.lattice_size
     if n_lattice is not None and n_lattice <= MAX_ENUMERATE:
         pool = space.encode(list(space.grid(levels=1)))
         with numerical_warnings_to_debug_log("acquisition optimization"):
-            return _greedy_batch(acqf, pool, q=q, seen=seen, tkwargs=tkwargs)
+            return _greedy_batch(acqf, pool, q=q, seen=seen, avoid=avoid, tkwargs=tkwargs)
 
     bounds = torch.stack([torch.zeros(d, **tkwargs), torch.ones(d, **tkwargs)])
     check_batched_lbfgsb()
-    kept_from = None if avoid is None or not avoid.shape[0] else torch.as_tensor(avoid, **tkwargs)
+    kept_from = torch.as_tensor(avoid, **tkwargs) if avoid.shape[0] else None
     with numerical_warnings_to_debug_log("acquisition optimization"):
         candidates = _sequential_greedy(acqf, bounds=bounds, q=q, options=options, avoid=kept_from)
     X = space.project(candidates.detach().cpu().numpy())
-    if space.is_continuous and _all_new(X, seen):
+    if space.is_continuous and _all_new(X, seen) and all(
+        is_new(row, avoid, tol=PENDING_TOL) for row in X
+    ):
         return X
+    # a lattice, a repeat, or every restart ended on a failed point (the acquisition there is
+    # what it was before the trial failed, with failed="ignore"): re-chosen among new points
     pool = np.vstack([X, space.project(generator.random((options.raw_samples, d)))])
     with numerical_warnings_to_debug_log("acquisition optimization"):
-        return _greedy_batch(acqf, pool, q=q, seen=seen, tkwargs=tkwargs)
+        return _greedy_batch(acqf, pool, q=q, seen=seen, avoid=avoid, tkwargs=tkwargs)
 
 
 _checked_lbfgsb = False
@@ -299,6 +305,9 @@ def _sequential_greedy(
                 *chosen,
             ]
             pick = _first_apart(points[order, 0], taken, tol=PENDING_TOL)
+            if pick == 0 and avoid is not None and len(taken) > avoid.shape[0]:
+                # every end is near something: rather near a running point than a failed one
+                pick = _first_apart(points[order, 0], list(avoid), tol=PENDING_TOL)
             chosen.append(points[order[pick], 0])
             rest = torch.cat([order[:pick], order[pick + 1 :]])
             ends = points[rest[: options.num_restarts - n_fresh]]
@@ -422,15 +431,26 @@ def optimize_posterior_mean(
 
 
 def _greedy_batch(
-    acqf: Any, pool: np.ndarray, *, q: int, seen: np.ndarray, tkwargs: dict[str, Any]
+    acqf: Any,
+    pool: np.ndarray,
+    *,
+    q: int,
+    seen: np.ndarray,
+    tkwargs: dict[str, Any],
+    avoid: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Pick up to ``q`` new points of ``pool`` one by one, each maximizing the joint value."""
+    """Pick up to ``q`` new points of ``pool`` one by one, each maximizing the joint value;
+    none within :data:`PENDING_TOL` of ``avoid`` while enough others are left."""
     import torch
 
     d = pool.shape[1]
     pool = _unique_rows(pool)
     keep = [i for i in range(pool.shape[0]) if is_new(pool[i], seen)]
     pool = pool[keep]
+    if avoid is not None and avoid.shape[0]:
+        apart = np.array([is_new(row, avoid, tol=PENDING_TOL) for row in pool], dtype=bool)
+        if apart.sum() >= min(q, pool.shape[0]):
+            pool = pool[apart]
     chosen = np.zeros((0, d))
     with torch.no_grad():
         for _ in range(min(q, pool.shape[0])):

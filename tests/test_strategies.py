@@ -204,7 +204,9 @@ def test_the_default_design_ends_at_the_first_round_s_batch_size(monkeypatch, st
 
     fits = []
     original = strategies._fit_or_warn
-    monkeypatch.setattr(strategies, "_fit_or_warn", lambda h: fits.append(h) or original(h))
+    monkeypatch.setattr(
+        strategies, "_fit_or_warn", lambda h, **kw: fits.append(h) or original(h, **kw)
+    )
     space = {k: gpbo.Real(0.0, 1.0) for k in "abcd"}
     study = gpbo.Study(space, strategy=strategy(), seed=0)
     for _ in range(2):
@@ -220,7 +222,9 @@ def test_an_async_study_keeps_the_design_of_its_first_batch(monkeypatch):
 
     fits = []
     original = strategies._fit_or_warn
-    monkeypatch.setattr(strategies, "_fit_or_warn", lambda h: fits.append(h) or original(h))
+    monkeypatch.setattr(
+        strategies, "_fit_or_warn", lambda h, **kw: fits.append(h) or original(h, **kw)
+    )
     study = gpbo.Study({k: gpbo.Real(0.0, 1.0) for k in "abcd"}, strategy=fast_bayes(), seed=0)
     running = study.ask(4)
     while not fits:  # one slot frees up at a time
@@ -234,7 +238,9 @@ def test_bayes_starts_with_sobol_then_uses_the_gp(monkeypatch):
 
     calls = []
     original = strategies._fit_or_warn
-    monkeypatch.setattr(strategies, "_fit_or_warn", lambda h: calls.append(h) or original(h))
+    monkeypatch.setattr(
+        strategies, "_fit_or_warn", lambda h, **kw: calls.append(h) or original(h, **kw)
+    )
     study = gpbo.Study({"x": gpbo.Real(-2, 2)}, strategy=fast_bayes(n_init=5), seed=0)
     for _ in range(5):
         (trial,) = study.ask(1)
@@ -634,3 +640,32 @@ def test_the_failed_treatment_is_checked_and_kept_in_the_config():
     assert strategy_from_config(worst.config()).failed == "worst"
     older = {k: v for k, v in worst.config().items() if k != "failed"}  # an older journal's
     assert strategy_from_config(older).failed == "feasibility"
+
+
+@pytest.mark.parametrize(
+    ("failed", "space"),
+    [
+        ("ignore", {"x": gpbo.Real(0, 1), "y": gpbo.Real(0, 1)}),
+        ("ignore", {"k": gpbo.Int(0, 2000)}),  # a lattice finer than PENDING_TOL
+        ("feasibility", {"k": gpbo.Int(0, 2000)}),
+    ],
+)
+def test_no_proposal_lands_next_to_a_failed_trial(failed, space):
+    # Ignored, a failure leaves the acquisition as it was, so every restart ended on the
+    # failed point again and the near-copy fallback proposed it 6 times in 22 asks (the Int:
+    # its neighbours, by the lattice path, 14 times; 4 even with the success GP)
+    study = gpbo.Study(space, strategy=fast_bayes(n_init=4, failed=failed), seed=0)
+    study_space = study.space
+    near = 0
+    failed_rows: list[np.ndarray] = []
+    for _ in range(16):
+        (trial,) = study.ask(1)
+        u = study_space.encode([trial.params])[0]
+        if failed_rows and np.abs(np.array(failed_rows) - u).max(axis=1).min() <= PENDING_TOL:
+            near += 1
+        if u[0] > 0.6:
+            study.tell(trial, error="diverged")
+            failed_rows.append(u)
+        else:
+            study.tell(trial, float(np.sum((u - 0.8) ** 2)))
+    assert failed_rows and near == 0
