@@ -289,11 +289,11 @@ class Bayes(Strategy):
     Failed and timed-out trials (``failed``): by default a second GP learns where trials fail
     (label 0 for failed, 1 for complete) and the acquisition is weighted by each point's
     probability of success, so a region where trials keep failing is avoided while one crash
-    (a lost node, a transient error) only lowers the odds near it. Counting a failed trial as
-    the worst score seen (``failed="worst"``, the default before) made a few crashes beside
-    the optimum, or a flaky start, pull the objective's GP down there: on the failure
-    experiment (benchmarks/experiments/failed_trials) it ended last or next to last with
-    transient or early failures, 10 times worse than this on Hartmann6.
+    (a lost node, a transient error) rules out only its close neighbourhood. Counting a
+    failed trial as the worst score seen (``failed="worst"``, the default before) made a few
+    crashes beside the optimum, or a flaky start, pull the objective's GP down there: on the
+    failure experiment (benchmarks/experiments/failed_trials) it ended last or next to last
+    with transient or early failures, 10 times worse than this on Hartmann6.
 
     A batch of two or more ends with one point of pure exploitation: the maximum of the GP's
     posterior mean (by default over the whole space; within ``exploit_radius`` of the best
@@ -315,7 +315,8 @@ class Bayes(Strategy):
             of where trials succeed weights the acquisition and the exploitation point),
             ``"worst"`` (each enters the objective's GP at the worst score seen) or
             ``"ignore"`` (left out; only no new point lands on one). None of them proposes a
-            point within :data:`gpbo.acquisition.PENDING_TOL` of a failed one.
+            point within :data:`gpbo.acquisition.PENDING_TOL` of a failed one (on a lattice
+            finer than that, while other new points are left).
     """
 
     n_init: int | None = None
@@ -359,7 +360,11 @@ class Bayes(Strategy):
             if fitted is None:
                 return sobol_points(history, n)
             model, best_f = fitted
-            success_gp = _fit_success_gp(history) if self.failed == "feasibility" else None
+            success_gp = (
+                _fit_success_gp(history, device=model.train_inputs[0].device)
+                if self.failed == "feasibility"
+                else None
+            )
             radius = self.exploit_radius if n >= 2 else None
             q = n if radius is None else n - 1
             acqf = self.make_acquisition(model, best_f=best_f, history=history, q=q)
@@ -617,18 +622,23 @@ def _fit_or_warn(
         return None
 
 
-def _fit_success_gp(history: History) -> Any:
+def _fit_success_gp(history: History, *, device: Any) -> Any:
     """The GP of where trials succeed (:func:`gpbo.surrogate.fit_success_gp`), or ``None``
-    where no trial failed or the fit failed (logged: the ask goes on without it)."""
+    where no trial failed or the fit failed (logged: the ask goes on without it).
+
+    Args:
+        history: The trials so far.
+        device: The objective GP's device: the acquisition adds the two models' terms, and
+            ``"auto"`` resolved for this GP's larger count could put it on another device.
+    """
     if not history.X_failed.shape[0]:
         return None
     import torch
 
-    from gpbo.surrogate import SurrogateFitError, fit_success_gp, resolve_device
+    from gpbo.surrogate import SurrogateFitError, fit_success_gp
 
     X = np.vstack([history.X, history.X_failed])
     succeeded = np.arange(X.shape[0]) < history.X.shape[0]
-    device = resolve_device(history.surrogate_device, n_train=X.shape[0])
     try:
         return fit_success_gp(
             torch.as_tensor(X, dtype=torch.float64, device=device),

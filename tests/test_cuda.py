@@ -64,3 +64,19 @@ def test_gpu_study_in_a_mixed_space():
             study.tell(trial, abs(np.log10(trial.params["lr"]) + 2) + trial.params["n"] / 8)
     for trial in study.trials:
         study.space.check(trial.params)
+
+
+def test_the_success_gp_sits_on_the_objective_gps_device(monkeypatch):
+    # "auto" resolved apart, 25 complete trials put the objective's GP on the CPU and the 35
+    # complete and failed ones the success GP on CUDA, and adding the two models' terms failed
+    import gpbo.surrogate as surrogate
+
+    monkeypatch.setattr(surrogate, "AUTO_CUDA_FROM", 30)
+    study = gpbo.Study({"x": gpbo.Real(0, 1), "y": gpbo.Real(0, 1)},
+                       strategy=fast_bayes(n_init=35), seed=0, surrogate_device="auto")
+    for index, trial in enumerate(study.ask(35)):
+        if index % 7 < 2:
+            study.tell(trial, error="crashed")
+        else:
+            study.tell(trial, (trial.params["x"] - 0.3) ** 2 + trial.params["y"])
+    assert len(study.ask(2)) == 2
