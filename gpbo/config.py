@@ -460,7 +460,8 @@ def _command_grace(executor: Any) -> float:
 
     In a worker process (``process``, ``ray``) half the executor's grace period, so that the
     worker still stops its command before the executor kills the worker; run by the driver
-    (``serial``) all of it: nothing kills the driver meanwhile. It was a fixed 1 s there.
+    (``serial``) all of it: nothing kills the driver meanwhile (it was a fixed 1 s there,
+    still the default). ``auto`` is 1 s, whichever executor it becomes.
     """
     from gpbo.executors import Serial
 

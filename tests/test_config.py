@@ -233,7 +233,7 @@ def test_objective_forms(project):
     ("executor", "grace"),
     [
         ("executor: {type: serial, grace_period: 6}\n", 6.0),  # all of it: nothing kills the driver
-        ("executor: serial\n", 2.0),
+        ("executor: serial\n", 1.0),
         ("executor: {type: process, grace_period: 8}\n", 4.0),  # the worker stops it in time
         ("", 1.0),
     ],

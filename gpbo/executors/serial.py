@@ -38,12 +38,13 @@ class Serial(Executor):
     Args:
         grace_period: Seconds a stopped command trial's process group (``gpbo run`` with
             ``command:``) gets between ``SIGTERM`` and ``SIGKILL``; a Python trial is stopped
-            by the exception raised inside it.
+            by the exception raised inside it. The default, 1 s, is also what a command gets
+            under ``executor: auto`` (half the process executor's default).
     """
 
     runs_in_driver = True
 
-    def __init__(self, *, grace_period: float = 2.0) -> None:
+    def __init__(self, *, grace_period: float = 1.0) -> None:
         ok = isinstance(grace_period, (int, float)) and not isinstance(grace_period, bool)
         if not ok or not 0 <= grace_period < float("inf"):
             raise GpboError(
