@@ -887,8 +887,11 @@ def _warn_strategy_changed(
     journal's study last did: ``strategy=`` is not read from the journal (unlike the seed),
     so leaving it out, or ``"grid"`` for a ``Grid(levels=3)`` run, silently changed course.
 
-    Options the journal did not record (written by an older gpbo) are not compared.
+    Options the journal did not record (written by an older gpbo) are not compared, except
+    ``Bayes``'s ``failed``: a journal without it ran with failed trials at the worst score.
     """
+    if recorded.get("name") == "bayes" and "failed" not in recorded:
+        recorded = {**recorded, "failed": "worst"}
     if recorded.get("name") != current.get("name"):
         change = f"strategy {current.get('name')!r} where it ran {recorded.get('name')!r}"
     else:

@@ -485,6 +485,27 @@ def test_a_resume_with_other_strategy_options_warns_unless_the_journal_lacks_the
         gpbo.Study(SPACE, strategy="gradient", journal=old).close()
 
 
+def test_a_journal_from_before_the_failed_option_ran_bayes_with_failed_as_worst(tmp_path):
+    import json
+    import warnings
+
+    path = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
+        study.tell(study.ask(1)[0], 1.0)
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    older = {k: v for k, v in gpbo.strategies.Bayes().config().items() if k != "failed"}
+    header["strategy"] = older
+    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.warns(gpbo.GpboWarning, match=r"failed='feasibility', was 'worst'"):
+        gpbo.Study(SPACE, strategy="bayes", journal=path).close()
+    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gpbo.GpboWarning)
+        worst = gpbo.strategies.Bayes(failed="worst")
+        gpbo.Study(SPACE, strategy=worst, journal=path).close()
+
+
 def test_a_closed_or_loaded_study_refuses_what_it_could_not_record(tmp_path):
     # both took ask/tell/enqueue and dropped them: the results were gone on resume
     path = tmp_path / "j.jsonl"
