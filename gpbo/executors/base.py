@@ -513,3 +513,18 @@ def _visible_gpu_count() -> int:
     import torch
 
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_seconds(owner: str, name: str, value: Any, *, positive: bool) -> float:
+    """``value`` as a float number of seconds, or a :class:`GpboError` naming
+    ``owner(name=...)``: finite, and positive or (``positive=False``) non-negative."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
+    if not ok:
+        bound = "a positive" if positive else "a non-negative"
+        raise GpboError(
+            f"{owner}({name}=...) must be {bound} finite number of seconds, got {value!r}"
+        )
+    return float(value)

@@ -41,7 +41,6 @@ import io
 import logging
 import math
 import multiprocessing
-import numbers
 import os
 import pickle
 import signal
@@ -67,6 +66,7 @@ from gpbo.executors.base import (
     OutOfMemoryWatch,
     TrialOutcome,
     TrialTask,
+    check_seconds,
     describe_exception,
     describe_exit,
     evaluate,
@@ -178,8 +178,10 @@ class Process(Executor):
     """
 
     def __init__(self, *, grace_period: float = 2.0, start_timeout: float = 120.0) -> None:
-        self.grace_period = _check_seconds("grace_period", grace_period, positive=False)
-        self.start_timeout = _check_seconds("start_timeout", start_timeout, positive=True)
+        self.grace_period = check_seconds("Process", "grace_period", grace_period, positive=False)
+        self.start_timeout = check_seconds(
+            "Process", "start_timeout", start_timeout, positive=True
+        )
         self._workers: list[_Worker] = []
         self._outcomes = OutcomeQueue()
         # (release time, outcome) of trials whose worker a stop signal killed (see
@@ -768,19 +770,6 @@ def _shutdown_at_exit(ref: weakref.ref[Process]) -> None:
     executor = ref()
     if executor is not None:
         executor.shutdown()
-
-
-def _check_seconds(name: str, value: Any, *, positive: bool) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
-    if not ok:
-        bound = "a positive" if positive else "a non-negative"
-        raise GpboError(
-            f"Process({name}=...) must be {bound} finite number of seconds, got {value!r}"
-        )
-    return float(value)
 
 
 def _slot_device(slot: str) -> tuple[str, str | None]:

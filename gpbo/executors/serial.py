@@ -14,7 +14,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-from gpbo.exceptions import GpboError
 from gpbo.executors.base import (
     Executor,
     Objective,
@@ -22,6 +21,7 @@ from gpbo.executors.base import (
     TrialOutcome,
     TrialTask,
     TrialTimeout,
+    check_seconds,
     evaluate,
 )
 
@@ -45,13 +45,7 @@ class Serial(Executor):
     runs_in_driver = True
 
     def __init__(self, *, grace_period: float = 1.0) -> None:
-        ok = isinstance(grace_period, (int, float)) and not isinstance(grace_period, bool)
-        if not ok or not 0 <= grace_period < float("inf"):
-            raise GpboError(
-                "Serial(grace_period=...) must be a non-negative finite number of seconds, got "
-                f"{grace_period!r}"
-            )
-        self.grace_period = float(grace_period)
+        self.grace_period = check_seconds("Serial", "grace_period", grace_period, positive=False)
         self._objective: Objective | None = None
         self._device = "cpu"
         self._metric = "value"
