@@ -515,9 +515,11 @@ def _visible_gpu_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def check_seconds(owner: str, name: str, value: Any, *, positive: bool) -> float:
-    """``value`` as a float number of seconds, or a :class:`GpboError` naming
-    ``owner(name=...)``: finite, and positive or (``positive=False``) non-negative."""
+def check_number(
+    owner: str, name: str, value: Any, *, positive: bool = False, unit: str = ""
+) -> float:
+    """``value`` as a float, or a :class:`GpboError` naming ``owner(name=...)``: a finite
+    real number (not a bool), positive or (``positive=False``) non-negative, in ``unit``."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if ok:
         value = float(value)
@@ -525,6 +527,7 @@ def check_seconds(owner: str, name: str, value: Any, *, positive: bool) -> float
     if not ok:
         bound = "a positive" if positive else "a non-negative"
         raise GpboError(
-            f"{owner}({name}=...) must be {bound} finite number of seconds, got {value!r}"
+            f"{owner}({name}=...) must be {bound} finite number{unit and ' of ' + unit}, "
+            f"got {value!r}"
         )
     return float(value)

@@ -66,7 +66,7 @@ from gpbo.executors.base import (
     OutOfMemoryWatch,
     TrialOutcome,
     TrialTask,
-    check_seconds,
+    check_number,
     describe_exception,
     describe_exit,
     evaluate,
@@ -178,9 +178,11 @@ class Process(Executor):
     """
 
     def __init__(self, *, grace_period: float = 2.0, start_timeout: float = 120.0) -> None:
-        self.grace_period = check_seconds("Process", "grace_period", grace_period, positive=False)
-        self.start_timeout = check_seconds(
-            "Process", "start_timeout", start_timeout, positive=True
+        self.grace_period = check_number(
+            "Process", "grace_period", grace_period, unit="seconds"
+        )
+        self.start_timeout = check_number(
+            "Process", "start_timeout", start_timeout, positive=True, unit="seconds"
         )
         self._workers: list[_Worker] = []
         self._outcomes = OutcomeQueue()

@@ -49,7 +49,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import numbers
 import os
 import pickle
 import time
@@ -67,6 +66,7 @@ from gpbo.executors.base import (
     OutcomeStatus,
     TrialOutcome,
     TrialTask,
+    check_number,
     describe_exception,
     evaluate,
 )
@@ -606,14 +606,7 @@ class Ray(Executor):
 
 
 def _check_amount(name: str, value: Any, *, positive: bool = False) -> float:
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        ok = math.isfinite(value) and (value > 0 if positive else value >= 0)
-    if not ok:
-        bound = "a positive" if positive else "a non-negative"
-        raise GpboError(f"Ray({name}=...) must be {bound} finite number, got {value!r}")
-    return float(value)
+    return check_number("Ray", name, value, positive=positive)
 
 
 def _capacity(resources: Mapping[str, float], *, gpus: float, cpus: float) -> int:

@@ -21,7 +21,7 @@ from gpbo.executors.base import (
     TrialOutcome,
     TrialTask,
     TrialTimeout,
-    check_seconds,
+    check_number,
     evaluate,
 )
 
@@ -45,7 +45,7 @@ class Serial(Executor):
     runs_in_driver = True
 
     def __init__(self, *, grace_period: float = 1.0) -> None:
-        self.grace_period = check_seconds("Serial", "grace_period", grace_period, positive=False)
+        self.grace_period = check_number("Serial", "grace_period", grace_period, unit="seconds")
         self._objective: Objective | None = None
         self._device = "cpu"
         self._metric = "value"
