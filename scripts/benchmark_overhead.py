@@ -7,6 +7,10 @@ times:
   (``Bayes.propose``: fit the GP, optimize qLogEI jointly over ``q`` points), on the CPU and,
   with ``--device cuda`` or ``both``, on CUDA. Time per suggested point = round time / q. The
   fit alone (``fit_gp`` on the warped scores) is timed too.
+- With ``--failed-fraction F``, a fraction ``F`` of gpbo's ``n`` trials failed: those whose
+  first coordinate is largest (a region where training crashes, as a too-large learning rate
+  would make it), so the round fits the objective's GP to the others and the success GP
+  (``Bayes(failed="feasibility")``, the default) to all ``n``. Peers are not run then.
 - ``bayes_opt``: ``BayesianOptimization.suggest()`` after registering the ``n`` points.
 - ``optuna-gp``: ``study.ask()`` of an Optuna study with ``GPSampler``, pre-filled with
   ``n - 1`` trials by ``add_trials``, after one untimed ask/tell that warms the sampler's
@@ -25,6 +29,8 @@ Usage:
         --out benchmarks/results/overhead
     python scripts/benchmark_overhead.py --device both --ns 50,200,500,1000,2000,5000,10000
     python scripts/benchmark_overhead.py --ns 20 --qs 2 --repeats 1 --out /tmp/overhead-smoke
+    python scripts/benchmark_overhead.py --methods gpbo --threads 1 --failed-fraction 0.2 \\
+        --out benchmarks/results/overhead_failed20
 """
 
 from __future__ import annotations
@@ -112,20 +118,40 @@ class Timer:
         self.cpu = time.process_time() - self._cpu
 
 
-def gpbo_history(X: np.ndarray, y: np.ndarray, *, device: str, seed: int) -> Any:
-    """A ``gpbo.strategies.History`` of ``n`` finished points in the unit cube (`n x d` ``X``,
-    values ``y`` minimized), nothing failed or pending, the GP on ``device``."""
+def failed_mask(X: np.ndarray, failed_fraction: float) -> np.ndarray:
+    """Which of the `n x d` points ``X`` failed: the ``round(failed_fraction * n)`` with the
+    largest first coordinate, a failing region rather than scattered crashes.
+
+    Returns:
+        A boolean array of `n`.
+    """
+    n_failed = round(failed_fraction * X.shape[0])
+    mask = np.zeros(X.shape[0], dtype=bool)
+    if n_failed:
+        mask[np.argsort(X[:, 0], kind="stable")[-n_failed:]] = True
+    return mask
+
+
+def gpbo_history(
+    X: np.ndarray, y: np.ndarray, *, device: str, seed: int, failed_fraction: float = 0.0
+) -> Any:
+    """A ``gpbo.strategies.History`` of ``n`` trials in the unit cube (`n x d` ``X``, values
+    ``y`` minimized), the fraction ``failed_fraction`` of them failed (:func:`failed_mask`),
+    nothing pending, the GP on ``device``."""
     import gpbo
     from gpbo.strategies import History
 
     space = gpbo.Space({f"x{i}": gpbo.Real(0.0, 1.0) for i in range(X.shape[1])})
-    empty = np.zeros((0, X.shape[1]))
-    return History(space=space, X=X, scores=-y, X_failed=empty, X_pending=empty,
-                   n_total=X.shape[0], seed=seed, surrogate_device=device)
+    failed = failed_mask(X, failed_fraction)
+    return History(space=space, X=X[~failed], scores=-y[~failed], X_failed=X[failed],
+                   X_pending=np.zeros((0, X.shape[1])), n_total=X.shape[0], seed=seed,
+                   surrogate_device=device)
 
 
-def time_gpbo(X: np.ndarray, y: np.ndarray, *, q: int, device: str, seed: int) -> dict[str, float]:
-    """One gpbo round (``Bayes().propose``) on ``n`` finished points, plus the fit alone.
+def time_gpbo(
+    X: np.ndarray, y: np.ndarray, *, q: int, device: str, seed: int, failed_fraction: float = 0.0
+) -> dict[str, float]:
+    """One gpbo round (``Bayes().propose``) on ``n`` trials, plus the objective's fit alone.
 
     Args:
         X: An `n x d` array of unit-cube points.
@@ -133,6 +159,7 @@ def time_gpbo(X: np.ndarray, y: np.ndarray, *, q: int, device: str, seed: int) -
         q: Points to propose jointly.
         device: ``"cpu"`` or ``"cuda"``.
         seed: The study seed.
+        failed_fraction: The fraction of the ``n`` trials that failed (:func:`failed_mask`).
 
     Returns:
         ``round_wall``, ``round_cpu``, ``fit_wall``, ``fit_cpu`` in seconds.
@@ -142,7 +169,8 @@ def time_gpbo(X: np.ndarray, y: np.ndarray, *, q: int, device: str, seed: int) -
     from gpbo.strategies import Bayes
     from gpbo.surrogate import fit_gp, warp_scores
 
-    history = gpbo_history(X, y, device=device, seed=seed)
+    history = gpbo_history(X, y, device=device, seed=seed, failed_fraction=failed_fraction)
+    ok = ~failed_mask(X, failed_fraction)
     cuda = device.startswith("cuda")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -151,7 +179,8 @@ def time_gpbo(X: np.ndarray, y: np.ndarray, *, q: int, device: str, seed: int) -
             proposals = strategy.propose(history, q)
         tkwargs: dict[str, Any] = {"dtype": torch.float64, "device": torch.device(device)}
         with Timer(cuda) as fit_timer:
-            fit_gp(torch.as_tensor(X, **tkwargs), torch.as_tensor(warp_scores(-y), **tkwargs))
+            fit_gp(torch.as_tensor(X[ok], **tkwargs),
+                   torch.as_tensor(warp_scores(-y[ok]), **tkwargs))
     if len(proposals) != q:
         raise RuntimeError(f"gpbo proposed {len(proposals)} points, asked for {q}")
     return {"round_wall": round_timer.wall, "round_cpu": round_timer.cpu,
@@ -207,7 +236,8 @@ def time_optuna_gp(X: np.ndarray, y: np.ndarray, *, seed: int) -> dict[str, floa
 
 
 def measure(
-    method: str, n: int, *, q: int, device: str, repeats: int, seed: int
+    method: str, n: int, *, q: int, device: str, repeats: int, seed: int,
+    failed_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Median over ``repeats`` of one method's time per suggested point at ``n`` observations.
 
@@ -218,6 +248,7 @@ def measure(
         device: ``"cpu"`` or ``"cuda"`` (gpbo only).
         repeats: Measurements; the median is kept (all are recorded).
         seed: Seed of the data and of the method.
+        failed_fraction: The fraction of the ``n`` trials that failed (gpbo only).
 
     Returns:
         A JSON-ready record.
@@ -226,7 +257,8 @@ def measure(
     samples: list[dict[str, float]] = []
     for r in range(repeats):
         if method == "gpbo":
-            s = time_gpbo(X, y, q=q, device=device, seed=seed + r)
+            s = time_gpbo(X, y, q=q, device=device, seed=seed + r,
+                          failed_fraction=failed_fraction)
             samples.append({"wall": s["round_wall"], "cpu": s["round_cpu"],
                             "fit_wall": s["fit_wall"], "fit_cpu": s["fit_cpu"]})
         elif method == "bayes_opt":
@@ -243,6 +275,7 @@ def measure(
         "device": device if method == "gpbo" else "cpu",
         "threads": _threads(),
         "repeats": repeats,
+        "failed_fraction": failed_fraction,
         "samples": samples,
     }
     for key in samples[0]:
@@ -317,6 +350,11 @@ def markdown_table(data: dict[str, Any]) -> str:
         "trust.",
         "",
     ]
+    failed_fraction = data.get("environment", {}).get("failed_fraction", 0.0)
+    if failed_fraction:
+        lines += [f"{failed_fraction:.0%} of the n trials failed (those with the largest x0), so "
+                  "a round fits the objective's GP to the rest and the success GP to all n; "
+                  "the fit column is the objective's GP alone.", ""]
     reuse = data.get("environment", {}).get("pending_cache_devices")
     if reuse is not None and reuse != _pending_cache_devices():
         lines += [f"The pending points' posterior terms were reused on: "
@@ -464,6 +502,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "posterior terms are reused (default gpbo's, "
                         "gpbo.cached_gp.PENDING_CACHE_DEVICES: cpu,cuda); 'cpu' measures the "
                         "GPU without it, into its own --out")
+    parser.add_argument("--failed-fraction", type=float, default=0.0,
+                        help="the fraction of gpbo's n trials that failed, in [0, 1) (default "
+                        "0): the round also fits the success GP; gpbo only, into its own --out")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for option in ("ns", "qs", "threads"):
@@ -481,6 +522,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error(f"--methods: unknown {unknown}; use {', '.join(METHODS)}")
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    if not 0.0 <= args.failed_fraction < 1.0:
+        parser.error(f"--failed-fraction must be in [0, 1), got {args.failed_fraction}")
+    peers = sorted({m.strip() for m in args.methods.split(",")} & set(PEERS))
+    if args.failed_fraction and peers:
+        parser.error(f"--failed-fraction measures gpbo alone (the peers have no failed trials "
+                     f"to model); pass --methods gpbo, not {', '.join(peers)}")
     return args
 
 
@@ -507,7 +554,8 @@ def run_child(args: argparse.Namespace) -> int:
             d.strip() for d in args.pending_cache_devices.split(",") if d.strip()
         )
     here = {**environment(), "fast": bool(os.environ.get(FAST_ENV)),
-            "pending_cache_devices": _pending_cache_devices()}
+            "pending_cache_devices": _pending_cache_devices(),
+            "failed_fraction": args.failed_fraction}
     if data["records"]:
         # the file's first environment stays (the report reads it); this process's is added
         data.setdefault("later_environments", []).append(here)
@@ -564,7 +612,8 @@ def run_child(args: argparse.Namespace) -> int:
             data["skipped"].append(note)
             save_results(path, data)
             continue
-        record = measure(method, n, q=q, device=device, repeats=args.repeats, seed=args.seed)
+        record = measure(method, n, q=q, device=device, repeats=args.repeats, seed=args.seed,
+                         failed_fraction=args.failed_fraction)
         data["records"].append(record)
         save_results(path, data)
         print(f"threads {threads} {device:>4} n={n:>5} {name:>10}: {record['median_wall']:.3f} s "
@@ -586,6 +635,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"{path} exists: pass --resume to extend it, or use another --out")
     if args.report_only and not path.exists():
         raise SystemExit(f"--report-only: no results at {path}; run the benchmark first")
+    if args.resume and path.exists():
+        stored = load_results(path)
+        fraction = stored["environment"].get("failed_fraction", 0.0)
+        if stored["records"] and fraction != args.failed_fraction:
+            raise SystemExit(f"{path} holds rounds with --failed-fraction {fraction}; measure "
+                             f"--failed-fraction {args.failed_fraction} into another --out")
     if not args.report_only:
         forwarded = list(sys.argv[1:] if argv is None else argv)
         for threads in _ints(args.threads):

@@ -332,6 +332,37 @@ def test_overhead_smoke(tmp_path: Path) -> None:
     assert "were reused on: cpu (" in (other / "results.md").read_text()
 
 
+def test_overhead_failed_trials_are_a_region_and_leave_the_objectives_gp(
+    tmp_path, monkeypatch
+) -> None:
+    script = _load_overhead_script()
+    X, y = script.hartmann_data(20, 0)
+    mask = script.failed_mask(X, 0.2)
+    assert mask.sum() == 4 and X[mask, 0].min() > X[~mask, 0].max()
+    assert not script.failed_mask(X, 0.0).any()
+    history = script.gpbo_history(X, y, device="cpu", seed=0, failed_fraction=0.2)
+    assert history.X.shape == (16, 6) and history.X_failed.shape == (4, 6)
+    assert history.n_total == 20
+    assert np.array_equal(history.X_failed, X[mask])
+    assert np.array_equal(history.scores, -y[~mask])
+
+    monkeypatch.setenv(script.FAST_ENV, "1")
+    record = script.measure("gpbo", 20, q=2, device="cpu", repeats=1, seed=0,
+                            failed_fraction=0.2)
+    assert record["failed_fraction"] == 0.2 and record["median_wall"] > 0
+    data = {"environment": {"failed_fraction": 0.2}, "records": [
+        {**record, "threads": 1}], "skipped": []}
+    assert "20% of the n trials failed" in script.markdown_table(data)
+
+    # a results file of one fraction is not extended with another
+    out = tmp_path / "o"
+    out.mkdir()
+    script.save_results(out / "results.json", {"schema": script.SCHEMA, **data})
+    refused = r"holds rounds with --failed-fraction 0\.2; measure --failed-fraction 0\.0"
+    with pytest.raises(SystemExit, match=refused):
+        script.main(["--resume", "--methods", "gpbo", "--ns", "20", "--out", str(out)])
+
+
 def _load_overhead_script():
     spec = importlib.util.spec_from_file_location("benchmark_overhead", OVERHEAD)
     script = importlib.util.module_from_spec(spec)
@@ -344,7 +375,9 @@ def _load_overhead_script():
     [(["--methods", "gbpo,optuna"], "--methods: unknown ['gbpo', 'optuna']"),
      (["--ns", "0"], "--ns takes comma-separated positive integers"),
      (["--qs", "x"], "--qs takes comma-separated positive integers"),
-     (["--repeats", "0"], "--repeats must be at least 1")],
+     (["--repeats", "0"], "--repeats must be at least 1"),
+     (["--failed-fraction", "1"], "--failed-fraction must be in [0, 1), got 1.0"),
+     (["--failed-fraction", "0.2"], "pass --methods gpbo, not bayes_opt, optuna-gp")],
 )
 def test_overhead_refuses_bad_arguments(tmp_path, capsys, option, message) -> None:
     script = _load_overhead_script()
