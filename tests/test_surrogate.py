@@ -321,6 +321,19 @@ def test_the_success_gp_reads_where_trials_failed():
     )
 
 
+def test_a_large_success_gp_fits_on_a_subset_and_conditions_on_every_trial():
+    from gpbo.surrogate import fit_success_gp, log_probability_of_success
+
+    rng = np.random.default_rng(1)
+    X = torch.tensor(rng.random((400, 3)))
+    succeeded = X[:, 0] < 0.8
+    gp = fit_success_gp(X, succeeded, subset=64)
+    assert gp.train_inputs[0].shape == (400, 3)
+    points = torch.tensor([[0.3, 0.5, 0.5], [0.95, 0.5, 0.5]], dtype=torch.float64)
+    log_p = log_probability_of_success(gp, points)
+    assert log_p[0] > np.log(0.9) and log_p[1] < np.log(0.1)
+
+
 def test_the_success_gp_refuses_labels_of_another_length():
     from gpbo.surrogate import fit_success_gp
 
