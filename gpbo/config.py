@@ -1094,9 +1094,12 @@ class FileObjective:
     """The function ``function`` of the Python file ``path``, loaded on first call.
 
     Picklable as the pair (path, name), so that process-executor workers load the file
-    themselves: a module loaded from a path cannot be pickled by reference. The file runs as
-    a module named ``gpbo_objective_<stem>`` (its ``if __name__ == "__main__":`` block does
-    not run), with its directory appended to ``sys.path``.
+    themselves: a module loaded from a path cannot be pickled by reference. Unpickling loads
+    it, as unpickling a module's function imports the module: a worker does so while it
+    starts (within the executor's ``start_timeout``), not in its first trial, whose
+    ``trial_timeout`` would otherwise count the import, again after every restart. The file
+    runs as a module named ``gpbo_objective_<stem>`` (its ``if __name__ == "__main__":``
+    block does not run), with its directory appended to ``sys.path``.
 
     Args:
         path: The ``.py`` file.
@@ -1115,6 +1118,7 @@ class FileObjective:
         self.path = state["path"]
         self.function = state["function"]
         self._loaded = None
+        self.load()
 
     def __repr__(self) -> str:
         return f"FileObjective({self.path!r}, {self.function!r})"

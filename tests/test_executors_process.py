@@ -367,6 +367,26 @@ def test_timeout_kills_the_process_group_and_restarts_the_worker(
 # -- executors of their own -----------------------------------------------------------------
 
 
+def test_a_file_objective_is_imported_while_the_worker_starts_not_in_a_trial(
+    fresh: list[Process], tmp_path: Path
+) -> None:
+    from gpbo.config import FileObjective
+
+    (tmp_path / "slow_import.py").write_text(
+        "import time\ntime.sleep(1.5)  # heavy imports, data loaded at module level\n"
+        "def f(params):\n    return params['x']\n"
+    )
+    executor = Process(grace_period=1.0, start_timeout=60.0)
+    fresh.append(executor)
+    executor.start(FileObjective(tmp_path / "slow_import.py", "f"), slots=["cpu"],
+                   metric="value")
+    for number in range(2):
+        (outcome,) = run_tasks(
+            executor, [TrialTask(number=number, params={"x": float(number)}, timeout=1.0)]
+        )
+        assert (outcome.status, outcome.value) == ("complete", float(number)), outcome.error
+
+
 def test_interrupt_stops_running_trials(fresh: list[Process]) -> None:
     executor = Process()
     fresh.append(executor)
