@@ -512,7 +512,7 @@ def _check_resumable(config: Any, kwargs: dict[str, Any]) -> int:
     ``config.yaml`` is overwritten; returns how many trials already finished."""
     if not config.journal_path.exists():
         return 0
-    from gpbo.journal import JournalLockedError
+    from gpbo.journal import JournalMismatchError
     from gpbo.study import Study
 
     try:
@@ -525,9 +525,7 @@ def _check_resumable(config: Any, kwargs: dict[str, Any]) -> int:
             journal=config.journal_path,
         ) as study:
             return sum(t.finished for t in study.trials)
-    except JournalLockedError:
-        raise
-    except GpboError as exc:
+    except JournalMismatchError as exc:
         raise GpboError(
             f"{exc}\n(the run directory {config.run_dir} holds another study: run with --fresh "
             "to move it aside and start over, or set another run_dir)"

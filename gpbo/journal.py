@@ -77,6 +77,7 @@ __all__ = [
     "JournalContents",
     "JournalError",
     "JournalLockedError",
+    "JournalMismatchError",
     "JournalRepairedWarning",
     "compare_headers",
     "fold_trials",
@@ -99,6 +100,12 @@ _WINDOWS_LOCK_OFFSET = 1 << 20  # locked byte on Windows, clear of the pid/host 
 
 class JournalError(GpboError, ValueError):
     """A journal is malformed, does not match the call, or cannot take an event."""
+
+
+class JournalMismatchError(JournalError):
+    """A file is not this study's journal: another study's (its header differs from the
+    call's), or not a gpbo journal at all. Unlike a damaged journal, it is not to be repaired
+    but moved aside, or another path given."""
 
 
 class JournalLockedError(GpboError, RuntimeError):
@@ -141,8 +148,9 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents | None:
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        JournalError: The file is not a gpbo journal, was written by a newer gpbo, or has a
-            malformed line other than the last one.
+        JournalMismatchError: The file is not a gpbo journal.
+        JournalError: The file was written by a newer gpbo, or has a malformed line other
+            than the last one.
     """
     path = Path(path)
     data = path.read_bytes()
@@ -152,7 +160,7 @@ def read_journal(path: str | os.PathLike[str]) -> JournalContents | None:
     if first_end < 0 and (data.startswith(_HEADER_PREFIX) or _HEADER_PREFIX.startswith(data)):
         return None
     if first_end < 0:
-        raise JournalError(
+        raise JournalMismatchError(
             f"{path} is not a gpbo journal: it holds no complete line (starts with "
             f"{_shown(data)}); pass another journal path"
         )
@@ -194,7 +202,7 @@ def _parse_header(path: Path, line: bytes) -> dict[str, Any]:
     except ValueError:
         header = None
     if not isinstance(header, dict) or header.get("format") != JOURNAL_FORMAT:
-        raise JournalError(
+        raise JournalMismatchError(
             f"{path} is not a gpbo journal: line 1 is not a header with "
             f'"format": "{JOURNAL_FORMAT}" (it starts with {_shown(line)}); pass another '
             "journal path"
@@ -386,8 +394,10 @@ class Journal:
 
         Raises:
             JournalLockedError: Another live driver holds the journal.
-            JournalError: The file is not a gpbo journal, is damaged, or its header differs
-                from ``header`` (every difference is listed), or ``header`` is not JSON-ready.
+            JournalMismatchError: The file is not a gpbo journal, or its header differs
+                from ``header`` (every difference is listed).
+            JournalError: The file is damaged or written by a newer gpbo, or ``header`` is
+                not JSON-ready.
         """
         path = Path(path)
         full_header = _full_header(path, header)
@@ -399,7 +409,7 @@ class Journal:
             if contents is not None:
                 differences = compare_headers(contents.header, full_header, keys=compare)
                 if differences:
-                    raise JournalError(
+                    raise JournalMismatchError(
                         f"{path} was written by a different study:\n  - "
                         + "\n  - ".join(differences)
                         + "\nuse another journal path, or call with the journal's settings"

@@ -388,6 +388,18 @@ def test_run_with_another_space_refuses_to_mix(tmp_path):
     assert "high: 5.0" in (tmp_path / "runs" / "quadratic" / "config.yaml").read_text()
 
 
+def test_run_on_a_damaged_journal_says_to_mend_the_line_not_to_start_over(tmp_path):
+    ok(gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=2", cwd=tmp_path))
+    journal = tmp_path / "runs" / "quadratic" / "journal.jsonl"
+    lines = journal.read_text().splitlines(keepends=True)
+    lines[1] = '{"event": "trial", oops\n'  # an edit, not a torn last line
+    journal.write_text("".join(lines))
+    done = gpbo_cli("run", str(QUADRATIC), "--set", "n_trials=3", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "line 2: invalid JSON" in done.stderr and "remove or fix that line" in done.stderr
+    assert "holds another study" not in done.stderr and "--fresh" not in done.stderr
+
+
 # -- config mistakes ----------------------------------------------------------------------------
 
 
