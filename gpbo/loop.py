@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from gpbo.exceptions import GpboError, SpaceExhausted, StopStudy, StudyError
 from gpbo.executors import Executor, make_executor, resolve_slots
-from gpbo.executors.base import TrialOutcome, TrialTask
+from gpbo.executors.base import TrialOutcome, TrialTask, remove_if_empty
 from gpbo.report import ProgressReporter, error_summary, format_count
 from gpbo.space import Space
 from gpbo.strategies import Bayes, Gradient, Strategy, default_n_init
@@ -566,6 +566,8 @@ class _Loop:
                 self.study.tell(trial, outcome.value, metrics=outcome.metrics)
             else:
                 self.study.tell(trial, error=outcome.error, status=outcome.status)
+                # a killed worker (timeout, crash) could not remove the folder it made
+                remove_if_empty(self.study.trial_dir(trial))
             if outcome.finished_at is not None:
                 trial.finished_at = outcome.finished_at
         return trial

@@ -158,6 +158,8 @@ def test_crashes_fail_their_trial_and_the_study_goes_on(tmp_path: Path) -> None:
     assert result.stop_reason == "5 trials finished"
     stored = {t.number: t.status for t in gpbo.load(tmp_path / "j.jsonl").trials}
     assert stored == {t.number: t.status for t in result.trials}
+    # nobody wrote in the trials' folders; the killed workers' are removed by the driver
+    assert list((tmp_path / "j.trials").iterdir()) == []
 
 
 def test_max_consecutive_failures_ends_a_parallel_study(tmp_path: Path) -> None:
