@@ -217,9 +217,10 @@ class ProgressReporter:
             body = f"{self.metric}={format_value(trial.value)}"
         else:
             reason = (trial.error or "").strip().splitlines()
-            # 160: a command's reason quotes the line it could not read after ~70 characters
+            # 160: a command's reason quotes the line it could not read after ~70 characters;
+            # its end names the fix and the trial's log
             body = f"{trial.status.upper()}" + (
-                f" ({shorten(reason[0], 160)})" if reason else ""
+                f" ({shorten(reason[0], 160, keep_end=70)})" if reason else ""
             )
         if new_best:
             best = "  * new best"
@@ -262,11 +263,15 @@ class ProgressReporter:
             )
 
 
-def shorten(text: str, limit: int = 80) -> str:
-    """``text`` made :func:`printable` and cut to ``limit`` characters, ending in ``...`` where
-    it was cut."""
+def shorten(text: str, limit: int = 80, *, keep_end: int = 0) -> str:
+    """``text`` made :func:`printable` and cut to ``limit`` characters, with ``...`` where it
+    was cut: at the end, or before its last ``keep_end`` characters (an error's end says how
+    to fix it and where its log is)."""
     text = printable(text)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    keep_end = min(keep_end, limit - 3)
+    return text[: limit - 3 - keep_end] + "..." + (text[-keep_end:] if keep_end else "")
 
 
 # -- whole studies: gpbo run's summary, gpbo show, gpbo export ---------------------------
@@ -391,7 +396,8 @@ def render_study(
             first, *quoted = error_summary(trial.error).splitlines() or [""]
             where = _innermost_frame(trial.error or "")
             located = located or bool(where)
-            out.write(f"  #{trial.number} {trial.status}: {shorten(first, 160)}{where}\n")
+            # whole: the end of a long reason says how to fix it and where the trial's log is
+            out.write(f"  #{trial.number} {trial.status}: {printable(first)}{where}\n")
             out.writelines(f"    {shorten(line, 160)}\n" for line in quoted)
         if len(failed) > 10:
             out.write(f"  ... and {len(failed) - 10} more (gpbo export --csv has them all)\n")

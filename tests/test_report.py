@@ -25,11 +25,16 @@ def test_lines_mark_new_bests_and_failures():
     reporter.trial_finished(Trial(2, {"x": 3.0}, status="failed",
                                   error="ValueError: boom\nTraceback ..."))
     unread = "CommandError: unreadable metric: the last line of stdout is not JSON: 'accuracy=0.99'"
-    reporter.trial_finished(Trial(3, {"x": 4.0}, status="failed", error=unread + "; " + "x" * 200))
+    fix = "print a JSON line last, or set metric_regex (full output in runs/t/trials/3.log)"
+    error = f"{unread}; {'x' * 200}{fix}"
+    reporter.trial_finished(Trial(3, {"x": 4.0}, status="failed", error=error))
     reporter.finish([], stop_reason="3 trials finished")
     lines = out.getvalue().splitlines()
-    kept = "x" * (160 - 3 - len(unread + "; "))  # the reason is cut at 160 characters
-    assert f"FAILED ({unread}; {kept}...)  " in lines[4]
+    # the reason is cut to 160 characters in its middle: its start says what, its end the
+    # fix and the log
+    kept = "x" * (160 - 3 - len(unread + "; ") - 70)
+    assert f"FAILED ({unread}; {kept}...{error[-70:]})  " in lines[4]
+    assert error[-70:].endswith("trials/3.log)")
     assert lines[0].startswith("[gpbo] 3 trials, strategy bayes, 1 slot(s) on cpu")
     assert "value=2" in lines[1] and "new best" in lines[1] and "[cpu, 1.5s]" in lines[1]
     assert "best=2 (#0)" in lines[2]
@@ -172,6 +177,20 @@ def test_values_and_errors_are_shown_on_one_line_without_control_codes():
     cut = shorten(coloured, 160)
     assert "\x1b" not in cut and cut.startswith("  | ERROR xxx") and cut.endswith("...")
     assert shorten("bell\x07 here") == "bell\\x07 here"
+    cut = shorten("what " + "x" * 200 + " fix (log)", 40, keep_end=12)
+    assert cut == "what " + "x" * 20 + "...xx fix (log)" and len(cut) == 40
+    assert shorten("short", 40, keep_end=12) == "short"
+
+
+def test_show_gives_a_failed_trials_whole_reason(tmp_path):
+    journal = tmp_path / "journal.jsonl"
+    study = gpbo.Study({"x": gpbo.Real(0.0, 1.0)}, strategy="random", seed=0, journal=journal)
+    reason = ("CommandError: unreadable metric: " + "x" * 200 + "; print a JSON line last "
+              "(full output in runs/t/trials/0.log)")
+    study.tell(study.ask(1)[0], error=reason)
+    study.close()
+    shown = render_study(gpbo.load(journal), driver_running=False)
+    assert f"  #0 failed: {reason}" in shown, shown
 
 
 def _missing_key(params):
