@@ -417,6 +417,15 @@ class CommandObjective:
                     f"(keys: {', '.join(map(str, parsed)) or 'none'}); print it, or set "
                     f"metric: to the key to optimize {where}"
                 )
+            value = parsed[self.metric]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise CommandError(
+                    f"unreadable metric: the last line of stdout gives {self.metric!r} as "
+                    f"{shorten(json.dumps(value), 60)} ({type(value).__name__}), not a number; "
+                    f'print a number there, such as {{"{self.metric}": 0.93}} {where}'
+                )
+            if not math.isfinite(value):
+                raise CommandError(f"the metric is {value}, not a finite number {where}")
             return parsed
         if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
             raise CommandError(

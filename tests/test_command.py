@@ -206,6 +206,9 @@ def test_non_zero_exit_fails_with_the_stderr_tail(tmp_path):
         ("print('accuracy: 0.9')", None, "last line of stdout is not JSON"),
         ("print('{\"acc\": 0.9}')", None, "holds no 'value'.*keys: acc"),
         ("print('[1, 2]')", None, "neither a number nor an object"),
+        ("print('{\"value\": \"high\"}')", None,
+         r"gives 'value' as \"high\" \(str\), not a number; print a number there.*full output"),
+        ("print('{\"value\": NaN}')", None, "the metric is nan, not a finite number"),
         # a diverged run: Python prints nan and inf, which JSON cannot spell
         ("print(float('nan'))", None, "the metric is nan, not a finite number"),
         ("print(-float('inf'))", None, "the metric is -inf, not a finite number"),
