@@ -328,6 +328,11 @@ class _Loop:
         self.reporter.seed_best(self.study.trials)
         if self._should_stop():
             # a resume whose n_trials are already finished: no worker to start (seconds each)
+            if self.finished >= self.settings.n_trials:
+                self.stop_reason = (
+                    f"n_trials={self.settings.n_trials} already reached: the study has "
+                    f"{format_count(self.finished, 'finished trial')}; raise n_trials to go on"
+                )
             self.reporter.finish(self.study.trials, stop_reason=self.stop_reason)
             return self.study.result(stop_reason=self.stop_reason)
         with self.signals:

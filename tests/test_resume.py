@@ -441,4 +441,7 @@ def test_a_resume_with_its_trials_already_finished_starts_no_worker(tmp_path, mo
     result = gpbo.optimize(lambda p: p["x"], space, n_trials=2, strategy="random", seed=0,
                            executor="serial", journal=journal, verbose=False)
     assert starts == [] and len(result.trials) == 3
-    assert result.stop_reason == "3 trials finished"
+    # said as the CLI says it, not as if the 3 trials had just run
+    assert result.stop_reason == (
+        "n_trials=2 already reached: the study has 3 finished trials; raise n_trials to go on"
+    )
