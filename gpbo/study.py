@@ -617,6 +617,7 @@ class Study(BestTrialMixin):
                 )
             stored_metric = recorded_metric(self._journal.header, events)
             if stored_metric != self.metric:
+                self._refuse_a_metric_recorded_beside(stored_metric, path)
                 # a renamed key in the objective's return, say: the values go on, under the
                 # name now given, which summaries of the journal take from here on
                 # a journal from before the metric was recorded says nothing to differ from
@@ -639,6 +640,25 @@ class Study(BestTrialMixin):
             self._journal.close()
             self._journal = None
             raise
+
+    def _refuse_a_metric_recorded_beside(self, stored_metric: str, path: Path) -> None:
+        """Refuse a resume whose new metric the trials so far recorded beside their values.
+
+        A metric renamed in the objective's return goes on under the new name; but where the
+        trials also returned the new one, their values are another quantity (a loss where
+        the accuracy is now asked for), and the GP would fit the two as one.
+        """
+        from gpbo.journal import JournalMismatchError
+
+        beside = [t.number for t in self._trials if self.metric in (t.metrics or {})]
+        if beside:
+            shown = ", ".join(map(str, beside[:5])) + (", ..." if len(beside) > 5 else "")
+            raise JournalMismatchError(
+                f"{path} records {stored_metric!r} as the trials' value, and {self.metric!r} "
+                f"beside it (trial {shown}): optimizing {self.metric!r} now would fit the GP "
+                f"to two quantities as one; resume with metric={stored_metric!r}, or give "
+                f"another journal path for a study of {self.metric!r}"
+            )
 
     def _replay(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Resume from journal events: trials that were running are run again first.

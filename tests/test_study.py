@@ -678,6 +678,12 @@ def test_a_named_metric_is_read_from_a_mapping_recorded_and_taken_up_on_resume(t
     ):
         assert study.metric == "acc"
     assert gpbo.load(path).metric == "acc"
+    # not a renamed key: the trials returned "loss" beside the accuracy they were tuned for
+    refused = r"records 'acc' as the trials' value, and 'loss' beside it \(trial 0\)"
+    with pytest.raises(gpbo.journal.JournalMismatchError, match=refused):
+        gpbo.Study(SPACE, strategy="random", journal=path, metric="loss")
+    with gpbo.Study(SPACE, strategy="random", journal=path) as study:  # the lock was released
+        assert study.metric == "acc"
     with pytest.raises(gpbo.GpboError, match="metric must be a non-empty string"):
         gpbo.Study(SPACE, metric="")
 
