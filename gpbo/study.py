@@ -317,6 +317,8 @@ class Study(BestTrialMixin):
                     value,
                     metric=self.metric,
                     metric_hint="pass the metric as value and the rest as tell(..., metrics=)",
+                    source="tell() got",  # no objective here: the caller's own value
+                    verb="pass",
                 )
             except ValueError as exc:
                 # recorded, as optimize() records such a return; but said, since in an ask/tell

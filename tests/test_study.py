@@ -77,7 +77,9 @@ def test_tell_without_the_value_key_says_how_to_pass_the_metric(caplog):
     caplog.clear()
     with caplog.at_level("WARNING", logger="gpbo.study"):
         study.tell(text, "0.3")  # a slip of the caller's is recorded, and said
-    assert text.status == "failed" and "'0.3' (str), not a number" in text.error
+    assert text.status == "failed"
+    assert text.error == "tell() got '0.3' (str), not a number; pass a float (or a mapping " \
+        "holding the metric)"
     assert [r.getMessage() for r in caplog.records] == [f"trial 1 is recorded failed: {text.error}"]
     with pytest.raises(gpbo.GpboError, match=r"got a list of 1; ask\(\) returns a list"):
         study.tell(study.ask(1), 1.0)
