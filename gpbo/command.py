@@ -424,7 +424,7 @@ class CommandObjective:
                     f"{shorten(json.dumps(value), 60)} ({type(value).__name__}), not a number; "
                     f'print a number there, such as {{"{self.metric}": 0.93}} {where}'
                 )
-            if not math.isfinite(value):
+            if isinstance(value, float) and not math.isfinite(value):  # an int is finite
                 raise CommandError(f"the metric is {value}, not a finite number {where}")
             return parsed
         if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):

@@ -229,6 +229,15 @@ def test_missing_or_unreadable_metric_fails_with_the_reason(tmp_path, body, rege
         objective({})
 
 
+def test_a_json_metric_beyond_a_floats_range_is_left_to_the_value_check(tmp_path):
+    script = _script(tmp_path, "t.py", "print('{\"value\": 1' + '0' * 400 + '}')\n")
+    objective = CommandObjective(f"{{python}} {script}", log_dir=tmp_path)
+    with trial_context(_context(tmp_path)):
+        returned = objective({})
+    with pytest.raises(ValueError, match="an integer of 401 digits, beyond a float's range"):
+        gpbo.executors.base.parse_objective_value(returned, metric="value")
+
+
 @pytest.mark.parametrize(
     "progress",
     [
