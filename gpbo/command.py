@@ -236,6 +236,13 @@ class CommandObjective:
                 raise GpboError(f"command token {token!r} cannot be filled: {exc}") from None
         return out
 
+    def log_path(self, number: int, trial_dir: str | os.PathLike[str]) -> Path:
+        """Where trial ``number``'s command writes its output: ``<log_dir>/<number>.log``,
+        else ``command.log`` in the trial's directory ``trial_dir``."""
+        if self.log_dir is not None:
+            return Path(self.log_dir) / f"{number}.log"
+        return Path(trial_dir) / "command.log"
+
     def __call__(self, params: dict[str, Any]) -> float | dict[str, Any]:
         """Run the command for one trial; return the metric (or the JSON object holding it).
 
@@ -259,11 +266,7 @@ class CommandObjective:
             GPBO_TRIAL_SEED="" if seed is None else str(seed),
             GPBO_TRIAL_DIR=str(trial_dir),
         )
-        log_path = (
-            Path(self.log_dir) / f"{number}.log"
-            if self.log_dir is not None
-            else Path(trial_dir) / "command.log"
-        )
+        log_path = self.log_path(number, trial_dir)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         returncode, stdout, stderr = self._run(argv, env, log_path, device)
         if returncode != 0:

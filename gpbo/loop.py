@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gpbo.exceptions import GpboError, SpaceExhausted, StopStudy, StudyError
 from gpbo.executors import Executor, make_executor, resolve_slots
@@ -23,6 +23,9 @@ from gpbo.space import Space
 from gpbo.strategies import Bayes, Gradient, Strategy, default_n_init
 from gpbo.study import Study
 from gpbo.trial import ACTIVE_STATUSES, Direction, Result, Trial, best_of
+
+if TYPE_CHECKING:
+    from gpbo.command import CommandObjective
 
 __all__ = ["optimize"]
 
@@ -310,6 +313,7 @@ class _Loop:
         self.signals = _StopSignals()
         self._warmed_up = False
         self._in_driver = executor.runs_in_driver
+        self._command: CommandObjective | None = None
         self.deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
 
     def run(self, objective: Callable[[dict[str, Any]], Any]) -> Result:
@@ -318,6 +322,11 @@ class _Loop:
         self._in_driver = self.executor.runs_in_driver and not getattr(
             objective, "runs_in_child_process", False
         )
+        # a command's log, named in its timeout's reason: the executor that stopped it
+        # does not know where the command wrote (its other failures name the log themselves)
+        from gpbo.command import CommandObjective
+
+        self._command = objective if isinstance(objective, CommandObjective) else None
         self.reporter.start(
             strategy=self.study.strategy.name,
             slots=self.slots,
@@ -570,12 +579,22 @@ class _Loop:
             if outcome.status == "complete":
                 self.study.tell(trial, outcome.value, metrics=outcome.metrics)
             else:
-                self.study.tell(trial, error=outcome.error, status=outcome.status)
+                self.study.tell(trial, error=self._with_log(outcome, trial),
+                                status=outcome.status)
                 # a killed worker (timeout, crash) could not remove the folder it made
                 remove_if_empty(self.study.trial_dir(trial))
             if outcome.finished_at is not None:
                 trial.finished_at = outcome.finished_at
         return trial
+
+    def _with_log(self, outcome: TrialOutcome, trial: Trial) -> str | None:
+        """A timed-out command's reason, with where its output is."""
+        if outcome.status != "timeout" or self._command is None:
+            return outcome.error
+        log = self._command.log_path(trial.number, self.study.trial_dir(trial))
+        if not log.exists() or str(log) in (outcome.error or ""):
+            return outcome.error
+        return f"{outcome.error or 'the trial timed out'} (full output in {log})"
 
     def _after_trials_when_stopping(self, trials: Sequence[Trial]) -> None:
         """Report and call back trials recorded as a stop signal came; the study stops anyway,

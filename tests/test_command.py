@@ -436,6 +436,7 @@ def _run_sleeper(tmp_path: Path, executor: str) -> tuple[gpbo.Result, list[int]]
 def test_serial_timeout_kills_the_commands_whole_process_group(tmp_path):
     result, pids = _run_sleeper(tmp_path, "serial")
     assert result.trials[0].status == "timeout"
+    assert result.trials[0].error.endswith(f"(full output in {tmp_path / 'logs' / '0.log'})")
     assert _wait_gone(pids) == [], "the command or its child outlived the timeout"
     assert "stopping the command (TrialTimeout" in (tmp_path / "logs" / "0.log").read_text()
 
@@ -443,6 +444,7 @@ def test_serial_timeout_kills_the_commands_whole_process_group(tmp_path):
 def test_process_executor_timeout_kills_the_commands_whole_process_group(tmp_path):
     result, pids = _run_sleeper(tmp_path, "process")
     assert result.trials[0].status == "timeout"
+    assert result.trials[0].error.endswith(f"(full output in {tmp_path / 'logs' / '0.log'})")
     assert _wait_gone(pids) == [], "the command or its child outlived the worker"
     assert "SIGTERM reached the trial" in (tmp_path / "logs" / "0.log").read_text()
 
