@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -487,21 +489,29 @@ def test_a_resume_with_other_strategy_options_warns_unless_the_journal_lacks_the
         gpbo.Study(SPACE, strategy="gradient", journal=old).close()
 
 
-def test_a_journal_from_before_the_failed_option_ran_bayes_with_failed_as_worst(tmp_path):
+def _journal_as_written_before(path: Path, change: Callable[[dict], None]) -> None:
+    """A one-trial journal at ``path`` whose header ``change`` makes as an earlier gpbo
+    wrote it."""
     import json
-    import warnings
 
-    path = tmp_path / "j.jsonl"
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
         study.tell(study.ask(1)[0], 1.0)
     lines = path.read_text().splitlines()
     header = json.loads(lines[0])
+    change(header)
+    path.write_text("\n".join([json.dumps(header, separators=(",", ":")), *lines[1:]]) + "\n")
+
+
+def test_a_journal_from_before_the_failed_option_ran_bayes_with_failed_as_worst(tmp_path):
+    import warnings
+
+    path = tmp_path / "j.jsonl"
     older = {k: v for k, v in gpbo.strategies.Bayes().config().items() if k != "failed"}
-    header["strategy"] = older
-    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    _journal_as_written_before(path, lambda header: header.update(strategy=older))
+    original = path.read_text()
     with pytest.warns(gpbo.GpboWarning, match=r"failed='feasibility', was 'worst'"):
         gpbo.Study(SPACE, strategy="bayes", journal=path).close()
-    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    path.write_text(original)
     with warnings.catch_warnings():
         warnings.simplefilter("error", gpbo.GpboWarning)
         worst = gpbo.strategies.Bayes(failed="worst")
@@ -691,16 +701,10 @@ def test_a_named_metric_is_read_from_a_mapping_recorded_and_taken_up_on_resume(t
 
 
 def test_a_journal_without_a_recorded_metric_reads_as_value(tmp_path):
-    import json
     import warnings
 
     path = tmp_path / "j.jsonl"
-    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
-        study.tell(study.ask(1)[0], 1.0)
-    lines = path.read_text().splitlines()
-    header = json.loads(lines[0])
-    del header["metric"]  # as an earlier gpbo wrote it
-    path.write_text("\n".join([json.dumps(header, separators=(",", ":")), *lines[1:]]) + "\n")
+    _journal_as_written_before(path, lambda header: header.pop("metric"))
     assert gpbo.load(path).metric == "value"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing recorded to differ from: no warning
