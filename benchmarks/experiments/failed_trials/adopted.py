@@ -6,21 +6,13 @@ final regret [IQR] over seeds, the wins/losses against the old default (``worst`
 mean number of failed trials per run.
 """
 
-import json
 import sys
-from collections import defaultdict
 
 import numpy as np
+from tables import load, regret_cell
 
 ORDER = ["worst", "gpbo-worst", "ignore", "gpbo-ignore", "pof", "gpbo"]
-rows = [json.loads(line) for f in sys.argv[1:] for line in open(f)]  # noqa: SIM115
-by: dict = defaultdict(dict)
-for r in rows:
-    by[(r["q"], r["problem"], r["failure"], r["alt"])][r["seed"]] = r
-
-
-def fmt(x: float) -> str:
-    return f"{x:.2g}" if x >= 1e-3 else f"{x:.1e}"
+rows, by = load(sys.argv[1:])
 
 
 for q in sorted({r["q"] for r in rows}):
@@ -40,12 +32,6 @@ for q in sorted({r["q"] for r in rows}):
                 if not d:
                     cells.append("")
                     continue
-                v = np.array([d[s]["regret"] for s in sorted(d)])
-                lo, med, hi = np.percentile(v, [25, 50, 75])
-                common = sorted(set(d) & set(base))
-                won = sum(d[s]["regret"] * 2 < base[s]["regret"] for s in common)
-                lost = sum(d[s]["regret"] > 2 * base[s]["regret"] for s in common)
                 failed = np.mean([d[s]["n_failed"] for s in d])
-                wl = "" if d is base else f" {won}/{lost}"
-                cells.append(f"{fmt(med)} [{fmt(lo)}, {fmt(hi)}] n{len(v)}{wl} f{failed:.1f}")
+                cells.append(f"{regret_cell(d, base, paired=d is not base)} f{failed:.1f}")
             print(f"| {problem} | {failure} | " + " | ".join(cells) + " |")

@@ -2,21 +2,14 @@
 
 python analyze.py q1.jsonl [q4.jsonl ...]
 """
-import json
 import sys
 from collections import defaultdict
 
 import numpy as np
+from tables import load, regret_cell
 
-rows = [json.loads(line) for f in sys.argv[1:] for line in open(f)]  # noqa: SIM115
+rows, by = load(sys.argv[1:])
 alts_order = ["worst", "ignore", "pending", "knear", "local", "localpend", "classifier", "pof"]
-by = defaultdict(dict)
-for r in rows:
-    by[(r["q"], r["problem"], r["failure"], r["alt"])][r["seed"]] = r
-
-
-def fmt(x):
-    return f"{x:.2g}" if x >= 1e-3 else f"{x:.1e}"
 
 
 for q in sorted({r["q"] for r in rows}):
@@ -38,13 +31,7 @@ for q in sorted({r["q"] for r in rows}):
                 if not d:
                     cells.append("")
                     continue
-                v = np.array([d[s]["regret"] for s in sorted(d)])
-                lo, med, hi = np.percentile(v, [25, 50, 75])
-                common = sorted(set(d) & set(base))
-                w = sum(d[s]["regret"] * 2 < base[s]["regret"] for s in common)
-                l_ = sum(d[s]["regret"] > 2 * base[s]["regret"] for s in common)
-                wl = "" if a == "worst" or f == "none" else f" {w}/{l_}"
-                cells.append(f"{fmt(med)} [{fmt(lo)}, {fmt(hi)}] n{len(v)}{wl}")
+                cells.append(regret_cell(d, base, paired=a != "worst" and f != "none"))
             print(f"| {f} | " + " | ".join(cells) + " |")
     # aggregate: median over problems and seeds of log10(regret / worst's regret)
     print(f"\n### q={q}: median over seeds of log10(regret_alt / regret_worst), per problem")
