@@ -56,7 +56,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -373,7 +373,7 @@ class Journal:
         cls,
         path: str | os.PathLike[str],
         *,
-        header: Mapping[str, Any],
+        header: Mapping[str, Any] | Callable[[JournalContents | None], Mapping[str, Any]],
         compare: Sequence[str] = ("space", "direction"),
     ) -> tuple[Journal, list[dict[str, Any]]]:
         """Open a journal for appending, creating it if needed, and return its events.
@@ -386,7 +386,10 @@ class Journal:
         Args:
             path: The journal file.
             header: The study's header (``space``, ``direction``, ``strategy``, ``seed``...),
-                JSON-ready; ``format`` and ``version`` are added.
+                JSON-ready; ``format`` and ``version`` are added. Or a function of what the
+                file holds (``None`` for a new journal) returning that header, called once
+                under the lock: a caller that takes settings from a stored journal (its
+                seed, say) reads the file once, and no other driver can change it between.
             compare: The header keys that must match an existing journal's.
 
         Returns:
@@ -400,12 +403,15 @@ class Journal:
                 not JSON-ready.
         """
         path = Path(path)
-        full_header = _full_header(path, header)
+        if not callable(header):
+            full_header = _full_header(path, header)  # a bad header fails before the lock
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = _Lock.acquire(path)
         fd = None
         try:
             contents = read_journal(path) if path.exists() else None
+            if callable(header):
+                full_header = _full_header(path, header(contents))
             if contents is not None:
                 differences = compare_headers(contents.header, full_header, keys=compare)
                 if differences:

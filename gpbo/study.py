@@ -588,7 +588,7 @@ class Study(BestTrialMixin):
             self.space = Space({name: self.space[name] for name in names})
 
     def _open_journal(self, path: Path) -> None:
-        from gpbo.journal import Journal, JournalError, read_journal
+        from gpbo.journal import Journal, JournalContents, JournalError
 
         if path.is_dir():
             raise JournalError(
@@ -596,15 +596,17 @@ class Study(BestTrialMixin):
                 f"{path / 'journal.jsonl'}"
             )
 
-        stored = read_journal(path) if path.exists() else None
-        if stored is not None and not self._seed_given and "seed" in stored.header:
-            self.seed = int(stored.header["seed"])  # resume the recorded random streams
-        if stored is not None:
-            self._adopt_stored_order(stored.header.get("space"))
-            if not self._metric_given:
-                self.metric = recorded_metric(stored.header, stored.events)
+        def header_for(stored: JournalContents | None) -> dict[str, Any]:
+            if stored is not None and not self._seed_given and "seed" in stored.header:
+                self.seed = int(stored.header["seed"])  # resume the recorded random streams
+            if stored is not None:
+                self._adopt_stored_order(stored.header.get("space"))
+                if not self._metric_given:
+                    self.metric = recorded_metric(stored.header, stored.events)
+            return self._header()
+
         keys = ("space", "direction", "seed") if self._seed_given else ("space", "direction")
-        self._journal, events = Journal.open(path, header=self._header(), compare=keys)
+        self._journal, events = Journal.open(path, header=header_for, compare=keys)
         try:
             self._replay(events)
             recorded = recorded_strategy(self._journal.header, events)

@@ -53,6 +53,30 @@ def make_journal(path: Path, events: list[dict]) -> None:
 EVENTS = [trial_event(0), trial_event(0, "complete", 0.5), {"event": "study", "note": "x"}]
 
 
+def test_a_header_function_sees_the_stored_journal_once_under_the_lock(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    seen = []
+
+    def header_for(stored):
+        seen.append(stored)
+        assert lock_path(path).exists()  # called under the lock
+        return HEADER if stored is None else {**HEADER, "seed": stored.header["seed"]}
+
+    journal, events = Journal.open(path, header=header_for)
+    journal.append(EVENTS[0])
+    journal.close()
+    assert seen == [None] and events == []
+
+    journal, events = Journal.open(path, header=header_for)
+    journal.close()
+    assert len(seen) == 2 and seen[1].events == events == [EVENTS[0]]
+
+    with pytest.raises(JournalError, match="direction"):  # compared as a plain header is
+        Journal.open(path, header=lambda stored: {**HEADER, "direction": "maximize"})
+    journal, _ = Journal.open(path, header=HEADER)  # and the lock was released
+    journal.close()
+
+
 def test_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "run" / "journal.jsonl"  # parent folders are created
     make_journal(path, EVENTS)

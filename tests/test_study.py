@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gpbo
+import gpbo.journal as journal_module
 from gpbo.exceptions import NoCompletedTrialError
 from tests.conftest import fast_bayes
 
@@ -138,7 +139,7 @@ def test_trial_seeds_and_dirs_are_stable(tmp_path):
     study.close()
 
 
-def test_journal_resume_replays_finished_trials_and_reruns_pending(tmp_path):
+def test_journal_resume_replays_finished_trials_and_reruns_pending(tmp_path, monkeypatch):
     path = tmp_path / "study.jsonl"
     study = gpbo.Study(SPACE, strategy="sobol", seed=1, journal=path)
     first = study.ask(3)
@@ -146,8 +147,14 @@ def test_journal_resume_replays_finished_trials_and_reruns_pending(tmp_path):
         study.tell(trial, f(trial.params))
     study.close()  # trial 2 was left running: the driver "died"
 
+    reads = []
+    read_journal = journal_module.read_journal
+    monkeypatch.setattr(
+        journal_module, "read_journal", lambda p: reads.append(p) or read_journal(p)
+    )
     resumed = gpbo.Study(SPACE, strategy="sobol", journal=path)  # seed read from the journal
     assert resumed.seed == 1
+    assert reads == [path]  # once, under the lock (a 20k-trial journal takes ~0.5 s a read)
     assert [t.status for t in resumed.trials] == ["complete", "complete", "interrupted"]
     (again, new) = resumed.ask(2)
     assert again.number == 2 and again.params == first[2].params
