@@ -292,7 +292,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 f"[gpbo] {run_dir} has {format_count(finished, 'finished trial')} and n_trials "
                 f"is {n_trials}: nothing to run; to go on, raise it: {more}"
             )
-        summary = _write_summary(config, f"n_trials={n_trials} already reached")
+        # the study stopped when its own trials finished: an n_trials lowered now (--set
+        # n_trials=4 on a run of 28) is not why, and config.yaml keeps the 28
+        summary = _write_summary(config, f"{format_count(finished, 'trial')} finished")
         if verbose:
             reporter.say(f"[gpbo] results: gpbo show {_shown_path(run_dir)}")
         return EXIT_FAILED if summary is not None and summary.get("best") is None else EXIT_OK

@@ -290,6 +290,9 @@ def test_a_rerun_with_n_trials_already_reached_says_so_and_runs_nothing(tmp_path
     assert "resuming after" not in done.stdout
     assert len(finished(tmp_path / "runs" / "quadratic")) == 3
     assert config_yaml.read_text() == before  # it keeps what its trials were run for
+    # and the summary tells why the study stopped, not the lowered n_trials
+    summary = json.loads((tmp_path / "runs" / "quadratic" / "summary.json").read_text())
+    assert summary["stop_reason"] == "3 trials finished"
 
 
 def test_show_and_best_of_a_config_read_its_run(quadratic_run, tmp_path):
