@@ -326,7 +326,10 @@ def render_study(
                 t.number,
             )
         )
-    header = ["#", "status", study.metric, *names, "device", "duration"]
+    fixed = {"#", "status", study.metric, "device", "duration"}
+    # a parameter named as a fixed column (`value`, `device`) is told apart as in the CSV
+    header = ["#", "status", study.metric, *[f"params_{n}" if n in fixed else n for n in names],
+              "device", "duration"]
     now = time.time()
     rows = []
     for trial in trials:

@@ -193,6 +193,15 @@ def test_show_gives_a_failed_trials_whole_reason(tmp_path):
     assert f"  #0 failed: {reason}" in shown, shown
 
 
+def test_show_tells_a_parameter_named_value_from_the_value_column(tmp_path):
+    study = gpbo.Study({"value": gpbo.Real(0.0, 1.0), "lr": gpbo.Real(0.0, 1.0)},
+                       strategy="random", seed=0)
+    trial = study.ask(1)[0]
+    study.tell(trial, 0.25)
+    header = render_study(study, title="t").splitlines()[2].split()
+    assert header == ["#", "status", "value", "params_value", "lr", "device", "duration"]
+
+
 def _missing_key(params):
     return params["not_in_space"]
 
