@@ -112,7 +112,10 @@ def template_fields(template: str | Sequence[str]) -> list[str]:
         try:
             parsed = list(string.Formatter().parse(token))
         except ValueError as exc:
-            raise GpboError(f"command token {token!r} is not a valid template: {exc}") from None
+            raise GpboError(
+                f"command token {token!r} is not a valid template: {exc} (double the braces, "
+                "{{ }}, for literal ones)"
+            ) from None
         for _, field, _, _ in parsed:
             if field is None:
                 continue

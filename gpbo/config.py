@@ -744,12 +744,12 @@ class _Checker:
 
     def _space(self) -> Space:
         spec = self.data.get("space")
-        if spec is None:
+        if spec is None and "space" not in self.data:
             raise ConfigError(
                 f"{self.path}: space is missing; e.g.\nspace:\n  lr: {{type: real, low: 1.0e-4, "
                 "high: 0.1, log: true}\n  batch_size: {type: choice, values: [32, 64, 128]}"
             )
-        if isinstance(spec, dict) and not spec:
+        if spec is None or (isinstance(spec, dict) and not spec):  # `space:` and nothing under it
             raise self.fail(
                 "space", "space is empty; give at least one parameter, e.g. "
                 "lr: {type: real, low: 1.0e-4, high: 0.1, log: true}"
@@ -916,6 +916,17 @@ class _Checker:
                 "starting with { is a YAML mapping) or a list of words",
                 value,
             )
+        if isinstance(value, list):
+            flags = [v for v in value if isinstance(v, bool)]
+            if flags:
+                # YAML reads yes/no/on/off/true as booleans; which word was meant is lost
+                raise self.fail(
+                    "command",
+                    f"the command's word {flags[0]!r} was read by YAML as a boolean; quote it "
+                    '("yes", "on", "true") to pass the word as written',
+                )
+            # [python3, train.py, --epochs, 10]: YAML made 10 a number, meant as the word
+            value = [str(v) if isinstance(v, int | float) else v for v in value]
         if not (
             (isinstance(value, str) and value.strip())
             or (isinstance(value, list) and value and all(isinstance(v, str) for v in value))
@@ -951,7 +962,9 @@ class _Checker:
                     "command",
                     f"the command's placeholder {{{name}}} is neither a parameter nor one of "
                     f"{', '.join(RESERVED_FIELDS)}{_hint(name, known)} (parameters: "
-                    f"{', '.join(space.names)})",
+                    f"{', '.join(space.names)})"
+                    # '{"epochs": 3}' in a command: JSON, not a placeholder
+                    + ("" if name.isidentifier() else "; double literal braces: {{ }}"),
                 )
         unused = [name for name in space.names if name not in objective.fields]
         if unused:

@@ -85,6 +85,8 @@ def test_template_errors_name_the_problem():
         CommandObjective("{python} 'unclosed")
     with pytest.raises(gpbo.GpboError, match="placeholder without a name"):
         CommandObjective("{python} x.py {}")
+    with pytest.raises(gpbo.GpboError, match=r"Single '\{' .*double the braces, \{\{ \}\}"):
+        CommandObjective("{python} x.py --opts {")
     with pytest.raises(gpbo.GpboError, match="needs a group"):
         CommandObjective("{python} x.py", metric_regex=r"acc=\d+")
     with pytest.raises(gpbo.GpboError, match="neither a parameter"):

@@ -179,6 +179,9 @@ def test_missing_pieces_are_named(project):
         load_config(write(project, "objective: obj.py:f\nn_trials: 3\n"))
     with pytest.raises(ConfigError, match="line 2: space is empty; give at least one parameter"):
         load_config(write(project, "objective: obj.py:f\nspace: {}\nn_trials: 3\n"))
+    # `space:` with nothing under it (parameters not indented, say) is there, and empty
+    with pytest.raises(ConfigError, match="line 2: space is empty; give at least one parameter"):
+        load_config(write(project, "objective: obj.py:f\nspace:\nn_trials: 3\n"))
     with pytest.raises(ConfigError, match="space must be a mapping of parameter names"):
         load_config(write(project, "objective: obj.py:f\nspace: [x]\nn_trials: 3\n"))
     with pytest.raises(ConfigError, match="say what a trial runs"):
@@ -282,6 +285,9 @@ def test_command_configs(project, caplog):
         load_config(write(project, base.replace("{x}", "{y}")))
     with pytest.raises(ConfigError, match=r"placeholder \{xx\}.*did you mean 'x'"):
         load_config(write(project, base.replace("{x}", "{xx}")))
+    json_arg = base.replace('--x {x}"', """--x {x} --opts '{\\"epochs\\": 3}'\"""")
+    with pytest.raises(ConfigError, match=r'placeholder \{"epochs"\}.*double literal braces'):
+        load_config(write(project, json_arg))
     with pytest.raises(ConfigError, match=r"script 'nope.py' is not in"):
         load_config(write(project, base.replace("train.py", "nope.py")))
     with pytest.raises(ConfigError, match=r"line 5: metric_regex .* needs a group"):
@@ -292,6 +298,18 @@ def test_command_configs(project, caplog):
         load_config(write(project, base + "objective: obj.py:f\n"))
     load_config(write(project, base.replace(" --x {x}", "")))
     assert "never used" in caplog.text
+
+
+def test_numbers_in_a_command_list_are_its_words_and_booleans_are_refused(project):
+    listed = 'command: ["{python}", train.py, --epochs, 10, --scale, 0.5, --x, "{x}"]'
+    base = BASE.replace("objective: obj.py:f", listed)
+    config = load_config(write(project, base))
+    assert config.objective.argv({"x": 0.25})[1:] == [
+        "train.py", "--epochs", "10", "--scale", "0.5", "--x", "0.25"
+    ]
+    assert config.resolved()["command"][3] == 10  # config.yaml keeps what was written
+    with pytest.raises(ConfigError, match=r"line 1: the command's word True .* quote it"):
+        load_config(write(project, base.replace("10", "yes")))
 
 
 def test_command_templates_with_format_specs_and_per_trial_scripts(project):
