@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import numbers
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,8 +65,15 @@ class AcquisitionOptions:
     def __post_init__(self) -> None:
         for name in ("num_restarts", "raw_samples", "maxiter"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise GpboError(f"{name} must be a positive int, got {value!r}")
+            object.__setattr__(self, name, int(value))  # np.int64(10) as 10
+        if self.raw_samples < self.num_restarts:
+            # the starts are the best of the raw samples: BoTorch fails at the first GP round
+            raise GpboError(
+                f"raw_samples ({self.raw_samples}) must be at least num_restarts "
+                f"({self.num_restarts}): the starts are chosen among the raw samples"
+            )
         for name in ("factr", "pgtol"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

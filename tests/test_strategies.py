@@ -169,6 +169,10 @@ def test_strategy_options_are_keyword_only_and_bad_ones_name_the_strategy():
             strategy(3)  # Bayes(3) was n_init=3, Grid(3) levels=3: read by name only
     with pytest.raises(gpbo.GpboError, match=r"^Bayes: num_restarts must be a positive int"):
         Bayes(num_restarts=0)
+    # the starts are chosen among the raw samples: BoTorch failed at the first GP round
+    with pytest.raises(gpbo.GpboError, match=r"^Bayes: raw_samples \(4\) must be at least "
+                       r"num_restarts \(10\)"):
+        Bayes(raw_samples=4)
 
 
 def test_small_discrete_space_is_used_up_without_duplicates():
