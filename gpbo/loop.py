@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import numbers
 import signal
 import sys
 import threading
@@ -75,6 +76,10 @@ class _Settings:
     callbacks: tuple[Callback, ...]
 
     def __post_init__(self) -> None:
+        for name in ("n_trials", "batch_size", "max_consecutive_failures"):
+            value = getattr(self, name)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                object.__setattr__(self, name, int(value))  # np.int64(20): JSON takes ints
         _positive_int("n_trials", self.n_trials)
         if self.batch_size != "auto":
             _positive_int("batch_size", self.batch_size)
@@ -198,6 +203,7 @@ def optimize(
         metric=metric,
         callbacks=tuple(callbacks),
     )
+    batch_size = settings.batch_size  # an int where a NumPy one was given
     slots = resolve_slots(devices, workers_per_device=workers_per_device)
     runner = make_executor(executor, slots=slots)
     if (

@@ -252,6 +252,8 @@ class Grid(Strategy):
     name: ClassVar[str] = "grid"
 
     def __post_init__(self) -> None:
+        if isinstance(self.levels, np.integer):
+            self.levels = int(self.levels)
         if isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels < 2:
             raise GpboError(f"Grid(levels=...) must be an int >= 2, got {self.levels!r}")
 
@@ -304,7 +306,9 @@ class Bayes(Strategy):
     (docs/benchmarks.md, change log).
 
     Args:
-        n_init: Quasi-random points before the GP; default :func:`default_n_init`.
+        n_init: Quasi-random points before the GP; default :func:`default_n_init`. An ask
+            is all quasi-random or all the GP's, so a value given is rounded up to whole
+            asks (5 in batches of 4: 8).
         num_restarts: L-BFGS-B starts for the acquisition.
         raw_samples: Random batches scored to choose the starts.
         maxiter: L-BFGS-B iterations per start.
@@ -329,6 +333,8 @@ class Bayes(Strategy):
     _options: AcquisitionOptions = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.n_init, np.integer):
+            self.n_init = int(self.n_init)
         if self.n_init is not None and (
             isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 1
         ):
@@ -431,7 +437,9 @@ class Gradient(Strategy):
     when one does (derived from the history, so resuming continues the same way).
 
     Args:
-        n_init: Quasi-random points before the GP; default :func:`default_n_init`.
+        n_init: Quasi-random points before the GP; default :func:`default_n_init`. An ask
+            is all quasi-random or all the GP's, so a value given is rounded up to whole
+            asks (5 in batches of 4: 8).
         radius: Initial half-width of the trust region in the unit cube.
         min_radius: The smallest half-width.
         num_restarts: Starts for the local optimization.
@@ -447,6 +455,8 @@ class Gradient(Strategy):
     _options: AcquisitionOptions = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.n_init, np.integer):
+            self.n_init = int(self.n_init)
         if self.n_init is not None and (
             isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 1
         ):

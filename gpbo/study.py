@@ -107,7 +107,12 @@ class Study(BestTrialMixin):
         self._asks = 0
         self._journal: Any = None
         self._unwritable: str | None = None  # why this study records nothing more, if so
+        self._strategy_event: dict[str, Any] | None = None  # a resume's new strategy, unrecorded
         self._tmp_dir: Path | None = None
+        if journal is not None and not isinstance(journal, (str, os.PathLike)):
+            raise GpboError(
+                f"journal must be a file path (str or pathlib.Path) or None, got {journal!r}"
+            )
         # "~/runs/j.jsonl" as the shell would read it, not a folder named "~" in the cwd
         self.journal_path = Path(journal).expanduser() if journal is not None else None
         self._journal_absolute = None if journal is None else self.journal_path.absolute()
@@ -131,6 +136,8 @@ class Study(BestTrialMixin):
                 nothing else is waiting.
         """
         self._check_writable()
+        if isinstance(n, np.integer):
+            n = int(n)
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise GpboError(f"ask(n) needs a positive int, got {n!r}")
         round_ = self._asks
@@ -142,6 +149,9 @@ class Study(BestTrialMixin):
         if n_rerun + len(queued) < n:
             history = self._history(extra_pending=queued)
             proposals = self.strategy.propose(history, n - n_rerun - len(queued))
+        if self._strategy_event is not None:
+            self._append_event({**self._strategy_event, "time": time.time()})
+            self._strategy_event = None
         out: list[Trial] = []
         for _ in range(n_rerun):
             trial = self._trials[self._rerun.popleft()]
@@ -212,6 +222,16 @@ class Study(BestTrialMixin):
                 f"trial {target.number}: tell() got both a value and an error; a failed trial "
                 "has no value (study.tell(trial, error=...)), a complete one no error "
                 "(study.tell(trial, value))"
+            )
+        if status not in (None, "complete", "failed", "timeout", "interrupted"):
+            raise GpboError(
+                f"trial {target.number}: tell() got status={status!r}; give 'complete', "
+                "'failed', 'timeout' or 'interrupted'"
+            )
+        if error is not None and status == "complete":
+            raise GpboError(
+                f"trial {target.number}: tell() got an error with status='complete'; a trial "
+                "with an error failed: study.tell(trial, error=...) without the status"
             )
         if value is not None and status in ("failed", "timeout", "interrupted"):
             raise GpboError(
@@ -307,10 +327,6 @@ class Study(BestTrialMixin):
         elif error is not None or status == "failed":
             target.status = "failed"
             target.error = _error_text(error) if error is not None else "failed"
-        elif status not in (None, "complete"):
-            raise GpboError(
-                f"status must be complete, failed, timeout or interrupted, got {status!r}"
-            )
         else:
             try:
                 number, extras = parse_objective_value(
@@ -613,12 +629,12 @@ class Study(BestTrialMixin):
             current = json.loads(json.dumps(self.strategy.config()))  # tuples as lists
             if events and recorded != current:
                 # a resume may switch strategies (e.g. random -> bayes); recorded so that
-                # summaries and `gpbo show` name the one now proposing
+                # summaries and `gpbo show` name the one now proposing, once it proposes: a
+                # study opened to look (with the default strategy) leaves the record alone
                 _warn_strategy_changed(path, recorded, current)
-                self._append_event(
-                    {"event": "study", "kind": "strategy", "time": time.time(),
-                     "strategy": current}
-                )
+                self._strategy_event = {
+                    "event": "study", "kind": "strategy", "strategy": current
+                }
             stored_metric = recorded_metric(self._journal.header, events)
             if stored_metric != self.metric:
                 self._refuse_a_metric_recorded_beside(stored_metric, path)
@@ -880,9 +896,15 @@ def load(journal_path: str | Path) -> Study:
     study._fold_events(contents.events)
     study._unwritable = (
         f"gpbo.load() reads {path} for analysis and records nothing; to go on with the study, "
-        "open its journal: gpbo.Study(space, journal=path)"
+        f"open its journal with its settings: gpbo.Study(space, journal={str(path)!r}, "
+        f"direction={study.direction!r}, strategy={strategy.name!r})"
+        + ("" if set(config) <= {"name"} else f" (its strategy's options: {_show_options(config)})")
     )
     return study
+
+
+def _show_options(config: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in config.items() if key != "name")
 
 
 class _RecordedStrategy(Strategy):

@@ -305,6 +305,31 @@ def test_a_trial_interrupted_before_it_started_has_no_start_or_duration():
     assert "interrupted=2" in str(info.value) and "failed trials" not in str(info.value)
 
 
+def test_tell_refuses_an_unknown_status_or_an_error_called_complete_before_the_value():
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    (trial,) = study.ask(1)
+    with pytest.raises(gpbo.GpboError, match=r"^trial 0: tell\(\) got status='done'"):
+        study.tell(trial, "not a number", status="done")  # the status is what is wrong
+    with pytest.raises(gpbo.GpboError, match="an error with status='complete'"):
+        study.tell(trial, error="boom", status="complete")  # was recorded failed silently
+    assert trial.status == "pending"
+    study.tell(trial, np.float64(0.5), status="complete")
+    assert (trial.status, trial.value) == ("complete", 0.5)
+
+
+def test_numpy_integers_are_taken_as_counts_and_a_journal_that_is_no_path_refused(tmp_path):
+    study = gpbo.Study(SPACE, strategy=gpbo.strategies.Bayes(n_init=np.int64(3)), seed=0)
+    assert len(study.ask(np.int64(2))) == 2 and study.strategy.n_init == 3
+    assert type(study.strategy.n_init) is int
+    assert gpbo.strategies.Grid(levels=np.int32(3)).levels == 3
+    result = gpbo.optimize(lambda p: p["x"], SPACE, n_trials=np.int64(3),
+                           batch_size=np.int64(1), strategy="random", seed=0, verbose=False,
+                           journal=tmp_path / "j.jsonl")
+    assert len(result.trials) == 3  # and the journal, JSON, took the counts
+    with pytest.raises(gpbo.GpboError, match=r"journal must be a file path .* got 123"):
+        gpbo.Study(SPACE, journal=123)
+
+
 @pytest.mark.parametrize("status", ["failed", "timeout", "interrupted"])
 def test_tell_refuses_a_value_with_a_status_that_has_none(status):
     study = gpbo.Study(SPACE, strategy="random", seed=0)
@@ -467,6 +492,11 @@ def test_a_strategy_changed_on_resume_is_recorded_once_and_loaded(tmp_path):
         study.tell(study.ask(1)[0], 2.0)
     with gpbo.Study(SPACE, strategy="sobol", journal=path) as study:
         pass
+    with (
+        pytest.warns(gpbo.GpboWarning, match="strategy 'bayes' where it ran 'sobol'"),
+        gpbo.Study(SPACE, journal=path),  # opened to look, with the default strategy
+    ):
+        pass
     events = [json.loads(line) for line in path.read_text().splitlines()[1:]]
     changes = [e for e in events if e.get("kind") == "strategy"]
     assert [e["strategy"]["name"] for e in changes] == ["sobol"]
@@ -538,7 +568,8 @@ def test_a_closed_or_loaded_study_refuses_what_it_could_not_record(tmp_path):
             write()
     assert study.best_value == 1.0  # still readable
     loaded = gpbo.load(path)
-    with pytest.raises(gpbo.GpboError, match=r"gpbo.load\(\) reads .* records nothing"):
+    with pytest.raises(gpbo.GpboError, match=r"gpbo.load\(\) reads .* records nothing"
+                       r".*direction='minimize', strategy='random'\)$"):
         loaded.ask(1)
     with pytest.raises(gpbo.GpboError, match="records nothing"):
         loaded.tell(1, 0.5)
