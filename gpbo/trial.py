@@ -232,7 +232,14 @@ class Result(BestTrialMixin):
             row.update({f"metrics_{k}": v for k, v in trial.metrics.items()})
             row["error"] = trial.error
             rows.append(row)
-        frame = pd.DataFrame(rows)
+        base = ["number", "status", "value", "device", "round", "started_at", "finished_at",
+                "duration"]
+        columns = list(dict.fromkeys(k for row in rows for k in row if k not in base))
+        if "error" in columns:
+            columns.remove("error")
+        # named columns: a study without trials (a timeout before the first) is an empty frame
+        # with them, not a KeyError
+        frame = pd.DataFrame(rows, columns=[*base, *columns, "error"])
         for column in ("started_at", "finished_at"):
             # UTC: one offset for all, where a study ran across a change of daylight saving
             frame[column] = pd.to_datetime(

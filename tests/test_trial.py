@@ -61,6 +61,10 @@ def test_to_dataframe_or_a_clear_message(monkeypatch):
             else:
                 assert row.started_at.timestamp() == pytest.approx(started[row.number])
                 assert str(row.started_at.tz) == "UTC"
+        # no trials (a timeout before the first): the columns, no KeyError
+        empty = Result([], direction="minimize").to_dataframe()
+        assert empty.empty and list(empty.columns)[:3] == ["number", "status", "value"]
+        assert list(empty.columns)[-1] == "error"
     real_import = builtins.__import__
 
     def no_pandas(name, *args, **kwargs):
