@@ -15,6 +15,7 @@ from gpbo.exceptions import (
     GpboWarning,
     NoCompletedTrialError,
     SpaceError,
+    SpaceExhausted,
     StopStudy,
     StudyError,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "Result",
     "Space",
     "SpaceError",
+    "SpaceExhausted",
     "StopStudy",
     "Study",
     "StudyError",

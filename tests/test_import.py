@@ -25,6 +25,8 @@ def test_lazy_public_names_resolve():
     for name in gpbo.__all__:
         assert getattr(gpbo, name) is not None
     assert callable(gpbo.optimize) and gpbo.Study.__name__ == "Study"
+    # what Study.ask documents raising, for an ask/tell grid loop to catch
+    assert issubclass(gpbo.SpaceExhausted, gpbo.GpboError)
     assert gpbo.strategies.Grid(levels=3).levels == 3
     assert "optimize" in dir(gpbo)
     assert callable(gpbo.plots.plot)  # the README's gpbo.plots.plot after a plain import gpbo
