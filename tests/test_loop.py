@@ -264,6 +264,18 @@ def test_callbacks_run_after_each_trial_and_stop_study_ends_cleanly():
     assert [n for n, _ in seen] == list(range(len(result.trials)))
 
 
+def _stops_in_the_objective(params):
+    raise gpbo.StopStudy("from the objective")
+
+
+def test_stop_study_raised_in_the_objective_fails_its_trial_and_says_where_it_ends_one():
+    result = gpbo.optimize(_stops_in_the_objective, SPACE, n_trials=2, strategy="random",
+                           seed=0, verbose=False, max_consecutive_failures=None)
+    first_line = result.trials[0].error.splitlines()[0]
+    assert first_line.startswith("StopStudy: from the objective (raised in the objective")
+    assert "raise it in a callback" in first_line
+
+
 def test_stop_study_leaves_the_rest_of_a_round_unstarted_to_run_on_resume(tmp_path):
     ran = []
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpbo.context import TrialContext, trial_context
-from gpbo.exceptions import GpboError
+from gpbo.exceptions import GpboError, StopStudy
 from gpbo.report import shorten
 
 logger = logging.getLogger(__name__)
@@ -240,6 +240,14 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
             error = f"the objective exited (SystemExit: {exc.code!r}); it must return"
         elif isinstance(exc, _RefusedValueError):
             error = str(exc)
+        elif isinstance(exc, StopStudy):
+            # the objective may run in a worker far from the driver: a callback ends a study
+            first, _, rest = describe_exception(exc).partition("\n")
+            error = (
+                f"{first} (raised in the objective, StopStudy fails its trial only; to end the "
+                "study, raise it in a callback: optimize(..., callbacks=[fn]), where "
+                "fn(study, trial) sees each finished trial)" + (f"\n{rest}" if rest else "")
+            )
         else:
             error = describe_exception(exc)
         return TrialOutcome(
