@@ -20,7 +20,7 @@ from gpbo.exceptions import GpboError, SpaceExhausted, StopStudy, StudyError
 from gpbo.executors import Executor, make_executor, resolve_slots
 from gpbo.executors.base import TrialOutcome, TrialTask, remove_if_empty
 from gpbo.report import ProgressReporter, error_summary, format_count
-from gpbo.space import Space
+from gpbo.space import Int, Space
 from gpbo.strategies import Bayes, Gradient, Strategy, default_n_init
 from gpbo.study import Study
 from gpbo.trial import ACTIVE_STATUSES, Direction, Result, Trial, best_of
@@ -258,16 +258,32 @@ def _warn_if_grid_is_cut(study: Study, n_trials: int) -> None:
 
     if not isinstance(study.strategy, Grid):
         return
-    size = study.space.grid_size(levels=study.strategy.levels)
+    levels = study.strategy.levels
+    size = study.space.grid_size(levels=levels)
     if n_trials < size:
+        # levels thin only the Reals: an Int's grid is every integer in its range, so a wide
+        # one (hidden: Int(32, 512)) makes the grid whatever the levels
+        wide = [
+            (len(param.grid_values(levels)), name)
+            for name, param in study.space.params.items()
+            if isinstance(param, Int) and len(param.grid_values(levels)) > levels
+        ]
+        shown = ""
+        if wide:
+            count, name = max(wide)
+            shown = (
+                f"; {name!r} alone gives {count} values (a grid takes every integer of an Int): "
+                f"list the values to try instead, as a Choice"
+            )
         logger.warning(
             "the grid has %d points and n_trials=%d runs only the first %d, in order (the "
             "last parameter varies fastest, the first stays at its first values); raise "
             "n_trials, lower the grid's levels, or use strategy='sobol' or 'random' to spread "
-            "a smaller budget over the space",
+            "a smaller budget over the space%s",
             size,
             n_trials,
             n_trials,
+            shown,
         )
 
 
