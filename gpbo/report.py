@@ -183,7 +183,8 @@ class ProgressReporter:
 
             where = describe_slots(slots)
         extra = f", resuming after {resumed} finished" if resumed else ""
-        self._write(f"[gpbo] {self.n_trials} trials, strategy {strategy}, {where}{extra}")
+        count = format_count(self.n_trials, "trial")
+        self._write(f"[gpbo] {count}, strategy {strategy}, {where}{extra}")
 
     def seed_best(self, trials: list[Trial]) -> None:
         """Take the best so far from trials already finished (a resumed study)."""
@@ -366,7 +367,8 @@ def render_study(
     out = io.StringIO()
     count_text = format_counts(count_by_status(study.trials), empty="no trials yet")
     out.write(
-        f"{title or study.journal_path}: {len(study.trials)} trials ({count_text}); "
+        f"{title or study.journal_path}: {format_count(len(study.trials), 'trial')} "
+        f"({count_text}); "
         f"{study.direction}, strategy {study.strategy.name}\n\n"
     )
     out.write(line(header) + "\n")

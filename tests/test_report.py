@@ -47,6 +47,10 @@ def test_the_opening_line_says_where_when_told():
     reporter = ProgressReporter(direction="minimize", n_trials=2, stream=out)
     reporter.start(strategy="random", slots=["cpu"], where="Ray tasks on a cluster")
     assert out.getvalue() == "[gpbo] 2 trials, strategy random, Ray tasks on a cluster\n"
+    one = io.StringIO()
+    reporter = ProgressReporter(direction="minimize", n_trials=1, stream=one)
+    reporter.start(strategy="random", slots=["cpu"])
+    assert one.getvalue().startswith("[gpbo] 1 trial, strategy random")  # not "1 trials"
 
 
 def test_disabled_reporter_writes_nothing():
@@ -198,6 +202,7 @@ def test_show_tells_a_parameter_named_value_from_the_value_column(tmp_path):
                        strategy="random", seed=0)
     trial = study.ask(1)[0]
     study.tell(trial, 0.25)
+    assert render_study(study, title="t").startswith("t: 1 trial (1 complete)")
     header = render_study(study, title="t").splitlines()[2].split()
     assert header == ["#", "status", "value", "params_value", "lr", "device", "duration"]
 
