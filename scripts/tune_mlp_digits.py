@@ -284,7 +284,8 @@ def report(
         line(text + ".")
         noise = statistics.median(near_top or [d for d, _ in pairs])
         within = sum(100 * (best - v) <= noise + 1e-9 for v in ordered)
-        line(f"{within} of the grid's {grid_n} configs lie within that noise "
+        verb = "lies" if within == 1 else "lie"
+        line(f"{within} of the grid's {grid_n} configs {verb} within that noise "
              f"({noise:.2f} points) of its best.")
     line(f"The grid's best ({_pct(best)}%) is itself the best of {grid_n} noisy trainings;")
     line("gaps within the noise are no real difference.")
