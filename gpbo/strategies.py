@@ -333,12 +333,7 @@ class Bayes(Strategy):
     _options: AcquisitionOptions = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_init, np.integer):
-            self.n_init = int(self.n_init)
-        if self.n_init is not None and (
-            isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 1
-        ):
-            raise GpboError(f"n_init must be a positive int or None, got {self.n_init!r}")
+        self.n_init = _checked_n_init(self.n_init)
         radius = self.exploit_radius
         if radius is not None and (
             isinstance(radius, bool) or not isinstance(radius, (int, float)) or not 0 < radius <= 1
@@ -455,12 +450,7 @@ class Gradient(Strategy):
     _options: AcquisitionOptions = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_init, np.integer):
-            self.n_init = int(self.n_init)
-        if self.n_init is not None and (
-            isinstance(self.n_init, bool) or not isinstance(self.n_init, int) or self.n_init < 1
-        ):
-            raise GpboError(f"n_init must be a positive int or None, got {self.n_init!r}")
+        self.n_init = _checked_n_init(self.n_init)
         for label, value in (("radius", self.radius), ("min_radius", self.min_radius)):
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise GpboError(
@@ -658,6 +648,17 @@ def _fit_success_gp(history: History, *, device: Any) -> Any:
         logger.info("the GP of where trials fail could not be fitted (%s); this ask leaves "
                     "the failed trials out", exc)
         return None
+
+
+def _checked_n_init(n_init: Any) -> int | None:
+    """A strategy's ``n_init``: a positive int (a NumPy one made an int) or ``None``."""
+    if isinstance(n_init, np.integer):
+        n_init = int(n_init)
+    if n_init is None:
+        return None
+    if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1:
+        raise GpboError(f"n_init must be a positive int or None, got {n_init!r}")
+    return n_init
 
 
 def _acquisition_options(owner: Strategy, **options: Any) -> AcquisitionOptions:
