@@ -107,7 +107,7 @@ class Study(BestTrialMixin):
         self._asks = 0
         self._journal: Any = None
         self._unwritable: str | None = None  # why this study records nothing more, if so
-        self._strategy_event: dict[str, Any] | None = None  # a resume's new strategy, unrecorded
+        self._unrecorded_strategy: dict[str, Any] | None = None  # a resume's, until it asks
         self._tmp_dir: Path | None = None
         if journal is not None and not isinstance(journal, (str, os.PathLike)):
             raise GpboError(
@@ -149,9 +149,10 @@ class Study(BestTrialMixin):
         if n_rerun + len(queued) < n:
             history = self._history(extra_pending=queued)
             proposals = self.strategy.propose(history, n - n_rerun - len(queued))
-        if self._strategy_event is not None:
-            self._append_event({**self._strategy_event, "time": time.time()})
-            self._strategy_event = None
+        if self._unrecorded_strategy is not None:
+            self._append_event({"event": "study", "kind": "strategy", "time": time.time(),
+                                "strategy": self._unrecorded_strategy})
+            self._unrecorded_strategy = None
         out: list[Trial] = []
         for _ in range(n_rerun):
             trial = self._trials[self._rerun.popleft()]
@@ -632,9 +633,7 @@ class Study(BestTrialMixin):
                 # summaries and `gpbo show` name the one now proposing, once it proposes: a
                 # study opened to look (with the default strategy) leaves the record alone
                 _warn_strategy_changed(path, recorded, current)
-                self._strategy_event = {
-                    "event": "study", "kind": "strategy", "strategy": current
-                }
+                self._unrecorded_strategy = current
             stored_metric = recorded_metric(self._journal.header, events)
             if stored_metric != self.metric:
                 self._refuse_a_metric_recorded_beside(stored_metric, path)
