@@ -150,6 +150,11 @@ class BestTrialMixin:
         return float(self.best_trial.value)  # type: ignore[arg-type]  # complete: has one
 
 
+#: The columns of :meth:`Result.to_dataframe` that every trial's row has, params aside.
+_FRAME_COLUMNS = ["number", "status", "value", "device", "round", "started_at", "finished_at",
+                  "duration", "error"]
+
+
 class Result(BestTrialMixin):
     """What :func:`gpbo.optimize` returns: every trial, and the best one.
 
@@ -232,14 +237,9 @@ class Result(BestTrialMixin):
             row.update({f"metrics_{k}": v for k, v in trial.metrics.items()})
             row["error"] = trial.error
             rows.append(row)
-        base = ["number", "status", "value", "device", "round", "started_at", "finished_at",
-                "duration"]
-        columns = list(dict.fromkeys(k for row in rows for k in row if k not in base))
-        if "error" in columns:
-            columns.remove("error")
-        # named columns: a study without trials (a timeout before the first) is an empty frame
-        # with them, not a KeyError
-        frame = pd.DataFrame(rows, columns=[*base, *columns, "error"])
+        # a study without trials (a timeout before the first) is an empty frame with the
+        # columns every row has, not a KeyError
+        frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=_FRAME_COLUMNS)
         for column in ("started_at", "finished_at"):
             # UTC: one offset for all, where a study ran across a change of daylight saving
             frame[column] = pd.to_datetime(
