@@ -263,11 +263,12 @@ def _warn_if_grid_is_cut(study: Study, n_trials: int) -> None:
     if n_trials < size:
         # levels thin only the Reals: an Int's grid is every integer in its range, so a wide
         # one (hidden: Int(32, 512)) makes the grid whatever the levels
-        wide = [
+        counts = [
             (len(param.grid_values(levels)), name)
             for name, param in study.space.params.items()
-            if isinstance(param, Int) and len(param.grid_values(levels)) > levels
+            if isinstance(param, Int)
         ]
+        wide = [(count, name) for count, name in counts if count > levels]
         shown = ""
         if wide:
             count, name = max(wide)

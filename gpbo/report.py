@@ -327,10 +327,10 @@ def render_study(
                 t.number,
             )
         )
-    fixed = {"#", "status", study.metric, "device", "duration"}
+    left, right = ["#", "status", study.metric], ["device", "duration"]
     # a parameter named as a fixed column (`value`, `device`) is told apart as in the CSV
-    header = ["#", "status", study.metric, *[f"params_{n}" if n in fixed else n for n in names],
-              "device", "duration"]
+    params = [f"params_{n}" if n in left or n in right else n for n in names]
+    header = [*left, *params, *right]
     now = time.time()
     rows = []
     for trial in trials:
