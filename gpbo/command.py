@@ -54,7 +54,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from gpbo.exceptions import GpboError
+from gpbo.exceptions import GpboError, UnusableResultError
 from gpbo.executors.base import describe_exit
 from gpbo.report import shorten
 
@@ -88,6 +88,10 @@ class CommandError(GpboError, RuntimeError):
     """
 
     omit_traceback: ClassVar[bool] = True
+
+
+class _MetricNotReadError(CommandError, UnusableResultError):
+    """The command ended well but printed no metric gpbo can read (not a NaN: that is one)."""
 
 
 class _Stopped(BaseException):
@@ -374,28 +378,28 @@ class CommandObjective:
         if self.metric_regex is not None:
             text = stdout.last_match
             if text is None and on_stderr is not None:
-                raise CommandError(
+                raise _MetricNotReadError(
                     f"no metric in stdout: metric_regex {self.metric_regex!r} matches "
                     f"nothing there, but matched {on_stderr!r} in stderr (Python's logging "
                     "writes there); print the metric to stdout (print(..., flush=True)), or "
                     f"log to sys.stdout {where}"
                 )
             if text is None:
-                raise CommandError(
+                raise _MetricNotReadError(
                     f"no metric in the output: metric_regex {self.metric_regex!r} matches "
                     f"nothing in stdout {where}"
                 )
             try:
                 value = float(text)
             except ValueError:
-                raise CommandError(
+                raise _MetricNotReadError(
                     f"unreadable metric: metric_regex {self.metric_regex!r} captured {text!r}, "
                     f"which is not a number {where}"
                 ) from None
             return value
         lines = [shown for shown in map(_rendered, stdout.lines()) if shown.strip()]
         if not lines:
-            raise CommandError(
+            raise _MetricNotReadError(
                 "no metric in the output: the command printed nothing on stdout; its last "
                 f'line must be JSON such as {{"{self.metric}": 0.93}} (or set metric_regex) '
                 f"{where}"
@@ -410,7 +414,7 @@ class CommandObjective:
         try:
             parsed = json.loads(last_line) if parsed is None else parsed
         except ValueError:
-            raise CommandError(
+            raise _MetricNotReadError(
                 "unreadable metric: the last line of stdout is not JSON: "
                 f"{shorten(last_line, 120)!r}; "
                 f'print a JSON line last, such as {{"{self.metric}": 0.93}}, or set '
@@ -418,14 +422,14 @@ class CommandObjective:
             ) from None
         if isinstance(parsed, dict):
             if self.metric not in parsed:
-                raise CommandError(
+                raise _MetricNotReadError(
                     f"no metric in the output: the last line of stdout holds no {self.metric!r} "
                     f"(keys: {', '.join(map(str, parsed)) or 'none'}); print it, or set "
                     f"metric: to the key to optimize {where}"
                 )
             value = parsed[self.metric]
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise CommandError(
+                raise _MetricNotReadError(
                     f"unreadable metric: the last line of stdout gives {self.metric!r} as "
                     f"{shorten(json.dumps(value), 60)} ({type(value).__name__}), not a number; "
                     f'print a number there, such as {{"{self.metric}": 0.93}} {where}'
@@ -434,7 +438,7 @@ class CommandObjective:
                 raise CommandError(f"the metric is {value}, not a finite number {where}")
             return parsed
         if isinstance(parsed, bool) or not isinstance(parsed, (int, float)):
-            raise CommandError(
+            raise _MetricNotReadError(
                 f"unreadable metric: the last line of stdout is JSON {shorten(last_line, 120)!r}, "
                 f"neither a number nor an object holding {self.metric!r} {where}"
             )

@@ -29,6 +29,16 @@ class StudyError(GpboError, RuntimeError):
     result: Any = None
 
 
+class UnusableResultError(GpboError, ValueError):
+    """A trial ended but left no metric gpbo can read: a returned mapping without the metric's
+    key, a value that is no number, a command that printed no metric.
+
+    Unlike a NaN or a crash, which the trial's parameters may cause, this is most often a
+    mistake in the objective that every trial repeats: before any trial of a study has
+    completed, it ends the study once the running trials end (see :func:`gpbo.optimize`).
+    """
+
+
 class NoCompletedTrialError(GpboError, ValueError):
     """A best trial was asked for, but no trial has completed yet."""
 

@@ -166,7 +166,10 @@ def optimize(
         timeout: Wall-clock seconds for the whole study; no trial starts after it, and
             running ones are interrupted (a resumed study runs them again).
         max_consecutive_failures: End the study with an error after this many failed trials in
-            a row (``None``: never).
+            a row (``None``: never). Unless ``None``, a trial that leaves no readable metric
+            (a returned mapping without ``metric``, a value that is no number, a command that
+            prints none) before any trial has completed also ends it, once the running trials
+            end and none of them completed: every trial would most likely fail the same way.
         journal: A JSON-lines file recording every trial; an existing one is resumed.
         seed: Seed of every random choice of the study.
         verbose: Print a line per finished trial and a summary.
@@ -332,6 +335,9 @@ class _Loop:
         self.running: dict[int, Trial] = {}
         self._pending: list[Trial] = []
         self.consecutive_failures: list[Trial] = []
+        # the first trial that left no readable metric while none had completed: no new
+        # trial starts until one completes, and the study ends once the running ones end
+        self._unusable: Trial | None = None
         self.stop_reason = ""
         self.signals = _StopSignals()
         self._warmed_up = False
@@ -423,10 +429,12 @@ class _Loop:
         while True:
             if not stopping:
                 stopping = self._should_stop()
-            if not stopping:
+            if not stopping and self._unusable is None:
                 stopping = not self._launch()
                 self._warm_up_strategy()
             if not self.running:
+                if self._unusable is not None:
+                    raise self._unusable_error()
                 if stopping or self.finished >= self.settings.n_trials:
                     break
                 if self._pending or self.executor.free_slots <= 0:
@@ -474,7 +482,7 @@ class _Loop:
                 raise callback_error
             if failure is not None:
                 raise failure
-            if not stopping:
+            if not stopping and self._unusable is None:
                 # the rest of a round larger than the slots; a stopping study leaves it to
                 # _interrupt below, which records it to run first on resume
                 self._submit_pending()
@@ -606,6 +614,13 @@ class _Loop:
                                 status=outcome.status)
                 # a killed worker (timeout, crash) could not remove the folder it made
                 remove_if_empty(self.study.trial_dir(trial))
+                if (
+                    outcome.unusable
+                    and self._unusable is None
+                    and self.settings.max_consecutive_failures is not None
+                    and not any(t.status == "complete" for t in self.study.trials)
+                ):
+                    self._unusable = trial
             if outcome.finished_at is not None:
                 trial.finished_at = outcome.finished_at
         return trial
@@ -648,6 +663,7 @@ class _Loop:
         failure = None
         if trial.status == "complete":
             self.consecutive_failures.clear()
+            self._unusable = None  # the objective can give a metric: go on
         else:
             # the progress display already shows the failure: a second copy through Python's
             # last-resort handler would only repeat it
@@ -688,6 +704,23 @@ class _Loop:
                 )
                 stop = True
         return stop, failure
+
+    def _unusable_error(self) -> StudyError:
+        """The error that ends a study whose trials left no readable metric, none completed."""
+        trial = self._unusable
+        assert trial is not None
+        kept = (
+            f"the journal {self.study.journal_path} keeps every trial"
+            if self.study.journal_path
+            else "this error's .result holds the trials"
+        )
+        return StudyError(
+            f"trial {trial.number} (params {trial.params}) left no metric gpbo can read, and no "
+            "trial has completed, so every trial would most likely fail the same way: the "
+            f"study stopped launching trials ({kept}); fix the objective and run again (pass "
+            "max_consecutive_failures=None to run on regardless). The trial failed with:\n"
+            f"{trial.error}"
+        )
 
     def _interrupt(self, why: str) -> None:
         """Stop running trials; record them (and any not yet started) as interrupted.

@@ -25,6 +25,15 @@ def raise_error(params: dict[str, Any]) -> float:
     raise ValueError(f"boom from trial {current_trial().number}")
 
 
+def metric_missing_unless_slow(params: dict[str, Any], *, slow_from: int | None = None) -> Any:
+    """Return a mapping without the metric at once, except from trial ``slow_from`` on, which
+    returns it after a second (another slot's trial completing while the first has failed)."""
+    if slow_from is not None and current_trial().number >= slow_from:
+        time.sleep(1.0)
+        return {"value": params["x"]}
+    return {"loss": 1.0}
+
+
 class UnprintableError(Exception):
     """An exception whose ``str()`` itself fails (a ``__str__`` reading a missing attribute)."""
 

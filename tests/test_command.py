@@ -18,6 +18,7 @@ import pytest
 import gpbo
 from gpbo.command import CommandError, CommandObjective, _cuda_visible_for, template_fields
 from gpbo.context import TrialContext, trial_context
+from gpbo.exceptions import UnusableResultError
 
 
 def _script(tmp_path: Path, name: str, body: str) -> Path:
@@ -227,8 +228,11 @@ def test_non_zero_exit_fails_with_the_stderr_tail(tmp_path):
 def test_missing_or_unreadable_metric_fails_with_the_reason(tmp_path, body, regex, match):
     script = _script(tmp_path, "t.py", body + "\n")
     objective = CommandObjective(f"{{python}} {script}", metric_regex=regex, log_dir=tmp_path)
-    with trial_context(_context(tmp_path)), pytest.raises(CommandError, match=match):
+    with trial_context(_context(tmp_path)), pytest.raises(CommandError, match=match) as info:
         objective({})
+    # a metric the command printed as NaN or inf is the trial's own failure; one it did not
+    # print (readably) ends a study that has no completed trial (tests/test_loop.py)
+    assert isinstance(info.value, UnusableResultError) == ("not a finite number" not in match)
 
 
 def test_a_json_metric_beyond_a_floats_range_is_left_to_the_value_check(tmp_path):

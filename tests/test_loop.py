@@ -199,6 +199,56 @@ def test_max_consecutive_failures_ends_the_study_quoting_the_first():
     assert len(calls) == 3
 
 
+@pytest.mark.parametrize(
+    ("returned", "why"),
+    [
+        ({"loss": 1.0}, r"without the metric 'value' \(keys: \['loss'\]\)"),
+        (None, r"returned None \(NoneType\), not a number"),
+    ],
+)
+def test_a_first_trial_without_a_readable_metric_ends_the_study_at_once(tmp_path, returned, why):
+    # five trainings would run before max_consecutive_failures ended it, each failing alike
+    calls = []
+
+    def objective(params):
+        calls.append(1)
+        return returned
+
+    path = tmp_path / "j.jsonl"
+    with pytest.raises(StudyError, match=rf"(?s)trial 0 .*left no metric.*no trial has "
+                       rf"completed.*keeps every trial.*max_consecutive_failures=None.*{why}"):
+        gpbo.optimize(objective, SPACE, n_trials=10, strategy="random", journal=path,
+                      verbose=False)
+    assert len(calls) == 1
+    assert [t.status for t in gpbo.load(path).trials] == ["failed"]
+
+
+def test_an_unreadable_metric_after_a_completed_trial_is_one_failure(tmp_path):
+    path = tmp_path / "j.jsonl"
+    gpbo.optimize(sphere, SPACE, n_trials=1, strategy="random", journal=path, verbose=False)
+    calls = []
+
+    def objective(params):  # a branch of the training code that forgot the key
+        calls.append(1)
+        return {"loss": 1.0} if len(calls) == 1 else sphere(params)
+
+    result = gpbo.optimize(objective, SPACE, n_trials=4, strategy="random", journal=path,
+                           verbose=False)
+    assert [t.status for t in result.trials] == ["complete", "failed", "complete", "complete"]
+
+
+def test_nan_or_a_crash_first_is_the_trials_own_failure_and_none_runs_on():
+    def objective(params):  # NaN depends on the parameters: a diverged training
+        return math.nan if params["x"] > 0 else sphere(params)
+
+    result = gpbo.optimize(objective, SPACE, n_trials=6, strategy="sobol", seed=0,
+                           max_consecutive_failures=None, verbose=False)
+    assert len(result.trials) == 6 and {t.status for t in result.trials} == {"complete", "failed"}
+    result = gpbo.optimize(lambda params: {"loss": 1.0}, SPACE, n_trials=3, strategy="random",
+                           max_consecutive_failures=None, verbose=False)
+    assert [t.status for t in result.trials] == ["failed"] * 3
+
+
 def test_the_failure_stop_keeps_the_completed_trials_without_a_journal():
     calls = []
 
@@ -546,7 +596,7 @@ def test_verbose_false_is_silent(capsys):
 
 
 def test_grid_ends_the_study_when_used_up():
-    result = gpbo.optimize(lambda p: p["c"] == "b", {"c": gpbo.Choice(["a", "b", "c"])},
+    result = gpbo.optimize(lambda p: float(p["c"] == "b"), {"c": gpbo.Choice(["a", "b", "c"])},
                            n_trials=10, strategy="grid", verbose=False)
     assert len(result.trials) == 3
     assert "grid is used up" in result.stop_reason

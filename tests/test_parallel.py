@@ -179,6 +179,27 @@ def test_max_consecutive_failures_ends_a_parallel_study(tmp_path: Path) -> None:
     assert len(statuses) == 4  # two rounds of two, no third
 
 
+def test_an_unreadable_first_metric_ends_the_study_once_the_running_trials_end(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "j.jsonl"
+    with pytest.raises(StudyError, match=r"(?s)left no metric.*without the metric 'value'"):
+        gpbo.optimize(objectives.metric_missing_unless_slow, XY, n_trials=20, batch_size=2,
+                      devices=CPU2, strategy="sobol", journal=path, verbose=False)
+    trials = gpbo.load(path).trials
+    # the other trial of the round ran to its end (no interrupted training), and no new one
+    assert [t.status for t in trials] == ["failed", "failed"]
+
+
+def test_a_trial_completing_beside_an_unreadable_metric_lets_the_study_go_on(
+    tmp_path: Path,
+) -> None:
+    objective = functools.partial(objectives.metric_missing_unless_slow, slow_from=1)
+    result = gpbo.optimize(objective, XY, n_trials=4, batch_size=2, devices=CPU2,
+                           strategy="sobol", verbose=False)
+    assert [t.status for t in result.trials] == ["failed", "complete", "complete", "complete"]
+
+
 def test_study_timeout_interrupts_running_trials(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     objective = functools.partial(objectives.sphere_after_sleep, base=0.5)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gpbo.context import TrialContext, trial_context
-from gpbo.exceptions import GpboError, StopStudy
+from gpbo.exceptions import GpboError, StopStudy, UnusableResultError
 from gpbo.report import shorten
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,8 @@ class TrialOutcome:
     device: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+    unusable: bool = False
+    """The trial failed for an unreadable metric (:class:`~gpbo.exceptions.UnusableResultError`)."""
 
 
 class TrialTimeout(BaseException):
@@ -95,15 +97,16 @@ def parse_objective_value(
         The metric as a float, and the extra numbers.
 
     Raises:
-        ValueError: The metric is missing, not a number, NaN or infinite (the message says
-            which). An extra that is NaN, infinite or not a number is left out, with a warning
-            (once per key and process for a non-number: a path or a name returned beside the
-            loss every trial is not worth a warning each time).
+        UnusableResultError: The metric is missing or not a number (a ``ValueError``).
+        ValueError: The metric is NaN or infinite (the message says which). An extra that is
+            NaN, infinite or not a number is left out, with a warning (once per key and process
+            for a non-number: a path or a name returned beside the loss every trial is not
+            worth a warning each time).
     """
     extras: dict[str, float] = {}
     if isinstance(returned, Mapping):
         if metric not in returned:
-            raise ValueError(
+            raise UnusableResultError(
                 f"{source} a mapping without the metric {metric!r} "
                 f"(keys: {sorted(map(str, returned))}); {verb} {{{metric!r}: value, ...}} or "
                 f"{metric_hint}"
@@ -125,7 +128,7 @@ def parse_objective_value(
     if value is None:
         shape = getattr(returned, "shape", None)
         what = f"of shape {tuple(shape)}" if shape is not None else f"({type(returned).__name__})"
-        raise ValueError(
+        raise UnusableResultError(
             f"{source} {_short_repr(returned, 200)} {what}, not a number; "
             f"{verb} a float (or a mapping holding the metric)"
             + ("; reduce the array to one number, e.g. loss.mean()" if shape else "")
@@ -232,10 +235,16 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
             value, extras = parse_objective_value(returned, metric=metric)
         except ValueError as refused:
             # gpbo's own check of the value: its traceback would show gpbo's code, not the user's
-            raise _RefusedValueError(f"ValueError: {refused}") from None
+            raise _RefusedValueError(
+                f"ValueError: {refused}", unusable=isinstance(refused, UnusableResultError)
+            ) from None
     except (KeyboardInterrupt, TrialTimeout):
         raise
     except (Exception, SystemExit) as exc:
+        # a command's error for a missing metric is an UnusableResultError too
+        unusable = isinstance(exc, UnusableResultError) or (
+            isinstance(exc, _RefusedValueError) and exc.unusable
+        )
         if isinstance(exc, SystemExit):
             error = f"the objective exited (SystemExit: {exc.code!r}); it must return"
         elif isinstance(exc, _RefusedValueError):
@@ -257,6 +266,7 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
             device=device,
             started_at=started,
             finished_at=time.time(),
+            unusable=unusable,
         )
     return TrialOutcome(
         number=task.number,
@@ -271,6 +281,10 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
 
 class _RefusedValueError(Exception):
     """An objective's return value that is not a usable metric (the message says why)."""
+
+    def __init__(self, message: str, *, unusable: bool) -> None:
+        super().__init__(message)
+        self.unusable = unusable
 
 
 def remove_if_empty(trial_dir: str | os.PathLike[str]) -> None:
