@@ -93,6 +93,8 @@ class CommandError(GpboError, RuntimeError):
 class _MetricNotReadError(CommandError, UnusableResultError):
     """The command ended well but printed no metric gpbo can read (not a NaN: that is one)."""
 
+    shown_as: ClassVar[str] = "CommandError"
+
 
 class _Stopped(BaseException):
     """``SIGTERM`` arrived while a command ran (raised by the temporary handler)."""

@@ -717,9 +717,9 @@ class _Loop:
         return StudyError(
             f"trial {trial.number} (params {trial.params}) left no metric gpbo can read, and no "
             "trial has completed, so every trial would most likely fail the same way: the "
-            f"study stopped launching trials ({kept}); fix the objective and run again (pass "
-            "max_consecutive_failures=None to run on regardless). The trial failed with:\n"
-            f"{trial.error}"
+            f"study stopped launching trials ({kept}); fix the objective and run again (or "
+            "set max_consecutive_failures to None, null in a config, to run on regardless). "
+            f"The trial failed with:\n{trial.error}"
         )
 
     def _interrupt(self, why: str) -> None:

@@ -19,6 +19,7 @@ import gpbo
 from gpbo.command import CommandError, CommandObjective, _cuda_visible_for, template_fields
 from gpbo.context import TrialContext, trial_context
 from gpbo.exceptions import UnusableResultError
+from gpbo.executors.base import describe_exception
 
 
 def _script(tmp_path: Path, name: str, body: str) -> Path:
@@ -233,6 +234,7 @@ def test_missing_or_unreadable_metric_fails_with_the_reason(tmp_path, body, rege
     # a metric the command printed as NaN or inf is the trial's own failure; one it did not
     # print (readably) ends a study that has no completed trial (tests/test_loop.py)
     assert isinstance(info.value, UnusableResultError) == ("not a finite number" not in match)
+    assert describe_exception(info.value).startswith("CommandError: ")  # a trial's error
 
 
 def test_a_json_metric_beyond_a_floats_range_is_left_to_the_value_check(tmp_path):

@@ -323,9 +323,11 @@ def describe_exception(exc: BaseException) -> str:
     except Exception as failure:
         # a broken __str__ of the user's exception must fail only its trial, not the caller
         message = f"<str() failed with {type(failure).__name__}>"
+    # a private subclass shows as the public class it refines
+    name = getattr(type(exc), "shown_as", None) or type(exc).__name__
     if exc.__traceback__ is None or getattr(type(exc), "omit_traceback", False) is True:
-        return f"{type(exc).__name__}: {message}"  # e.g. tell(error=ValueError(...))
-    return f"{type(exc).__name__}: {message}\n{text}"
+        return f"{name}: {message}"  # e.g. tell(error=ValueError(...))
+    return f"{name}: {message}\n{text}"
 
 
 class OutOfMemoryWatch:
