@@ -372,12 +372,46 @@ class Study(BestTrialMixin):
             self._record(target, extra={"in_driver": True} if in_driver else None)
         return target
 
-    def enqueue(self, params: Mapping[str, Any]) -> None:
-        """Evaluate ``params`` next, before any proposal of the strategy."""
+    def enqueue(self, params: Mapping[str, Any], *, skip_if_seen: bool = True) -> bool:
+        """Evaluate ``params`` next, before any proposal of the strategy.
+
+        A point already queued, or already a trial (whatever its status), is not queued again:
+        a script that enqueues its known configurations and runs again on its journal (a
+        resume) trained them once more each time.
+
+        Args:
+            params: A value for every parameter of the space.
+            skip_if_seen: ``False`` queues ``params`` even so (a repeat measurement of a noisy
+                objective).
+
+        Returns:
+            Whether ``params`` was queued.
+
+        Raises:
+            SpaceError: ``params`` does not fit the space.
+        """
         self._check_writable()
         checked = self.space.check(params)
+        if skip_if_seen:
+            key = _point_key(self.space.encode([checked])[0])
+            queued = (
+                {_point_key(row) for row in self.space.encode(list(self._queue))}
+                if self._queue
+                else set()
+            )
+            if key in self._encoded_count or key in queued:
+                number = next(
+                    (n for n, row in self._encoded.items() if _point_key(row) == key), None
+                )
+                logger.info(
+                    "enqueue: %s is already %s; not queued again (skip_if_seen=False queues it)",
+                    checked,
+                    "queued" if number is None else f"trial {number}",
+                )
+                return False
         self._queue.append(checked)
         self._append_event({"event": "study", "kind": "enqueue", "params": checked})
+        return True
 
     def add(
         self, params: Mapping[str, Any], value: Any, *, metrics: Mapping[str, float] | None = None

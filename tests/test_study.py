@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -109,6 +110,30 @@ def test_enqueue_comes_first_and_is_validated():
     trials = study.ask(2)
     assert trials[0].params == {"x": 1.0, "n": 3}
     assert trials[1].params != trials[0].params
+
+
+def test_enqueue_skips_a_point_already_queued_or_tried_unless_told(tmp_path, caplog):
+    path = tmp_path / "j.jsonl"
+    known = {"x": 0.5, "n": 2}
+
+    def run_script() -> list[gpbo.Trial]:  # a script that enqueues, asks, tells; run twice
+        study = gpbo.Study(SPACE, strategy="random", seed=0, journal=path)
+        study.enqueue(known)
+        for trial in study.ask(2):
+            study.tell(trial, trial.params["x"])
+        return study.trials
+
+    first = run_script()
+    with caplog.at_level(logging.INFO, logger="gpbo.study"):
+        second = run_script()  # the resume: the known point is trial 0 already
+    assert first[0].params == known and len(second) == 4
+    assert [t.params for t in second].count(known) == 1
+    assert "already trial 0; not queued again" in caplog.text
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    assert study.enqueue(known) is True and study.enqueue(dict(known)) is False
+    assert study.enqueue({"x": 0.5, "n": 2.0}) is False  # the same point, written otherwise
+    assert study.enqueue(known, skip_if_seen=False) is True
+    assert [t.params for t in study.ask(3)][:2] == [known, known]
 
 
 def test_add_records_results_from_elsewhere_and_informs_the_strategy():
