@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from gpbo.trial import Direction, Trial, best_of, count_by_status, format_counts, is_better
+from gpbo.trial import (
+    Direction,
+    Trial,
+    best_of,
+    count_by_status,
+    format_counts,
+    is_better,
+    table_columns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -432,28 +440,13 @@ def _is_numeric_cell(text: str) -> bool:
 
 
 def write_csv(trials: Sequence[Any], stream: TextIO, *, param_names: Sequence[str] = ()) -> None:
-    """One row per trial: number, status, value, ``params_*``, ``metrics_*``, device, times.
+    """One row per trial, the columns of :func:`~gpbo.trial.table_columns`.
 
     ``param_names`` (the space's) come first, so a study without trials yet has its columns.
     """
-    params: list[str] = list(param_names)
-    metrics: list[str] = []
-    for trial in trials:
-        params += [k for k in trial.params if k not in params]
-        metrics += [k for k in trial.metrics if k not in metrics]
-    header = [
-        "number",
-        "status",
-        "value",
-        *[f"params_{k}" for k in params],
-        *[f"metrics_{k}" for k in metrics],
-        "device",
-        "round",
-        "started_at",
-        "finished_at",
-        "duration",
-        "error",
-    ]
+    header = table_columns(trials, param_names=param_names)
+    params = [c.removeprefix("params_") for c in header if c.startswith("params_")]
+    metrics = [c.removeprefix("metrics_") for c in header if c.startswith("metrics_")]
     writer = csv.writer(stream)
     writer.writerow(header)
     for trial in trials:

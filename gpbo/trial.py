@@ -150,9 +150,32 @@ class BestTrialMixin:
         return float(self.best_trial.value)  # type: ignore[arg-type]  # complete: has one
 
 
-#: The columns of :meth:`Result.to_dataframe` that every trial's row has, params aside.
-_FRAME_COLUMNS = ["number", "status", "value", "device", "round", "started_at", "finished_at",
-                  "duration", "error"]
+def table_columns(trials: Sequence[Trial], *, param_names: Sequence[str] = ()) -> list[str]:
+    """The columns of a table of ``trials``, as :meth:`Result.to_dataframe` and ``gpbo export
+    --csv`` both have them: ``number``, ``status``, ``value``, ``params_*``, ``metrics_*``,
+    ``device``, ``round``, ``started_at``, ``finished_at``, ``duration``, ``error``.
+
+    ``param_names`` (the space's) come first, so a study without trials yet has its columns;
+    the metrics in the order trials first report them.
+    """
+    params: dict[str, None] = dict.fromkeys(param_names)
+    metrics: dict[str, None] = {}
+    for trial in trials:
+        params.update(dict.fromkeys(trial.params))
+        metrics.update(dict.fromkeys(trial.metrics))
+    return [
+        "number",
+        "status",
+        "value",
+        *[f"params_{k}" for k in params],
+        *[f"metrics_{k}" for k in metrics],
+        "device",
+        "round",
+        "started_at",
+        "finished_at",
+        "duration",
+        "error",
+    ]
 
 
 class Result(BestTrialMixin):
@@ -213,10 +236,11 @@ class Result(BestTrialMixin):
     def to_dataframe(self) -> Any:
         """The trials as a ``pandas.DataFrame``, one row each, a column per parameter.
 
-        Columns: ``number``, ``status``, ``value``, ``device``, ``round``, ``started_at`` and
-        ``finished_at`` (time-zone aware, in UTC; ``NaT`` for a trial not started or not
-        finished), ``duration`` (seconds), ``params_*``, ``metrics_*``, ``error``.
-        Needs the ``pandas`` extra (``pip install "pandas>=1.5"``).
+        Columns, in the order of ``gpbo export --csv``: ``number``, ``status``, ``value``,
+        ``params_*``, ``metrics_*``, ``device``, ``round``, ``started_at`` and ``finished_at``
+        (time-zone aware, in UTC; ``NaT`` for a trial not started or not finished),
+        ``duration`` (seconds), ``error``. Needs the ``pandas`` extra
+        (``pip install "pandas>=1.5"``).
         """
         from gpbo._optional import import_optional
 
@@ -237,9 +261,10 @@ class Result(BestTrialMixin):
             row.update({f"metrics_{k}": v for k, v in trial.metrics.items()})
             row["error"] = trial.error
             rows.append(row)
-        # a study without trials (a timeout before the first) is an empty frame with the
-        # columns every row has, not a KeyError
-        frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=_FRAME_COLUMNS)
+        # the columns given: a metric first reported by a later trial came after "error", and
+        # a study without trials (a timeout before the first) was a frame without columns
+        names = self.space.names if self.space is not None else ()
+        frame = pd.DataFrame(rows, columns=table_columns(self.trials, param_names=names))
         for column in ("started_at", "finished_at"):
             # UTC: one offset for all, where a study ran across a change of daylight saving
             frame[column] = pd.to_datetime(

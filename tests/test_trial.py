@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import builtins
+import io
 
 import pytest
 
+import gpbo
 from gpbo.exceptions import NoCompletedTrialError
+from gpbo.report import write_csv
 from gpbo.trial import Result, Trial, best_of, count_by_status, format_counts
 
 
@@ -65,6 +68,16 @@ def test_to_dataframe_or_a_clear_message(monkeypatch):
         empty = Result([], direction="minimize").to_dataframe()
         assert empty.empty and list(empty.columns)[:3] == ["number", "status", "value"]
         assert list(empty.columns)[-1] == "error"
+        # the CSV's columns in the CSV's order, also where the first trial reports no metric
+        trials = make_trials()[1:] + make_trials()[:1]
+        space = gpbo.Space({"x": gpbo.Real(0, 5), "y": gpbo.Real(0, 1)})
+        frame = Result(trials, direction="minimize", space=space).to_dataframe()
+        stream = io.StringIO()
+        write_csv(trials, stream, param_names=space.names)
+        header = stream.getvalue().splitlines()[0].split(",")
+        assert list(frame.columns) == header
+        assert header[:6] == ["number", "status", "value", "params_x", "params_y", "metrics_acc"]
+        assert header[-1] == "error" and frame["params_y"].isna().all()
     real_import = builtins.__import__
 
     def no_pandas(name, *args, **kwargs):
