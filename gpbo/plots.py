@@ -240,8 +240,13 @@ def _value_against(
     xs = [position(v) for v in values]
     if categories is not None:
         ax.set_xticks(range(len(categories)))
-        rotation = 30 if len(categories) > 5 else 0
-        ax.set_xticklabels([_label(v) for v in categories], rotation=rotation)
+        labels = _tick_labels(categories)
+        # a panel is about 30 characters wide: model names side by side ran into each other
+        crowded = len(categories) > 5 or sum(len(label) + 2 for label in labels) > 30
+        ax.set_xticklabels(
+            labels, rotation=30 if crowded else 0, ha="right" if crowded else "center",
+            rotation_mode="anchor",
+        )
         ax.set_xlim(-0.5, len(categories) - 0.5)
     elif _log_axis(param, xs):
         _log_scale(ax, xs)
@@ -310,6 +315,21 @@ def _key(value: Any) -> str:
 
 def _label(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+_LABEL_CHARS = 14
+
+
+def _tick_labels(categories: Sequence[Any]) -> list[str]:
+    """Each category's label, a long one cut in the middle (``efficien…_student``), unless
+    the cut labels clash (``resnet18_pretrained``, ``resnet50_pretrained``)."""
+    labels = [_label(v) for v in categories]
+    half = (_LABEL_CHARS - 1) // 2
+    cut = [
+        label if len(label) <= _LABEL_CHARS else f"{label[:half]}\u2026{label[-half:]}"
+        for label in labels
+    ]
+    return cut if len(set(cut)) == len(set(labels)) else labels
 
 
 def _empty(ax: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import gpbo
@@ -9,6 +11,7 @@ from gpbo.plots import plot
 from gpbo.trial import Result, Trial
 
 pytest.importorskip("matplotlib")
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 
 def _result() -> Result:
@@ -66,6 +69,36 @@ def test_a_numeric_choice_axis_is_in_numeric_order_not_as_declared():
         study.tell(trial, float(trial.params["width"]))
     ax = plot(study).axes[2]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "64", "128", "256"]
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["resnet18_pretrained_imagenet", "efficientnet_b0_noisy_student", "vit_tiny_patch16",
+         "mobilenetv3_large_100"],
+        ["resnet18_pretrained", "resnet50_pretrained", "resnet101_pretrained"],  # cut: clash
+    ],
+)
+def test_long_category_labels_do_not_run_into_each_other(names):
+    study = gpbo.Study({"model": gpbo.Choice(names)}, strategy="grid", seed=0)
+    for trial in study.ask(len(names)):
+        study.tell(trial, float(len(trial.params["model"])))
+    fig = plot(study)
+    ax = next(ax for ax in fig.axes if ax.get_title() == "value against model")
+    FigureCanvasAgg(fig).draw()  # lays the figure out as saving does
+    labels = [t for t in ax.get_xticklabels() if t.get_text()]
+    assert len({t.get_text() for t in labels}) == len(names)  # told apart
+    boxes = [t.get_window_extent() for t in labels]
+    rotation = labels[0].get_rotation()
+    if rotation == 0:
+        for i, box in enumerate(boxes):
+            for other in boxes[i + 1:]:
+                assert not box.overlaps(other), [t.get_text() for t in labels]
+    else:  # parallel slanted lines of text: apart by the tick spacing times sin(rotation)
+        spacing = ax.transData.transform((1, 0))[0] - ax.transData.transform((0, 0))[0]
+        height = labels[0].get_fontsize() * fig.dpi / 72
+        assert spacing * math.sin(math.radians(rotation)) > 1.2 * height
+    assert all(fig.bbox.contains(box.x0, box.y0) for box in boxes)  # inside the figure
 
 
 def test_parameter_axes_label_without_overlap_and_the_star_has_no_legend_over_points():
