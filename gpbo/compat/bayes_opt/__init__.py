@@ -684,7 +684,8 @@ class BayesianOptimization:
                 stacklevel=3,
             )
         for point in inside:
-            self._study.enqueue(point)
+            # _take_queued has applied allow_duplicate_points, bayes_opt's own rule
+            self._study.enqueue(point, skip_if_seen=False)
         trials = self._study.ask(len(inside) + n_guided) if inside or n_guided else []
         for _ in trials[len(inside) :]:
             self._acquisition._after_suggestion()
