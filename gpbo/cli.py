@@ -260,6 +260,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     _basic_logging()
     config = load_config(args.config, overrides=args.overrides)
     kwargs = config.optimize_kwargs()
+    # a config without direction: minimizes (the config check warned of a metric like
+    # val_acc), whatever a journal in the run directory says: the config is the study
+    kwargs.setdefault("direction", "minimize")
     run_dir = config.run_dir
     verbose = bool(kwargs.pop("verbose", True)) and not args.quiet
     _refuse_to_overwrite_the_config(config)

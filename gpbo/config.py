@@ -64,6 +64,7 @@ from typing import Any
 
 from gpbo.exceptions import GpboError, SpaceError, warn_at_caller
 from gpbo.space import Choice, Space, param_from_dict
+from gpbo.trial import usually_maximized
 
 __all__ = [
     "CONFIG_KEYS",
@@ -251,14 +252,6 @@ def parse_override(text: str) -> tuple[tuple[str, ...], Any]:
         value = raw.strip()
     return path, value
 
-
-#: Metric names that are usually maximized (``val_acc``, ``top1_accuracy``, ``f1``...): a config
-#: that names one without ``direction:`` is warned that it will be minimized.
-_LARGER_IS_BETTER = re.compile(
-    r"(?:^|[^a-z])(?:acc|accuracy|auc|auroc|f1|precision|recall|reward|return|score|iou|bleu|r2)"
-    r"(?:[^a-z]|$)",
-    re.IGNORECASE,
-)
 
 #: Keys whose value is text, so that ``--set`` takes what follows ``=`` as typed where YAML
 #: would read it as something else.
@@ -541,7 +534,7 @@ class _Checker:
                 "n_trials: 32 (or --set n_trials=32)"
             )
         metric = options.get("metric", "")
-        if "direction" not in options and _LARGER_IS_BETTER.search(metric):
+        if "direction" not in options and usually_maximized(metric):
             warn_at_caller(
                 f"{self.path}: metric {metric!r} is minimized (the default direction); if larger "
                 "is better, add direction: maximize"

@@ -117,7 +117,7 @@ def optimize(
     *,
     n_trials: int,
     batch_size: int | Literal["auto"] = 1,
-    direction: Direction = "minimize",
+    direction: Direction | None = None,
     metric: str = "value",
     strategy: str | Strategy = "bayes",
     n_init: int | None = None,
@@ -146,7 +146,9 @@ def optimize(
         batch_size: Points proposed jointly per round (synchronous mode); ``"auto"``: as many
             as the executor runs at once once started (its slots; for Ray, what the cluster
             holds).
-        direction: ``"minimize"`` or ``"maximize"``.
+        direction: ``"minimize"`` or ``"maximize"``; ``None``: the journal's when resuming,
+            else ``"minimize"`` (with a warning where ``metric`` names a score usually
+            maximized, such as ``"val_acc"``).
         metric: Key of the metric when the objective returns a mapping.
         strategy: ``"bayes"``, ``"random"``, ``"sobol"``, ``"grid"``, ``"gradient"`` or a
             configured strategy object.

@@ -31,7 +31,14 @@ from gpbo.exceptions import (
 from gpbo.executors.base import parse_objective_value
 from gpbo.space import Space
 from gpbo.strategies import History, Strategy, make_strategy, strategy_from_config
-from gpbo.trial import ACTIVE_STATUSES, BestTrialMixin, Direction, Result, Trial
+from gpbo.trial import (
+    ACTIVE_STATUSES,
+    BestTrialMixin,
+    Direction,
+    Result,
+    Trial,
+    usually_maximized,
+)
 
 __all__ = ["Study", "load"]
 
@@ -48,7 +55,9 @@ class Study(BestTrialMixin):
 
     Args:
         space: The search space (a :class:`~gpbo.Space` or a mapping accepted by it).
-        direction: ``"minimize"`` or ``"maximize"`` the value.
+        direction: ``"minimize"`` or ``"maximize"`` the value. ``None``: the journal's when
+            it resumes one, else ``"minimize"`` (with a warning where ``metric`` names a score
+            usually maximized, such as ``"val_acc"``).
         strategy: A strategy name (``"bayes"``, ``"random"``, ``"sobol"``, ``"grid"``,
             ``"gradient"``) or a configured :class:`~gpbo.strategies.Strategy`.
         n_init: Quasi-random trials before the GP (``bayes`` and ``gradient``); ``None``
@@ -67,7 +76,7 @@ class Study(BestTrialMixin):
         self,
         space: Space | Mapping[str, Any],
         *,
-        direction: Direction = "minimize",
+        direction: Direction | None = None,
         strategy: str | Strategy = "bayes",
         n_init: int | None = None,
         seed: int | None = None,
@@ -80,9 +89,12 @@ class Study(BestTrialMixin):
             raise GpboError(f"metric must be a non-empty string or None, got {metric!r}")
         self._metric_given = metric is not None
         self.metric: str = metric if metric is not None else "value"
-        if direction not in ("minimize", "maximize"):
-            raise GpboError(f"direction must be 'minimize' or 'maximize', got {direction!r}")
-        self.direction: Direction = direction
+        if direction not in ("minimize", "maximize", None):
+            raise GpboError(
+                f"direction must be 'minimize', 'maximize' or None, got {direction!r}"
+            )
+        self._direction_given = direction is not None
+        self.direction: Direction = direction if direction is not None else "minimize"
         self.strategy = make_strategy(strategy, n_init=n_init)
         if isinstance(seed, np.integer):
             seed = int(seed)
@@ -116,8 +128,14 @@ class Study(BestTrialMixin):
         # "~/runs/j.jsonl" as the shell would read it, not a folder named "~" in the cwd
         self.journal_path = Path(journal).expanduser() if journal is not None else None
         self._journal_absolute = None if journal is None else self.journal_path.absolute()
+        self._resumed = False
         if self.journal_path is not None:
             self._open_journal(self.journal_path)
+        if not self._direction_given and not self._resumed and usually_maximized(self.metric):
+            warn_at_caller(
+                f"metric {self.metric!r} is minimized (the default direction); if larger is "
+                "better, pass direction='maximize' (direction='minimize' silences this)"
+            )
 
     # -- ask/tell ------------------------------------------------------------------------
     def ask(self, n: int = 1) -> list[Trial]:
@@ -650,13 +668,17 @@ class Study(BestTrialMixin):
         def header_for(stored: JournalContents | None) -> dict[str, Any]:
             if stored is not None and not self._seed_given and "seed" in stored.header:
                 self.seed = int(stored.header["seed"])  # resume the recorded random streams
+            self._resumed = stored is not None
+            stored_direction = None if stored is None else stored.header.get("direction")
+            if not self._direction_given and stored_direction in ("minimize", "maximize"):
+                self.direction = stored_direction
             if stored is not None:
                 self._adopt_stored_order(stored.header.get("space"))
                 if not self._metric_given:
                     self.metric = recorded_metric(stored.header, stored.events)
             return self._header()
 
-        keys = ("space", "direction", "seed") if self._seed_given else ("space", "direction")
+        keys = ("space",) + ("direction",) * self._direction_given + ("seed",) * self._seed_given
         self._journal, events = Journal.open(path, header=header_for, compare=keys)
         try:
             self._replay(events)

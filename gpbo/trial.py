@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -26,6 +27,19 @@ FINISHED_STATUSES: frozenset[str] = frozenset({"complete", "failed", "timeout"})
 ACTIVE_STATUSES: frozenset[str] = frozenset({"pending", "running"})
 
 Direction = Literal["minimize", "maximize"]
+
+#: Metric names that are usually maximized (``val_acc``, ``top1_accuracy``, ``f1``...): a study
+#: or config that names one without a direction is warned that it will be minimized.
+_LARGER_IS_BETTER = re.compile(
+    r"(?:^|[^a-z])(?:acc|accuracy|auc|auroc|f1|precision|recall|reward|return|score|iou|bleu|r2)"
+    r"(?:[^a-z]|$)",
+    re.IGNORECASE,
+)
+
+
+def usually_maximized(metric: str) -> bool:
+    """Whether ``metric`` names a score usually maximized (``val_acc``, ``f1``, ``reward``)."""
+    return _LARGER_IS_BETTER.search(metric) is not None
 
 
 @dataclass

@@ -673,6 +673,23 @@ def test_the_result_names_the_seed_a_seedless_run_drew():
     assert [t.params for t in again.trials] == [t.params for t in first.trials]
 
 
+def test_direction_not_given_warns_for_an_accuracy_and_resumes_as_the_journal_says(tmp_path):
+    def objective(p):
+        return {"val_acc": 1.0 - p["x"] ** 2}
+
+    path = tmp_path / "j.jsonl"
+    with pytest.warns(gpbo.GpboWarning, match="metric 'val_acc' is minimized") as record:
+        gpbo.optimize(objective, {"x": gpbo.Real(-1, 1)}, n_trials=2, metric="val_acc",
+                      strategy="random", seed=0, verbose=False)
+    assert record[0].filename == __file__  # the user's call, not gpbo's code
+    gpbo.optimize(objective, {"x": gpbo.Real(-1, 1)}, n_trials=2, metric="val_acc",
+                  direction="maximize", strategy="random", seed=0, journal=path, verbose=False)
+    resumed = gpbo.optimize(objective, {"x": gpbo.Real(-1, 1)}, n_trials=4, metric="val_acc",
+                            strategy="random", journal=path, verbose=False)
+    assert resumed.direction == "maximize"
+    assert resumed.best_value == max(t.value for t in resumed.trials)
+
+
 def test_the_metric_s_name_reaches_the_result_the_progress_lines_and_the_journal(
     tmp_path, capsys
 ):

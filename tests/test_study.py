@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -215,6 +216,27 @@ def test_journal_header_mismatch_is_refused(tmp_path):
         gpbo.Study(SPACE, direction="maximize", journal=path)
     with pytest.raises(gpbo.GpboError, match="'x'"):
         gpbo.Study({"x": gpbo.Real(-1, 1), "n": gpbo.Int(1, 8)}, journal=path)
+
+
+def test_direction_not_given_is_the_journals_or_minimize_with_a_warning_for_accuracy(tmp_path):
+    path = tmp_path / "study.jsonl"
+    with gpbo.Study(SPACE, direction="maximize", strategy="random", seed=1, journal=path) as st:
+        st.tell(st.ask(1)[0], 0.25)
+    with gpbo.Study(SPACE, strategy="random", journal=path) as resumed:  # was refused
+        assert resumed.direction == "maximize"
+        resumed.tell(resumed.ask(1)[0], 0.75)
+        assert resumed.best_value == 0.75
+    with pytest.raises(gpbo.GpboError, match="direction"):  # a direction given must agree
+        gpbo.Study(SPACE, direction="minimize", journal=path)
+    with pytest.warns(gpbo.GpboWarning, match=r"metric 'val_acc' is minimized .*'maximize'"):
+        assert gpbo.Study(SPACE, metric="val_acc").direction == "minimize"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gpbo.Study(SPACE, metric="val_acc", direction="minimize")  # said so: no warning
+        gpbo.Study(SPACE, metric="val_loss")
+        accuracy = tmp_path / "acc.jsonl"
+        gpbo.Study(SPACE, metric="val_acc", direction="maximize", journal=accuracy).close()
+        assert gpbo.Study(SPACE, metric="val_acc", journal=accuracy).direction == "maximize"
 
 
 def test_bad_arguments():
@@ -736,7 +758,8 @@ def test_a_named_metric_is_read_from_a_mapping_recorded_and_taken_up_on_resume(t
     import json
 
     path = tmp_path / "j.jsonl"
-    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path, metric="accuracy") as study:
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path, metric="accuracy",
+                    direction="maximize") as study:
         trial = study.tell(study.ask(1)[0], {"accuracy": 0.9, "loss": 0.3})
         assert (trial.status, trial.value, trial.metrics) == ("complete", 0.9, {"loss": 0.3})
         # the key "value" is not the metric here: the trial fails, naming the key it lacks
