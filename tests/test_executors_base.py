@@ -10,6 +10,7 @@ import torch
 
 from gpbo.executors import base
 from gpbo.executors.base import TrialTask, describe_exit, evaluate, parse_objective_value
+from gpbo.report import shorten
 
 
 @pytest.mark.parametrize(
@@ -61,8 +62,14 @@ def test_a_non_number_extra_is_left_out_with_one_warning_per_key(caplog, monkeyp
 
 
 def test_a_missing_metric_names_the_keys_and_the_callers_way_to_name_another():
-    with pytest.raises(ValueError, match=r"without the metric 'loss' \(keys: \['acc'\]\).*metric="):
+    with pytest.raises(ValueError, match=r"without the metric 'loss'; .*metric=.*"
+                       r"\(its keys: \['acc'\]\)$"):
         parse_objective_value({"acc": 1.0}, metric="loss")
+    # the progress line keeps a failure's start and end: the keys returned are at the end
+    with pytest.raises(ValueError) as info:
+        parse_objective_value({"val_acc": 0.9, "val_loss": 0.3}, metric="accuracy")
+    shown = shorten(f"ValueError: {info.value}", 160, keep_end=70)
+    assert "'accuracy'" in shown and "['val_acc', 'val_loss']" in shown
     with pytest.raises(ValueError, match="use tell"):
         parse_objective_value({"acc": 1.0}, metric="value", metric_hint="use tell")
 

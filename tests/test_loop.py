@@ -202,7 +202,7 @@ def test_max_consecutive_failures_ends_the_study_quoting_the_first():
 @pytest.mark.parametrize(
     ("returned", "why"),
     [
-        ({"loss": 1.0}, r"without the metric 'value' \(keys: \['loss'\]\)"),
+        ({"loss": 1.0}, r"without the metric 'value'; .*\(its keys: \['loss'\]\)"),
         (None, r"returned None \(NoneType\), not a number"),
     ],
 )

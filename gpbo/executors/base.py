@@ -106,10 +106,11 @@ def parse_objective_value(
     extras: dict[str, float] = {}
     if isinstance(returned, Mapping):
         if metric not in returned:
+            # the keys last: a progress line keeps a long message's start and end
             raise UnusableResultError(
-                f"{source} a mapping without the metric {metric!r} "
-                f"(keys: {sorted(map(str, returned))}); {verb} {{{metric!r}: value, ...}} or "
-                f"{metric_hint}"
+                f"{source} a mapping without the metric {metric!r}; {verb} "
+                f"{{{metric!r}: value, ...}} or {metric_hint} (its keys: "
+                f"{sorted(map(str, returned))})"
             )
         for key, extra in returned.items():
             if key == metric:
