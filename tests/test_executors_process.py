@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from gpbo.exceptions import GpboError
+from gpbo.executors import _sending as sending
 from gpbo.executors import process
 from gpbo.executors.base import TrialOutcome, TrialTask
 from gpbo.executors.process import Process, exit_if_bootstrapping_worker
@@ -501,7 +502,7 @@ def test_function_defined_under_the_main_guard_goes_by_value_or_is_explained(
     main.__file__ = str(script)
     exec(compile(GUARDED_SCRIPT, str(script), "exec"), main.__dict__)
     monkeypatch.setitem(sys.modules, "__main__", main)
-    assert process._defined_under_the_main_guard(["objective", "helper", "gpbo"]) == [
+    assert sending._defined_under_the_main_guard(["objective", "helper", "gpbo"]) == [
         "objective"
     ]
 
@@ -509,7 +510,7 @@ def test_function_defined_under_the_main_guard_goes_by_value_or_is_explained(
     with pytest.raises(GpboError, match="objective is defined under `if __name__") as info:
         Process().start(main.objective, slots=["cpu"], metric="value")
     assert "define it above the guard" in str(info.value)
-    process._serialize_objective(main.helper)  # defined on import: plain pickle, no error
+    sending.serialize_objective(main.helper)  # defined on import: plain pickle, no error
 
     if cloudpickle is None:
         pytest.skip("cloudpickle is not installed")

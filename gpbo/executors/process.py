@@ -32,12 +32,10 @@ in the driver instead of every worker starting a study of its own.
 
 from __future__ import annotations
 
-import ast
 import atexit
 import contextlib
 import functools
 import gc
-import io
 import logging
 import math
 import multiprocessing
@@ -47,7 +45,6 @@ import signal
 import sys
 import threading
 import time
-import types
 import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -55,9 +52,9 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_ready
 from typing import Any, Literal
 
-from gpbo._optional import install_hint
 from gpbo.exceptions import GpboError
 from gpbo.executors._relay import OutputRelay, streams_to_relay
+from gpbo.executors._sending import serialize_objective, unimportable_main_hidden
 from gpbo.executors.base import (
     Executor,
     Objective,
@@ -222,7 +219,7 @@ class Process(Executor):
         if not slots:
             raise GpboError("the process executor needs at least one slot, got none")
         workers = [_Worker(str(slot), *_slot_device(str(slot))) for slot in slots]
-        self._payload = _serialize_objective(objective)
+        self._payload = serialize_objective(objective)
         self._metric = metric
         self._threads = max(1, _usable_cpus() // len(slots))
         import torch.multiprocessing
@@ -448,7 +445,7 @@ class Process(Executor):
         if worker.cuda_visible is not None:
             environment["CUDA_VISIBLE_DEVICES"] = worker.cuda_visible
         try:
-            with _environment(environment), _unimportable_main_hidden():
+            with _environment(environment), unimportable_main_hidden():
                 process.start()
         finally:
             worker_end.close()
@@ -921,24 +918,6 @@ def _reap(worker: _Worker) -> list[tuple[Any, ...]]:
     return messages
 
 
-# -- sending the objective ------------------------------------------------------------------
-
-
-class _MainRecordingPickler(pickle.Pickler):
-    """A pickler that notes every function and class it saves by reference to ``__main__``."""
-
-    def __init__(self, file: io.BytesIO) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.main_names: list[str] = []
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, (type, types.FunctionType)) and (
-            getattr(obj, "__module__", None) == "__main__"
-        ):
-            self.main_names.append(getattr(obj, "__qualname__", repr(obj)))
-        return NotImplemented
-
-
 def _usable_cpus() -> int:
     """The CPUs this process may run on (its affinity, as a batch scheduler or ``taskset``
     sets it), not all the machine has: 64 cores split among 2 workers of a job given 4 made
@@ -947,174 +926,6 @@ def _usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
         return os.cpu_count() or 1
-
-
-@contextlib.contextmanager
-def _unimportable_main_hidden() -> Iterator[None]:
-    """Hide a ``__main__.__file__`` that names no file (``python - < script.py`` sets
-    ``<stdin>``) while a worker is spawned.
-
-    multiprocessing's spawn has the worker run the driver's main file first, and a
-    ``<stdin>`` one fails every worker with ``FileNotFoundError``; without it the worker skips
-    that, as for ``python -c`` (the objective then travels by value, see
-    :func:`_main_importable_by_workers`).
-    """
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
-    if main is None or path is None or spec_name or os.path.isfile(path):
-        yield
-        return
-    del main.__file__
-    try:
-        yield
-    finally:
-        main.__file__ = path
-
-
-def _main_importable_by_workers() -> bool:
-    """Whether a spawned worker re-imports the driver's ``__main__`` (so its names resolve)."""
-    main = sys.modules.get("__main__")
-    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
-    if spec_name:
-        # multiprocessing skips re-importing a package's __main__ module
-        return spec_name != "__main__" and not spec_name.endswith(".__main__")
-    path = getattr(main, "__file__", None)
-    return bool(path) and os.path.isfile(path)
-
-
-def _defined_under_the_main_guard(names: Sequence[str]) -> list[str]:
-    """Those of ``names`` (of ``__main__``) that its script defines only under its guard.
-
-    A spawned worker imports the driver script as ``__mp_main__`` without running the
-    ``if __name__ == "__main__":`` block, so unpickling such a name there fails with a bare
-    ``AttributeError``. Only positive evidence counts: a name the script's source does not show
-    (a star import, ``exec``) is taken to be importable, as plain pickle assumes.
-    """
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if not names or not path:
-        return []
-    try:
-        with open(path, encoding="utf-8") as source:
-            tree = ast.parse(source.read())
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return []
-    imported: set[str] = set()
-    guarded: set[str] = set()
-    _collect_top_level_names(tree.body, imported, guarded, under_guard=False)
-    tops = sorted({name.split(".")[0] for name in names})
-    return [name for name in tops if name in guarded and name not in imported]
-
-
-def _collect_top_level_names(
-    body: Sequence[ast.stmt], imported: set[str], guarded: set[str], *, under_guard: bool
-) -> None:
-    """Sort the names module-level code binds into those a worker's import binds and the rest."""
-    into = guarded if under_guard else imported
-    for node in body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            into.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            into.update((a.asname or a.name).split(".")[0] for a in node.names)
-        elif isinstance(node, ast.If):
-            is_guard = _is_main_guard(node.test)
-            _collect_top_level_names(
-                node.body, imported, guarded, under_guard=under_guard or is_guard
-            )
-            _collect_top_level_names(node.orelse, imported, guarded, under_guard=under_guard)
-        elif isinstance(node, _BLOCKS):
-            for block in ("body", "orelse", "finalbody"):
-                _collect_top_level_names(
-                    getattr(node, block, []), imported, guarded, under_guard=under_guard
-                )
-            for handler in getattr(node, "handlers", []):
-                _collect_top_level_names(
-                    handler.body, imported, guarded, under_guard=under_guard
-                )
-        else:
-            into.update(
-                n.id
-                for n in ast.walk(node)
-                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-            )
-
-
-#: Statements whose blocks run on import like the module's own body (``try*`` from 3.11).
-_BLOCKS: tuple[type, ...] = (ast.Try, ast.With, ast.For, ast.While) + (
-    (ast.TryStar,) if hasattr(ast, "TryStar") else ()
-)
-
-
-def _is_main_guard(test: ast.expr) -> bool:
-    """``__name__ == "__main__"`` (either way round)."""
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1):
-        return False
-    if not isinstance(test.ops[0], ast.Eq):
-        return False
-    sides = [test.left, test.comparators[0]]
-    return any(isinstance(n, ast.Name) and n.id == "__name__" for n in sides) and any(
-        isinstance(n, ast.Constant) and n.value == "__main__" for n in sides
-    )
-
-
-def _serialize_objective(objective: Objective) -> bytes:
-    """Pickle the objective for the workers; cloudpickle where plain pickle cannot.
-
-    Raises:
-        GpboError: Neither can, with the ways to fix it.
-    """
-    if not callable(objective):
-        raise GpboError(f"the objective must be callable, got {type(objective).__name__}")
-    buffer = io.BytesIO()
-    pickler = _MainRecordingPickler(buffer)
-    try:
-        pickler.dump(objective)
-    except Exception as exc:
-        problem = f"pickle failed with {type(exc).__name__}: {exc}"
-    else:
-        guarded = _defined_under_the_main_guard(pickler.main_names)
-        if not pickler.main_names or (_main_importable_by_workers() and not guarded):
-            return buffer.getvalue()
-        if guarded:
-            problem = (
-                f"{', '.join(guarded)} is defined under `if __name__ == \"__main__\":` in the "
-                "driver script, and a worker imports the script without running that block, "
-                "so it would not find it (define it above the guard)"
-            )
-        else:
-            problem = (
-                f"it refers to {', '.join(sorted(set(pickler.main_names)))} defined in "
-                "__main__, which a worker cannot import (interactive session, notebook or "
-                "`python -c`)"
-            )
-    try:
-        import cloudpickle
-    except ImportError:
-        raise GpboError(_unsendable_message(objective, problem)) from None
-    try:
-        return cloudpickle.dumps(objective, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as exc:
-        problem += f"; cloudpickle failed too with {type(exc).__name__}: {exc}"
-        raise GpboError(_unsendable_message(objective, problem, cloudpickle=True)) from exc
-
-
-def _unsendable_message(objective: Objective, problem: str, *, cloudpickle: bool = False) -> str:
-    name = getattr(objective, "__qualname__", None) or type(objective).__name__
-    fixes = [
-        "define it at module level in an importable module (e.g. `module:function` in "
-        "train.py) rather than as a lambda, closure or in an interactive session",
-    ]
-    if not cloudpickle:
-        fixes.append(
-            "install cloudpickle, which can send lambdas and closures: "
-            + install_hint("cloudpickle")
-        )
-    fixes.append('run the trials in the driver process with executor="serial"')
-    return (
-        f"the objective {name!r} cannot be sent to a worker process: {problem}. Fix it in one "
-        "of these ways:\n" + "\n".join(f"  - {fix}" for fix in fixes)
-    )
 
 
 # -- the worker process ---------------------------------------------------------------------
