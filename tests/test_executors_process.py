@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import pickle
@@ -520,6 +521,59 @@ def test_function_defined_under_the_main_guard_goes_by_value_or_is_explained(
     executor.start(main.objective, slots=["cpu"], metric="value")
     (outcome,) = run_tasks(executor, [TrialTask(number=0, params={"x": 2.0})])
     assert (outcome.status, outcome.value) == ("complete", 6.0)
+
+
+DATA_UNDER_THE_GUARD_SCRIPT = """
+import functools
+
+def loss(params):
+    return DATA * params["x"] + ARGS_OFFSET
+
+def objective(params, scale=1.0):
+    return scale * loss(params)
+
+def harmless(params):
+    return params["x"]
+
+if __name__ == "__main__":
+    DATA = 3.0
+    ARGS_OFFSET = 0.5
+"""
+
+
+def test_globals_assigned_under_the_main_guard_travel_with_the_objective_or_are_explained(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh: list[Process]
+) -> None:
+    # data loaded (or args parsed) under the guard: by reference, a worker's import of the
+    # script never binds them, and every trial failed with NameError
+    cloudpickle = sys.modules.get("cloudpickle")
+    with contextlib.suppress(ImportError):
+        import cloudpickle
+    script = tmp_path / "data_driver.py"
+    script.write_text(DATA_UNDER_THE_GUARD_SCRIPT)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    exec(compile(DATA_UNDER_THE_GUARD_SCRIPT, str(script), "exec"), main.__dict__)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    objective = functools.partial(main.objective, scale=2.0)
+    # read through the function it calls, and through the partial
+    assert sending._globals_hidden_by_the_guard(objective) == ["ARGS_OFFSET", "DATA"]
+    assert sending._globals_hidden_by_the_guard(main.harmless) == []
+
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)
+    with pytest.raises(GpboError, match=r"reads ARGS_OFFSET, DATA, which the driver script "
+                       r"assigns only under .*NameError.*above the guard"):
+        Process().start(objective, slots=["cpu"], metric="value")
+    sending.serialize_objective(main.harmless)  # by reference, no error
+
+    if cloudpickle is None:
+        pytest.skip("cloudpickle is not installed")
+    monkeypatch.setitem(sys.modules, "cloudpickle", cloudpickle)
+    executor = Process()
+    fresh.append(executor)
+    executor.start(objective, slots=["cpu"], metric="value")
+    (outcome,) = run_tasks(executor, [TrialTask(number=0, params={"x": 2.0})])
+    assert (outcome.status, outcome.value) == ("complete", 13.0)
 
 
 def test_objective_that_fails_to_load_in_the_worker_fails_start(fresh: list[Process]) -> None:

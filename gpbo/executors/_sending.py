@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dis
+import functools
 import io
+import logging
 import os
 import pickle
 import sys
@@ -21,6 +24,8 @@ from typing import Any
 from gpbo._optional import install_hint
 from gpbo.exceptions import GpboError
 from gpbo.executors.base import Objective
+
+logger = logging.getLogger(__name__)
 
 
 class _MainRecordingPickler(pickle.Pickler):
@@ -80,20 +85,70 @@ def _defined_under_the_main_guard(names: Sequence[str]) -> list[str]:
     ``AttributeError``. Only positive evidence counts: a name the script's source does not show
     (a star import, ``exec``) is taken to be importable, as plain pickle assumes.
     """
+    if not names:
+        return []
+    hidden = _bound_only_under_the_guard()
+    return sorted({name.split(".")[0] for name in names} & hidden)
+
+
+def _bound_only_under_the_guard() -> set[str]:
+    """The names the ``__main__`` script binds only under ``if __name__ == "__main__":``."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if not names or not path:
-        return []
+    if not path:
+        return set()
     try:
         with open(path, encoding="utf-8") as source:
             tree = ast.parse(source.read())
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return []
+        return set()
     imported: set[str] = set()
     guarded: set[str] = set()
     _collect_top_level_names(tree.body, imported, guarded, under_guard=False)
-    tops = sorted({name.split(".")[0] for name in names})
-    return [name for name in tops if name in guarded and name not in imported]
+    return guarded - imported
+
+
+def _globals_hidden_by_the_guard(objective: Any) -> list[str]:
+    """The global names the objective reads (itself, or a ``__main__`` function it calls by
+    name) that the script binds only under its main guard: data loaded or ``args`` parsed
+    there are missing in a worker, where every trial would fail with ``NameError``."""
+    function = _function_of(objective)
+    if function is None or function.__module__ != "__main__":
+        return []
+    hidden = _bound_only_under_the_guard()
+    if not hidden:
+        return []
+    main = sys.modules["__main__"]
+    found: set[str] = set()
+    seen: set[types.CodeType] = set()
+    todo = [function.__code__]
+    while todo:
+        code = todo.pop()
+        if code in seen:
+            continue
+        seen.add(code)
+        todo += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+        for instruction in dis.get_instructions(code):
+            if instruction.opname not in ("LOAD_GLOBAL", "LOAD_NAME"):
+                continue
+            name = instruction.argval
+            if name in hidden:
+                found.add(name)
+            called = getattr(main, name, None)
+            if isinstance(called, types.FunctionType) and called.__module__ == "__main__":
+                todo.append(called.__code__)
+    return sorted(found)
+
+
+def _function_of(objective: Any) -> types.FunctionType | None:
+    """The plain function an objective runs: itself, a partial's, a method's, a ``__call__``."""
+    while isinstance(objective, functools.partial):
+        objective = objective.func
+    objective = getattr(objective, "__func__", objective)  # a bound method
+    if isinstance(objective, types.FunctionType):
+        return objective
+    call = type(objective).__call__ if callable(objective) else None
+    return call if isinstance(call, types.FunctionType) else None
 
 
 def _collect_top_level_names(
@@ -163,9 +218,22 @@ def serialize_objective(objective: Objective) -> bytes:
         problem = f"pickle failed with {type(exc).__name__}: {exc}"
     else:
         guarded = _defined_under_the_main_guard(pickler.main_names)
-        if not pickler.main_names or (_main_importable_by_workers() and not guarded):
+        reads = _globals_hidden_by_the_guard(objective) if pickler.main_names else []
+        if not pickler.main_names or (
+            _main_importable_by_workers() and not guarded and not reads
+        ):
             return buffer.getvalue()
-        if guarded:
+        if reads and not guarded:
+            # by value, cloudpickle sends the values of the globals the function reads
+            problem = (
+                f"it reads {', '.join(reads)}, which the driver script assigns only under `if "
+                "__name__ == \"__main__\":`, and a worker imports the script without running "
+                "that block, so every trial would fail with NameError there (assign "
+                f"{'it' if len(reads) == 1 else 'them'} above the guard, or inside the "
+                "objective)"
+            )
+            logger.info("sending the objective by value with its globals: %s", problem)
+        elif guarded:
             problem = (
                 f"{', '.join(guarded)} is defined under `if __name__ == \"__main__\":` in the "
                 "driver script, and a worker imports the script without running that block, "
