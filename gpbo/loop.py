@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import math
 import numbers
@@ -193,6 +194,7 @@ def optimize(
     _exit_if_bootstrapping_worker()
     if not callable(objective):
         raise GpboError(f"objective must be callable, got {objective!r}")
+    _check_takes_one_dict(objective, Space(space).names)
     if callable(callbacks) or isinstance(callbacks, (str, bytes)):
         raise GpboError(
             f"callbacks must be a list of callables (study, trial), got {callbacks!r}; "
@@ -255,6 +257,31 @@ def optimize(
             metric=study.metric,
         )
         return _Loop(study, runner, slots, settings, reporter=reporter).run(objective)
+
+
+def _check_takes_one_dict(objective: Callable[..., Any], names: Sequence[str]) -> None:
+    """Refuse an objective that cannot be called with one dict of parameters, before any
+    trial: ``def train(lr, hidden)`` failed every trial with the same ``TypeError``."""
+    try:
+        signature = inspect.signature(objective)
+    except (TypeError, ValueError):  # a builtin or an extension type: let it be called
+        return
+    try:
+        signature.bind({})
+    except TypeError as exc:
+        name = getattr(objective, "__name__", None) or type(objective).__name__
+        wrapper = ""
+        if set(signature.parameters) & set(names):
+            wrapper = (
+                f", or wrap it: def objective(params): return {name}(**params) (each "
+                "parameter of the space as a keyword)"
+            )
+        raise GpboError(
+            f"the objective {name}{signature} cannot be called as {name}(params) ({exc}): "
+            f"gpbo calls it with one dict of the trial's parameters, e.g. "
+            f"{{{', '.join(f'{n!r}: ...' for n in names[:3])}{', ...' * (len(names) > 3)}}}; "
+            f"write def {name}(params): and read params[...] inside{wrapper}"
+        ) from None
 
 
 def _warn_if_grid_is_cut(study: Study, n_trials: int) -> None:
@@ -688,7 +715,8 @@ class _Loop:
                     f"params {best.params}"
                 )
                 kept += (
-                    f"; the journal {self.study.journal_path} keeps every trial"
+                    f"; the journal {self.study.journal_path} keeps every trial, and a "
+                    "resume counts the failed ones toward n_trials (a new journal starts over)"
                     if self.study.journal_path
                     else "; this error's .result holds the trials"
                 )
@@ -712,7 +740,8 @@ class _Loop:
         trial = self._unusable
         assert trial is not None
         kept = (
-            f"the journal {self.study.journal_path} keeps every trial"
+            f"the journal {self.study.journal_path} keeps every trial, and a resume counts "
+            "the failed ones toward n_trials: a new journal starts over"
             if self.study.journal_path
             else "this error's .result holds the trials"
         )

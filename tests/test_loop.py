@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import signal
@@ -216,7 +217,8 @@ def test_a_first_trial_without_a_readable_metric_ends_the_study_at_once(tmp_path
 
     path = tmp_path / "j.jsonl"
     with pytest.raises(StudyError, match=rf"(?s)trial 0 .*left no metric.*no trial has "
-                       rf"completed.*keeps every trial.*max_consecutive_failures to None.*{why}"):
+                       rf"completed.*keeps every trial.*counts the failed ones toward "
+                       rf"n_trials.*max_consecutive_failures to None.*{why}"):
         gpbo.optimize(objective, SPACE, n_trials=10, strategy="random", journal=path,
                       verbose=False)
     assert len(calls) == 1
@@ -247,6 +249,33 @@ def test_nan_or_a_crash_first_is_the_trials_own_failure_and_none_runs_on():
     result = gpbo.optimize(lambda params: {"loss": 1.0}, SPACE, n_trials=3, strategy="random",
                            max_consecutive_failures=None, verbose=False)
     assert [t.status for t in result.trials] == ["failed"] * 3
+
+
+def test_an_objective_that_cannot_take_one_dict_is_refused_before_any_trial():
+    calls = []
+
+    def train(lr, hidden):  # the parameters as arguments: every trial failed alike
+        calls.append(1)
+        return lr
+
+    def evaluate():
+        calls.append(1)
+        return 1.0
+
+    space = {"lr": gpbo.Real(0, 1), "hidden": gpbo.Int(1, 4)}
+    with pytest.raises(gpbo.GpboError, match=r"train\(lr, hidden\) cannot be called as "
+                       r"train\(params\).*\{'lr': ..., 'hidden': ...\}.*"
+                       r"return train\(\*\*params\)"):
+        gpbo.optimize(train, space, n_trials=2, strategy="random", verbose=False)
+    with pytest.raises(gpbo.GpboError, match=r"evaluate\(\) cannot be called as "
+                       r"evaluate\(params\) \(too many positional arguments\)"):
+        gpbo.optimize(evaluate, space, n_trials=2, strategy="random", verbose=False)
+    assert calls == []
+    # what can take one dict is left alone: a default, *args, a partial
+    for objective in (lambda p, scale=1.0: p["lr"] * scale, lambda *args: args[0]["lr"],
+                      functools.partial(lambda p, k: p["lr"] + k, k=1.0)):
+        result = gpbo.optimize(objective, space, n_trials=1, strategy="random", verbose=False)
+        assert result.trials[0].status == "complete"
 
 
 def test_the_failure_stop_keeps_the_completed_trials_without_a_journal():
