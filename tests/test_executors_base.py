@@ -117,3 +117,24 @@ def test_a_trial_folder_left_empty_is_removed_and_one_with_files_kept(tmp_path, 
     task = TrialTask(number=2, params={"write": False}, dir=None)  # the current folder: kept
     assert evaluate(writes, task, metric="value", device="cpu").status == "complete"
     assert empty.is_dir()
+
+
+@pytest.mark.parametrize(
+    ("key", "meant"),
+    [("learning_rate", "lr"), ("hiden", "hidden"), ("batch", "batch_size")],
+)
+def test_a_key_error_for_a_name_close_to_a_parameter_s_says_which_was_meant(
+    tmp_path, key, meant
+):
+    params = {"lr": 0.01, "hidden": 64, "batch_size": 32}
+    task = TrialTask(number=0, params=params, dir=str(tmp_path / "0"))
+    outcome = evaluate(lambda p: p[key], task, metric="value", device="cpu")
+    first = outcome.error.splitlines()[0]
+    assert first == (
+        f"KeyError: {key!r} (no parameter is named {key!r}: did you mean {meant!r}? the "
+        "trial's parameters: lr, hidden, batch_size)"
+    )
+    assert "Traceback" in outcome.error  # still whole below
+    # a key of the user's own dict, like no parameter: the error as it was
+    unrelated = evaluate(lambda p: {}["checkpoint"], task, metric="value", device="cpu")
+    assert unrelated.error.splitlines()[0] == "KeyError: 'checkpoint'"

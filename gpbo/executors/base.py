@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import difflib
 import logging
 import math
 import numbers
 import os
+import re
 import signal
 import time
 import traceback
@@ -260,6 +262,10 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
             )
         else:
             error = describe_exception(exc)
+            hint = _parameter_name_hint(exc, task.params)
+            if hint:
+                first, newline, rest = error.partition("\n")
+                error = f"{first} ({hint}){newline}{rest}"
         return TrialOutcome(
             number=task.number,
             status="failed",
@@ -278,6 +284,35 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
         started_at=started,
         finished_at=time.time(),
     )
+
+
+def _parameter_name_hint(exc: BaseException, params: Mapping[str, Any]) -> str | None:
+    """For a ``KeyError`` of a name close to a parameter's (``params["learning_rate"]`` for
+    ``lr`` and ``learning_rte`` for ``learning_rate``): which one was meant."""
+    if not isinstance(exc, KeyError) or len(exc.args) != 1:
+        return None
+    key = exc.args[0]
+    if not isinstance(key, str) or key in params:
+        return None
+    names = [str(name) for name in params]
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    close = close or [
+        name
+        for name in names
+        if name in key or key in name or _initials(key) == name or _initials(name) == key
+    ][:1]
+    if not close:
+        return None
+    return (
+        f"no parameter is named {key!r}: did you mean {close[0]!r}? the trial's parameters: "
+        f"{', '.join(names)}"
+    )
+
+
+def _initials(name: str) -> str:
+    """``"lr"`` of ``"learning_rate"``; the name itself where it has one word."""
+    words = [word for word in re.split(r"[_\W]+", name) if word]
+    return "".join(word[0] for word in words) if len(words) > 1 else name
 
 
 class _RefusedValueError(Exception):
