@@ -256,7 +256,15 @@ def optimize(
             direction=study.direction, n_trials=settings.n_trials, enabled=verbose,
             metric=study.metric,
         )
-        return _Loop(study, runner, slots, settings, reporter=reporter).run(objective)
+        result = _Loop(study, runner, slots, settings, reporter=reporter).run(objective)
+    # after the study closed: a journal-less study's folder is gone where nothing was written
+    wrote = [t.number for t in result.trials if result.trial_dir(t) is not None] if verbose else []
+    if wrote and _progress is None:
+        reporter.say(
+            f"[gpbo] files of {format_count(len(wrote), 'trial')} in {result.trials_dir}"
+            f" (result.trial_dir(n) gives trial n's folder)"
+        )
+    return result
 
 
 def _check_takes_one_dict(objective: Callable[..., Any], names: Sequence[str]) -> None:

@@ -487,7 +487,7 @@ class Study(BestTrialMixin):
         """The study's trials as a :class:`~gpbo.Result`."""
         return Result(
             self._trials, direction=self.direction, stop_reason=stop_reason, seed=self.seed,
-            space=self.space, metric=self.metric,
+            space=self.space, metric=self.metric, trials_dir=self._trials_base(create=False),
         )
 
     def trial_dir(self, trial: Trial | int) -> Path:
@@ -496,17 +496,22 @@ class Study(BestTrialMixin):
         A re-run of an interrupted trial gets the same directory.
         """
         number = trial.number if isinstance(trial, Trial) else int(trial)
+        base = self._trials_base(create=True)
+        assert base is not None
+        return base / f"{number:06d}"
+
+    def _trials_base(self, *, create: bool) -> Path | None:
+        """The folder of the trials' directories; ``None`` for a study without a journal
+        whose trials have had none yet (and ``create`` false)."""
         if self.journal_path is not None:
             # absolute, from where the study was opened: a worker with another current
             # directory (Ray's runtime_env working_dir, a serial objective's chdir) would
             # otherwise put its files elsewhere, where a re-run would not find them
             journal = self._journal_absolute or self.journal_path.absolute()
-            base = journal.with_name(journal.stem + ".trials")
-        else:
-            if self._tmp_dir is None:
-                self._tmp_dir = Path(tempfile.mkdtemp(prefix="gpbo-study-"))
-            base = self._tmp_dir
-        return base / f"{number:06d}"
+            return journal.with_name(journal.stem + ".trials")
+        if self._tmp_dir is None and create:
+            self._tmp_dir = Path(tempfile.mkdtemp(prefix="gpbo-study-"))
+        return self._tmp_dir
 
     def close(self) -> None:
         """Release the journal (and its lock). The study stays readable.

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from gpbo.exceptions import NoCompletedTrialError
@@ -205,6 +206,7 @@ class Result(BestTrialMixin):
             draws its log-scaled parameters on log axes and its choices in their order.
         metric: The name of the value (``metric=`` of :func:`gpbo.optimize`), for plots and
             summaries.
+        trials_dir: The folder holding each trial's own directory (:meth:`trial_dir`).
     """
 
     def __init__(
@@ -216,9 +218,11 @@ class Result(BestTrialMixin):
         seed: int | None = None,
         space: Space | None = None,
         metric: str = "value",
+        trials_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.trials: list[Trial] = list(trials)
         self.metric = metric
+        self.trials_dir = Path(trials_dir) if trials_dir is not None else None
         self.direction: Direction = direction
         self.stop_reason = stop_reason
         self.seed = seed
@@ -246,6 +250,19 @@ class Result(BestTrialMixin):
     def status_counts(self) -> dict[str, int]:
         """The number of trials in each status that occurs."""
         return count_by_status(self.trials)
+
+    def trial_dir(self, trial: Trial | int) -> Path | None:
+        """The directory a trial wrote its files in (``gpbo.current_trial().dir`` while it
+        ran: checkpoints, logs), or ``None`` where it wrote nothing.
+
+        Beside the journal (``run.jsonl`` -> ``run.trials/000007``), or, for a study without
+        one, under a temporary folder that is kept while a trial's files are in it.
+        """
+        if self.trials_dir is None:
+            return None
+        number = trial.number if isinstance(trial, Trial) else int(trial)
+        folder = self.trials_dir / f"{number:06d}"
+        return folder if folder.is_dir() else None
 
     def to_dataframe(self) -> Any:
         """The trials as a ``pandas.DataFrame``, one row each, a column per parameter.

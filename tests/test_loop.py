@@ -737,3 +737,31 @@ def test_the_metric_s_name_reaches_the_result_the_progress_lines_and_the_journal
     assert "accuracy=" in out and "value=" not in out
     assert "best accuracy" in out
     assert gpbo.load(tmp_path / "j.jsonl").metric == "accuracy"
+
+
+@pytest.mark.parametrize("with_journal", [False, True])
+def test_the_files_a_trial_wrote_are_found_from_the_result(tmp_path, capsys, with_journal):
+    # without a journal they sat in a temporary folder only an INFO log line named
+    def objective(params):
+        if params["x"] > 0:
+            (gpbo.current_trial().dir / "model.txt").write_text(str(params["x"]))
+        return params["x"] ** 2
+
+    journal = tmp_path / "run.jsonl" if with_journal else None
+    result = gpbo.optimize(objective, SPACE, n_trials=6, strategy="sobol", seed=0,
+                           journal=journal)
+    wrote = [t for t in result.trials if t.params["x"] > 0]
+    assert 0 < len(wrote) < 6
+    for trial in result.trials:
+        folder = result.trial_dir(trial)
+        if trial in wrote:
+            assert (folder / "model.txt").read_text() == str(trial.params["x"])
+        else:
+            assert folder is None  # wrote nothing: no folder left
+    if with_journal:
+        assert result.trials_dir == tmp_path / "run.trials"
+    out = capsys.readouterr().out
+    assert f"files of {len(wrote)} trials in {result.trials_dir}" in out
+    quiet = gpbo.optimize(objective, SPACE, n_trials=2, strategy="sobol", seed=0, verbose=False)
+    assert capsys.readouterr().out == ""  # verbose=False: no line
+    assert all((quiet.trial_dir(t) is None) == (t.params["x"] <= 0) for t in quiet.trials)
