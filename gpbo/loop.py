@@ -194,7 +194,8 @@ def optimize(
     _exit_if_bootstrapping_worker()
     if not callable(objective):
         raise GpboError(f"objective must be callable, got {objective!r}")
-    _check_takes_one_dict(objective, Space(space).names)
+    space = Space(space)  # once: its warnings (an int range read as a Real) once
+    _check_takes_one_dict(objective, space.names)
     if callable(callbacks) or isinstance(callbacks, (str, bytes)):
         raise GpboError(
             f"callbacks must be a list of callables (study, trial), got {callbacks!r}; "

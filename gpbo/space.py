@@ -20,13 +20,14 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import numpy as np
 
-from gpbo.exceptions import SpaceError
+from gpbo.exceptions import SpaceError, warn_at_caller
 
 __all__ = ["Choice", "Int", "Param", "Real", "Space"]
 
@@ -435,14 +436,37 @@ def _only(keys: set[str], allowed: set[str], name: str, kind: str) -> None:
         )
 
 
+#: Parameter names that count things (``hidden``, ``num_layers``, ``batch_size``): a
+#: ``(16, 128)`` of ints for one is most likely meant as an Int, not bayes_opt's Real.
+_COUNT_NAME = re.compile(
+    r"(?:^|_)(?:n|num|number)_|(?:^|_)(?:hidden|layers?|units|width|depth|epochs?|heads|"
+    r"channels|filters|neurons|steps|dims?|features|blocks|experts|patience|workers|trees|"
+    r"estimators|leaves|neighbou?rs)(?:_|$)|(?:batch|hidden|kernel|embed(?:ding)?|window|pool|"
+    r"vocab|beam|chunk|stride)_?size",
+    re.IGNORECASE,
+)
+
+
 def _from_shorthand(name: str, spec: Any) -> Param:
-    """A parameter from the ``bayes_opt`` ``pbounds`` form, with exactly its meaning."""
+    """A parameter from the ``bayes_opt`` ``pbounds`` form, with exactly its meaning, or from
+    the config's ``{"type": ...}`` form."""
     if isinstance(spec, Param):
         return spec
     if isinstance(spec, list):
         return Choice(spec)
+    if isinstance(spec, Mapping) and "type" in spec:
+        return param_from_dict(spec, name=name)
     if isinstance(spec, tuple):
         if len(spec) == 2 and all(_is_number(v) for v in spec):
+            if all(type(v) is int for v in spec) and _COUNT_NAME.search(name):
+                warn_at_caller(
+                    f"parameter {name!r}: {spec!r} is a Real range (the bayes_opt shorthand), "
+                    f"so trials get fractional values such as {(spec[0] + spec[1]) / 2 + 0.3:g}; "
+                    f"for integers write gpbo.Int{spec!r} or {(*spec, int)!r}".replace(
+                        "<class 'int'>", "int"
+                    )
+                    + f", or {tuple(float(v) for v in spec)!r} where a real is meant"
+                )
             return Real(spec[0], spec[1])
         if len(spec) == 3 and all(_is_number(v) for v in spec[:2]) and spec[2] in (int, float):
             return Int(spec[0], spec[1]) if spec[2] is int else Real(spec[0], spec[1])

@@ -274,3 +274,25 @@ def test_a_choice_of_many_values_is_checked_and_encoded_in_linear_time():
     # each value was compared with every earlier one: 40 s for this space alone
     assert time.perf_counter() - start < 5.0
     assert space.decode(X)[199] == {"c": "v199", "n": 199}
+
+
+def test_an_int_range_for_a_count_is_warned_to_be_a_real_and_the_config_form_is_taken():
+    import warnings
+
+    with pytest.warns(gpbo.GpboWarning, match=r"'hidden': \(16, 128\) is a Real range .*"
+                      r"gpbo.Int\(16, 128\) or \(16, 128, int\), or \(16.0, 128.0\)") as record:
+        space = gpbo.Space({"hidden": (16, 128), "num_layers": (1, 4, int)})
+    assert len(record) == 1 and record[0].filename == __file__
+    assert isinstance(space["hidden"], gpbo.Real)  # bayes_opt's meaning is kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # bayes_opt's own examples, names of no count, floats, an explicit type: no warning
+        gpbo.Space({"x": (2, 4), "y": (-3, 3), "step_size": (1, 3), "dropout": (0, 1),
+                    "n_layers": (1.0, 6.0), "batch_size": (16, 256, int)})
+    # the YAML config's form is a parameter in Python too (it said "unknown type dict")
+    space = gpbo.Space({"lr": {"type": "real", "low": 1e-4, "high": 1e-1, "log": True},
+                        "act": {"type": "choice", "values": ["relu", "tanh"]}})
+    assert space["lr"] == gpbo.Real(1e-4, 1e-1, log=True)
+    assert space["act"] == gpbo.Choice(["relu", "tanh"])
+    with pytest.raises(gpbo.SpaceError, match="'lr': unknown type 'reel'"):
+        gpbo.Space({"lr": {"type": "reel", "low": 0, "high": 1}})
