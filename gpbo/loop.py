@@ -134,6 +134,7 @@ def optimize(
     seed: int | None = None,
     verbose: bool = True,
     callbacks: Sequence[Callback] = (),
+    enqueue: Sequence[Mapping[str, Any]] = (),
     _progress: ProgressReporter | None = None,
 ) -> Result:
     """Run a whole study: propose, train, record, repeat, and return every trial.
@@ -180,6 +181,9 @@ def optimize(
             :class:`gpbo.StopStudy` ends the study once the running trials finish. Any other
             exception a callback raises ends it at once (running trials are recorded
             ``interrupted``) and reaches the caller, with the trials on its ``result``.
+        enqueue: Parameter sets to evaluate first (known good configurations), before the
+            strategy's proposals; on a resume, those already queued or tried are skipped
+            (:meth:`gpbo.Study.enqueue`).
         _progress: Internal (the ``gpbo`` command's live display): a reporter that replaces
             the one ``verbose`` selects.
 
@@ -196,6 +200,11 @@ def optimize(
         raise GpboError(f"objective must be callable, got {objective!r}")
     space = Space(space)  # once: its warnings (an int range read as a Real) once
     _check_takes_one_dict(objective, space.names)
+    if isinstance(enqueue, Mapping) or not all(isinstance(p, Mapping) for p in enqueue):
+        raise GpboError(
+            f"enqueue must be a list of parameter dicts, got {enqueue!r}; wrap a single one "
+            "in a list"
+        )
     if callable(callbacks) or isinstance(callbacks, (str, bytes)):
         raise GpboError(
             f"callbacks must be a list of callables (study, trial), got {callbacks!r}; "
@@ -248,6 +257,8 @@ def optimize(
         metric=metric,
     )
     with study:
+        for params in enqueue:
+            study.enqueue(params)
         _warn_if_grid_is_cut(study, settings.n_trials)
         _warn_if_the_design_takes_the_budget(
             study, settings.n_trials,

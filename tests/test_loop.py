@@ -765,3 +765,20 @@ def test_the_files_a_trial_wrote_are_found_from_the_result(tmp_path, capsys, wit
     quiet = gpbo.optimize(objective, SPACE, n_trials=2, strategy="sobol", seed=0, verbose=False)
     assert capsys.readouterr().out == ""  # verbose=False: no line
     assert all((quiet.trial_dir(t) is None) == (t.params["x"] <= 0) for t in quiet.trials)
+
+
+def test_enqueued_configurations_run_first_and_once_across_a_resume(tmp_path):
+    path = tmp_path / "j.jsonl"
+    known = [{"x": 1.0, "y": 2.0}, {"x": -1.0, "y": 0.5}]
+    first = gpbo.optimize(sphere, SPACE, n_trials=3, strategy="random", seed=0, journal=path,
+                          enqueue=known, verbose=False)
+    assert [t.params for t in first.trials[:2]] == known
+    resumed = gpbo.optimize(sphere, SPACE, n_trials=5, strategy="random", seed=0,
+                            journal=path, enqueue=known, verbose=False)
+    assert [t.params for t in resumed.trials].count(known[0]) == 1  # not trained again
+    assert len(resumed.trials) == 5
+    with pytest.raises(gpbo.GpboError, match="list of parameter dicts.*wrap a single one"):
+        gpbo.optimize(sphere, SPACE, n_trials=1, enqueue=known[0], verbose=False)
+    with pytest.raises(gpbo.SpaceError, match="'x'"):
+        gpbo.optimize(sphere, SPACE, n_trials=1, enqueue=[{"x": 99.0, "y": 0.0}],
+                      verbose=False)
