@@ -777,7 +777,7 @@ def test_enqueued_configurations_run_first_and_once_across_a_resume(tmp_path):
                             journal=path, enqueue=known, verbose=False)
     assert [t.params for t in resumed.trials].count(known[0]) == 1  # not trained again
     assert len(resumed.trials) == 5
-    with pytest.raises(gpbo.GpboError, match="list of parameter dicts.*wrap a single one"):
+    with pytest.raises(gpbo.GpboError, match=r"list of parameter dicts.*wrap a single one"):
         gpbo.optimize(sphere, SPACE, n_trials=1, enqueue=known[0], verbose=False)
     with pytest.raises(gpbo.SpaceError, match="'x'"):
         gpbo.optimize(sphere, SPACE, n_trials=1, enqueue=[{"x": 99.0, "y": 0.0}],
