@@ -906,3 +906,26 @@ def test_worker_threads_split_the_cpus_this_process_may_use(monkeypatch) -> None
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     assert process._usable_cpus() == 4
+
+
+class _TrainerHoldingALock:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def train(self, params: dict[str, float]) -> float:
+        return params["x"]
+
+    def __call__(self, params: dict[str, float]) -> float:
+        return params["x"]
+
+
+def test_an_unsendable_method_or_callable_object_names_what_travels_with_it() -> None:
+    # the advice was "define it at module level", which it already was
+    with pytest.raises(GpboError, match=r"(?s)'_TrainerHoldingALock.train' cannot be sent.*"
+                       r"pickles its _TrainerHoldingALock instance with it.*module-level "
+                       r"function that builds the _TrainerHoldingALock.*__getstate__") as info:
+        sending.serialize_objective(_TrainerHoldingALock().train)
+    assert "rather than as a lambda" not in str(info.value)
+    with pytest.raises(GpboError, match=r"(?s)the _TrainerHoldingALock object is pickled "
+                       r"whole: keep only picklable settings"):
+        sending.serialize_objective(_TrainerHoldingALock())

@@ -258,10 +258,30 @@ def serialize_objective(objective: Objective) -> bytes:
 
 def _unsendable_message(objective: Objective, problem: str, *, cloudpickle: bool = False) -> str:
     name = getattr(objective, "__qualname__", None) or type(objective).__name__
-    fixes = [
-        "define it at module level in an importable module (e.g. `module:function` in "
-        "train.py) rather than as a lambda, closure or in an interactive session",
-    ]
+    owner = getattr(objective, "__self__", None)
+    if owner is not None and not isinstance(owner, types.ModuleType):
+        # the function is fine; what it is bound to travels with it
+        kind = type(owner).__name__
+        problem += (
+            f" (a bound method pickles its {kind} instance with it, and everything that "
+            "instance holds: a lock, an open file, a CUDA context)"
+        )
+        fixes = [
+            f"make the objective a module-level function that builds the {kind} it needs "
+            f"inside each trial, or give {kind} a __getstate__ that leaves out what cannot "
+            "be pickled",
+        ]
+    elif not isinstance(objective, (types.FunctionType, functools.partial)):
+        kind = type(objective).__name__
+        fixes = [
+            f"the {kind} object is pickled whole: keep only picklable settings in it (build "
+            "locks, files and models inside __call__), or use a module-level function",
+        ]
+    else:
+        fixes = [
+            "define it at module level in an importable module (e.g. `module:function` in "
+            "train.py) rather than as a lambda, closure or in an interactive session",
+        ]
     if not cloudpickle:
         fixes.append(
             "install cloudpickle, which can send lambdas and closures: "
