@@ -472,6 +472,19 @@ def test_function_from_an_interactive_main_goes_by_value(
     assert (outcome.status, outcome.value) == ("complete", 8.0)
 
 
+def _run_as_main(
+    monkeypatch: pytest.MonkeyPatch, script: Path, source: str
+) -> types.ModuleType:
+    """Write ``source`` to ``script`` and run it as this process's ``__main__``, as
+    ``python script`` would (the guarded block included)."""
+    script.write_text(source)
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    exec(compile(source, str(script), "exec"), main.__dict__)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    return main
+
+
 GUARDED_SCRIPT = """
 import math
 
@@ -497,13 +510,9 @@ def test_function_defined_under_the_main_guard_goes_by_value_or_is_explained(
     cloudpickle = sys.modules.get("cloudpickle")
     with contextlib.suppress(ImportError):
         import cloudpickle
-    script = tmp_path / "guarded_driver.py"
-    script.write_text(GUARDED_SCRIPT)
-    main = types.ModuleType("__main__")
-    main.__file__ = str(script)
-    exec(compile(GUARDED_SCRIPT, str(script), "exec"), main.__dict__)
-    monkeypatch.setitem(sys.modules, "__main__", main)
-    assert sending._defined_under_the_main_guard(["objective", "helper", "gpbo"]) == [
+    main = _run_as_main(monkeypatch, tmp_path / "guarded_driver.py", GUARDED_SCRIPT)
+    hidden = sending._bound_only_under_the_guard()
+    assert sending._defined_under_the_main_guard(["objective", "helper", "gpbo"], hidden) == [
         "objective"
     ]
 
@@ -549,16 +558,12 @@ def test_globals_assigned_under_the_main_guard_travel_with_the_objective_or_are_
     cloudpickle = sys.modules.get("cloudpickle")
     with contextlib.suppress(ImportError):
         import cloudpickle
-    script = tmp_path / "data_driver.py"
-    script.write_text(DATA_UNDER_THE_GUARD_SCRIPT)
-    main = types.ModuleType("__main__")
-    main.__file__ = str(script)
-    exec(compile(DATA_UNDER_THE_GUARD_SCRIPT, str(script), "exec"), main.__dict__)
-    monkeypatch.setitem(sys.modules, "__main__", main)
+    main = _run_as_main(monkeypatch, tmp_path / "data_driver.py", DATA_UNDER_THE_GUARD_SCRIPT)
     objective = functools.partial(main.objective, scale=2.0)
     # read through the function it calls, and through the partial
-    assert sending._globals_hidden_by_the_guard(objective) == ["ARGS_OFFSET", "DATA"]
-    assert sending._globals_hidden_by_the_guard(main.harmless) == []
+    hidden = sending._bound_only_under_the_guard()
+    assert sending._globals_hidden_by_the_guard(objective, hidden) == ["ARGS_OFFSET", "DATA"]
+    assert sending._globals_hidden_by_the_guard(main.harmless, hidden) == []
 
     monkeypatch.setitem(sys.modules, "cloudpickle", None)
     with pytest.raises(GpboError, match=r"reads ARGS_OFFSET, DATA, which the driver script "

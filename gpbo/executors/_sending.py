@@ -77,17 +77,15 @@ def _main_importable_by_workers() -> bool:
     return bool(path) and os.path.isfile(path)
 
 
-def _defined_under_the_main_guard(names: Sequence[str]) -> list[str]:
-    """Those of ``names`` (of ``__main__``) that its script defines only under its guard.
+def _defined_under_the_main_guard(names: Sequence[str], hidden: set[str]) -> list[str]:
+    """Those of ``names`` (of ``__main__``) that its script defines only under its guard
+    (``hidden``, from :func:`_bound_only_under_the_guard`).
 
     A spawned worker imports the driver script as ``__mp_main__`` without running the
     ``if __name__ == "__main__":`` block, so unpickling such a name there fails with a bare
     ``AttributeError``. Only positive evidence counts: a name the script's source does not show
     (a star import, ``exec``) is taken to be importable, as plain pickle assumes.
     """
-    if not names:
-        return []
-    hidden = _bound_only_under_the_guard()
     return sorted({name.split(".")[0] for name in names} & hidden)
 
 
@@ -108,15 +106,13 @@ def _bound_only_under_the_guard() -> set[str]:
     return guarded - imported
 
 
-def _globals_hidden_by_the_guard(objective: Any) -> list[str]:
+def _globals_hidden_by_the_guard(objective: Any, hidden: set[str]) -> list[str]:
     """The global names the objective reads (itself, or a ``__main__`` function it calls by
-    name) that the script binds only under its main guard: data loaded or ``args`` parsed
-    there are missing in a worker, where every trial would fail with ``NameError``."""
+    name) that the script binds only under its main guard (``hidden``): data loaded or
+    ``args`` parsed there are missing in a worker, where every trial would fail with
+    ``NameError``."""
     function = _function_of(objective)
-    if function is None or function.__module__ != "__main__":
-        return []
-    hidden = _bound_only_under_the_guard()
-    if not hidden:
+    if function is None or function.__module__ != "__main__" or not hidden:
         return []
     main = sys.modules["__main__"]
     found: set[str] = set()
@@ -217,8 +213,10 @@ def serialize_objective(objective: Objective) -> bytes:
     except Exception as exc:
         problem = f"pickle failed with {type(exc).__name__}: {exc}"
     else:
-        guarded = _defined_under_the_main_guard(pickler.main_names)
-        reads = _globals_hidden_by_the_guard(objective) if pickler.main_names else []
+        # the script read once, and only for an objective that refers to __main__
+        hidden = _bound_only_under_the_guard() if pickler.main_names else set()
+        guarded = _defined_under_the_main_guard(pickler.main_names, hidden)
+        reads = _globals_hidden_by_the_guard(objective, hidden)
         if not pickler.main_names or (
             _main_importable_by_workers() and not guarded and not reads
         ):
