@@ -488,12 +488,28 @@ class Journal:
             try:
                 _write_all(self._fd, line)
                 os.fsync(self._fd)
+                self._size += len(line)
             except OSError as exc:
                 # Cut off whatever part of the line got written, so the file stays valid.
                 with contextlib.suppress(OSError):
                     os.ftruncate(self._fd, self._size)
                 raise JournalError(f"cannot write to {self._path}: {exc}") from exc
-            self._size += len(line)
+            except BaseException:
+                # A stop signal (KeyboardInterrupt) between any two of these steps: the size
+                # must stay the file's, or a later failed write's cut would reach into this
+                # line, recorded whole; a line written in part is cut off.
+                self._recount(len(line))
+                raise
+
+    def _recount(self, line_length: int) -> None:
+        """Bring ``_size`` back to the file's after an interrupted append of one line."""
+        assert self._fd is not None
+        with contextlib.suppress(OSError):
+            size = os.fstat(self._fd).st_size
+            if size == self._size + line_length:
+                self._size = size  # written whole, not yet counted
+            elif size != self._size:
+                os.ftruncate(self._fd, self._size)
 
     def close(self) -> None:
         """Close the file and release the lock; closing twice does nothing."""

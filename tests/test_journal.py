@@ -502,3 +502,41 @@ def test_fold_trials_keeps_the_latest_event_per_number() -> None:
     assert fold_trials([]) == {}
     with pytest.raises(JournalError, match="event 0"):
         fold_trials([{"event": "trial"}])
+
+
+def test_a_stop_signal_inside_an_append_keeps_the_size_true_for_a_later_failed_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl+C landing in fsync, after the line was written: the size was not advanced, and a
+    # later write's cleanup (ENOSPC) cut the file back into that line, recorded whole
+    import errno
+
+    import gpbo.journal as journal_module
+
+    path = tmp_path / "j.jsonl"
+    journal, _ = Journal.open(path, header=HEADER)
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def fsync_then_ctrl_c(fd: int) -> None:
+        real_fsync(fd)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    with journal:
+        monkeypatch.setattr(journal_module.os, "fsync", fsync_then_ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            journal.append({"event": "note", "n": 1})
+        journal.append({"event": "note", "n": 2})
+
+        def disk_full(fd: int, data: bytes) -> None:
+            os.write(fd, data[:7])  # a part of the line, then the error
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(journal_module, "_write_all", disk_full)
+        with pytest.raises(JournalError, match="No space left"):
+            journal.append({"event": "note", "n": 3})
+    contents = read_journal(path)
+    assert contents is not None and contents.torn_bytes == 0
+    assert [e["n"] for e in contents.events] == [1, 2]
