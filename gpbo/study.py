@@ -589,7 +589,17 @@ class Study(BestTrialMixin):
         trial = Trial(number=number, params=params, round=round_, seed=seed)
         encoded = self.space.encode([params])[0]
         if record:  # the journal first: a trial it did not take must not exist
-            self._record(trial, dequeued=dequeued)
+            try:
+                self._record(trial, dequeued=dequeued)
+            except Exception:  # a failed write (JournalError): the journal does not hold it
+                raise
+            except BaseException:
+                # a stop signal as the line was being written (in fsync, say): the journal
+                # may hold the trial, so the study must, for the stop to record it
+                # interrupted; a pending trial outlived the driver's clean exit
+                self._trials.append(trial)
+                self._remember_point(number, params, encoded)
+                raise
         self._trials.append(trial)
         self._remember_point(number, params, encoded)
         return trial

@@ -445,3 +445,32 @@ def test_a_resume_with_its_trials_already_finished_starts_no_worker(tmp_path, mo
     assert result.stop_reason == (
         "n_trials=2 already reached: the study has 3 finished trials; raise n_trials to go on"
     )
+
+
+def test_ctrl_c_while_ask_journals_a_new_trial_leaves_none_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the stop came out of the journal's fsync, after the line was written: the trial was in
+    # the journal but not in the study, so the stop did not record it interrupted
+    from gpbo.journal import Journal
+
+    journal = tmp_path / "j.jsonl"
+    real_append = Journal.append
+
+    def append_then_ctrl_c(self: Journal, event: dict) -> None:
+        real_append(self, event)
+        trial = event.get("trial") or {}
+        if trial.get("number") == 3 and trial.get("status") == "pending":
+            raise KeyboardInterrupt("stopped by SIGINT")
+
+    space = {"x": gpbo.Real(0.0, 1.0)}
+    monkeypatch.setattr(Journal, "append", append_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        gpbo.optimize(lambda p: p["x"], space, n_trials=6, strategy="random", seed=0,
+                      journal=journal, verbose=False)
+    assert statuses(journal) == ["complete"] * 3 + ["interrupted"]
+    monkeypatch.setattr(Journal, "append", real_append)
+    result = gpbo.optimize(lambda p: p["x"], space, n_trials=6, strategy="random", seed=0,
+                           journal=journal, verbose=False)
+    assert [t.status for t in result.trials] == ["complete"] * 6
+    assert statuses(journal) == ["complete"] * 6
