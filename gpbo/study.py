@@ -766,7 +766,10 @@ class Study(BestTrialMixin):
                         f"the driver process died each of the {_DRIVER_DEATHS_TO_FAIL} times "
                         "this trial ran in it (os._exit, a crash in native code, or the "
                         "out-of-memory killer?); it is not run again. Run trials in worker "
-                        'processes (executor="process") so that a crash fails only its trial'
+                        'processes (executor="process") so that a crash fails only its trial. '
+                        "Where the driver was killed from outside (kill -9, a preempted job), "
+                        "the trial is not to blame: study.enqueue(params, skip_if_seen=False) "
+                        "runs its parameters again"
                     )
                     logger.warning("trial %d: %s", trial.number, trial.error)
                     self._record(trial)

@@ -669,8 +669,14 @@ def test_a_trial_the_driver_died_in_twice_is_failed_on_resume(tmp_path):
         assert study.trials[0].status == "failed"
         assert "driver process died each of the 2 times" in study.trials[0].error
         assert 'executor="process"' in study.trials[0].error
+        # a driver killed from outside is no fault of the trial: the error says how to rerun
+        assert "killed from outside" in study.trials[0].error
         (trial,) = study.ask(1)
         assert trial.number == 1  # the study goes on
+        failed = study.trials[0].params
+        assert study.enqueue(failed) is False  # tried already
+        assert study.enqueue(failed, skip_if_seen=False) is True
+        assert study.ask(1)[0].params == failed
 
 
 def test_a_trial_in_a_worker_is_run_again_however_often_the_driver_died(tmp_path):
