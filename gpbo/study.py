@@ -588,20 +588,21 @@ class Study(BestTrialMixin):
         seed = int(np.random.SeedSequence(self.seed, spawn_key=(number, 7)).generate_state(1)[0])
         trial = Trial(number=number, params=params, round=round_, seed=seed)
         encoded = self.space.encode([params])[0]
-        if record:  # the journal first: a trial it did not take must not exist
-            try:
+        # The journal first: a trial it did not take (a failed write) must not exist. A stop
+        # signal as the line was being written (in fsync, say) leaves one the journal may
+        # hold, so the study keeps it and the stop records it interrupted: a pending trial
+        # outlived the driver's clean exit.
+        failed = False
+        try:
+            if record:
                 self._record(trial, dequeued=dequeued)
-            except Exception:  # a failed write (JournalError): the journal does not hold it
-                raise
-            except BaseException:
-                # a stop signal as the line was being written (in fsync, say): the journal
-                # may hold the trial, so the study must, for the stop to record it
-                # interrupted; a pending trial outlived the driver's clean exit
+        except Exception:
+            failed = True
+            raise
+        finally:
+            if not failed:
                 self._trials.append(trial)
                 self._remember_point(number, params, encoded)
-                raise
-        self._trials.append(trial)
-        self._remember_point(number, params, encoded)
         return trial
 
     def _remember_point(self, number: int, params: dict[str, Any], encoded: np.ndarray) -> None:
