@@ -627,6 +627,10 @@ class _Loop:
                     seed=trial.seed,
                     dir=str(self.study.trial_dir(trial)),
                     timeout=self.settings.trial_timeout,
+                    receipt=(
+                        self.study._fresh_receipt(trial) if self.executor.writes_receipts
+                        else None
+                    ),
                 )
                 device = self.executor.submit(task)
                 self._pending.pop(0)

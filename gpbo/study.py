@@ -29,6 +29,8 @@ from gpbo.exceptions import (
     warn_at_caller,
 )
 from gpbo.executors.base import parse_objective_value
+from gpbo.receipt import clear_receipt, read_receipt
+from gpbo.report import format_count
 from gpbo.space import Space
 from gpbo.strategies import History, Strategy, make_strategy, strategy_from_config
 from gpbo.trial import (
@@ -273,6 +275,8 @@ class Study(BestTrialMixin):
                 self._rerun.remove(target.number)
             self._update(target, value, error=error, status=status, metrics=extra_metrics)
             self._record(target)
+        if self._journal is not None:  # journaled: the outcome's receipt has done its work
+            clear_receipt(self._receipt_path(target.number))
         return target
 
     def _check_still_open(self, target: Trial, hint: str) -> bool:
@@ -500,6 +504,21 @@ class Study(BestTrialMixin):
         assert base is not None
         return base / f"{number:06d}"
 
+    def _receipt_path(self, number: int) -> Path:
+        """Where trial ``number``'s worker leaves its outcome receipt (see :mod:`gpbo.receipt`)."""
+        base = self._trials_base(create=False)
+        assert base is not None, "receipts are kept for studies with a journal"
+        return base / ".receipts" / f"{number:06d}.json"
+
+    def _fresh_receipt(self, trial: Trial) -> str | None:
+        """The receipt path for the attempt of ``trial`` about to start (for the loop), any
+        earlier attempt's removed; ``None`` without a journal (nothing would resume)."""
+        if self._journal is None:
+            return None
+        path = self._receipt_path(trial.number)
+        clear_receipt(path)
+        return str(path)
+
     def _trials_base(self, *, create: bool) -> Path | None:
         """The folder of the trials' directories; ``None`` for a study without a journal
         whose trials have had none yet (and ``create`` false)."""
@@ -520,6 +539,8 @@ class Study(BestTrialMixin):
         trial wrote anything there (one that did is kept, and its path logged).
         """
         if self._journal is not None:
+            with contextlib.suppress(OSError):  # where every receipt was taken, as it should
+                self._receipt_path(0).parent.rmdir()
             self._journal.close()
             self._journal = None
             self._unwritable = (
@@ -759,8 +780,11 @@ class Study(BestTrialMixin):
         """
         self._fold_events(events)
         in_driver, deaths = _driver_deaths(events)
+        recovered = 0
         for trial in self._trials:
-            if trial.status == "running" and trial.number in in_driver:
+            if trial.status == "running" and self._record_from_receipt(trial):
+                recovered += 1
+            elif trial.status == "running" and trial.number in in_driver:
                 if deaths.get(trial.number, 0) + 1 >= _DRIVER_DEATHS_TO_FAIL:
                     trial.status, trial.finished_at = "failed", time.time()
                     trial.error = (
@@ -788,12 +812,47 @@ class Study(BestTrialMixin):
         if self._trials:
             finished = sum(t.finished for t in self._trials)
             logger.info(
-                "resumed %s: %d trials (%d finished, %d to run again)",
+                "resumed %s: %d trials (%d finished, %d to run again)%s",
                 self.journal_path,
                 len(self._trials),
                 finished,
                 len(self._rerun),
+                f"; {format_count(recovered, 'trial')} recorded from the outcome that its "
+                "worker left as the driver died" if recovered else "",
             )
+
+    def _record_from_receipt(self, trial: Trial) -> bool:
+        """Record how a trial the journal left running ended, from its worker's receipt.
+
+        Its result reached the driver's pipe, but the driver died before it journaled it.
+        Returns whether there was a receipt to trust.
+        """
+        receipt = read_receipt(
+            self._receipt_path(trial.number),
+            number=trial.number,
+            params=trial.params,
+            metric=self.metric,
+        )
+        if receipt is None:
+            return False
+        with self._undone_on_error(trial):
+            self._update(
+                trial,
+                receipt.value if receipt.status == "complete" else None,
+                error=(receipt.error or "failed") if receipt.status == "failed" else None,
+                status=None,
+                metrics=dict(receipt.metrics),
+            )
+            trial.started_at = receipt.started_at or trial.started_at
+            trial.finished_at = receipt.finished_at or trial.finished_at
+            self._record(trial, extra={"from_receipt": True})
+        clear_receipt(self._receipt_path(trial.number))
+        logger.info(
+            "trial %d ended (%s) before the driver died; recorded from its outcome receipt",
+            trial.number,
+            trial.status,
+        )
+        return True
 
     def _fold_events(self, events: Sequence[Mapping[str, Any]]) -> None:
         """Rebuild the trials (latest state of each) and the enqueued parameter sets."""

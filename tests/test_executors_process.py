@@ -24,6 +24,7 @@ from gpbo.executors import _sending as sending
 from gpbo.executors import process
 from gpbo.executors.base import TrialOutcome, TrialTask
 from gpbo.executors.process import Process, exit_if_bootstrapping_worker
+from gpbo.receipt import read_receipt
 from tests import objectives_for_workers as objectives
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,11 +37,13 @@ def task(fn: str, **params: object) -> TrialTask:
     """A task for the shared executor, whose objective dispatches on ``fn``."""
     timeout = params.pop("timeout", None)
     trial_dir = params.pop("dir", None)
+    receipt = params.pop("receipt", None)
     return TrialTask(
         number=next(_numbers),
         params={"fn": fn, **params},
         dir=None if trial_dir is None else str(trial_dir),
         timeout=timeout,  # type: ignore[arg-type]
+        receipt=None if receipt is None else str(receipt),
     )
 
 
@@ -307,6 +310,26 @@ def test_a_trial_that_catches_the_timeouts_sigterm_is_still_a_timeout(
     assert (outcome.status, outcome.value) == ("timeout", None)
     (again,) = run_tasks(shared, [task("sleep_and_return", value=9.0)])
     assert (again.status, again.value) == ("complete", 9.0)
+
+
+def test_a_worker_leaves_a_receipt_that_a_result_after_the_stop_does_not_count_on(
+    shared: Process, tmp_path: Path
+) -> None:
+    # the receipt stands in for the pipe when the driver dies before it reads the outcome
+    done = task("sleep_and_return", value=9.0, receipt=tmp_path / "done.json")
+    (outcome,) = run_tasks(shared, [done])
+    receipt = read_receipt(done.receipt, number=done.number, params=done.params, metric="value")
+    assert receipt is not None
+    assert (receipt.status, receipt.value, receipt.metrics) == ("complete", 9.0, outcome.metrics)
+    assert (receipt.started_at, receipt.finished_at) == (outcome.started_at, outcome.finished_at)
+    # a loss so far, returned after gpbo's SIGTERM, is written but marked as after the stop
+    caught = task("train_until_sigterm", timeout=1.0, receipt=tmp_path / "caught.json")
+    (outcome,) = run_tasks(shared, [caught])
+    assert outcome.status == "timeout"
+    assert Path(caught.receipt).exists()
+    assert read_receipt(
+        caught.receipt, number=caught.number, params=caught.params, metric="value"
+    ) is None
 
 
 def test_a_trial_that_catches_the_interrupts_sigterm_is_interrupted(shared: Process) -> None:

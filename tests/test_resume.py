@@ -356,6 +356,53 @@ if __name__ == "__main__":
 """
 
 
+def test_a_result_waiting_in_the_pipe_when_the_driver_dies_is_not_trained_again(
+    tmp_path: Path,
+) -> None:
+    # The driver reads a worker's result when it next looks; busy meanwhile (importing botorch
+    # for its first fit, fitting the GP in async mode; here a callback), a kill -9 lost it.
+    script = tmp_path / "busy_driver.py"
+    script.write_text(
+        "import functools, os, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "import gpbo\n"
+        "from objectives_for_workers import hold_while_flag\n"
+        "FLAG = Path(sys.argv[2])\n"
+        "RECEIPT = Path('study.trials/.receipts/000001.json')\n"
+        "def busy_then_killed(study, trial):\n"
+        "    if trial.number != 0:\n"
+        "        return\n"
+        "    FLAG.unlink()  # trial 1 ends while the driver is busy here\n"
+        "    end = time.monotonic() + 10\n"
+        "    while not RECEIPT.exists() and time.monotonic() < end:\n"
+        "        time.sleep(0.02)\n"
+        "    time.sleep(0.2)  # its result is in the pipe by now\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "if __name__ == '__main__':\n"
+        "    objective = functools.partial(hold_while_flag, flag=str(FLAG), hold_from=1)\n"
+        "    gpbo.optimize(objective, {'x': gpbo.Real(0.0, 1.0), 'y': gpbo.Real(0.0, 1.0)},\n"
+        "                  n_trials=4, batch_size=2, devices=['cpu', 'cpu'], strategy='sobol',\n"
+        "                  seed=1, journal=sys.argv[1], callbacks=[busy_then_killed],\n"
+        "                  verbose=False)\n"
+    )
+    journal, flag = tmp_path / "study.jsonl", tmp_path / "hold"
+    flag.touch()
+    run = subprocess.run([sys.executable, str(script), str(journal), str(flag)], cwd=tmp_path,
+                         env=script_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    assert statuses(journal) == ["complete", "running"]  # trial 1's result was not journaled
+
+    objective = functools.partial(objectives.hold_while_flag, flag=str(flag))
+    result = gpbo.optimize(objective, XY, n_trials=4, batch_size=2, devices=CPU2,
+                           strategy="sobol", journal=journal, verbose=False)
+    assert [t.status for t in result.trials] == ["complete"] * 4
+    trial_dir = [tmp_path / "study.trials" / f"{n:06d}" for n in range(4)]
+    assert [len(attempts(d)) for d in trial_dir] == [1, 1, 1, 1]  # trial 1 was not run again
+    recovered = result.trials[1]
+    assert recovered.value == pytest.approx(objectives._quadratic(recovered.params))
+    assert not (tmp_path / "study.trials" / ".receipts").exists()
+
+
 def test_killing_the_driver_again_and_again_loses_and_repeats_no_finished_trial(
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,7 @@ import pytest
 import gpbo
 import gpbo.journal as journal_module
 from gpbo.exceptions import NoCompletedTrialError
+from gpbo.receipt import Receipt, write_receipt
 from tests.conftest import fast_bayes
 
 SPACE = {"x": gpbo.Real(-5, 5), "n": gpbo.Int(1, 8)}
@@ -691,6 +692,49 @@ def test_a_trial_in_a_worker_is_run_again_however_often_the_driver_died(tmp_path
     assert _start_and_die(journal, in_driver=True) == 0
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
         assert study.trials[0].status == "interrupted"
+
+
+def _leave_receipt(journal, number, receipt, *, params=None, metric="value"):
+    """Write trial ``number``'s receipt where its worker would."""
+    study = gpbo.load(journal)
+    path = journal.with_name(journal.stem + ".trials") / ".receipts" / f"{number:06d}.json"
+    params = study.trials[number].params if params is None else params
+    write_receipt(path, number=number, params=params, metric=metric, receipt=receipt)
+    return path
+
+
+def test_a_resume_records_a_running_trial_from_the_receipt_its_worker_left(tmp_path, caplog):
+    # the worker sent its result, and the driver died before it read and journaled it
+    journal = tmp_path / "j.jsonl"
+    _start_and_die(journal, in_driver=False)
+    path = _leave_receipt(journal, 0, Receipt(status="complete", value=1.5,
+                                              metrics={"acc": 0.5}, started_at=10.0,
+                                              finished_at=20.0))
+    with (
+        caplog.at_level(logging.INFO, logger="gpbo.study"),
+        gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study,
+    ):
+        done = study.trials[0]
+        assert (done.status, done.value, done.metrics) == ("complete", 1.5, {"acc": 0.5})
+        assert (done.started_at, done.finished_at) == (10.0, 20.0)
+        assert study.ask(1)[0].number == 1  # nothing to run again
+    assert "1 trial recorded from the outcome that its worker left" in caplog.text
+    assert not path.exists() and not path.parent.exists()  # taken, and its folder tidied
+    reloaded = gpbo.load(journal).trials[0]  # journaled: a later resume agrees
+    assert (reloaded.status, reloaded.value) == ("complete", 1.5)
+
+
+def test_a_resume_records_a_failure_from_a_receipt_and_reruns_without_a_usable_one(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    _start_and_die(journal, in_driver=False)
+    _leave_receipt(journal, 0, Receipt(status="failed", error="ValueError: boom"))
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert (study.trials[0].status, study.trials[0].error) == ("failed", "ValueError: boom")
+    _start_and_die(journal, in_driver=False)  # trial 1, whose receipt is for other params
+    _leave_receipt(journal, 1, Receipt(status="complete", value=0.0), params={"x": 0, "n": 1})
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert study.trials[1].status == "interrupted"
+        assert study.ask(1)[0].number == 1  # run again
 
 
 def test_a_trial_asked_before_a_restart_can_still_be_told(tmp_path):

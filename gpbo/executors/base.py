@@ -43,6 +43,9 @@ class TrialTask:
         seed: The trial's own seed.
         dir: The trial's directory (created before the objective runs).
         timeout: Seconds the objective may run before it is stopped; ``None`` for no limit.
+        receipt: Where a worker process writes the outcome before it reports it (see
+            :mod:`gpbo.receipt`); ``None`` for none. Only executors whose
+            :attr:`Executor.writes_receipts` is true write it.
     """
 
     number: int
@@ -50,6 +53,7 @@ class TrialTask:
     seed: int | None = None
     dir: str | None = None
     timeout: float | None = None
+    receipt: str | None = None
 
 
 @dataclass
@@ -467,6 +471,9 @@ class Executor(ABC):
 
     #: Trials run inside the driver's own process (a crash of the objective is the driver's).
     runs_in_driver: bool = False
+    #: A trial's outcome reaches the driver through a buffer it reads between other work (a
+    #: worker's pipe), so the executor writes :attr:`TrialTask.receipt` first.
+    writes_receipts: bool = False
 
     @abstractmethod
     def start(self, objective: Objective, *, slots: Sequence[str], metric: str) -> None:

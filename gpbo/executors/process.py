@@ -68,6 +68,7 @@ from gpbo.executors.base import (
     describe_exit,
     evaluate,
 )
+from gpbo.receipt import Receipt, mark_stopped, write_receipt
 
 __all__ = ["BOOTSTRAP_EXIT_CODE", "WORKER_ENV_VAR", "Process", "exit_if_bootstrapping_worker"]
 
@@ -173,6 +174,8 @@ class Process(Executor):
         >>> executor = Process(grace_period=5.0)
         >>> gpbo.optimize(train, space, executor=executor, devices=2)  # doctest: +SKIP
     """
+
+    writes_receipts = True
 
     def __init__(self, *, grace_period: float = 2.0, start_timeout: float = 120.0) -> None:
         self.grace_period = check_number(
@@ -885,6 +888,8 @@ def _signal_group(worker: _Worker, signum: int) -> None:
     """Send ``signum`` to the worker's process group (the worker alone before its setsid)."""
     if signum == signal.SIGTERM and worker.stopped_at is None and worker.task is not None:
         worker.stopped_at = time.time()
+        if worker.task.receipt is not None:  # a result made from here on is not the trial's
+            mark_stopped(worker.task.receipt, worker.stopped_at)
     process = worker.process
     if process is None or process.pid is None or _already_reaped(process.pid):
         return  # a reaped pid may belong to someone else by now
@@ -1020,6 +1025,21 @@ def _run_tasks(conn: Connection, guarded: OutOfMemoryWatch, *, metric: str, devi
         if guarded.hit:
             outcome.error = f"out of memory: {outcome.error}"
             restart = "ran out of memory"
+        if task.receipt is not None:  # the driver may be busy for a while (an import, a fit)
+            write_receipt(
+                task.receipt,
+                number=task.number,
+                params=task.params,
+                metric=metric,
+                receipt=Receipt(
+                    status=outcome.status,
+                    value=outcome.value,
+                    metrics=outcome.metrics,
+                    error=outcome.error,
+                    started_at=outcome.started_at,
+                    finished_at=outcome.finished_at,
+                ),
+            )
         try:
             conn.send(("outcome", outcome, restart))
         except OSError:  # BrokenPipeError: the driver was killed during the trial
