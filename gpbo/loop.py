@@ -628,14 +628,16 @@ class _Loop:
                     dir=str(self.study.trial_dir(trial)),
                     timeout=self.settings.trial_timeout,
                     receipt=(
-                        self.study._fresh_receipt(trial) if self.executor.writes_receipts
+                        self.study._new_receipt(trial) if self.executor.writes_receipts
                         else None
                     ),
                 )
                 device = self.executor.submit(task)
                 self._pending.pop(0)
                 self.running[trial.number] = trial
-                self.study.mark_running(trial, device=device, in_driver=self._in_driver)
+                self.study._mark_running(
+                    trial, device=device, in_driver=self._in_driver, receipt=task.receipt
+                )
             self.reporter.trial_started(trial)
 
     def _wait_timeout(self) -> float | None:

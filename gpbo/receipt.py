@@ -7,11 +7,15 @@ preempted job) lost the outcome, and the resume trained the trial again. So the 
 writes the outcome to the trial's receipt, and a resume records a trial that the journal left
 ``running`` from its receipt instead of running it again.
 
-A receipt belongs to one attempt of a trial: the driver removes any earlier one before it
-starts the trial. Where the driver stops the trial (``SIGTERM``, for a timeout or a stop
+A receipt belongs to one attempt of a trial: its file name is new for each attempt, and the
+journal's ``running`` event of the attempt names it, so a resume reads only the receipt of the
+attempt the journal left running (not one of an earlier attempt, or of an earlier study at
+the same path). Where the driver stops the trial (``SIGTERM``, for a timeout or a stop
 signal), it first leaves a stop mark with the time; a result made after it is the truncated
 one of a training loop that caught the signal, and a resume does not take it (as
-:meth:`gpbo.executors.process.Process.interrupt` does not).
+:meth:`gpbo.executors.process.Process.interrupt` does not). A ``SIGTERM`` from outside gpbo (a
+scheduler stopping the whole job) leaves no mark: a loop that catches it and returns has its
+result taken, from the pipe as from the receipt.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import json
 import logging
 import math
 import os
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +46,51 @@ class Receipt:
     error: str | None = None
     started_at: float | None = None
     finished_at: float | None = None
+
+
+class ReceiptBook:
+    """The receipts of one journaled study's trials, in a folder of their own.
+
+    Args:
+        folder: Where they are kept (``<journal>.trials/.receipts``).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def new_path(self, number: int) -> Path:
+        """A receipt path for a new attempt of trial ``number`` (its folder made)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        return self.folder / f"{number:06d}-{uuid.uuid4().hex[:12]}.json"
+
+    def take(
+        self, name: str, *, number: int, params: Mapping[str, Any], metric: str
+    ) -> Receipt | None:
+        """The receipt ``name`` (see :func:`read_receipt`); its files are removed either way,
+        as its attempt is over."""
+        path = self.folder / Path(name).name  # a name, never a path out of the folder
+        try:
+            return read_receipt(path, number=number, params=params, metric=metric)
+        finally:
+            clear_receipt(path)
+
+    def discard(self, name: str) -> None:
+        """Remove the receipt ``name`` (its outcome was journaled)."""
+        clear_receipt(self.folder / Path(name).name)
+
+    def sweep(self) -> None:
+        """Remove every receipt: after a resume has read those it needs, the rest belong to
+        attempts that are over (a driver killed before it journaled their start)."""
+        with contextlib.suppress(OSError):
+            for leftover in self.folder.iterdir():
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+        self.tidy()
+
+    def tidy(self) -> None:
+        """Remove the folder where it is empty (it is made again for the next attempt)."""
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
 
 
 def _stop_mark(path: Path) -> Path:
@@ -108,8 +158,17 @@ def write_receipt(
 def mark_stopped(path: str | os.PathLike[str], at: float) -> None:
     """Note that the driver is stopping the trial at ``at`` (``time.time()``), before it
     signals it."""
-    with contextlib.suppress(OSError):
-        _stop_mark(Path(path)).write_text(repr(at), encoding="utf-8")
+    mark = _stop_mark(Path(path))
+    try:
+        mark.parent.mkdir(parents=True, exist_ok=True)
+        mark.write_text(repr(at), encoding="utf-8")
+    except OSError as exc:
+        logger.warning(
+            "could not leave the stop mark %s (%s): should the driver die before it records "
+            "the trial, a resume may take a result the trial made after it was stopped",
+            mark,
+            exc,
+        )
 
 
 def read_receipt(

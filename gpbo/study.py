@@ -29,7 +29,7 @@ from gpbo.exceptions import (
     warn_at_caller,
 )
 from gpbo.executors.base import parse_objective_value
-from gpbo.receipt import clear_receipt, read_receipt
+from gpbo.receipt import ReceiptBook
 from gpbo.report import format_count
 from gpbo.space import Space
 from gpbo.strategies import History, Strategy, make_strategy, strategy_from_config
@@ -123,6 +123,8 @@ class Study(BestTrialMixin):
         self._unwritable: str | None = None  # why this study records nothing more, if so
         self._unrecorded_strategy: dict[str, Any] | None = None  # a resume's, until it asks
         self._tmp_dir: Path | None = None
+        self._receipts: ReceiptBook | None = None  # with a journal (see gpbo.receipt)
+        self._attempt_receipts: dict[int, str] = {}  # running trials' receipt names
         if journal is not None and not isinstance(journal, (str, os.PathLike)):
             raise GpboError(
                 f"journal must be a file path (str or pathlib.Path) or None, got {journal!r}"
@@ -275,8 +277,9 @@ class Study(BestTrialMixin):
                 self._rerun.remove(target.number)
             self._update(target, value, error=error, status=status, metrics=extra_metrics)
             self._record(target)
-        if self._journal is not None:  # journaled: the outcome's receipt has done its work
-            clear_receipt(self._receipt_path(target.number))
+        receipt = self._attempt_receipts.pop(target.number, None)
+        if receipt is not None and self._receipts is not None:  # journaled: its work is done
+            self._receipts.discard(receipt)
         return target
 
     def _check_still_open(self, target: Trial, hint: str) -> bool:
@@ -384,14 +387,28 @@ class Study(BestTrialMixin):
                 kills the driver: a resume runs such a trial again once, and fails it when the
                 driver died during it a second time (else every resume would crash on it).
         """
+        return self._mark_running(trial, device=device, in_driver=in_driver, receipt=None)
+
+    def _mark_running(
+        self, trial: Trial | int, *, device: str | None, in_driver: bool, receipt: str | None
+    ) -> Trial:
+        """:meth:`mark_running`, for an attempt whose worker leaves its outcome at
+        ``receipt`` (from :meth:`_new_receipt`; the loop's process executor)."""
         self._check_writable()
         target = self._get(trial)
         late = self._check_still_open(target, "mark_running() is for a trial asked, not told")
+        extra: dict[str, Any] = {"in_driver": True} if in_driver else {}
+        if receipt is not None:
+            extra["receipt"] = Path(receipt).name  # beside the journal wherever it moves
         with self._undone_on_error(target):
             if late:  # started where it was asked before a restart: not the next ask's now
                 self._rerun.remove(target.number)
             target.status, target.device, target.started_at = "running", device, time.time()
-            self._record(target, extra={"in_driver": True} if in_driver else None)
+            self._record(target, extra=extra or None)
+        if receipt is not None:
+            self._attempt_receipts[target.number] = extra["receipt"]
+        else:
+            self._attempt_receipts.pop(target.number, None)
         return target
 
     def enqueue(self, params: Mapping[str, Any], *, skip_if_seen: bool = True) -> bool:
@@ -504,20 +521,12 @@ class Study(BestTrialMixin):
         assert base is not None
         return base / f"{number:06d}"
 
-    def _receipt_path(self, number: int) -> Path:
-        """Where trial ``number``'s worker leaves its outcome receipt (see :mod:`gpbo.receipt`)."""
-        base = self._trials_base(create=False)
-        assert base is not None, "receipts are kept for studies with a journal"
-        return base / ".receipts" / f"{number:06d}.json"
-
-    def _fresh_receipt(self, trial: Trial) -> str | None:
-        """The receipt path for the attempt of ``trial`` about to start (for the loop), any
-        earlier attempt's removed; ``None`` without a journal (nothing would resume)."""
-        if self._journal is None:
+    def _new_receipt(self, trial: Trial) -> str | None:
+        """A receipt path for the attempt of ``trial`` about to start, for the executor and
+        :meth:`_mark_running`; ``None`` without a journal (nothing would resume)."""
+        if self._receipts is None or self._journal is None:
             return None
-        path = self._receipt_path(trial.number)
-        clear_receipt(path)
-        return str(path)
+        return str(self._receipts.new_path(trial.number))
 
     def _trials_base(self, *, create: bool) -> Path | None:
         """The folder of the trials' directories; ``None`` for a study without a journal
@@ -539,8 +548,8 @@ class Study(BestTrialMixin):
         trial wrote anything there (one that did is kept, and its path logged).
         """
         if self._journal is not None:
-            with contextlib.suppress(OSError):  # where every receipt was taken, as it should
-                self._receipt_path(0).parent.rmdir()
+            if self._receipts is not None:
+                self._receipts.tidy()  # empty once every outcome is journaled
             self._journal.close()
             self._journal = None
             self._unwritable = (
@@ -717,6 +726,9 @@ class Study(BestTrialMixin):
 
         keys = ("space",) + ("direction",) * self._direction_given + ("seed",) * self._seed_given
         self._journal, events = Journal.open(path, header=header_for, compare=keys)
+        base = self._trials_base(create=False)
+        assert base is not None  # there is a journal
+        self._receipts = ReceiptBook(base / ".receipts")
         try:
             self._replay(events)
             recorded = recorded_strategy(self._journal.header, events)
@@ -780,9 +792,11 @@ class Study(BestTrialMixin):
         """
         self._fold_events(events)
         in_driver, deaths = _driver_deaths(events)
+        receipts = _attempt_receipts(events)
         recovered = 0
         for trial in self._trials:
-            if trial.status == "running" and self._record_from_receipt(trial):
+            receipt = receipts.get(trial.number) if trial.status == "running" else None
+            if receipt is not None and self._record_from_receipt(trial, receipt):
                 recovered += 1
             elif trial.status == "running" and trial.number in in_driver:
                 if deaths.get(trial.number, 0) + 1 >= _DRIVER_DEATHS_TO_FAIL:
@@ -807,6 +821,8 @@ class Study(BestTrialMixin):
                     trial.status = "interrupted"
                     self._record(trial)
                 self._rerun.append(trial.number)
+        if self._receipts is not None:
+            self._receipts.sweep()  # the rest are of attempts that are over
         rounds = [t.round for t in self._trials if t.round is not None]
         self._asks = max(rounds) + 1 if rounds else 0
         if self._trials:
@@ -821,17 +837,17 @@ class Study(BestTrialMixin):
                 "worker left as the driver died" if recovered else "",
             )
 
-    def _record_from_receipt(self, trial: Trial) -> bool:
-        """Record how a trial the journal left running ended, from its worker's receipt.
+    def _record_from_receipt(self, trial: Trial, name: str) -> bool:
+        """Record how a trial the journal left running ended, from its worker's receipt
+        ``name`` (the running attempt's).
 
         Its result reached the driver's pipe, but the driver died before it journaled it.
         Returns whether there was a receipt to trust.
         """
-        receipt = read_receipt(
-            self._receipt_path(trial.number),
-            number=trial.number,
-            params=trial.params,
-            metric=self.metric,
+        if self._receipts is None:
+            return False
+        receipt = self._receipts.take(
+            name, number=trial.number, params=trial.params, metric=self.metric
         )
         if receipt is None:
             return False
@@ -846,7 +862,6 @@ class Study(BestTrialMixin):
             trial.started_at = receipt.started_at or trial.started_at
             trial.finished_at = receipt.finished_at or trial.finished_at
             self._record(trial, extra={"from_receipt": True})
-        clear_receipt(self._receipt_path(trial.number))
         logger.info(
             "trial %d ended (%s) before the driver died; recorded from its outcome receipt",
             trial.number,
@@ -942,6 +957,23 @@ def _driver_deaths(events: Sequence[Mapping[str, Any]]) -> tuple[set[int], dict[
     return in_driver, deaths
 
 
+def _attempt_receipts(events: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+    """The receipt name of each trial's last start, for trials whose worker writes one."""
+    names: dict[int, str] = {}
+    for event in events:
+        trial = event.get("trial")
+        if event.get("event") != "trial" or not isinstance(trial, Mapping):
+            continue
+        number = trial.get("number")
+        if isinstance(number, int) and trial.get("status") == "running":
+            name = event.get("receipt")
+            if isinstance(name, str):
+                names[number] = name
+            else:
+                names.pop(number, None)
+    return names
+
+
 def _only_empty_folders(folder: Path) -> bool:
     """Whether ``folder`` holds nothing but (nested) empty folders."""
     try:
@@ -987,7 +1019,8 @@ def load(journal_path: str | Path) -> Study:
     ``journal=``). Takes no lock: a driver may still be writing it.
 
     Trials keep the statuses recorded; one that was running when its driver died reads as
-    ``running`` here and runs again when the study is resumed.
+    ``running`` here. A resume runs it again, or records it from the outcome its worker left
+    where it had ended (see :mod:`gpbo.receipt`).
 
     Args:
         journal_path: The journal file, or a ``gpbo run`` run directory holding

@@ -316,14 +316,15 @@ def test_a_worker_leaves_a_receipt_that_a_result_after_the_stop_does_not_count_o
     shared: Process, tmp_path: Path
 ) -> None:
     # the receipt stands in for the pipe when the driver dies before it reads the outcome
-    done = task("sleep_and_return", value=9.0, receipt=tmp_path / "done.json")
+    receipts = tmp_path / ".receipts"  # made by the first write, or by the stop's mark
+    done = task("sleep_and_return", value=9.0, receipt=receipts / "done.json")
     (outcome,) = run_tasks(shared, [done])
     receipt = read_receipt(done.receipt, number=done.number, params=done.params, metric="value")
     assert receipt is not None
     assert (receipt.status, receipt.value, receipt.metrics) == ("complete", 9.0, outcome.metrics)
     assert (receipt.started_at, receipt.finished_at) == (outcome.started_at, outcome.finished_at)
     # a loss so far, returned after gpbo's SIGTERM, is written but marked as after the stop
-    caught = task("train_until_sigterm", timeout=1.0, receipt=tmp_path / "caught.json")
+    caught = task("train_until_sigterm", timeout=1.0, receipt=tmp_path / "new" / "caught.json")
     (outcome,) = run_tasks(shared, [caught])
     assert outcome.status == "timeout"
     assert Path(caught.receipt).exists()

@@ -368,13 +368,13 @@ def test_a_result_waiting_in_the_pipe_when_the_driver_dies_is_not_trained_again(
         "import gpbo\n"
         "from objectives_for_workers import hold_while_flag\n"
         "FLAG = Path(sys.argv[2])\n"
-        "RECEIPT = Path('study.trials/.receipts/000001.json')\n"
+        "RECEIPTS = Path('study.trials/.receipts')\n"
         "def busy_then_killed(study, trial):\n"
         "    if trial.number != 0:\n"
         "        return\n"
         "    FLAG.unlink()  # trial 1 ends while the driver is busy here\n"
         "    end = time.monotonic() + 10\n"
-        "    while not RECEIPT.exists() and time.monotonic() < end:\n"
+        "    while not list(RECEIPTS.glob('000001-*.json')) and time.monotonic() < end:\n"
         "        time.sleep(0.02)\n"
         "    time.sleep(0.2)  # its result is in the pipe by now\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -401,6 +401,49 @@ def test_a_result_waiting_in_the_pipe_when_the_driver_dies_is_not_trained_again(
     recovered = result.trials[1]
     assert recovered.value == pytest.approx(objectives._quadratic(recovered.params))
     assert not (tmp_path / "study.trials" / ".receipts").exists()
+
+
+def test_a_loss_returned_after_gpbo_stopped_the_trial_is_not_taken_when_the_driver_died(
+    tmp_path: Path,
+) -> None:
+    # a training loop that catches SIGTERM returns its loss so far; here the driver dies during
+    # the timeout's grace period, before it records the trial timed out (the first trial of the
+    # session: the receipts' folder is new)
+    script = tmp_path / "stopped_driver.py"
+    script.write_text(
+        "import os, signal, sys, time\n"
+        "import gpbo\n"
+        "def train(params):\n"
+        "    stop = []\n"
+        "    def on_term(*_):\n"
+        "        stop.append(1)\n"
+        "        os.kill(os.getppid(), signal.SIGKILL)\n"
+        "    signal.signal(signal.SIGTERM, on_term)\n"
+        "    for step in range(600):\n"
+        "        if stop:\n"
+        "            time.sleep(0.05)\n"
+        "            return 1000.0 + step  # its loss so far\n"
+        "        time.sleep(0.05)\n"
+        "    return 0.0\n"
+        "if __name__ == '__main__':\n"
+        "    gpbo.optimize(train, {'x': gpbo.Real(0.0, 1.0)}, n_trials=1, devices=['cpu'],\n"
+        "                  executor='process', strategy='sobol', seed=1, journal=sys.argv[1],\n"
+        "                  trial_timeout=1.0, verbose=False)\n"
+    )
+    journal = tmp_path / "study.jsonl"
+    run = subprocess.run([sys.executable, str(script), str(journal)], cwd=tmp_path,
+                         env=script_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    assert statuses(journal) == ["running"]
+    deadline = time.monotonic() + 10  # the worker writes its receipt after the driver died
+    while not list((tmp_path / "study.trials" / ".receipts").glob("*.json")):
+        assert time.monotonic() < deadline, "the worker left no receipt"
+        time.sleep(0.05)
+
+    result = gpbo.optimize(lambda params: params["x"], {"x": gpbo.Real(0.0, 1.0)}, n_trials=1,
+                           strategy="sobol", journal=journal, executor="serial", verbose=False)
+    (trial,) = result.trials
+    assert (trial.status, trial.value) == ("complete", trial.params["x"])  # run again
 
 
 def test_killing_the_driver_again_and_again_loses_and_repeats_no_finished_trial(

@@ -694,22 +694,26 @@ def test_a_trial_in_a_worker_is_run_again_however_often_the_driver_died(tmp_path
         assert study.trials[0].status == "interrupted"
 
 
-def _leave_receipt(journal, number, receipt, *, params=None, metric="value"):
-    """Write trial ``number``'s receipt where its worker would."""
-    study = gpbo.load(journal)
-    path = journal.with_name(journal.stem + ".trials") / ".receipts" / f"{number:06d}.json"
-    params = study.trials[number].params if params is None else params
-    write_receipt(path, number=number, params=params, metric=metric, receipt=receipt)
-    return path
+def _start_with_receipt_and_die(journal, receipt=None, *, params=None):
+    """As the loop starts a trial on the process executor (a receipt path journaled with the
+    start); its worker writes ``receipt`` there, the driver dies. Returns the path."""
+    study = gpbo.Study(SPACE, strategy="random", seed=0, journal=journal)
+    (trial,) = study.ask(1)
+    path = study._new_receipt(trial)
+    study._mark_running(trial, device="cpu", in_driver=False, receipt=path)
+    study.close()
+    if receipt is not None:
+        write_receipt(path, number=trial.number, params=params or trial.params,
+                      metric="value", receipt=receipt)
+    return Path(path)
 
 
 def test_a_resume_records_a_running_trial_from_the_receipt_its_worker_left(tmp_path, caplog):
     # the worker sent its result, and the driver died before it read and journaled it
     journal = tmp_path / "j.jsonl"
-    _start_and_die(journal, in_driver=False)
-    path = _leave_receipt(journal, 0, Receipt(status="complete", value=1.5,
-                                              metrics={"acc": 0.5}, started_at=10.0,
-                                              finished_at=20.0))
+    path = _start_with_receipt_and_die(journal, Receipt(
+        status="complete", value=1.5, metrics={"acc": 0.5}, started_at=10.0, finished_at=20.0
+    ))
     with (
         caplog.at_level(logging.INFO, logger="gpbo.study"),
         gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study,
@@ -726,15 +730,39 @@ def test_a_resume_records_a_running_trial_from_the_receipt_its_worker_left(tmp_p
 
 def test_a_resume_records_a_failure_from_a_receipt_and_reruns_without_a_usable_one(tmp_path):
     journal = tmp_path / "j.jsonl"
-    _start_and_die(journal, in_driver=False)
-    _leave_receipt(journal, 0, Receipt(status="failed", error="ValueError: boom"))
+    _start_with_receipt_and_die(journal, Receipt(status="failed", error="ValueError: boom"))
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
         assert (study.trials[0].status, study.trials[0].error) == ("failed", "ValueError: boom")
-    _start_and_die(journal, in_driver=False)  # trial 1, whose receipt is for other params
-    _leave_receipt(journal, 1, Receipt(status="complete", value=0.0), params={"x": 0, "n": 1})
+    # trial 1, whose receipt names other parameters
+    _start_with_receipt_and_die(journal, Receipt(status="complete", value=0.0),
+                                params={"x": 0.0, "n": 1})
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
         assert study.trials[1].status == "interrupted"
         assert study.ask(1)[0].number == 1  # run again
+
+
+def test_a_resume_reads_only_the_receipt_of_the_attempt_the_journal_left_running(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    first = _start_with_receipt_and_die(journal)  # no receipt: the worker was killed with it
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        (trial,) = study.ask(1)  # its second attempt
+        second = Path(study._new_receipt(trial))
+        study._mark_running(trial, device="cpu", in_driver=False, receipt=str(second))
+    assert second != first  # each attempt its own
+    done = Receipt(status="complete", value=1.0)
+    write_receipt(first, number=0, params=trial.params, metric="value", receipt=done)
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert study.trials[0].status == "interrupted"  # the first attempt's is not this one's
+        assert not first.exists()  # swept: its attempt is over
+        (trial,) = study.ask(1)
+        study.mark_running(trial, in_driver=True)  # a serial run of it: no receipt
+        study.close()
+    receipts = first.parent
+    write_receipt(receipts / "000000.json", number=0, params=trial.params, metric="value",
+                  receipt=done)  # e.g. an earlier study's at the same path
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert study.trials[0].status == "interrupted"  # the in-driver rule, not the receipt
+    assert not receipts.exists()
 
 
 def test_a_trial_asked_before_a_restart_can_still_be_told(tmp_path):

@@ -708,11 +708,6 @@ class BayesianOptimization:
                     params=dict(item.params),
                     seed=trial.seed if trial is not None else None,
                     dir=str(self._study.trial_dir(trial)) if trial is not None else None,
-                    receipt=(
-                        self._study._fresh_receipt(trial)
-                        if trial is not None and runner.writes_receipts
-                        else None
-                    ),
                 )
                 device = runner.submit(task)
                 if trial is not None:
