@@ -30,7 +30,8 @@ Keys:
 * Every keyword of :func:`gpbo.optimize` under its own name (``n_trials``, ``batch_size``,
   ``direction``, ``metric``, ``strategy``, ``n_init``, ``devices``, ``workers_per_device``,
   ``executor``, ``mode``, ``surrogate_device``, ``trial_timeout``, ``timeout``,
-  ``max_consecutive_failures``, ``seed``, ``verbose``); ``strategy`` and ``executor`` also as
+  ``max_consecutive_failures``, ``seed``, ``verbose``, ``enqueue``: a list of parameter
+  mappings to train first); ``strategy`` and ``executor`` also as
   a mapping of ``type`` and options (``strategy: {type: grid, levels: 7}``,
   ``executor: {type: process, grace_period: 5}``, ``executor: {type: ray, gpus_per_trial:
   0.5}``): the options are the keyword arguments of the class (:class:`gpbo.strategies.Grid`,
@@ -96,6 +97,7 @@ OPTIMIZE_KEYS: tuple[str, ...] = (
     "max_consecutive_failures",
     "seed",
     "verbose",
+    "enqueue",
 )
 #: Every key a config may hold.
 CONFIG_KEYS: tuple[str, ...] = (
@@ -517,6 +519,7 @@ class _Checker:
                     f"unknown key {key!r}{_hint(key, CONFIG_KEYS)} (keys: "
                     f"{', '.join(CONFIG_KEYS)})",
                 )
+        self.space = self._space()  # enqueue's points are checked against it
         options: dict[str, Any] = {}
         for key in OPTIMIZE_KEYS:
             if key in self.data:
@@ -539,7 +542,7 @@ class _Checker:
                 f"{self.path}: metric {metric!r} is minimized (the default direction); if larger "
                 "is better, add direction: maximize"
             )
-        space = self._space()
+        space = self.space
         run_dir = self._run_dir()
         objective = self._objective(space, options, run_dir, load_objective)
         return RunConfig(
@@ -649,6 +652,24 @@ class _Checker:
         if not isinstance(value, bool):
             raise self.expect("verbose", "true or false", value)
         return value
+
+    def _check_enqueue(self, value: Any) -> list[dict[str, Any]]:
+        example = "e.g.\nenqueue:\n  - {" + ", ".join(
+            f"{name}: ..." for name in self.space.names
+        ) + "}"
+        if not isinstance(value, list) or not all(isinstance(p, dict) for p in value):
+            raise self.fail(
+                "enqueue",
+                "enqueue must be a list of parameter mappings, one per trial, got "
+                f"{_show(value)}; {example}",
+            )
+        points = []
+        for i, params in enumerate(value):
+            try:
+                points.append(self.space.check(params))
+            except SpaceError as exc:
+                raise self.fail(("enqueue", i), f"enqueue[{i}]: {exc}") from None
+        return points
 
     def _check_strategy(self, value: Any) -> Any:
         from gpbo import strategies

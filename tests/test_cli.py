@@ -295,6 +295,16 @@ def test_a_rerun_with_n_trials_already_reached_says_so_and_runs_nothing(tmp_path
     assert summary["stop_reason"] == "3 trials finished"
 
 
+def test_a_config_s_enqueued_points_run_first_and_once(tmp_path):
+    point = "{x: 1.0, y: 2, lr: 0.01, optimizer: fast}"
+    run = ("run", str(QUADRATIC), "--set", f"enqueue=[{point}]", "--set", "n_trials=2")
+    ok(gpbo_cli(*run, cwd=tmp_path))
+    ok(gpbo_cli(*run[:-1], "n_trials=3", cwd=tmp_path))  # a resume does not train it again
+    trials = finished(tmp_path / "runs" / "quadratic")
+    known = {"x": 1.0, "y": 2, "lr": 0.01, "optimizer": "fast"}
+    assert [t.params == known for t in trials] == [True, False, False]
+
+
 def test_show_and_best_of_a_config_read_its_run(quadratic_run, tmp_path):
     cwd, run_dir, _, _ = quadratic_run
     by_config = ok(gpbo_cli("show", str(QUADRATIC), cwd=cwd)).stdout

@@ -97,6 +97,16 @@ def test_a_full_config_is_read_into_optimize_keywords(project):
     assert config.optimize_kwargs()["batch_size"] == 2
 
 
+def test_enqueue_takes_points_of_the_space_and_names_the_line_of_a_bad_one(project):
+    text = BASE + "enqueue:\n  - {x: 1.5}\n  - {x: 0}\n"
+    assert load_config(write(project, text)).options["enqueue"] == [{"x": 1.5}, {"x": 0.0}]
+    with pytest.raises(ConfigError, match=r"line 7: enqueue\[1\]: .*outside"):
+        load_config(write(project, BASE + "enqueue:\n  - {x: 1.5}\n  - {x: 9}\n"))
+    with pytest.raises(ConfigError, match=r"line 5: enqueue must be a list of parameter "
+                       r"mappings, one per trial, got \{'x': 1\} \(dict\); e\.g\."):
+        load_config(write(project, BASE + "enqueue: {x: 1}\n"))
+
+
 def test_batch_size_auto_is_left_out_in_async_mode(project):
     # async has no rounds: the number "auto" became drew a warning naming a value never written
     text = BASE + "batch_size: auto\ndevices: [cpu, cpu]\n"
