@@ -20,7 +20,9 @@ Each call
 * reads the metric from stdout: the last non-empty line as JSON (an object holding the metric
   and any extra numbers, or a bare number, also as Python prints one: ``nan`` or ``inf`` fails
   the trial as a NaN; of a line a progress bar redrew with ``\\r``, the text after its last
-  redraw), or the last match of ``metric_regex``.
+  redraw), or the last match of ``metric_regex``, where its group also reads ``nan`` and
+  ``inf`` (a diverged training prints its metric so: a group of digits matched nothing, or
+  an earlier epoch's number, instead of failing the trial as a NaN).
 
 A non-zero exit fails the trial with the last lines of stderr; a missing or unreadable metric
 fails it with the reason.
@@ -291,11 +293,14 @@ class CommandObjective:
             The exit code and the kept ends of stdout and stderr, each with the last
             ``metric_regex`` match in all of it.
         """
-        pattern = None if self.metric_regex is None else re.compile(self.metric_regex)
-        stdout = _Tail(_STDOUT_KEPT, _STDOUT_KEPT_CHARS, pattern=pattern)
+        patterns = [] if self.metric_regex is None else [re.compile(self.metric_regex)]
+        if patterns:
+            diverged = _diverged_variant(self.metric_regex)  # type: ignore[arg-type]
+            patterns += [] if diverged is None else [diverged]
+        stdout = _Tail(_STDOUT_KEPT, _STDOUT_KEPT_CHARS, patterns=patterns)
         # matched too, only to say so where stdout has no match: Python's logging and many
         # training loops print to stderr, and "matches nothing" sent users looking at the regex
-        stderr = _Tail(_STDERR_TAIL, _STDERR_TAIL * _LINE_KEPT_CHARS, pattern=pattern)
+        stderr = _Tail(_STDERR_TAIL, _STDERR_TAIL * _LINE_KEPT_CHARS, patterns=patterns)
         with open(log_path, "a", encoding="utf-8", errors="replace") as log:
             log.write(
                 f"# gpbo: {time.strftime('%Y-%m-%d %H:%M:%S')} on {device} "
@@ -398,6 +403,8 @@ class CommandObjective:
                     f"unreadable metric: metric_regex {self.metric_regex!r} captured {text!r}, "
                     f"which is not a number {where}"
                 ) from None
+            if not math.isfinite(value):  # the trial's own failure (a diverged training)
+                raise CommandError(f"the metric is {text}, not a finite number {where}")
             return value
         lines = [shown for shown in map(_rendered, stdout.lines()) if shown.strip()]
         if not lines:
@@ -483,25 +490,28 @@ def _cuda_visible_for(device: str, environ: Mapping[str, str]) -> str:
 class _Tail:
     """The last lines of a stream, at most ``max_lines`` of them and ``max_chars`` in all, each
     cut to its last :data:`_LINE_KEPT_CHARS` characters; and the first group of the last match
-    of ``pattern`` in any line, kept or not (the metric printed before 20,000 lines of cleanup
-    output was lost with the lines)."""
+    of any of ``patterns`` in any line, kept or not (the metric printed before 20,000 lines of
+    cleanup output was lost with the lines). Of matches at one place, the first pattern's
+    counts."""
 
     def __init__(
-        self, max_lines: int, max_chars: int, *, pattern: re.Pattern[str] | None = None
+        self, max_lines: int, max_chars: int, *, patterns: Sequence[re.Pattern[str]] = ()
     ) -> None:
         self._lines: deque[str] = deque(maxlen=max_lines)
         self._max_chars = max_chars
         self._chars = 0
-        self._pattern = pattern
+        self._patterns = list(patterns)
         self.last_match: str | None = None
 
     def append(self, line: str) -> None:
         line = line[-_LINE_KEPT_CHARS:]
-        if self._pattern is not None:
-            found = self._pattern.findall(line)
-            if found:
-                last = found[-1]
-                self.last_match = last[0] if isinstance(last, tuple) else last
+        last: re.Match[str] | None = None
+        for pattern in reversed(self._patterns):  # the first pattern's wins a tie
+            for found in pattern.finditer(line):
+                if last is None or found.start() >= last.start():
+                    last = found
+        if last is not None:
+            self.last_match = last.group(1) if last.re.groups else last.group(0)
         if len(self._lines) == self._lines.maxlen:
             self._chars -= len(self._lines[0])
         self._lines.append(line)
@@ -511,6 +521,52 @@ class _Tail:
 
     def lines(self) -> list[str]:
         return list(self._lines)
+
+
+#: What a diverged training prints for its metric, as Python or NumPy spell it.
+_NOT_FINITE = r"[-+]?(?i:nan|inf(?:inity)?)"
+
+
+def _diverged_variant(regex: str) -> re.Pattern[str] | None:
+    """``regex`` with its first group reading :data:`_NOT_FINITE` instead; ``None`` where no
+    such group is found.
+
+    ``accuracy: ([0-9.]+)`` matched nothing in ``accuracy: nan`` (the study stopped as if the
+    script printed no metric), or an earlier epoch's number (a stale value recorded).
+    """
+    depth, in_class, i = 0, False, 0
+    start = content = None
+    while i < len(regex):
+        char = regex[i]
+        if char == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            i += 1
+            if regex.startswith("^", i):
+                i += 1
+            if regex.startswith("]", i):  # a literal ] first in a class
+                i += 1
+            continue
+        elif char == "(":
+            depth += 1
+            if start is None:
+                named = re.match(r"\(\?P<\w+>", regex[i:])
+                if named or not regex.startswith("?", i + 1):
+                    start = depth
+                    content = i + (named.end() if named else 1)
+        elif char == ")":
+            if start == depth and content is not None:
+                try:
+                    return re.compile(regex[:content] + _NOT_FINITE + regex[i:])
+                except re.error:
+                    return None
+            depth -= 1
+        i += 1
+    return None
 
 
 def _copy_lines(pipe: IO[bytes], log: IO[str], lock: threading.Lock, keep: _Tail) -> None:

@@ -536,15 +536,26 @@ class _Checker:
                 f"{self.path}: n_trials is missing; say how many trials to run, e.g. "
                 "n_trials: 32 (or --set n_trials=32)"
             )
+        space = self.space
+        run_dir = self._run_dir()
+        objective = self._objective(space, options, run_dir, load_objective)
+        # after the objective's checks: a config refused says nothing else
         metric = options.get("metric", "")
+        regex = self.data.get("metric_regex")
         if "direction" not in options and usually_maximized(metric):
             warn_at_caller(
                 f"{self.path}: metric {metric!r} is minimized (the default direction); if larger "
                 "is better, add direction: maximize"
             )
-        space = self.space
-        run_dir = self._run_dir()
-        objective = self._objective(space, options, run_dir, load_objective)
+        elif (
+            "direction" not in options and not metric and isinstance(regex, str)
+            and usually_maximized(regex)
+        ):  # the value it reads is called "value", which says nothing
+            warn_at_caller(
+                f"{self.path}: metric_regex {regex!r} reads what looks like a score, and it is "
+                "minimized (the default direction); if larger is better, add direction: "
+                "maximize (and metric: NAME to call the value by its name)"
+            )
         return RunConfig(
             path=self.path,
             data=self.data,

@@ -217,6 +217,14 @@ def test_non_zero_exit_fails_with_the_stderr_tail(tmp_path):
         ("print(float('nan'))", None, "the metric is nan, not a finite number"),
         ("print(-float('inf'))", None, "the metric is -inf, not a finite number"),
         ("pass", None, "printed nothing on stdout"),
+        # a regex's group of digits reads a diverged run's nan too: it matched nothing (the
+        # study stopped as if the script printed no metric), or an earlier epoch's number
+        ("print('Final validation accuracy: nan%')", r"accuracy: ([0-9.]+)%",
+         "the metric is nan, not a finite number"),
+        ("print('acc: 0.35'); print('acc: NaN')", r"acc: (?P<acc>\d+\.\d+)",
+         "the metric is NaN, not a finite number"),
+        ("print('[val] loss=-inf')", r"[[]val[]] (?:loss|cost)=([0-9.]+)",
+         "the metric is -inf, not a finite number"),
         ("print('acc=n/a')", r"acc=(\S+)", "captured 'n/a', which is not a number"),
         ("print('loss=1')", r"acc=(\S+)", "matches nothing in stdout"),
         (
@@ -235,6 +243,15 @@ def test_missing_or_unreadable_metric_fails_with_the_reason(tmp_path, body, rege
     # print (readably) ends a study that has no completed trial (tests/test_loop.py)
     assert isinstance(info.value, UnusableResultError) == ("not a finite number" not in match)
     assert describe_exception(info.value).startswith("CommandError: ")  # a trial's error
+
+
+def test_a_number_after_a_diverged_epoch_is_read_as_printed(tmp_path):
+    # the last match counts, whichever spelling: a run that recovered from a NaN epoch
+    script = _script(tmp_path, "t.py", "print('acc: nan'); print('acc: 0.5 loss: inf')\n")
+    objective = CommandObjective(f"{{python}} {script}", metric_regex=r"acc: ([0-9.]+)",
+                                 log_dir=tmp_path)
+    with trial_context(_context(tmp_path)):
+        assert objective({}) == 0.5
 
 
 def test_a_json_metric_beyond_a_floats_range_is_left_to_the_value_check(tmp_path):

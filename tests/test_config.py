@@ -346,6 +346,15 @@ def test_a_metric_usually_maximized_without_a_direction_is_warned_about(project,
     load_config(write(project, BASE + "metric: val_acc\ndirection: minimize\n"))  # said so
     load_config(write(project, BASE + "metric: val_loss\n"))
     assert not [w for w in recwarn if issubclass(w.category, GpboWarning)]
+    # a regex read without metric: names its value "value", which says nothing
+    command = BASE.replace("objective: obj.py:f", 'command: "{python} train.py --x {x}"')
+    reads_acc = command + "metric_regex: 'Final validation accuracy: ([0-9.]+)%'\n"
+    with pytest.warns(GpboWarning, match=r"metric_regex 'Final validation accuracy: .*' reads "
+                      r"what looks like a score, and it is minimized .*direction: maximize"):
+        load_config(write(project, reads_acc))
+    load_config(write(project, reads_acc + "direction: minimize\n"))
+    load_config(write(project, command + "metric_regex: 'val_loss=([0-9.]+)'\n"))
+    assert not [w for w in recwarn if issubclass(w.category, GpboWarning)]
 
 
 def test_overrides(project):
