@@ -98,6 +98,13 @@ class _MetricNotReadError(CommandError, UnusableResultError):
     shown_as: ClassVar[str] = "CommandError"
 
 
+class _CommandLineRefusedError(CommandError, UnusableResultError):
+    """The command's argument parser refused its command line (argparse's or click's exit code
+    2 with a usage line): every trial would most likely fail the same way."""
+
+    shown_as: ClassVar[str] = "CommandError"
+
+
 class _Stopped(BaseException):
     """``SIGTERM`` arrived while a command ran (raised by the temporary handler)."""
 
@@ -281,7 +288,14 @@ class CommandObjective:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         returncode, stdout, stderr = self._run(argv, env, log_path, device)
         if returncode != 0:
-            raise CommandError(_exit_message(returncode, stderr.lines(), log_path))
+            message = _exit_message(returncode, stderr.lines(), log_path)
+            refusal = _argument_parser_refusal(returncode, stderr.lines())
+            if refusal is not None:
+                raise _CommandLineRefusedError(
+                    f"the command's argument parser refused its command line ({refusal}); "
+                    f"compare the options of command: with the script's\n{message}"
+                )
+            raise CommandError(message)
         return self._metric_from(stdout, log_path, on_stderr=stderr.last_match)
 
     def _run(
@@ -682,6 +696,16 @@ def why_not_runnable(program: str, *, cwd: Path, path: str | None) -> str | None
 # the journal (read again by every resume and `gpbo show`), and 20 lines of 100 kB each made
 # one failed trial's event 1.3 MB. The log file has every line whole.
 _QUOTED_LINE_CHARS = 300
+
+
+def _argument_parser_refusal(returncode: int, stderr_tail: list[str]) -> str | None:
+    """The error line of an argument parser's refusal (exit code 2 after a usage line, as
+    argparse and click end), else ``None``."""
+    lines = [shown.strip() for shown in map(_rendered, stderr_tail) if shown.strip()]
+    if returncode != 2 or not any(line.lower().startswith("usage:") for line in lines):
+        return None
+    errors = [line for line in lines if re.search(r"(^|: )error: ", line, re.IGNORECASE)]
+    return shorten(errors[-1], 200) if errors else None
 
 
 def _exit_message(returncode: int, stderr_tail: list[str], log_path: Path) -> str:

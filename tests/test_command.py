@@ -245,6 +245,33 @@ def test_missing_or_unreadable_metric_fails_with_the_reason(tmp_path, body, rege
     assert describe_exception(info.value).startswith("CommandError: ")  # a trial's error
 
 
+def test_an_argument_parser_s_refusal_is_a_mistake_every_trial_would_make(tmp_path):
+    # `2>&1 | tee log` in a command (no shell) reaches argparse as arguments: every trial fails
+    script = _script(tmp_path, "train.py", (
+        "import argparse\n"
+        "parser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--lr', type=float)\n"
+        "parser.parse_args()\n"
+    ))
+    objective = CommandObjective(f"{{python}} {script} --lr {{lr}} 2>&1 | tee log",
+                                 log_dir=tmp_path)
+    with trial_context(_context(tmp_path)), pytest.raises(CommandError) as info:
+        objective({"lr": 0.1})
+    assert isinstance(info.value, UnusableResultError)  # ends a study with no completed trial
+    shown = describe_exception(info.value)
+    assert shown.startswith(
+        "CommandError: the command's argument parser refused its command line (train.py: "
+        "error: unrecognized arguments: 2>&1 | tee log); compare the options of command: "
+    )
+    assert "exited with code 2" in shown and "usage: train.py" in shown  # the tail, as before
+    # exit code 2 without a usage line is the script's own failure
+    other = _script(tmp_path, "t.py", "import sys; print('error: disk full', file=sys.stderr); "
+                    "sys.exit(2)\n")
+    with trial_context(_context(tmp_path)), pytest.raises(CommandError) as info:
+        CommandObjective(f"{{python}} {other}", log_dir=tmp_path)({})
+    assert not isinstance(info.value, UnusableResultError)
+
+
 def test_a_number_after_a_diverged_epoch_is_read_as_printed(tmp_path):
     # the last match counts, whichever spelling: a run that recovered from a NaN epoch
     script = _script(tmp_path, "t.py", "print('acc: nan'); print('acc: 0.5 loss: inf')\n")
