@@ -387,6 +387,7 @@ class _Loop:
         # the first trial that left no readable metric while none had completed: no new
         # trial starts until one completes, and the study ends once the running ones end
         self._unusable: Trial | None = None
+        self._unusable_failed: list[Trial] = []  # while no trial has completed
         self.stop_reason = ""
         self.signals = _StopSignals()
         self._warmed_up = False
@@ -671,11 +672,11 @@ class _Loop:
                 remove_if_empty(self.study.trial_dir(trial))
                 if (
                     outcome.unusable
-                    and self._unusable is None
                     and self.settings.max_consecutive_failures is not None
                     and not any(t.status == "complete" for t in self.study.trials)
                 ):
-                    self._unusable = trial
+                    self._unusable = self._unusable or trial
+                    self._unusable_failed.append(trial)
             if outcome.finished_at is not None:
                 trial.finished_at = outcome.finished_at
         return trial
@@ -719,6 +720,7 @@ class _Loop:
         if trial.status == "complete":
             self.consecutive_failures.clear()
             self._unusable = None  # the objective can give a metric: go on
+            self._unusable_failed.clear()  # and those failures were their parameters' own
         else:
             # the progress display already shows the failure: a second copy through Python's
             # last-resort handler would only repeat it
@@ -762,21 +764,32 @@ class _Loop:
         return stop, failure
 
     def _unusable_error(self) -> StudyError:
-        """The error that ends a study whose trials left no readable metric, none completed."""
+        """The error that ends a study whose trials left no readable metric, none completed.
+
+        With a journal, those trials are recorded ``interrupted``: they failed for the setup
+        (the metric's key or format, the command line), so the run, once fixed and resumed,
+        trains them again instead of counting them toward ``n_trials``.
+        """
         trial = self._unusable
         assert trial is not None
-        kept = (
-            f"the journal {self.study.journal_path} keeps every trial, and a resume counts "
-            "the failed ones toward n_trials: a new journal starts over"
-            if self.study.journal_path
-            else "this error's .result holds the trials"
-        )
+        error = trial.error
+        if self.study.journal_path is not None:
+            for failed in self._unusable_failed:
+                self.study._reopen(failed)
+            kept = (
+                f"the journal {self.study.journal_path} records "
+                f"{format_count(len(self._unusable_failed), 'trial')} that failed so as "
+                "interrupted, to run again when the study resumes"
+            )
+        else:
+            kept = "this error's .result holds the trials"
         return StudyError(
-            f"trial {trial.number} (params {trial.params}) left no metric gpbo can read, and no "
-            "trial has completed, so every trial would most likely fail the same way: the "
-            f"study stopped launching trials ({kept}); fix the objective and run again (or "
-            "set max_consecutive_failures to None, null in a config, to run on regardless). "
-            f"The trial failed with:\n{trial.error}"
+            f"trial {trial.number} (params {trial.params}) left no metric gpbo can read"
+            + (" (or its command line was refused)" if self._command is not None else "")
+            + ", and no trial has completed, so every trial would most likely fail the same "
+            f"way: the study stopped launching trials ({kept}); fix the "
+            "objective and run again (or set max_consecutive_failures to None, null in a "
+            f"config, to run on regardless). The trial failed with:\n{error}"
         )
 
     def _interrupt(self, why: str) -> None:

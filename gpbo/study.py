@@ -371,6 +371,19 @@ class Study(BestTrialMixin):
                 target.status, target.value = "complete", number
                 target.metrics.update(extras)
 
+    def _reopen(self, trial: Trial) -> None:
+        """Record a failed trial ``interrupted``, to run again first on resume (for the loop:
+        it failed for the study's setup, such as an unreadable metric, not its parameters)."""
+        self._check_writable()
+        target = self._get(trial)
+        if target.status != "failed":
+            raise GpboError(f"trial {target.number} is {target.status}; only a failed one reopens")
+        with self._undone_on_error(target):
+            target.status, target.error = "interrupted", None
+            self._rerun.append(target.number)
+            self._record(target, extra={"reopened": True})
+        self._rows = None  # rebuilt: the kept arrays take trials as they end, not reopen
+
     def _reruns_waiting(self) -> int:
         """How many interrupted trials the next asks hand back first (for the loop)."""
         return len(self._rerun)

@@ -183,12 +183,18 @@ def test_an_unreadable_first_metric_ends_the_study_once_the_running_trials_end(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "j.jsonl"
-    with pytest.raises(StudyError, match=r"(?s)left no metric.*without the metric 'value'"):
+    with pytest.raises(StudyError, match=r"(?s)left no metric.*records 2 trials that failed so "
+                       r"as interrupted, to run again.*without the metric 'value'"):
         gpbo.optimize(objectives.metric_missing_unless_slow, XY, n_trials=20, batch_size=2,
                       devices=CPU2, strategy="sobol", journal=path, verbose=False)
     trials = gpbo.load(path).trials
-    # the other trial of the round ran to its end (no interrupted training), and no new one
-    assert [t.status for t in trials] == ["failed", "failed"]
+    # the other trial of the round ran to its end (no interrupted training), and no new one;
+    # both failed for the setup, not their parameters: the fixed run trains them again
+    assert [t.status for t in trials] == ["interrupted", "interrupted"]
+    fixed = gpbo.optimize(objectives.sphere_after_sleep, XY, n_trials=3, batch_size=2,
+                          devices=CPU2, strategy="sobol", journal=path, verbose=False)
+    assert [t.status for t in fixed.trials] == ["complete"] * 3
+    assert [t.params for t in fixed.trials[:2]] == [t.params for t in trials]
 
 
 def test_a_trial_completing_beside_an_unreadable_metric_lets_the_study_go_on(
