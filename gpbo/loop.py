@@ -484,7 +484,9 @@ class _Loop:
                 self._warm_up_strategy()
             if not self.running:
                 if self._unusable is not None:
-                    raise self._unusable_error()
+                    unusable = self._unusable_error()  # quotes the error, which reopening drops
+                    self._reopen_unusable()
+                    raise unusable
                 if stopping or self.finished >= self.settings.n_trials:
                     break
                 if self._pending or self.executor.free_slots <= 0:
@@ -763,19 +765,25 @@ class _Loop:
                 stop = True
         return stop, failure
 
-    def _unusable_error(self) -> StudyError:
-        """The error that ends a study whose trials left no readable metric, none completed.
+    def _reopen_unusable(self) -> None:
+        """Record ``interrupted`` the trials that left no readable metric, none completed
+        (with a journal: without one nothing resumes).
 
-        With a journal, those trials are recorded ``interrupted``: they failed for the setup
-        (the metric's key or format, the command line), so the run, once fixed and resumed,
-        trains them again instead of counting them toward ``n_trials``.
+        They failed for the setup (the metric's key or format, the command line), so the run,
+        once fixed and resumed, trains them again instead of counting them toward
+        ``n_trials``.
         """
+        if self.study.journal_path is not None:
+            for failed in self._unusable_failed:
+                self.study._reopen(failed)
+
+    def _unusable_error(self) -> StudyError:
+        """The error that ends a study whose trials left no readable metric, none completed
+        (see :meth:`_reopen_unusable`)."""
         trial = self._unusable
         assert trial is not None
         error = trial.error
         if self.study.journal_path is not None:
-            for failed in self._unusable_failed:
-                self.study._reopen(failed)
             kept = (
                 f"the journal {self.study.journal_path} records "
                 f"{format_count(len(self._unusable_failed), 'trial')} that failed so as "

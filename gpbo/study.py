@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -804,15 +805,14 @@ class Study(BestTrialMixin):
         (see :meth:`mark_running`): its objective most likely killed the process.
         """
         self._fold_events(events)
-        in_driver, deaths = _driver_deaths(events)
-        receipts = _attempt_receipts(events)
+        starts = _last_starts(events)
         recovered = 0
         for trial in self._trials:
-            receipt = receipts.get(trial.number) if trial.status == "running" else None
+            receipt = starts.receipts.get(trial.number) if trial.status == "running" else None
             if receipt is not None and self._record_from_receipt(trial, receipt):
                 recovered += 1
-            elif trial.status == "running" and trial.number in in_driver:
-                if deaths.get(trial.number, 0) + 1 >= _DRIVER_DEATHS_TO_FAIL:
+            elif trial.status == "running" and trial.number in starts.in_driver:
+                if starts.deaths.get(trial.number, 0) + 1 >= _DRIVER_DEATHS_TO_FAIL:
                     trial.status, trial.finished_at = "failed", time.time()
                     trial.error = (
                         f"the driver process died each of the {_DRIVER_DEATHS_TO_FAIL} times "
@@ -948,11 +948,21 @@ class Study(BestTrialMixin):
 _DRIVER_DEATHS_TO_FAIL = 2
 
 
-def _driver_deaths(events: Sequence[Mapping[str, Any]]) -> tuple[set[int], dict[int, int]]:
-    """Trials whose last start was in the driver's process, and how often a resume found the
-    driver dead during one of them (the ``driver_died`` marks of earlier resumes)."""
-    in_driver: set[int] = set()
-    deaths: dict[int, int] = {}
+@dataclass
+class _LastStarts:
+    """What the journal says of each trial's last start (for a resume)."""
+
+    #: Trials whose last start was in the driver's process.
+    in_driver: set[int] = field(default_factory=set)
+    #: How often a resume found the driver dead during a trial (``driver_died`` marks).
+    deaths: dict[int, int] = field(default_factory=dict)
+    #: The receipt name of a last start whose worker writes one (see :mod:`gpbo.receipt`).
+    receipts: dict[int, str] = field(default_factory=dict)
+
+
+def _last_starts(events: Sequence[Mapping[str, Any]]) -> _LastStarts:
+    """Read the trials' starts and deaths from the journal's events, in order."""
+    starts = _LastStarts()
     for event in events:
         trial = event.get("trial")
         if event.get("event") != "trial" or not isinstance(trial, Mapping):
@@ -962,29 +972,17 @@ def _driver_deaths(events: Sequence[Mapping[str, Any]]) -> tuple[set[int], dict[
             continue
         if status == "running":
             if event.get("in_driver"):
-                in_driver.add(number)
+                starts.in_driver.add(number)
             else:
-                in_driver.discard(number)
+                starts.in_driver.discard(number)
+            receipt = event.get("receipt")
+            if isinstance(receipt, str):
+                starts.receipts[number] = receipt
+            else:
+                starts.receipts.pop(number, None)
         elif event.get("driver_died"):
-            deaths[number] = deaths.get(number, 0) + 1
-    return in_driver, deaths
-
-
-def _attempt_receipts(events: Sequence[Mapping[str, Any]]) -> dict[int, str]:
-    """The receipt name of each trial's last start, for trials whose worker writes one."""
-    names: dict[int, str] = {}
-    for event in events:
-        trial = event.get("trial")
-        if event.get("event") != "trial" or not isinstance(trial, Mapping):
-            continue
-        number = trial.get("number")
-        if isinstance(number, int) and trial.get("status") == "running":
-            name = event.get("receipt")
-            if isinstance(name, str):
-                names[number] = name
-            else:
-                names.pop(number, None)
-    return names
+            starts.deaths[number] = starts.deaths.get(number, 0) + 1
+    return starts
 
 
 def _only_empty_folders(folder: Path) -> bool:
