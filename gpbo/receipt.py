@@ -27,25 +27,14 @@ import math
 import os
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from gpbo.executors.base import TrialOutcome
 
 logger = logging.getLogger(__name__)
 
 _warned_unwritable = False
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """A trial's outcome as its worker wrote it (``complete`` or ``failed``)."""
-
-    status: str
-    value: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
 
 
 class ReceiptBook:
@@ -65,7 +54,7 @@ class ReceiptBook:
 
     def take(
         self, name: str, *, number: int, params: Mapping[str, Any], metric: str
-    ) -> Receipt | None:
+    ) -> TrialOutcome | None:
         """The receipt ``name`` (see :func:`read_receipt`); its files are removed either way,
         as its attempt is over."""
         path = self.folder / Path(name).name  # a name, never a path out of the folder
@@ -111,13 +100,13 @@ def clear_receipt(path: str | os.PathLike[str]) -> None:
 
 def write_receipt(
     path: str | os.PathLike[str],
+    outcome: TrialOutcome,
     *,
-    number: int,
     params: Mapping[str, Any],
     metric: str,
-    receipt: Receipt,
 ) -> None:
-    """Write ``receipt`` for trial ``number`` whole or not at all (in the worker).
+    """Write ``outcome`` (``complete`` or ``failed``), of the trial run at ``params``, whole
+    or not at all (in the worker).
 
     A failure to write is logged once per process and otherwise ignored: the pipe still
     carries the outcome, and only a driver killed before reading it is affected.
@@ -125,15 +114,15 @@ def write_receipt(
     global _warned_unwritable
     path = Path(path)
     record = {
-        "number": number,
+        "number": outcome.number,
         "params": dict(params),
         "metric": metric,
-        "status": receipt.status,
-        "value": receipt.value,
-        "metrics": receipt.metrics,
-        "error": receipt.error,
-        "started_at": receipt.started_at,
-        "finished_at": receipt.finished_at,
+        "status": outcome.status,
+        "value": outcome.value,
+        "metrics": outcome.metrics,
+        "error": outcome.error,
+        "started_at": outcome.started_at,
+        "finished_at": outcome.finished_at,
     }
     partial = _partial(path)
     try:
@@ -173,7 +162,7 @@ def mark_stopped(path: str | os.PathLike[str], at: float) -> None:
 
 def read_receipt(
     path: str | os.PathLike[str], *, number: int, params: Mapping[str, Any], metric: str
-) -> Receipt | None:
+) -> TrialOutcome | None:
     """The receipt of trial ``number``, or ``None`` where there is none to trust.
 
     A receipt is refused (logged) where it is damaged, names another trial, other parameters
@@ -197,7 +186,8 @@ def read_receipt(
         )
         status = record["status"]
         value = record["value"]
-        receipt = Receipt(
+        receipt = TrialOutcome(
+            number=number,
             status=status,
             value=None if value is None else float(value),
             metrics={str(k): float(v) for k, v in (record.get("metrics") or {}).items()},

@@ -8,19 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from gpbo.receipt import Receipt, clear_receipt, mark_stopped, read_receipt, write_receipt
+from gpbo.executors.base import TrialOutcome
+from gpbo.receipt import clear_receipt, mark_stopped, read_receipt, write_receipt
 
 PARAMS = {"lr": 0.01, "layers": 3, "act": "relu"}
-DONE = Receipt(status="complete", value=0.25, metrics={"acc": 0.9}, started_at=100.0,
-               finished_at=160.0)
+DONE = TrialOutcome(number=7, status="complete", value=0.25, metrics={"acc": 0.9},
+                    started_at=100.0, finished_at=160.0)
 
 
-def _write(path: Path, receipt: Receipt = DONE, **changes: object) -> None:
-    options = {"number": 7, "params": PARAMS, "metric": "loss", **changes}
-    write_receipt(path, receipt=receipt, **options)  # type: ignore[arg-type]
+def _write(path: Path, outcome: TrialOutcome = DONE) -> None:
+    write_receipt(path, outcome, params=PARAMS, metric="loss")
 
 
-def _read(path: Path, **changes: object) -> Receipt | None:
+def _read(path: Path, **changes: object) -> TrialOutcome | None:
     options = {"number": 7, "params": dict(PARAMS), "metric": "loss", **changes}
     return read_receipt(path, **options)  # type: ignore[arg-type]
 
@@ -31,7 +31,8 @@ def test_a_receipt_reads_back_as_written_and_clear_removes_it(tmp_path):
     _write(path)
     assert _read(path) == DONE
     assert sorted(p.name for p in path.parent.iterdir()) == ["000007.json"]  # no partial left
-    failed = Receipt(status="failed", error="ValueError: boom", started_at=1.0, finished_at=2.0)
+    failed = TrialOutcome(number=7, status="failed", error="ValueError: boom", started_at=1.0,
+                          finished_at=2.0)
     _write(path, failed)
     assert _read(path) == failed
     mark_stopped(path, 3.0)
@@ -90,6 +91,6 @@ def test_an_unwritable_receipt_warns_once_and_leaves_nothing(tmp_path, caplog, m
     blocker.write_text("")
     with caplog.at_level(logging.WARNING, logger="gpbo.receipt"):
         _write(blocker / "000007.json")  # its folder cannot be made
-        _write(blocker / "000008.json")
+        _write(blocker / "000007-2.json")
     assert caplog.text.count("could not write the outcome receipt") == 1
     assert "will run that trial again" in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import warnings
@@ -14,7 +15,8 @@ import pytest
 import gpbo
 import gpbo.journal as journal_module
 from gpbo.exceptions import NoCompletedTrialError
-from gpbo.receipt import Receipt, write_receipt
+from gpbo.executors.base import TrialOutcome
+from gpbo.receipt import write_receipt
 from tests.conftest import fast_bayes
 
 SPACE = {"x": gpbo.Real(-5, 5), "n": gpbo.Int(1, 8)}
@@ -703,16 +705,16 @@ def _start_with_receipt_and_die(journal, receipt=None, *, params=None):
     study._mark_running(trial, device="cpu", in_driver=False, receipt=path)
     study.close()
     if receipt is not None:
-        write_receipt(path, number=trial.number, params=params or trial.params,
-                      metric="value", receipt=receipt)
+        write_receipt(path, dataclasses.replace(receipt, number=trial.number),
+                      params=params or trial.params, metric="value")
     return Path(path)
 
 
 def test_a_resume_records_a_running_trial_from_the_receipt_its_worker_left(tmp_path, caplog):
     # the worker sent its result, and the driver died before it read and journaled it
     journal = tmp_path / "j.jsonl"
-    path = _start_with_receipt_and_die(journal, Receipt(
-        status="complete", value=1.5, metrics={"acc": 0.5}, started_at=10.0, finished_at=20.0
+    path = _start_with_receipt_and_die(journal, TrialOutcome(
+        0, status="complete", value=1.5, metrics={"acc": 0.5}, started_at=10.0, finished_at=20.0
     ))
     with (
         caplog.at_level(logging.INFO, logger="gpbo.study"),
@@ -730,11 +732,11 @@ def test_a_resume_records_a_running_trial_from_the_receipt_its_worker_left(tmp_p
 
 def test_a_resume_records_a_failure_from_a_receipt_and_reruns_without_a_usable_one(tmp_path):
     journal = tmp_path / "j.jsonl"
-    _start_with_receipt_and_die(journal, Receipt(status="failed", error="ValueError: boom"))
+    _start_with_receipt_and_die(journal, TrialOutcome(0, status="failed", error="ValueError: boom"))
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
         assert (study.trials[0].status, study.trials[0].error) == ("failed", "ValueError: boom")
     # trial 1, whose receipt names other parameters
-    _start_with_receipt_and_die(journal, Receipt(status="complete", value=0.0),
+    _start_with_receipt_and_die(journal, TrialOutcome(0, status="complete", value=0.0),
                                 params={"x": 0.0, "n": 1})
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
         assert study.trials[1].status == "interrupted"
@@ -749,8 +751,8 @@ def test_a_resume_reads_only_the_receipt_of_the_attempt_the_journal_left_running
         second = Path(study._new_receipt(trial))
         study._mark_running(trial, device="cpu", in_driver=False, receipt=str(second))
     assert second != first  # each attempt its own
-    done = Receipt(status="complete", value=1.0)
-    write_receipt(first, number=0, params=trial.params, metric="value", receipt=done)
+    done = TrialOutcome(0, status="complete", value=1.0)
+    write_receipt(first, done, params=trial.params, metric="value")
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
         assert study.trials[0].status == "interrupted"  # the first attempt's is not this one's
         assert not first.exists()  # swept: its attempt is over
@@ -758,8 +760,8 @@ def test_a_resume_reads_only_the_receipt_of_the_attempt_the_journal_left_running
         study.mark_running(trial, in_driver=True)  # a serial run of it: no receipt
         study.close()
     receipts = first.parent
-    write_receipt(receipts / "000000.json", number=0, params=trial.params, metric="value",
-                  receipt=done)  # e.g. an earlier study's at the same path
+    write_receipt(receipts / "000000.json", done, params=trial.params,
+                  metric="value")  # e.g. an earlier study's at the same path
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
         assert study.trials[0].status == "interrupted"  # the in-driver rule, not the receipt
     assert not receipts.exists()

@@ -68,7 +68,7 @@ from gpbo.executors.base import (
     describe_exit,
     evaluate,
 )
-from gpbo.receipt import Receipt, mark_stopped, write_receipt
+from gpbo.receipt import mark_stopped, write_receipt
 
 __all__ = ["BOOTSTRAP_EXIT_CODE", "WORKER_ENV_VAR", "Process", "exit_if_bootstrapping_worker"]
 
@@ -1026,20 +1026,7 @@ def _run_tasks(conn: Connection, guarded: OutOfMemoryWatch, *, metric: str, devi
             outcome.error = f"out of memory: {outcome.error}"
             restart = "ran out of memory"
         if task.receipt is not None:  # the driver may be busy for a while (an import, a fit)
-            write_receipt(
-                task.receipt,
-                number=task.number,
-                params=task.params,
-                metric=metric,
-                receipt=Receipt(
-                    status=outcome.status,
-                    value=outcome.value,
-                    metrics=outcome.metrics,
-                    error=outcome.error,
-                    started_at=outcome.started_at,
-                    finished_at=outcome.finished_at,
-                ),
-            )
+            write_receipt(task.receipt, outcome, params=task.params, metric=metric)
         try:
             conn.send(("outcome", outcome, restart))
         except OSError:  # BrokenPipeError: the driver was killed during the trial
