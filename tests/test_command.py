@@ -223,7 +223,7 @@ def test_non_zero_exit_fails_with_the_stderr_tail(tmp_path):
          "the metric is nan, not a finite number"),
         ("print('acc: 0.35'); print('acc: NaN')", r"acc: (?P<acc>\d+\.\d+)",
          "the metric is NaN, not a finite number"),
-        ("print('[val] loss=-inf')", r"[[]val[]] (?:loss|cost)=([0-9.]+)",
+        ("print('[val] loss=-inf')", r"\[val\] (?:loss|cost)=([0-9.]+)",
          "the metric is -inf, not a finite number"),
         ("print('acc=n/a')", r"acc=(\S+)", "captured 'n/a', which is not a number"),
         ("print('loss=1')", r"acc=(\S+)", "matches nothing in stdout"),
