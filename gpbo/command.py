@@ -307,10 +307,12 @@ class CommandObjective:
             The exit code and the kept ends of stdout and stderr, each with the last
             ``metric_regex`` match in all of it.
         """
-        patterns = [] if self.metric_regex is None else [re.compile(self.metric_regex)]
-        if patterns:
-            diverged = _diverged_variant(self.metric_regex)  # type: ignore[arg-type]
-            patterns += [] if diverged is None else [diverged]
+        patterns: list[re.Pattern[str]] = []
+        if self.metric_regex is not None:
+            patterns.append(re.compile(self.metric_regex))
+            diverged = _diverged_variant(self.metric_regex)
+            if diverged is not None:
+                patterns.append(diverged)
         stdout = _Tail(_STDOUT_KEPT, _STDOUT_KEPT_CHARS, patterns=patterns)
         # matched too, only to say so where stdout has no match: Python's logging and many
         # training loops print to stderr, and "matches nothing" sent users looking at the regex

@@ -57,7 +57,7 @@ class ReceiptBook:
     ) -> TrialOutcome | None:
         """The receipt ``name`` (see :func:`read_receipt`); its files are removed either way,
         as its attempt is over."""
-        path = self.folder / Path(name).name  # a name, never a path out of the folder
+        path = self._path(name)
         try:
             return read_receipt(path, number=number, params=params, metric=metric)
         finally:
@@ -65,7 +65,10 @@ class ReceiptBook:
 
     def discard(self, name: str) -> None:
         """Remove the receipt ``name`` (its outcome was journaled)."""
-        clear_receipt(self.folder / Path(name).name)
+        clear_receipt(self._path(name))
+
+    def _path(self, name: str) -> Path:
+        return self.folder / Path(name).name  # a name, never a path out of the folder
 
     def sweep(self) -> None:
         """Remove every receipt: after a resume has read those it needs, the rest belong to
@@ -91,7 +94,7 @@ def _partial(path: Path) -> Path:
 
 
 def clear_receipt(path: str | os.PathLike[str]) -> None:
-    """Remove a receipt, its partial write and its stop mark (before a new attempt)."""
+    """Remove a receipt, its partial write and its stop mark (its attempt is over)."""
     path = Path(path)
     for leftover in (path, _partial(path), _stop_mark(path)):
         with contextlib.suppress(OSError):
