@@ -54,6 +54,36 @@ def test_time_left_counts_down_while_a_trial_runs(monkeypatch):
     assert reporter.status().endswith("40.0s elapsed, ~1m20s left")
 
 
+def test_time_left_on_several_slots_shares_the_work_left_among_them(monkeypatch):
+    from gpbo import live
+    from gpbo.trial import Trial
+
+    clock, wall = [1000.0], [5000.0]
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(live.time, "time", lambda: wall[0])
+    reporter = LiveReporter(direction="minimize", n_trials=10, stream=io.StringIO(), live=False)
+    reporter.start(strategy="random", slots=["cpu", "cpu"])
+    reporter.trial_started(Trial(0, {"x": 0.1}, status="running", started_at=wall[0]))
+    reporter.trial_started(Trial(1, {"x": 0.2}, status="running", started_at=wall[0] + 2.0))
+    clock[0] += 10.0
+    wall[0] += 10.0
+    reporter.trial_finished(
+        Trial(0, {"x": 0.1}, value=1.0, status="complete", started_at=wall[0] - 10.0,
+              finished_at=wall[0])
+    )
+    # nine trials of 10 s left, trial 1 is 8 s into its own, two slots: (90 - 8) / 2 = 41 s;
+    # the pace so far (10 s per finished trial) said 1m30s
+    assert reporter.status().split(" | ")[2] == "10.0s elapsed, ~41.0s left", reporter.status()
+    clock[0] += 2.0
+    wall[0] += 2.0
+    reporter.trial_finished(
+        Trial(1, {"x": 0.2}, value=2.0, status="complete", started_at=wall[0] - 10.0,
+              finished_at=wall[0])
+    )
+    # a trial per slot done: the pace, 12 s for two trials, over the eight left
+    assert reporter.status().endswith("12.0s elapsed, ~48.0s left"), reporter.status()
+
+
 def _terminal(monkeypatch, columns: int) -> None:
     import os
     import shutil
