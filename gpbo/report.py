@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -340,6 +341,11 @@ def render_study(
     params = [f"params_{n}" if n in left or n in right else n for n in names]
     header = [*left, *params, *right]
     now = time.time()
+
+    def shown_status(trial: Trial) -> str:
+        # a dead run's table headed "2 running" while the note below said none runs
+        return "cut off" if trial.status == "running" and not driver_running else trial.status
+
     rows = []
     for trial in trials:
         if trial.duration is not None:
@@ -352,7 +358,7 @@ def render_study(
         rows.append(
             [
                 f"{trial.number}{mark}",
-                trial.status,
+                shown_status(trial),
                 format_value(trial.value) if trial.value is not None else "",
                 *[format_value(trial.params.get(n, "")) for n in names],
                 trial.device or "",
@@ -373,7 +379,8 @@ def render_study(
         return "  ".join(out).rstrip()
 
     out = io.StringIO()
-    count_text = format_counts(count_by_status(study.trials), empty="no trials yet")
+    counts = Counter(shown_status(trial) for trial in study.trials)  # in order of occurrence
+    count_text = format_counts(counts, empty="no trials yet")
     out.write(
         f"{title or study.journal_path}: {format_count(len(study.trials), 'trial')} "
         f"({count_text}); "

@@ -387,10 +387,15 @@ def test_show_tells_a_run_whose_driver_died_from_a_live_one(tmp_path):
     study.mark_running(study.ask(1)[0])
     live = ok(gpbo_cli("show", str(journal), cwd=tmp_path)).stdout
     assert "s+" in live and "no gpbo is running" not in live
+    assert "(1 complete, 1 running)" in live.splitlines()[0], live
     study._journal._lock.release()  # as a SIGKILL leaves it: the lock file, unheld
     (tmp_path / "j.jsonl.lock").touch()
     dead = ok(gpbo_cli("show", str(journal), cwd=tmp_path)).stdout
     assert "no gpbo is running this study: 1 trial" in dead and "s+" not in dead
+    # the heading and the table no longer say "running" above that note
+    assert "(1 complete, 1 cut off)" in dead.splitlines()[0], dead
+    table = dead.split("best:")[0]
+    assert " running" not in table and "1  cut off" in table, dead
 
 
 def test_run_with_another_space_refuses_to_mix(tmp_path):
