@@ -170,7 +170,7 @@ def optimize(
         timeout: Wall-clock seconds for the whole study; no trial starts after it, and
             running ones are interrupted (a resumed study runs them again).
         max_consecutive_failures: End the study with an error after this many failed trials in
-            a row (``None``: never). Unless ``None``, a trial that leaves no readable metric
+            a row, counted on from a resumed journal's last ones (``None``: never). Unless ``None``, a trial that leaves no readable metric
             (a returned mapping without ``metric``, a value that is no number, a command that
             prints none) before any trial has completed also ends it, once the running trials
             end and none of them completed: every trial would most likely fail the same way.
@@ -383,7 +383,16 @@ class _Loop:
         self.finished = sum(t.finished for t in study.trials)
         self.running: dict[int, Trial] = {}
         self._pending: list[Trial] = []
+        # counted on from a resumed journal: a run killed after four failures in a row and
+        # resumed trained five more of them before the limit of five ended it
         self.consecutive_failures: list[Trial] = []
+        for trial in sorted(
+            (t for t in study.trials if t.finished), key=lambda t: t.finished_at or 0.0
+        ):
+            if trial.status == "complete":
+                self.consecutive_failures.clear()
+            else:
+                self.consecutive_failures.append(trial)
         # the first trial that left no readable metric while none had completed: no new
         # trial starts until one completes, and the study ends once the running ones end
         self._unusable: Trial | None = None

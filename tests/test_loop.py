@@ -200,6 +200,25 @@ def test_max_consecutive_failures_ends_the_study_quoting_the_first():
     assert len(calls) == 3
 
 
+def test_failures_in_a_row_are_counted_on_across_a_resume(tmp_path):
+    calls = []
+
+    def objective(params):
+        calls.append(1)
+        if len(calls) == 1:
+            return 1.0
+        raise ValueError(f"bad config #{len(calls)}")
+
+    journal = tmp_path / "j.jsonl"
+    # a session that ends (its budget) after a completed trial and two failures
+    gpbo.optimize(objective, SPACE, n_trials=3, max_consecutive_failures=3,
+                  strategy="random", journal=journal, verbose=False)
+    with pytest.raises(StudyError, match=r"(?s)3 trials in a row failed.*bad config #2"):
+        gpbo.optimize(objective, SPACE, n_trials=10, max_consecutive_failures=3,
+                      strategy="random", journal=journal, verbose=False)
+    assert len(calls) == 4, "the resume ran one trial, the third failure in a row"
+
+
 @pytest.mark.parametrize(
     ("returned", "why"),
     [
