@@ -807,6 +807,18 @@ class _Checker:
                 )
             for key in param:
                 if key != "type" and key not in _PARAM_KEYS[kind]:
+                    if kind == "choice" and param[key] is None and "values" in param:
+                        # {type: choice, values: adam, sgd}: the comma ends `values`, and
+                        # `sgd` reads as a key of its own
+                        stray = [k for k, v in param.items()
+                                 if v is None and k != "type" and k not in _PARAM_KEYS[kind]]
+                        listed = ", ".join(map(str, [param["values"], *stray]))
+                        raise self.fail(
+                            (*where, "values"),
+                            f"parameter {name!r}: values must be a list in brackets, such as "
+                            f"values: [{listed}] (without them, {key!r} reads as a key of its "
+                            "own)",
+                        )
                     raise self.fail(
                         (*where, key),
                         f"parameter {name!r} ({kind}) has no key {key!r}"
@@ -814,9 +826,13 @@ class _Checker:
                         f"{', '.join(_PARAM_KEYS[kind])})",
                     )
             if kind == "choice" and not isinstance(param.get("values"), list):
+                values = param.get("values")
+                example = (
+                    f", such as [{values}]" if isinstance(values, str) and "," in values else ""
+                )
                 raise self.fail(
                     (*where, "values"),
-                    f"parameter {name!r}: values must be a list, got {_show(param.get('values'))}",
+                    f"parameter {name!r}: values must be a list{example}, got {_show(values)}",
                 )
             try:
                 params[str(name)] = param_from_dict(param, name=str(name))

@@ -170,10 +170,11 @@ def optimize(
         timeout: Wall-clock seconds for the whole study; no trial starts after it, and
             running ones are interrupted (a resumed study runs them again).
         max_consecutive_failures: End the study with an error after this many failed trials in
-            a row, counted on from a resumed journal's last ones (``None``: never). Unless ``None``, a trial that leaves no readable metric
-            (a returned mapping without ``metric``, a value that is no number, a command that
-            prints none) before any trial has completed also ends it, once the running trials
-            end and none of them completed: every trial would most likely fail the same way.
+            a row, counted on from a resumed journal's last ones (``None``: never). Unless
+            ``None``, a trial that leaves no readable metric (a returned mapping without
+            ``metric``, a value that is no number, a command that prints none) before any
+            trial has completed also ends it, once the running trials end and none of them
+            completed: every trial would most likely fail the same way.
         journal: A JSON-lines file recording every trial; an existing one is resumed.
         seed: Seed of every random choice of the study.
         verbose: Print a line per finished trial and a summary.

@@ -175,6 +175,12 @@ def test_wrong_types_in_the_space_name_the_parameter_line(project):
         ("{type: rael, low: 0, high: 1}", r"line 4: .*unknown type 'rael'; did you mean 'real'"),
         ("{type: real, low: 0, hgih: 1}", r"line 4: .*no key 'hgih'; did you mean 'high'"),
         ("{type: choice, values: a}", r"line 4: parameter 'x': values must be a list"),
+        # unbracketed values: the comma ends `values` and `sgd` reads as a key of its own
+        ("{type: choice, values: adam, sgd, rms}",
+         r"line 4: parameter 'x': values must be a list in brackets, such as "
+         r"values: \[adam, sgd, rms\] \(without them, 'sgd' reads as a key"),
+        ("\n    type: choice\n    values: adam, sgd",
+         r"line 6: parameter 'x': values must be a list, such as \[adam, sgd\], got 'adam, sgd'"),
         ("[0, 1]", r"line 4: parameter 'x' must be a mapping"),
     ]:
         path = write(project, f"objective: obj.py:f\nn_trials: 3\nspace:\n  x: {spec}\n")
