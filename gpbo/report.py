@@ -188,8 +188,6 @@ class ProgressReporter:
         if not self.enabled:
             return
         if where is None:
-            from gpbo.executors.base import describe_slots
-
             where = describe_slots(slots)
         extra = f", resuming after {resumed} finished" if resumed else ""
         count = format_count(self.n_trials, "trial")
@@ -271,6 +269,11 @@ class ProgressReporter:
                 f"[gpbo] best {self.metric} {format_value(best.value)} at trial {best.number}: "
                 f"{format_params(best.params)}"
             )
+
+
+def describe_slots(slots: Sequence[str]) -> str:
+    """``"3 slot(s) on cuda:0, cuda:1"``."""
+    return f"{len(slots)} slot(s) on {', '.join(sorted(set(slots)))}"
 
 
 def shorten(text: str, limit: int = 80, *, keep_end: int = 0) -> str:

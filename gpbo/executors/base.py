@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from gpbo.context import TrialContext, trial_context
 from gpbo.exceptions import GpboError, StopStudy, UnusableResultError
-from gpbo.report import shorten
+from gpbo.report import describe_slots, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -507,11 +507,6 @@ class Executor(ABC):
 
     def shutdown(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Release workers and resources. Safe to call twice."""
-
-
-def describe_slots(slots: Sequence[str]) -> str:
-    """``"3 slot(s) on cuda:0, cuda:1"``."""
-    return f"{len(slots)} slot(s) on {', '.join(sorted(set(slots)))}"
 
 
 def resolve_slots(devices: Any, *, workers_per_device: int = 1) -> list[str]:
