@@ -314,8 +314,8 @@ def _warn_if_grid_is_cut(study: Study, n_trials: int) -> None:
     levels = study.strategy.levels
     size = study.space.grid_size(levels=levels)
     if n_trials < size:
-        # levels thin only the Reals: an Int's grid is every integer in its range, so a wide
-        # one (hidden: Int(32, 512)) makes the grid whatever the levels
+        # levels thin only the Reals (and log-scaled Ints): an Int's grid is every integer in
+        # its range, so a wide one (hidden: Int(32, 512)) makes the grid whatever the levels
         counts = [
             (len(param.grid_values(levels)), name)
             for name, param in study.space.params.items()
@@ -326,8 +326,8 @@ def _warn_if_grid_is_cut(study: Study, n_trials: int) -> None:
         if wide:
             count, name = max(wide)
             shown = (
-                f"; {name!r} alone gives {count} values (a grid takes every integer of an Int): "
-                f"list the values to try instead, as a Choice"
+                f"; {name!r} alone gives {count} values (a grid takes every integer of an Int "
+                "without log=True): list the values to try instead, as a Choice"
             )
         logger.warning(
             "the grid has %d points and n_trials=%d runs only the first %d, in order (the "

@@ -242,10 +242,11 @@ class Sobol(Strategy):
 @dataclass(kw_only=True)  # options by name: Bayes(3) read as n_init=3
 class Grid(Strategy):
     """The exhaustive Cartesian grid, in order: every ``Choice`` and ``Int`` value, and
-    ``levels`` evenly spaced levels of each ``Real`` (log-spaced where ``log=True``).
+    ``levels`` evenly spaced levels of each ``Real`` (log-spaced where ``log=True``). An
+    ``Int(log=True)`` with more than ``levels`` integers gets ``levels`` log-spaced ones.
 
     Args:
-        levels: Levels per ``Real`` parameter (at least 2).
+        levels: Levels per ``Real`` (and per wide ``Int(log=True)``) parameter (at least 2).
     """
 
     levels: int = 5
@@ -548,8 +549,13 @@ def _grid_indices(
             nearer_below = x - levels[above - 1] < levels[above] - x
             position = np.where(nearer_below, above - 1, above)
             on_grid &= np.abs(x - levels[position]) <= DUPLICATE_TOL
-        elif isinstance(param, Int):  # its axis is its range
+        elif isinstance(param, Int) and isinstance(axis, range):  # every integer
             position = np.asarray(param.decode(columns), dtype=np.int64) - int(param.low)
+        elif isinstance(param, Int):  # log-spaced integers, increasing
+            values = np.asarray(param.decode(columns), dtype=np.int64)
+            spaced = np.asarray(axis, dtype=np.int64)
+            position = np.clip(np.searchsorted(spaced, values), 0, len(spaced) - 1)
+            on_grid &= spaced[position] == values
         else:  # a Choice's axis is its values, in their order
             position = param.positions(columns)  # type: ignore[attr-defined]
         positions.append(position)

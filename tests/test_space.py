@@ -208,6 +208,15 @@ def test_grid_levels_are_the_values_a_user_would_write():
     assert odd.grid_values(3)[0] == odd.low and odd.grid_values(3)[-1] == odd.high
 
 
+def test_a_wide_log_int_s_grid_is_log_spaced_integers():
+    # every integer of Int(16, 4096, log=True) was 4081 trainings of batch sizes 16, 17, 18...
+    assert Int(16, 4096, log=True).grid_values(5) == [16, 64, 256, 1024, 4096]
+    assert Int(1, 6, log=True).grid_values(5) == [1, 2, 4, 6]  # 1.57 and 2.45 both round to 2
+    assert list(Int(1, 5, log=True).grid_values(5)) == [1, 2, 3, 4, 5]  # no wider than levels
+    assert list(Int(16, 4096).grid_values(5)) == list(range(16, 4097))  # linear: every one
+    assert Space({"b": Int(16, 4096, log=True), "c": Choice(["x", "y"])}).grid_size(5) == 10
+
+
 def test_grid_size_counts_a_wide_int_without_building_it():
     import time
 

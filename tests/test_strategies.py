@@ -554,6 +554,16 @@ def test_the_grid_takes_every_integer_of_a_wide_int_range_in_order():
                      {"a": 3, "b": "y"}]
 
 
+def test_the_grid_walks_a_log_int_s_levels_and_skips_those_taken():
+    space = gpbo.Space({"batch": gpbo.Int(16, 4096, log=True), "act": gpbo.Choice(["a", "b"])})
+    study = gpbo.Study(space, strategy="grid", seed=0)
+    study.add({"batch": 64, "act": "b"}, 1.0)  # a grid point, told by hand
+    study.add({"batch": 65, "act": "a"}, 1.0)  # off the grid: takes no grid point
+    proposed = [t.params for t in study.ask(20)]
+    expected = [p for p in space.grid(5) if p != {"batch": 64, "act": "b"}]
+    assert proposed == expected and len(proposed) == 9
+
+
 def test_the_grid_proposes_the_first_free_points_in_grid_order_around_any_taken():
     space = gpbo.Space({
         "lr": gpbo.Real(1e-4, 1e-1, log=True),
