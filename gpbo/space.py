@@ -462,6 +462,18 @@ def _from_shorthand(name: str, spec: Any) -> Param:
     if isinstance(spec, Param):
         return spec
     if isinstance(spec, list):
+        if (
+            len(spec) == 2
+            and all(_is_number(v) and not isinstance(v, bool) for v in spec)
+            and any(not float(v).is_integer() for v in spec)
+        ):
+            # {"lr": [1e-4, 1e-1]} reads as bounds (as pbounds' tuple does) but tries only the two
+            warn_at_caller(
+                f"parameter {name!r}: the list {spec!r} is a Choice of those two values, not "
+                f"the range between them; write {tuple(spec)!r} or gpbo.Real{tuple(spec)!r} "
+                f"for a range (log=True for orders of magnitude), or gpbo.Choice({spec!r}) to "
+                "keep the two values without this warning"
+            )
         return Choice(spec)
     if isinstance(spec, Mapping) and "type" in spec:
         return param_from_dict(spec, name=name)

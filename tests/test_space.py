@@ -285,6 +285,21 @@ def test_a_choice_of_many_values_is_checked_and_encoded_in_linear_time():
     assert space.decode(X)[199] == {"c": "v199", "n": 199}
 
 
+def test_a_list_of_two_reals_is_warned_to_be_a_choice_not_a_range():
+    import warnings
+
+    with pytest.warns(gpbo.GpboWarning, match=r"'lr': the list \[0.0001, 0.1\] is a Choice of "
+                      r"those two values, not the range .*gpbo.Real\(0.0001, 0.1\)") as record:
+        space = gpbo.Space({"lr": [1e-4, 1e-1]})
+    assert len(record) == 1 and record[0].filename == __file__
+    assert isinstance(space["lr"], gpbo.Choice)  # the documented meaning is kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # whole numbers, three values, mixed, or the explicit form: no warning
+        gpbo.Space({"b": [32, 64], "m": [0.9, 0.99, 0.999], "o": [0.5, "x"],
+                    "d": gpbo.Choice([0.1, 0.5]), "f": [True, False]})
+
+
 def test_an_int_range_for_a_count_is_warned_to_be_a_real_and_the_config_form_is_taken():
     import warnings
 
