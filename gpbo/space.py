@@ -41,6 +41,8 @@ def _is_number(x: Any) -> bool:
 def _choice_key(value: Any) -> tuple[Any, Any]:
     """What makes two Choice values the same: equal numbers (``1`` and ``1.0``), else the same
     type and equal (``True`` is not ``1``, ``"1"`` not ``1``)."""
+    if isinstance(value, np.generic):  # np.True_ from rng.choice, np.str_ from an array
+        value = value.item()
     return ("number", value) if _is_number(value) else (type(value), value)
 
 
@@ -175,7 +177,12 @@ class Real(Param):
         # 12 significant digits: the levels a user would write (0.3, not 0.30000000000000004;
         # 0.01, not 0.009999999999999995), which journals, progress lines and best_params show
         values = self.decode(np.linspace(0.0, 1.0, levels)[:, None])
-        inner = [min(max(float(f"{v:.12g}"), self.low), self.high) for v in values[1:-1]]
+        # and relative to the range: Real(-0.3, 0.6)'s level 0 came out -5.55e-17
+        scale = 0.0 if self.log else 1e-12 * (self.high - self.low)
+        inner = [
+            0.0 if abs(v) <= scale else min(max(float(f"{v:.12g}"), self.low), self.high)
+            for v in values[1:-1]
+        ]
         return [values[0], *inner, values[-1]]
 
     def to_dict(self) -> dict[str, Any]:
@@ -400,10 +407,15 @@ class Choice(Param):
         return {"type": "choice", "values": list(self.values)}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Choice) and self.to_dict() == other.to_dict()
+        # by _choice_key: [0, 1] and [False, True] compared equal (lists do), while one is
+        # ordinal (a column) and the other categorical (two)
+        return isinstance(other, Choice) and self._keys() == other._keys()
 
     def __hash__(self) -> int:
-        return hash(("choice", self.values))
+        return hash(("choice", self._keys()))
+
+    def _keys(self) -> tuple[tuple[Any, Any], ...]:
+        return tuple(_choice_key(v) for v in self.values)
 
     def __repr__(self) -> str:
         return f"Choice({list(self.values)!r})"

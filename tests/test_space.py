@@ -217,6 +217,27 @@ def test_a_wide_log_int_s_grid_is_log_spaced_integers():
     assert Space({"b": Int(16, 4096, log=True), "c": Choice(["x", "y"])}).grid_size(5) == 10
 
 
+def test_a_grid_level_at_zero_is_zero():
+    # rounded to 12 significant digits of the value alone, it came out -5.55e-17
+    assert gpbo.Real(-0.3, 0.6).grid_values(4) == [-0.3, 0.0, 0.3, 0.6]
+    assert gpbo.Real(-0.3, 0.1).grid_values(5) == [-0.3, -0.2, -0.1, 0.0, 0.1]
+    assert gpbo.Real(1e-15, 3e-15).grid_values(3)[1] == 2e-15  # a tiny range is no zero
+
+
+def test_numpy_scalars_are_the_choices_they_equal():
+    # np.True_ (rng.choice) and np.str_ (an array's item) were "not one of the choices"
+    assert gpbo.Choice([True, False]).check_value("f", np.True_) is True
+    assert gpbo.Choice(["adam", "sgd"]).check_value("o", np.str_("sgd")) == "sgd"
+    with pytest.raises(gpbo.SpaceError, match="not one of the choices"):
+        gpbo.Choice([True, False]).check_value("f", np.int64(1))
+
+
+def test_choices_of_bools_and_of_ints_differ():
+    assert gpbo.Choice([0, 1]) != gpbo.Choice([False, True])  # ordinal, and categorical
+    assert gpbo.Choice([1, 2]) == gpbo.Choice([1.0, 2.0])
+    assert hash(gpbo.Choice([1, 2])) == hash(gpbo.Choice([1.0, 2.0]))
+
+
 def test_grid_size_counts_a_wide_int_without_building_it():
     import time
 
