@@ -126,6 +126,7 @@ class Study(BestTrialMixin):
         self._tmp_dir: Path | None = None
         self._receipts: ReceiptBook | None = None  # with a journal (see gpbo.receipt)
         self._attempt_receipts: dict[int, str] = {}  # running trials' receipt names
+        self._started_in_driver: set[int] = set()  # trials marked running in_driver=True
         if journal is not None and not isinstance(journal, (str, os.PathLike)):
             raise GpboError(
                 f"journal must be a file path (str or pathlib.Path) or None, got {journal!r}"
@@ -390,18 +391,23 @@ class Study(BestTrialMixin):
         return len(self._rerun)
 
     def mark_running(
-        self, trial: Trial | int, *, device: str | None = None, in_driver: bool = False
+        self, trial: Trial | int, *, device: Any = None, in_driver: bool = False
     ) -> Trial:
         """Record that a trial started on ``device`` (the loop calls this; optional in ask/tell).
 
         Args:
             trial: The trial (or its number).
-            device: Where it runs.
+            device: Where it runs: a name such as ``"cuda:0"``, or a ``torch.device`` (kept
+                as its name).
             in_driver: It runs in this (the driver's) process, so a crash of the objective
                 kills the driver: a resume runs such a trial again once, and fails it when the
-                driver died during it a second time (else every resume would crash on it).
+                driver died during it a second time (else every resume would crash on it). A
+                trial still running when the study closes (the end of its ``with`` block,
+                Ctrl+C) is recorded ``interrupted`` instead: that driver did not die.
         """
-        return self._mark_running(trial, device=device, in_driver=in_driver, receipt=None)
+        # gpbo.device() gives a torch.device, which the journal's JSON could not hold
+        name = None if device is None else str(device)
+        return self._mark_running(trial, device=name, in_driver=in_driver, receipt=None)
 
     def _mark_running(
         self, trial: Trial | int, *, device: str | None, in_driver: bool, receipt: str | None
@@ -423,6 +429,10 @@ class Study(BestTrialMixin):
             self._attempt_receipts[target.number] = extra["receipt"]
         else:
             self._attempt_receipts.pop(target.number, None)
+        if in_driver:
+            self._started_in_driver.add(target.number)
+        else:
+            self._started_in_driver.discard(target.number)
         return target
 
     def enqueue(self, params: Mapping[str, Any], *, skip_if_seen: bool = True) -> bool:
@@ -562,6 +572,7 @@ class Study(BestTrialMixin):
         trial wrote anything there (one that did is kept, and its path logged).
         """
         if self._journal is not None:
+            self._interrupt_started_in_driver()
             if self._receipts is not None:
                 self._receipts.tidy()  # empty once every outcome is journaled
             self._journal.close()
@@ -577,6 +588,23 @@ class Study(BestTrialMixin):
                 shutil.rmtree(folder, ignore_errors=True)
             else:
                 logger.info("the trials' files are kept in %s", folder)
+
+    def _interrupt_started_in_driver(self) -> None:
+        """Record ``interrupted`` the trials still running in this process as it closes.
+
+        A closing driver (the end of a ``with`` block, Ctrl+C) did not die: left ``running``,
+        such a trial counted as a death on resume, and a second Ctrl+C failed it for good.
+        """
+        for number in sorted(self._started_in_driver):
+            trial = self._trials[number]
+            if trial.status != "running":
+                continue
+            trial.status = "interrupted"
+            try:
+                self._record(trial, extra={"closed": True})
+            except Exception as exc:  # a resume then counts it as a death, as before
+                logger.warning("could not record trial %d as interrupted: %s", number, exc)
+        self._started_in_driver.clear()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):  # at interpreter exit modules may be gone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import warnings
@@ -655,12 +656,18 @@ def test_load_takes_a_run_directory_and_says_what_a_directory_lacks(tmp_path):
         gpbo.load(tmp_path)
 
 
+def _die(study):
+    """Let go of the study's journal as a killed driver does: nothing more recorded."""
+    study._journal.close()
+    study._journal = None
+
+
 def _start_and_die(journal, *, in_driver: bool):
-    """Open the study, start its first unfinished trial and 'die' (close, recording nothing)."""
+    """Open the study, start its first unfinished trial and die."""
     study = gpbo.Study(SPACE, strategy="random", seed=0, journal=journal)
     (trial,) = study.ask(1)
     study.mark_running(trial, device="cpu", in_driver=in_driver)
-    study.close()
+    _die(study)
     return trial.number
 
 
@@ -694,6 +701,36 @@ def test_a_trial_in_a_worker_is_run_again_however_often_the_driver_died(tmp_path
     assert _start_and_die(journal, in_driver=True) == 0
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
         assert study.trials[0].status == "interrupted"
+
+
+def test_a_trial_running_in_the_driver_as_it_closes_is_interrupted_not_a_death(tmp_path):
+    # a Ctrl+C ending a `with` block twice failed the trial as "the driver process died"
+    journal = tmp_path / "j.jsonl"
+    for _ in range(3):
+        with (
+            pytest.raises(KeyboardInterrupt),
+            gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study,
+        ):
+            (trial,) = study.ask(1)
+            assert trial.number == 0
+            study.mark_running(trial, in_driver=True)
+            raise KeyboardInterrupt
+        assert study.trials[0].status == "interrupted"
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert sum(1 for e in events if e.get("closed")) == 3
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert study.trials[0].status == "interrupted" and study.ask(1)[0].number == 0
+
+
+def test_mark_running_takes_a_torch_device_as_its_name(tmp_path):
+    import torch
+
+    journal = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        (trial,) = study.ask(1)
+        study.mark_running(trial, device=torch.device("cpu"))  # a JournalError before
+        assert trial.device == "cpu"
+    assert gpbo.load(journal).trials[0].device == "cpu"
 
 
 def _start_with_receipt_and_die(journal, receipt=None, *, params=None):
@@ -758,7 +795,7 @@ def test_a_resume_reads_only_the_receipt_of_the_attempt_the_journal_left_running
         assert not first.exists()  # swept: its attempt is over
         (trial,) = study.ask(1)
         study.mark_running(trial, in_driver=True)  # a serial run of it: no receipt
-        study.close()
+        _die(study)
     receipts = first.parent
     write_receipt(receipts / "000000.json", done, params=trial.params,
                   metric="value")  # e.g. an earlier study's at the same path
