@@ -25,7 +25,6 @@ import numpy as np
 
 from gpbo.exceptions import (
     GpboError,
-    NoCompletedTrialError,
     SpaceExhausted,
     warn_at_caller,
 )
@@ -40,6 +39,7 @@ from gpbo.trial import (
     Direction,
     Result,
     Trial,
+    no_completed_trial_error,
     usually_maximized,
 )
 
@@ -523,9 +523,7 @@ class Study(BestTrialMixin):
         # after each trial made a long study of cheap trials quadratic
         number = self._trial_rows().best_number()
         if number is None:
-            raise NoCompletedTrialError(
-                f"no trial has completed yet ({len(self._trials)} trials so far)"
-            )
+            raise no_completed_trial_error(self._trials)
         return self._trials[number]
 
     def result(self, *, stop_reason: str = "") -> Result:
@@ -1050,7 +1048,8 @@ def _error_text(error: str | BaseException) -> str:
         from gpbo.executors.base import describe_exception
 
         return describe_exception(error)
-    return str(error)
+    # error="" left a failed trial that gpbo show could give no reason for
+    return str(error) if str(error).strip() else "failed (tell() was given an empty error)"
 
 
 def load(journal_path: str | Path) -> Study:

@@ -144,6 +144,19 @@ def count_by_status(trials: Iterable[Trial]) -> dict[str, int]:
     return counts
 
 
+def no_completed_trial_error(trials: Iterable[Trial]) -> NoCompletedTrialError:
+    """The error of a best trial asked for where none completed: the trials by status, and
+    where the failed ones say why."""
+    by_status = count_by_status(trials)
+    counts = ", ".join(f"{k}={v}" for k, v in by_status.items()) or "no trials"
+    hint = (
+        "; look at the failed trials' `error` to see why"
+        if by_status.get("failed") or by_status.get("timeout")
+        else ""
+    )
+    return NoCompletedTrialError(f"no trial completed (trials by status: {counts}){hint}")
+
+
 def format_counts(counts: dict[str, int], *, empty: str = "no trials") -> str:
     """``"8 complete, 1 failed"``; ``empty`` where there are none."""
     return ", ".join(f"{n} {status}" for status, n in counts.items()) or empty
@@ -237,14 +250,7 @@ class Result(BestTrialMixin):
         """
         best = best_of(self.trials, self.direction)
         if best is None:
-            by_status = self.status_counts()
-            counts = ", ".join(f"{k}={v}" for k, v in by_status.items()) or "no trials"
-            hint = (
-                "; look at the failed trials' `error` to see why"
-                if by_status.get("failed") or by_status.get("timeout")
-                else ""
-            )
-            raise NoCompletedTrialError(f"no trial completed (trials by status: {counts}){hint}")
+            raise no_completed_trial_error(self.trials)
         return best
 
     def status_counts(self) -> dict[str, int]:

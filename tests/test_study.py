@@ -29,7 +29,8 @@ def f(params):
 
 def test_ask_tell_and_best():
     study = gpbo.Study(SPACE, strategy="sobol", seed=0)
-    with pytest.raises(NoCompletedTrialError):
+    with pytest.raises(NoCompletedTrialError, match=r"no trial completed \(trials by status: "
+                       r"no trials\)$"):
         _ = study.best_value
     trials = study.ask(4)
     assert [t.number for t in trials] == [0, 1, 2, 3]
@@ -720,6 +721,19 @@ def test_a_trial_running_in_the_driver_as_it_closes_is_interrupted_not_a_death(t
     assert sum(1 for e in events if e.get("closed")) == 3
     with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
         assert study.trials[0].status == "interrupted" and study.ask(1)[0].number == 0
+
+
+def test_best_of_a_study_whose_trials_all_failed_says_so_and_where_to_look():
+    # "no trial has completed yet (3 trials so far)" read as if waiting would help
+    study = gpbo.Study(SPACE, strategy="random", seed=0)
+    for trial in study.ask(3):
+        study.tell(trial, error="diverged")
+    with pytest.raises(NoCompletedTrialError, match=r"trials by status: failed=3\); look at "
+                       r"the failed trials' `error`"):
+        _ = study.best_params
+    (trial,) = study.ask(1)
+    study.tell(trial, error="")
+    assert trial.status == "failed" and trial.error == "failed (tell() was given an empty error)"
 
 
 def test_mark_running_takes_a_torch_device_as_its_name(tmp_path):
