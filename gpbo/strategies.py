@@ -107,9 +107,18 @@ class Strategy(ABC):
     would have (synchronous mode). It must return valid, distinct points that are not in
     ``history.seen``; fewer than asked only when the space has no new point left. It never
     mutates the history.
+
+    A subclass's ``name`` (a class attribute) is recorded in the journal and shown in
+    messages; it defaults to the class's name in lower case.
     """
 
     name: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not any("name" in vars(klass) for klass in cls.__mro__):
+            # a user's strategy without one failed with a bare AttributeError at the journal
+            cls.name = cls.__name__.lower()
 
     @abstractmethod
     def propose(self, history: History, n: int) -> list[dict[str, Any]]:

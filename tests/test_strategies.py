@@ -683,3 +683,17 @@ def test_no_proposal_lands_next_to_a_failed_trial(failed, space):
         else:
             study.tell(trial, float(np.sum((u - 0.8) ** 2)))
     assert failed_rows and near == 0
+
+
+def test_a_user_strategy_without_a_name_is_named_after_its_class(tmp_path):
+    from gpbo.strategies import Strategy
+
+    class MyRandom(Strategy):  # an AttributeError for `name` at the journal before
+        def propose(self, history, n):
+            return gpbo.strategies.Random().propose(history, n)
+
+    journal = tmp_path / "j.jsonl"
+    with gpbo.Study({"x": gpbo.Real(0, 1)}, strategy=MyRandom(), seed=0, journal=journal) as s:
+        s.tell(s.ask(1)[0], 1.0)
+    assert MyRandom.name == "myrandom" and gpbo.load(journal).strategy.name == "myrandom"
+    assert gpbo.strategies.Bayes.name == "bayes"  # the library's own keep theirs
