@@ -25,6 +25,7 @@ import numpy as np
 
 from gpbo.exceptions import (
     GpboError,
+    SpaceError,
     SpaceExhausted,
     warn_at_caller,
 )
@@ -172,7 +173,9 @@ class Study(BestTrialMixin):
         proposals: list[dict[str, Any]] = []
         if n_rerun + len(queued) < n:
             history = self._history(extra_pending=queued)
-            proposals = self.strategy.propose(history, n - n_rerun - len(queued))
+            proposals = self._checked(
+                self.strategy.propose(history, n - n_rerun - len(queued))
+            )
         if self._unrecorded_strategy is not None:
             self._append_event({"event": "study", "kind": "strategy", "time": time.time(),
                                 "strategy": self._unrecorded_strategy})
@@ -189,7 +192,6 @@ class Study(BestTrialMixin):
             out.append(self._new_trial(self._queue[0], round_, dequeued=True))
             self._queue.popleft()
         for params in proposals:
-            params = self.space.check(params)
             if self._is_seen(params):
                 logger.warning(
                     "strategy %s proposed a seen point %s; skipped", self.strategy.name, params
@@ -205,6 +207,15 @@ class Study(BestTrialMixin):
         if len(out) > reruns:
             self._asks += 1
         return out
+
+    def _checked(self, proposals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The strategy's points, checked against the space before anything is recorded."""
+        try:
+            return [self.space.check(params) for params in proposals]
+        except SpaceError as exc:  # a user's strategy: say whose point it is
+            raise SpaceError(
+                f"strategy {self.strategy.name!r} proposed a point outside the space: {exc}"
+            ) from exc
 
     def tell(
         self,

@@ -697,3 +697,20 @@ def test_a_user_strategy_without_a_name_is_named_after_its_class(tmp_path):
         s.tell(s.ask(1)[0], 1.0)
     assert MyRandom.name == "myrandom" and gpbo.load(journal).strategy.name == "myrandom"
     assert gpbo.strategies.Bayes.name == "bayes"  # the library's own keep theirs
+
+
+def test_a_user_strategy_s_point_outside_the_space_is_named_as_its_and_takes_nothing():
+    from gpbo.strategies import Strategy
+
+    class Wild(Strategy):
+        name = "wild"
+
+        def propose(self, history, n):
+            return [{"x": 2.0}] * n
+
+    study = gpbo.Study({"x": gpbo.Real(0, 1)}, strategy=Wild(), seed=0)
+    study.enqueue({"x": 0.5})
+    with pytest.raises(gpbo.SpaceError, match=r"strategy 'wild' proposed a point outside the "
+                       r"space: parameter 'x': 2.0 is outside \[0"):
+        study.ask(2)
+    assert study.trials == [] and study.ask(1)[0].params == {"x": 0.5}  # still queued
