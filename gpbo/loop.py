@@ -347,6 +347,9 @@ def _warn_if_the_design_takes_the_budget(study: Study, n_trials: int, batch_size
     strategy = study.strategy
     if not isinstance(strategy, (Bayes, Gradient)):
         return
+    finished = sum(t.finished for t in study.trials)
+    if n_trials <= finished + len(study._queue):
+        return  # the strategy proposes none: the trials are the enqueued points
     if strategy.n_init is not None:
         n_init, why = strategy.n_init, f"n_init={strategy.n_init}"
     else:
@@ -358,7 +361,7 @@ def _warn_if_the_design_takes_the_budget(study: Study, n_trials: int, batch_size
     if n_trials <= n_init:
         logger.warning(
             "strategy %r fits its GP after %s, and n_trials=%d ends the study before then: "
-            "every trial is quasi-random; raise n_trials above %d, or pass a smaller n_init "
+            "every trial it proposes is quasi-random; raise n_trials above %d, or pass a smaller n_init "
             "(the GP wants a few points per parameter)",
             strategy.name, why, n_trials, n_init,
         )

@@ -610,6 +610,10 @@ def test_a_gp_strategy_whose_design_takes_the_whole_budget_is_warned_about(caplo
                       executor="serial", verbose=False, seed=0)
         gpbo.optimize(objective, space, n_trials=3, strategy="sobol", executor="serial",
                       verbose=False, seed=0)
+        # the trials are the user's known configurations: the strategy proposes none
+        known = [{f"x{i}": v for i in range(5)} for v in (0.2, 0.4)]
+        gpbo.optimize(objective, space, n_trials=2, enqueue=known, executor="serial",
+                      verbose=False, seed=0)
     assert "fits its GP" not in caplog.text
 
 
