@@ -361,8 +361,8 @@ def _warn_if_the_design_takes_the_budget(study: Study, n_trials: int, batch_size
     if n_trials <= n_init:
         logger.warning(
             "strategy %r fits its GP after %s, and n_trials=%d ends the study before then: "
-            "every trial it proposes is quasi-random; raise n_trials above %d, or pass a smaller n_init "
-            "(the GP wants a few points per parameter)",
+            "every trial it proposes is quasi-random; raise n_trials above %d, or pass a "
+            "smaller n_init (the GP wants a few points per parameter)",
             strategy.name, why, n_trials, n_init,
         )
 

@@ -374,6 +374,7 @@ class Study(BestTrialMixin):
                     metric_hint="pass the metric as value and the rest as tell(..., metrics=)",
                     source="tell() got",  # no objective here: the caller's own value
                     verb="pass",
+                    trial=target.number,
                 )
             except ValueError as exc:
                 # recorded, as optimize() records such a return; but said, since in an ask/tell

@@ -54,11 +54,13 @@ def test_a_non_number_extra_is_left_out_with_one_warning_per_key(caplog, monkeyp
     monkeypatch.setattr(base, "_EXTRAS_WARNED", set())
     returned = {"loss": 1.0, "checkpoint": "/tmp/x.pt", "acc": torch.tensor(0.75)}
     with caplog.at_level(logging.WARNING, logger="gpbo.executors.base"):
-        first = parse_objective_value(returned, metric="loss")
-        second = parse_objective_value(returned, metric="loss")
+        first = parse_objective_value(returned, metric="loss", trial=3)
+        second = parse_objective_value(returned, metric="loss", trial=4)
     assert first == second == (1.0, {"acc": 0.75})
     warned = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
     assert len(warned) == 1 and "not a number; not recorded" in warned[0]
+    # which trial, as every other line of a study says
+    assert warned[0].startswith("trial 3: extra value 'checkpoint'"), warned[0]
 
 
 def test_a_missing_metric_names_the_keys_and_the_callers_way_to_name_another():

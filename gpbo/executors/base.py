@@ -87,6 +87,7 @@ def parse_objective_value(
     metric_hint: str = "pass metric= naming the key to optimize",
     source: str = "the objective returned",
     verb: str = "return",
+    trial: int | None = None,
 ) -> tuple[float, dict[str, float]]:
     """Read the metric (and extra numbers) from what an objective returned.
 
@@ -98,6 +99,7 @@ def parse_objective_value(
             missing.
         source: What the messages say ``returned`` is (``add()`` calls no objective).
         verb: How the messages tell the caller to pass a usable value.
+        trial: The trial's number, for the warnings.
 
     Returns:
         The metric as a float, and the extra numbers.
@@ -122,12 +124,15 @@ def parse_objective_value(
             if key == metric:
                 continue
             number = _as_float(extra)
+            where = "" if trial is None else f"trial {trial}: "
             if number is None:
-                _warn_not_recorded(str(key), extra)
+                _warn_not_recorded(str(key), extra, where)
             elif not math.isfinite(number):
                 # a diverged run's accuracy, say: the trial stands on its metric; a NaN extra
                 # would only be refused by the journal later
-                logger.warning("extra number %r = %s is not finite; not recorded", key, number)
+                logger.warning(
+                    "%sextra number %r = %s is not finite; not recorded", where, key, number
+                )
             else:
                 extras[str(key)] = number
         returned = returned[metric]
@@ -153,13 +158,15 @@ def parse_objective_value(
 _EXTRAS_WARNED: set[str] = set()
 
 
-def _warn_not_recorded(key: str, extra: Any) -> None:
+def _warn_not_recorded(key: str, extra: Any, where: str) -> None:
     if key in _EXTRAS_WARNED:
         return
     _EXTRAS_WARNED.add(key)
     logger.warning(
-        "extra value %r = %s (%s) is not a number; not recorded (only numbers are kept with "
-        "a trial; write other results to gpbo.current_trial().dir)",
+        "%sextra value %r = %s (%s) is not a number; not recorded (only numbers are kept with "
+        "a trial; write other results to gpbo.current_trial().dir; said once per key in each "
+        "process)",
+        where,
         key,
         _short_repr(extra),
         type(extra).__name__,
@@ -239,7 +246,7 @@ def evaluate(objective: Objective, task: TrialTask, *, metric: str, device: str)
             if task.dir:
                 remove_if_empty(trial_dir)
         try:
-            value, extras = parse_objective_value(returned, metric=metric)
+            value, extras = parse_objective_value(returned, metric=metric, trial=task.number)
         except ValueError as refused:
             # gpbo's own check of the value: its traceback would show gpbo's code, not the user's
             raise _RefusedValueError(
