@@ -755,7 +755,7 @@ class Study(BestTrialMixin):
             self.space = Space({name: self.space[name] for name in names})
 
     def _open_journal(self, path: Path) -> None:
-        from gpbo.journal import Journal, JournalContents, JournalError
+        from gpbo.journal import Journal, JournalContents, JournalError, JournalMismatchError
 
         if path.is_dir():
             raise JournalError(
@@ -777,7 +777,19 @@ class Study(BestTrialMixin):
             return self._header()
 
         keys = ("space",) + ("direction",) * self._direction_given + ("seed",) * self._seed_given
-        self._journal, events = Journal.open(path, header=header_for, compare=keys)
+        try:
+            self._journal, events = Journal.open(path, header=header_for, compare=keys)
+        except JournalMismatchError as exc:
+            if "\n  - space:" not in str(exc):
+                raise
+            # widening a range whose best trial sits at its edge is the usual next step
+            raise JournalMismatchError(
+                f"{exc}; or, to search the new space and keep what this study learned, give a "
+                "new journal and add the complete trials that lie in the new space: "
+                "new = gpbo.Study(space, journal=NEW_PATH), then new.add(t.params, t.value) "
+                f"for each t in gpbo.load({str(path)!r}).trials whose status is 'complete' "
+                "(a later optimize(..., journal=NEW_PATH) resumes from them)"
+            ) from None
         base = self._trials_base(create=False)
         assert base is not None  # there is a journal
         self._receipts = ReceiptBook(base / ".receipts")

@@ -8,6 +8,7 @@ import functools
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -303,6 +304,28 @@ def test_header_mismatch_is_refused_listing_the_differences(tmp_path: Path) -> N
     assert "parameter 'x' changed (high: journal has 1.0, this call has 2.0)" in message
     assert "seed: journal has 1, this call has 2" in message
     assert len(gpbo.load(journal).trials) == 2  # untouched
+
+
+def test_a_widened_space_is_refused_with_the_way_to_keep_the_trials_and_that_way_works(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "study.jsonl"
+    gpbo.optimize(QUICK, XY, n_trials=3, strategy="sobol", seed=1, journal=journal,
+                  verbose=False)
+    wider = {"x": gpbo.Real(0.0, 2.0), "y": gpbo.Real(0.0, 1.0)}  # the best sat at an edge
+    with pytest.raises(JournalError, match=r"new\.add\(t\.params, t\.value\) for each t in "
+                       rf"gpbo\.load\({re.escape(repr(str(journal)))}\)\.trials"):
+        gpbo.optimize(QUICK, wider, n_trials=5, strategy="sobol", journal=journal,
+                      verbose=False)
+    new_path = tmp_path / "wider.jsonl"  # as the message says
+    with gpbo.Study(wider, strategy="sobol", journal=new_path) as new:
+        for t in gpbo.load(journal).trials:
+            if t.status == "complete":
+                new.add(t.params, t.value)
+    result = gpbo.optimize(QUICK, wider, n_trials=5, strategy="sobol", journal=new_path,
+                           verbose=False)
+    old = [t.params for t in gpbo.load(journal).trials]
+    assert [t.params for t in result.trials[:3]] == old and len(result.trials) == 5
 
 
 def test_second_driver_is_refused_and_a_killed_drivers_lock_does_not_block(
