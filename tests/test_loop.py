@@ -631,14 +631,20 @@ def test_a_grid_larger_than_the_budget_is_warned_about(caplog):
     assert "the grid has" not in caplog.text
     assert "alone gives" not in caplog.text  # no Int to blame
 
-    # levels thin the Reals only: the wide Int is named, with what to do about it
-    wide = {"lr": gpbo.Real(1e-4, 1e-1, log=True), "hidden": gpbo.Int(32, 512, log=True)}
+    # levels thin the Reals and log Ints only: a wide linear Int is named, with what to do
+    wide = {"lr": gpbo.Real(1e-4, 1e-1, log=True), "hidden": gpbo.Int(32, 512)}
     caplog.clear()
     with caplog.at_level("WARNING", logger="gpbo.loop"):
         gpbo.optimize(lambda p: p["lr"], wide, n_trials=2, strategy="grid", executor="serial",
                       verbose=False)
     assert "the grid has 2405 points" in caplog.text
     assert "'hidden' alone gives 481 values" in caplog.text and "as a Choice" in caplog.text
+    caplog.clear()
+    wide["hidden"] = gpbo.Int(32, 512, log=True)  # five log-spaced widths
+    with caplog.at_level("WARNING", logger="gpbo.loop"):
+        gpbo.optimize(lambda p: p["lr"], wide, n_trials=2, strategy="grid", executor="serial",
+                      verbose=False)
+    assert "the grid has 25 points" in caplog.text and "alone gives" not in caplog.text
 
 
 def test_verbose_false_is_silent(capsys):
