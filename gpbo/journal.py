@@ -105,7 +105,16 @@ class JournalError(GpboError, ValueError):
 class JournalMismatchError(JournalError):
     """A file is not this study's journal: another study's (its header differs from the
     call's), or not a gpbo journal at all. Unlike a damaged journal, it is not to be repaired
-    but moved aside, or another path given."""
+    but moved aside, or another path given.
+
+    Attributes:
+        keys: The header keys that differ (``"space"``, ``"seed"``...); empty where the file
+            is no gpbo journal.
+    """
+
+    def __init__(self, message: str, *, keys: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.keys = tuple(keys)
 
 
 class JournalLockedError(GpboError, RuntimeError):
@@ -418,7 +427,9 @@ class Journal:
                     raise JournalMismatchError(
                         f"{path} was written by a different study:\n  - "
                         + "\n  - ".join(differences)
-                        + "\nuse another journal path, or call with the journal's settings"
+                        + "\nuse another journal path, or call with the journal's settings",
+                        keys=[key for key in compare
+                              if compare_headers(contents.header, full_header, keys=[key])],
                     )
             created = not path.exists()
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _O_BINARY, 0o644)

@@ -780,7 +780,7 @@ class Study(BestTrialMixin):
         try:
             self._journal, events = Journal.open(path, header=header_for, compare=keys)
         except JournalMismatchError as exc:
-            if "\n  - space:" not in str(exc):
+            if "space" not in exc.keys:
                 raise
             # widening a range whose best trial sits at its edge is the usual next step
             raise JournalMismatchError(
@@ -788,7 +788,8 @@ class Study(BestTrialMixin):
                 "new journal and add the complete trials that lie in the new space: "
                 "new = gpbo.Study(space, journal=NEW_PATH), then new.add(t.params, t.value) "
                 f"for each t in gpbo.load({str(path)!r}).trials whose status is 'complete' "
-                "(a later optimize(..., journal=NEW_PATH) resumes from them)"
+                "(a later optimize(..., journal=NEW_PATH) resumes from them)",
+                keys=exc.keys,
             ) from None
         base = self._trials_base(create=False)
         assert base is not None  # there is a journal

@@ -299,6 +299,7 @@ def test_header_mismatch_is_refused_listing_the_differences(tmp_path: Path) -> N
         gpbo.optimize(QUICK, other, n_trials=4, direction="maximize", seed=2, journal=journal,
                       verbose=False)
     message = str(info.value)
+    assert info.value.keys == ("space", "direction", "seed")
     assert "written by a different study" in message
     assert "direction: journal has 'minimize', this call has 'maximize'" in message
     assert "parameter 'x' changed (high: journal has 1.0, this call has 2.0)" in message
