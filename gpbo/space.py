@@ -409,11 +409,12 @@ class Choice(Param):
     def __eq__(self, other: object) -> bool:
         # by _choice_key: [0, 1] and [False, True] compared equal (lists do), while one is
         # ordinal (a column) and the other categorical (two)
-        return isinstance(other, Choice) and self._keys() == other._keys()
+        return isinstance(other, Choice) and self._keys == other._keys
 
     def __hash__(self) -> int:
-        return hash(("choice", self._keys()))
+        return hash(("choice", self._keys))
 
+    @functools.cached_property
     def _keys(self) -> tuple[tuple[Any, Any], ...]:
         return tuple(_choice_key(v) for v in self.values)
 
@@ -476,7 +477,7 @@ def _from_shorthand(name: str, spec: Any) -> Param:
     if isinstance(spec, list):
         if (
             len(spec) == 2
-            and all(_is_number(v) and not isinstance(v, bool) for v in spec)
+            and all(_is_number(v) for v in spec)  # not bools
             and any(not float(v).is_integer() for v in spec)
         ):
             # {"lr": [1e-4, 1e-1]} reads as bounds (as pbounds' tuple does) but tries only the two
