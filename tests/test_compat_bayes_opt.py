@@ -323,6 +323,77 @@ def test_pbounds_are_read_as_bayes_opt_reads_them(spec, expected):
     assert optimizer._space["x"] == expected
 
 
+def test_set_bounds_may_reorder_and_extend_categories():
+    optimizer = drop_in.BayesianOptimization(
+        f=None, pbounds={"x": (-2, 2), "act": ["relu", "tanh", "sigmoid"]}, verbose=0
+    )
+    optimizer.register({"x": 0.5, "act": "relu"}, 1.0)
+    optimizer.set_bounds({"act": ["tanh", "relu", "sigmoid", "gelu"]})
+    optimizer.register({"x": 0.5, "act": "tanh"}, 3.0)  # not the relu point's one-hot row
+    with pytest.raises(drop_in.NotUniqueError):
+        optimizer.register({"x": 0.5, "act": "relu"}, 2.0)
+    assert [row["params"]["act"] for row in optimizer.res] == ["relu", "tanh"]
+
+
+def test_set_bounds_refuses_to_drop_a_category_a_point_uses(tmp_path):
+    optimizer = drop_in.BayesianOptimization(
+        f=None, pbounds={"x": (-2, 2), "act": ["relu", "tanh", "sigmoid"]}, verbose=0
+    )
+    optimizer.register({"x": 0.5, "act": "sigmoid"}, 2.0)
+    optimizer.register({"x": 0.1, "act": "relu"}, 1.0)
+    with pytest.raises(gpbo.SpaceError, match=r"leave out \['sigmoid'\], which 1 registered"):
+        optimizer.set_bounds({"act": ["relu", "tanh"]})
+    optimizer.set_bounds({"act": ["relu", "sigmoid"]})  # tanh: no point uses it
+    optimizer.save_state(tmp_path / "state.json")
+    loaded = drop_in.BayesianOptimization(
+        f=None, pbounds={"x": (-2, 2), "act": ["relu", "sigmoid"]}, verbose=0
+    )
+    loaded.load_state(tmp_path / "state.json")
+    assert [row["params"]["act"] for row in loaded.res] == ["sigmoid", "relu"]
+    assert loaded.max["params"]["act"] == "sigmoid"
+
+
+def _small_discrete_optimizer(**kwargs: Any) -> drop_in.BayesianOptimization:
+    return drop_in.BayesianOptimization(
+        f=lambda lr, bs: -abs(lr - 0.01) * 10 - bs / 1000,
+        pbounds={"lr": [0.001, 0.01, 0.1], "bs": [32, 64, 128]},
+        random_state=1,
+        verbose=0,
+        **kwargs,
+    )
+
+
+def test_a_used_up_space_is_measured_again_with_duplicates_allowed():
+    optimizer = _small_discrete_optimizer(allow_duplicate_points=True)
+    optimizer.maximize(init_points=5, n_iter=10)
+    assert len(optimizer.res) == 15  # 9 points, then repeats, as bayes_opt
+    assert len({tuple(row["params"].values()) for row in optimizer.res}) == 9
+    assert optimizer.n_duplicate_points == 15 - 9
+
+
+def test_a_used_up_space_ends_maximize_with_a_warning():
+    optimizer = _small_discrete_optimizer()
+    with pytest.warns(gpbo.GpboWarning, match="stops after 9 registered points.*allow_dup"):
+        optimizer.maximize(init_points=5, n_iter=10)
+    assert len(optimizer.res) == 9
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("SequentialDomainReductionTransformer", "set_bounds"),
+        ("ConstraintModel", "penalized target"),
+        ("TargetSpace", "optimizer.space"),
+        ("UtilityFunction", "acquisition_function=UpperConfidenceBound"),
+        ("JSONLogger", "save_state"),
+    ],
+)
+def test_a_bayes_opt_name_not_provided_says_what_to_use(name, hint):
+    with pytest.raises(ImportError, match=f"drop-in has no {name}: .*{hint}"):
+        exec(f"from gpbo.compat.bayes_opt import {name}", {})
+    assert not hasattr(drop_in, "no_such_name")  # other names stay plain AttributeErrors
+
+
 def test_list_bounds_search_the_range_not_its_two_ends():
     optimizer = drop_in.BayesianOptimization(
         f=lambda x: -((x - 0.3) ** 2), pbounds={"x": [-2, 2]}, random_state=1, verbose=0

@@ -101,6 +101,39 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+#: ``bayes_opt`` names the drop-in does not provide, with what to do instead: without this,
+#: ``from gpbo.compat.bayes_opt import X`` failed with Python's bare "cannot import name".
+_NOT_PROVIDED = {
+    "SequentialDomainReductionTransformer": "domain reduction is not supported; call "
+    "set_bounds() between maximize() calls to narrow the bounds instead",
+    "DomainTransformer": "domain reduction is not supported; call set_bounds() between "
+    "maximize() calls to narrow the bounds instead",
+    "ConstraintModel": "constrained optimization is not supported; use bayes_opt itself, or "
+    "return a penalized target from f",
+    "TargetSpace": "the registered points are in optimizer.space (a read-only view), "
+    "optimizer.res and optimizer.max",
+    "UtilityFunction": "bayes_opt 3 replaced it, as the drop-in does, with "
+    "acquisition_function=UpperConfidenceBound(kappa=...) (or ExpectedImprovement(xi=...), "
+    "ProbabilityOfImprovement(xi=...)) passed to BayesianOptimization",
+    "JSONLogger": "bayes_opt 3 dropped the event loggers, as the drop-in does; "
+    "optimizer.save_state(path) and load_state(path) keep and restore the points",
+    "Events": "bayes_opt 3 dropped the event loggers, as the drop-in does; read optimizer.res "
+    "after maximize(), or run suggest()/register() yourself",
+    "load_logs": "bayes_opt 3 dropped the event loggers, as the drop-in does; "
+    "optimizer.load_state(path) reads a file written by save_state()",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NOT_PROVIDED:
+        # an ImportError, not an AttributeError: ``from ... import`` replaces the latter's
+        # message with its own bare one
+        raise ImportError(
+            f"gpbo's bayes_opt drop-in has no {name}: {_NOT_PROVIDED[name]}",
+            name=__name__,
+        )
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # -- the objective, as executors call it ---------------------------------------------------------
 class _CallWithKwargs:
@@ -168,7 +201,10 @@ class BayesianOptimization:
         verbose: ``0`` silent, ``1`` new maxima only, ``2`` every point.
         bounds_transformer: Must be ``None`` (domain reduction is not supported).
         allow_duplicate_points: Register a point seen before instead of raising
-            :class:`NotUniqueError`.
+            :class:`NotUniqueError`. The guided points are new ones while the space has any
+            left; once a small discrete space is used up, ``maximize`` and ``suggest``
+            go on with random points seen before (a noisy target measured again), where
+            without this flag ``maximize`` stops with a warning.
 
     Raises:
         ConstraintNotSupportedError: ``constraint`` was given.
@@ -427,8 +463,14 @@ class BayesianOptimization:
                 n_guided = max(0, min(batch_size - len(queued), n_iter - iteration))
                 try:
                     items = self._ask(queued, n_guided)
-                except SpaceExhausted as exc:
-                    logger.info("%s", exc)
+                except SpaceExhausted:
+                    warnings.warn(
+                        f"maximize() stops after {len(self._records)} registered points: every "
+                        "point of the space is registered (allow_duplicate_points=True "
+                        "evaluates points again)",
+                        GpboWarning,
+                        stacklevel=2,
+                    )
                     break
                 iteration += n_guided
                 self._run(runner, items, call)
@@ -443,7 +485,13 @@ class BayesianOptimization:
         """Change the bounds of some parameters (the same kind of parameter, new range).
 
         Points registered so far stay in :attr:`res`; those outside the new bounds leave
-        :attr:`max` (as in ``bayes_opt``) and the GP.
+        :attr:`max` (as in ``bayes_opt``) and the GP. A categorical may gain categories or
+        list them in another order; it may drop only categories no registered point uses
+        (``save_state`` writes a point's category as a one-hot column of the current list).
+
+        Raises:
+            SpaceError: An unknown parameter, another kind of parameter, or a dropped category
+                that a registered point uses.
         """
         unknown = [k for k in new_bounds if k not in self._space.params]
         if unknown:
@@ -462,8 +510,27 @@ class BayesianOptimization:
                     f"Parameter type {type(new).__name__} of new bounds does not match parameter "
                     f"type {type(old).__name__} of old bounds (parameter {key!r})"
                 )
+            if isinstance(old, Choice):
+                self._check_dropped_categories(key, old, new)  # type: ignore[arg-type]
         self._space = space
+        # a point's identity is its one-hot row, which follows the order of the categories
+        self._seen = {self._key(params) for params, _ in self._records}
         self._study = self._new_study()
+
+    def _check_dropped_categories(self, key: str, old: Choice, new: Choice) -> None:
+        """Refuse new categories of ``key`` that leave out one a registered point uses."""
+        dropped = {i for i, v in enumerate(old.values) if new.index(v) is None}
+        using = [params for params, _ in self._records if old.index(params[key]) in dropped]
+        if using:
+            used = [v for i, v in enumerate(old.values)
+                    if i in dropped and any(old.index(p[key]) == i for p in using)]
+            count = len(using)
+            raise SpaceError(
+                f"set_bounds: the new categories of {key!r} ({list(new.values)}) leave out "
+                f"{used}, which {count} registered point(s) use; keep those categories (a "
+                f"categorical may gain categories or be reordered), or start a new optimizer "
+                f"and register the points you keep"
+            )
 
     def set_gp_params(self, **params: Any) -> None:
         """Accepted and ignored, with a warning: gpbo fits its own BoTorch ``SingleTaskGP``."""
@@ -603,7 +670,7 @@ class BayesianOptimization:
         for key, param in self._space.params.items():
             value = params[key]
             if isinstance(param, Choice):
-                index = param.values.index(value) if value in param.values else -1
+                index = param.index(value)
                 row += [1.0 if i == index else 0.0 for i in range(len(param.values))]
             else:
                 row.append(float(value))
@@ -686,9 +753,21 @@ class BayesianOptimization:
         for point in inside:
             # _take_queued has applied allow_duplicate_points, bayes_opt's own rule
             self._study.enqueue(point, skip_if_seen=False)
-        trials = self._study.ask(len(inside) + n_guided) if inside or n_guided else []
+        try:
+            trials = self._study.ask(len(inside) + n_guided) if inside or n_guided else []
+        except SpaceExhausted:
+            if not self._allow_duplicate_points:
+                raise
+            trials = []  # nothing was queued (a queued point is always taken)
         for _ in trials[len(inside) :]:
             self._acquisition._after_suggestion()
+        missing = len(inside) + n_guided - len(trials)
+        if missing and self._allow_duplicate_points:
+            # the space is used up: bayes_opt measures points again, as suggest() does here
+            logger.info("every point of the space is registered; %d random repeat(s)", missing)
+            for point in self.random_sample(missing):
+                self._study.enqueue(point, skip_if_seen=False)
+            trials += self._study.ask(missing)
         items = [_Item(number=t.number, params=dict(t.params), trial=t) for t in trials]
         items += [_Item(number=-1 - i, params=p, trial=None) for i, p in enumerate(outside)]
         return items
