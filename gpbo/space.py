@@ -179,10 +179,14 @@ class Real(Param):
         values = self.decode(np.linspace(0.0, 1.0, levels)[:, None])
         # and relative to the range: Real(-0.3, 0.6)'s level 0 came out -5.55e-17
         scale = 0.0 if self.log else 1e-12 * (self.high - self.low)
-        inner = [
-            0.0 if abs(v) <= scale else min(max(float(f"{v:.12g}"), self.low), self.high)
-            for v in values[1:-1]
-        ]
+        inner = []
+        for before, v, after in zip(values, values[1:-1], values[2:]):
+            rounded = float(f"{v:.12g}")
+            # only where it moves the level by a hair of its spacing: Real(1e6, 1e6 + 1e-5)
+            # rounded its levels onto each other, and the grid ended after one trial
+            if abs(rounded - v) > 1e-3 * min(v - before, after - v):
+                rounded = v
+            inner.append(0.0 if abs(v) <= scale else min(max(rounded, self.low), self.high))
         return [values[0], *inner, values[-1]]
 
     def to_dict(self) -> dict[str, Any]:

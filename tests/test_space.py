@@ -224,6 +224,19 @@ def test_a_grid_level_at_zero_is_zero():
     assert gpbo.Real(1e-15, 3e-15).grid_values(3)[1] == 2e-15  # a tiny range is no zero
 
 
+def test_a_narrow_range_s_grid_levels_stay_apart():
+    # 12 significant digits put Real(1e6, 1e6 + 1e-5)'s levels on each other: the grid
+    # study ended after one trial
+    levels = gpbo.Real(1e6, 1e6 + 1e-5).grid_values(5)
+    assert len(set(levels)) == 5
+    steps = np.diff(gpbo.Real(1.0, 1.0 + 1e-10).grid_values(5))
+    assert steps.min() > 0.9 * steps.max()  # even, not 0.3/0.2/0.3/0.2 of the range
+    result = gpbo.optimize(
+        lambda p: p["x"], {"x": gpbo.Real(1e6, 1e6 + 1e-5)}, n_trials=8, strategy="grid"
+    )
+    assert len(result.trials) == 5
+
+
 def test_numpy_scalars_are_the_choices_they_equal():
     # np.True_ (rng.choice) and np.str_ (an array's item) were "not one of the choices"
     assert gpbo.Choice([True, False]).check_value("f", np.True_) is True
