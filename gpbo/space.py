@@ -180,7 +180,7 @@ class Real(Param):
         # and relative to the range: Real(-0.3, 0.6)'s level 0 came out -5.55e-17
         scale = 0.0 if self.log else 1e-12 * (self.high - self.low)
         inner = []
-        for before, v, after in zip(values, values[1:-1], values[2:]):
+        for before, v, after in zip(values, values[1:-1], values[2:], strict=False):
             rounded = float(f"{v:.12g}")
             # only where it moves the level by a hair of its spacing: Real(1e6, 1e6 + 1e-5)
             # rounded its levels onto each other, and the grid ended after one trial

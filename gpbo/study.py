@@ -99,7 +99,7 @@ class Study(BestTrialMixin):
             )
         self._direction_given = direction is not None
         self.direction: Direction = direction if direction is not None else "minimize"
-        self.strategy = make_strategy(strategy, n_init=n_init)
+        self._strategy = make_strategy(strategy, n_init=n_init)
         if isinstance(seed, np.integer):
             seed = int(seed)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
@@ -145,6 +145,25 @@ class Study(BestTrialMixin):
             )
 
     # -- ask/tell ------------------------------------------------------------------------
+    @property
+    def strategy(self) -> Strategy:
+        """What proposes the next points. It may be replaced between asks, by a name or a
+        :class:`~gpbo.strategies.Strategy` (as ``strategy=``): with a journal, the switch is
+        recorded at the next ask, as a resume's with another ``strategy=`` is."""
+        return self._strategy
+
+    @strategy.setter
+    def strategy(self, strategy: str | Strategy) -> None:
+        new = make_strategy(strategy)
+        config = json.loads(json.dumps(new.config()))  # tuples as lists, as recorded
+        if self._journal is not None and config != json.loads(
+            json.dumps(self._strategy.config())
+        ):
+            # the journal named the strategy of before: a resume warned of a switch back,
+            # and `gpbo show` named the wrong one
+            self._unrecorded_strategy = config
+        self._strategy = new
+
     def ask(self, n: int = 1) -> list[Trial]:
         """``n`` new trials to evaluate, proposed jointly, knowing which are still pending.
 

@@ -557,6 +557,21 @@ def test_a_strategy_changed_on_resume_is_recorded_once_and_loaded(tmp_path):
     assert [t.value for t in loaded.trials] == [1.0, 2.0]
 
 
+def test_a_strategy_set_between_asks_is_made_and_recorded(tmp_path, recwarn):
+    path = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
+        study.tell(study.ask(1)[0], 1.0)
+        study.strategy = "sobol"  # a name, as strategy= takes (was kept as a str)
+        assert isinstance(study.strategy, gpbo.strategies.Sobol)
+        study.tell(study.ask(1)[0], 2.0)
+    assert gpbo.load(path).strategy.name == "sobol"
+    with gpbo.Study(SPACE, strategy="sobol", journal=path) as study:
+        pass  # the journal's strategy: no warning of a switch
+    assert not [w for w in recwarn if "where it ran" in str(w.message)]
+    with pytest.raises(gpbo.GpboError, match="is not known; use one of"):
+        study.strategy = "nelder-mead"
+
+
 def test_a_resume_with_other_strategy_options_warns_unless_the_journal_lacks_them(tmp_path):
     import json
     import warnings
