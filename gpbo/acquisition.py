@@ -350,6 +350,7 @@ def optimize_posterior_mean(
     pending: np.ndarray | None = None,
     success_gp: Any = None,
     avoid: np.ndarray | None = None,
+    first_apart: float = DUPLICATE_TOL,
 ) -> np.ndarray:
     r"""Gradient ascent on the GP posterior mean inside a box around ``center``.
 
@@ -376,6 +377,8 @@ def optimize_posterior_mean(
             :func:`with_success_probability`), so the point stays where trials succeed.
         avoid: An `a x d` array of points (failed trials) every point keeps
             :data:`PENDING_TOL` from.
+        first_apart: How far (max-norm) the first point keeps from every seen point while
+            the box holds such points (where it does not, only duplicates are refused).
 
     Returns:
         A `k x d` array of new lattice points, `k <= q`.
@@ -430,7 +433,7 @@ def optimize_posterior_mean(
             apart = (
                 is_new(row, taken, tol=min_distance)
                 if chosen
-                else is_new(row, seen, tol=DUPLICATE_TOL)
+                else is_new(row, seen, tol=min(first_apart, min_distance))
                 and is_new(row, pending, tol=min_distance)
             ) and is_new(row, avoid, tol=PENDING_TOL)
             if apart:

@@ -439,7 +439,16 @@ class Gradient(Strategy):
     autograd) on its posterior mean inside a box of half-width ``radius`` around the best trial
     so far (every category of a categorical parameter is inside it: categories have no
     order). The box halves after every batch that did not improve on the incumbent and resets
-    when one does (derived from the history, so resuming continues the same way).
+    when one does (derived from the history, so resuming continues the same way). A point
+    keeps a quarter of ``min_radius`` from every trial: closer, it would tell nothing new.
+
+    Once a batch in the smallest box has not improved either, the local search has converged
+    (logged). With ``restart`` (the default) each later ask then takes a global step, the
+    batch :class:`Bayes` would choose (qLogEI over the whole space), until one beats the
+    incumbent and the local search starts again from it in a whole box; without, the asks
+    go on refining the smallest box. The posterior mean alone never leaves the basin it
+    starts in: a study converged on the wrong optimizer choice spent the rest of its budget
+    a hair from one point.
 
     Args:
         n_init: Quasi-random points before the GP; default :func:`default_n_init`. An ask
@@ -449,6 +458,8 @@ class Gradient(Strategy):
         min_radius: The smallest half-width.
         num_restarts: Starts for the local optimization.
         maxiter: L-BFGS-B iterations per start.
+        restart: Whether a converged search takes global steps (above) or goes on
+            refining.
     """
 
     n_init: int | None = None
@@ -456,6 +467,7 @@ class Gradient(Strategy):
     min_radius: float = 1e-3
     num_restarts: int = 8
     maxiter: int = 100
+    restart: bool = True
     name: ClassVar[str] = "gradient"
     _options: AcquisitionOptions = field(init=False, repr=False)
 
@@ -475,6 +487,8 @@ class Gradient(Strategy):
                 f"Gradient needs 0 < min_radius <= radius <= 1, got min_radius={self.min_radius},"
                 f" radius={self.radius}"
             )
+        if not isinstance(self.restart, bool):
+            raise GpboError(f"Gradient's restart must be True or False, got {self.restart!r}")
 
     def propose(self, history: History, n: int) -> list[dict[str, Any]]:
         n_init = initial_design_size(history, n, self.n_init)
@@ -483,7 +497,14 @@ class Gradient(Strategy):
         best = int(np.argmax(history.scores))
         center = history.X[best]
         steps = self._failed_local_steps(history, best, n_init)
-        radius = max(self.radius * 0.5 ** (steps // max(n, 1)), self.min_radius)
+        halvings = steps // max(n, 1)
+        if self.restart and halvings and self.radius * 0.5 ** (halvings - 1) <= self.min_radius:
+            logger.info(
+                "gradient: converged (%d local steps without improving on the best trial, the "
+                "last in the smallest box); this ask takes a global step", steps,
+            )
+            return self._global_step(history, n)
+        radius = max(self.radius * 0.5**halvings, self.min_radius)
         # a discrete column's box reaches the neighbouring values: inside the incumbent's
         # cell it would hold no new point, and the ask would be all quasi-random points
         half_widths = np.maximum(radius, history.space.neighbour_reach(center) * (1 + 1e-6))
@@ -502,6 +523,7 @@ class Gradient(Strategy):
                 pending=history.X_pending,
                 options=self._options,
                 generator=history.rng(),
+                first_apart=self.min_radius / 4,
             )
         if X.shape[0] < n:
             logger.info(
@@ -509,6 +531,11 @@ class Gradient(Strategy):
                 "the rest are quasi-random", X.shape[0], n,
             )
         return _decode_and_top_up(history, X, n)
+
+    def _global_step(self, history: History, n: int) -> list[dict[str, Any]]:
+        """The batch :class:`Bayes` picks (its failed trials entering the GP at the worst
+        score, as this strategy's own)."""
+        return Bayes(n_init=1, maxiter=self.maxiter, failed="worst").propose(history, n)
 
     def _failed_local_steps(self, history: History, best: int, n_init: int) -> int:
         """How many trials since the best one were local steps that did not improve on it.
@@ -537,6 +564,7 @@ class Gradient(Strategy):
             "min_radius": self.min_radius,
             "num_restarts": self.num_restarts,
             "maxiter": self.maxiter,
+            "restart": self.restart,
         }
 
 

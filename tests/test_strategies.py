@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import subprocess
 import sys
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from gpbo.strategies import (
     Bayes,
     Gradient,
     Grid,
+    History,
     Random,
     Sobol,
     _fit_or_warn,
@@ -531,6 +535,54 @@ def test_gradient_keeps_new_asks_apart_from_the_trials_still_running():
     X = study.space.encode([t.params for t in running])
     gaps = [np.abs(X[i] - X[j]).max() for i in range(3) for j in range(i)]
     assert min(gaps) >= Gradient().min_radius / 4  # were ~2e-6 apart: one point thrice
+
+
+def _run_gradient(strategy: Gradient, n_trials: int) -> gpbo.Study:
+    # a wide bowl around (0.2, 0.2), where the design's best lies, and a narrow deeper well
+    # at (0.8, 0.8)
+    def objective(p: dict[str, float]) -> float:
+        bowl = (p["x"] - 0.2) ** 2 + (p["y"] - 0.2) ** 2
+        return bowl - 1.5 * math.exp(-((p["x"] - 0.8) ** 2 + (p["y"] - 0.8) ** 2) / 0.05)
+
+    study = gpbo.Study({"x": gpbo.Real(0, 1), "y": gpbo.Real(0, 1)}, strategy=strategy, seed=3)
+    for _ in range(n_trials):
+        trial = study.ask(1)[0]
+        study.tell(trial, objective(trial.params))
+    return study
+
+
+def test_a_converged_gradient_search_takes_global_steps(caplog, monkeypatch):
+    global_steps = []
+    propose = Bayes.propose
+
+    def spy(self: Bayes, history: History, n: int) -> list[dict[str, Any]]:
+        global_steps.append(history.n_total)
+        return propose(self, history, n)
+
+    monkeypatch.setattr(Bayes, "propose", spy)
+    small_box = {"n_init": 4, "radius": 0.1, "min_radius": 0.02, "num_restarts": 3,
+                 "maxiter": 30}
+    with caplog.at_level(logging.INFO, logger="gpbo.strategies"):
+        local = _run_gradient(Gradient(**small_box, restart=False), 24)
+    assert not global_steps and "converged" not in caplog.text
+    X = local.space.encode([t.params for t in local.trials])
+    values = np.array([t.value for t in local.trials])
+    steps = [np.abs(X[i] - X[np.argmin(values[:i])]).max() for i in range(4, len(X))]
+    assert max(steps) <= 0.1 + 1e-9  # every step in a box around the best so far
+    assert max(steps[-4:]) <= 0.02 + 1e-9  # the smallest box, once converged
+    with caplog.at_level(logging.INFO, logger="gpbo.strategies"):
+        _run_gradient(Gradient(**small_box), 24)
+    assert "gradient: converged" in caplog.text
+    assert global_steps and min(global_steps) > 4  # after the design, once converged
+
+
+def test_gradient_never_steps_a_hair_from_a_trial():
+    # the posterior mean's optimum sits still once the search has converged: its steps were
+    # 1e-5 from earlier trials, the same configuration trained again and again
+    study = _run_gradient(Gradient(n_init=4, num_restarts=3, maxiter=30, restart=False), 30)
+    X = study.space.encode([t.params for t in study.trials])
+    gaps = np.abs(X[:, None] - X[None]).max(axis=2)[np.triu_indices(len(X), 1)]
+    assert gaps.min() >= Gradient().min_radius / 4 * (1 - 1e-9)
 
 
 def test_a_space_wider_than_a_sobol_sequence_gets_random_points():
