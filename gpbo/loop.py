@@ -265,10 +265,12 @@ def optimize(
             study, settings.n_trials,
             len(slots) if mode == "async" or batch_size == "auto" else int(batch_size),
         )
+        expected = _expected_trials(study, settings.n_trials)
         reporter = _progress or ProgressReporter(
-            direction=study.direction, n_trials=settings.n_trials, enabled=verbose,
+            direction=study.direction, n_trials=expected, enabled=verbose,
             metric=study.metric,
         )
+        reporter.n_trials = min(reporter.n_trials, expected)  # the CLI's, made before the study
         result = _Loop(study, runner, slots, settings, reporter=reporter).run(objective)
     # after the study closed: a journal-less study's folder is gone where nothing was written
     wrote = [t.number for t in result.trials if result.trial_dir(t) is not None] if verbose else []
@@ -339,6 +341,21 @@ def _warn_if_grid_is_cut(study: Study, n_trials: int) -> None:
             n_trials,
             shown,
         )
+
+
+def _expected_trials(study: Study, n_trials: int) -> int:
+    """The trials a new study will run: ``n_trials``, or a smaller grid's size (logged), so
+    that the progress display counts to where the study ends, not to ``n_trials``."""
+    from gpbo.strategies import Grid
+
+    if not isinstance(study.strategy, Grid) or study.trials or study._queue:
+        return n_trials  # a resume's or an enqueued point may lie off the grid
+    size = study.space.grid_size(levels=study.strategy.levels)
+    if size >= n_trials:
+        return n_trials
+    logger.info("the grid has %d points: the study ends after them (n_trials=%d)",
+                size, n_trials)
+    return size
 
 
 def _warn_if_the_design_takes_the_budget(study: Study, n_trials: int, batch_size: int) -> None:

@@ -295,6 +295,14 @@ def test_a_rerun_with_n_trials_already_reached_says_so_and_runs_nothing(tmp_path
     assert summary["stop_reason"] == "3 trials finished"
 
 
+def test_a_grid_smaller_than_n_trials_is_counted_to_its_end(tmp_path):
+    grid = ("--set", "strategy={type: grid, levels: 2}",
+            "--set", "space.y={type: int, low: 0, high: 1}", "--set", "n_trials=20")
+    done = ok(gpbo_cli("run", str(QUADRATIC), "--plain", *grid, cwd=tmp_path))
+    assert "16/16 done" in done.stdout and "/20" not in done.stdout
+    assert "the grid is used up" in done.stdout
+
+
 def test_a_config_s_enqueued_points_run_first_and_once(tmp_path):
     point = "{x: 1.0, y: 2, lr: 0.01, optimizer: fast}"
     run = ("run", str(QUADRATIC), "--set", f"enqueue=[{point}]", "--set", "n_trials=2")

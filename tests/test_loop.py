@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import os
 import signal
@@ -653,11 +654,16 @@ def test_verbose_false_is_silent(capsys):
     assert captured.out == "" and captured.err == ""
 
 
-def test_grid_ends_the_study_when_used_up():
-    result = gpbo.optimize(lambda p: float(p["c"] == "b"), {"c": gpbo.Choice(["a", "b", "c"])},
-                           n_trials=10, strategy="grid", verbose=False)
+def test_grid_ends_the_study_when_used_up(capsys, caplog):
+    with caplog.at_level(logging.INFO, logger="gpbo.loop"):
+        result = gpbo.optimize(lambda p: float(p["c"] == "b"),
+                               {"c": gpbo.Choice(["a", "b", "c"])}, n_trials=10,
+                               strategy="grid", verbose=True)
     assert len(result.trials) == 3
     assert "grid is used up" in result.stop_reason
+    assert "the grid has 3 points: the study ends after them (n_trials=10)" in caplog.text
+    shown = capsys.readouterr().out
+    assert "3/3" in shown and "/10" not in shown  # progress counts to the grid's end
 
 
 def test_resume_from_a_journal_runs_only_the_remaining_trials(tmp_path):
