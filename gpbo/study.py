@@ -790,11 +790,13 @@ class Study(BestTrialMixin):
             if not self._direction_given and stored_direction in ("minimize", "maximize"):
                 self.direction = stored_direction
             if stored is not None:
+                stored_space.update(stored.header.get("space") or {})
                 self._adopt_stored_order(stored.header.get("space"))
                 if not self._metric_given:
                     self.metric = recorded_metric(stored.header, stored.events)
             return self._header()
 
+        stored_space: dict[str, Any] = {}
         keys = ("space",) + ("direction",) * self._direction_given + ("seed",) * self._seed_given
         try:
             self._journal, events = Journal.open(path, header=header_for, compare=keys)
@@ -802,12 +804,19 @@ class Study(BestTrialMixin):
             if "space" not in exc.keys:
                 raise
             # widening a range whose best trial sits at its edge is the usual next step
+            added = [name for name in self.space.names if name not in stored_space]
+            params = "t.params"
+            if added:
+                # the old trials have no value for it: add() refuses them as they are
+                params = "{**t.params, " + ", ".join(f"{n!r}: VALUE" for n in added) + "}"
             raise JournalMismatchError(
                 f"{exc}; or, to search the new space and keep what this study learned, give a "
                 "new journal and add the complete trials that lie in the new space: "
-                "new = gpbo.Study(space, journal=NEW_PATH), then new.add(t.params, t.value) "
+                f"new = gpbo.Study(space, journal=NEW_PATH), then new.add({params}, t.value) "
                 f"for each t in gpbo.load({str(path)!r}).trials whose status is 'complete' "
-                "(a later optimize(..., journal=NEW_PATH) resumes from them)",
+                + (f"(VALUE: what the old trials ran {', '.join(map(repr, added))} at) "
+                   if added else "")
+                + "(a later optimize(..., journal=NEW_PATH) resumes from them)",
                 keys=exc.keys,
             ) from None
         base = self._trials_base(create=False)

@@ -329,6 +329,20 @@ def test_a_widened_space_is_refused_with_the_way_to_keep_the_trials_and_that_way
     assert [t.params for t in result.trials[:3]] == old and len(result.trials) == 5
 
 
+def test_an_added_parameter_s_hint_gives_the_old_trials_a_value(tmp_path: Path) -> None:
+    journal = tmp_path / "study.jsonl"
+    gpbo.optimize(QUICK, XY, n_trials=3, strategy="sobol", seed=1, journal=journal,
+                  verbose=False)
+    grown = {**XY, "h": gpbo.Int(8, 64)}
+    with pytest.raises(JournalError, match=r"new\.add\(\{\*\*t\.params, 'h': VALUE\}, "
+                       r"t\.value\) .*\(VALUE: what the old trials ran 'h' at\)"):
+        gpbo.Study(grown, journal=journal)
+    with gpbo.Study(grown, strategy="sobol", journal=tmp_path / "grown.jsonl") as new:
+        for t in gpbo.load(journal).trials:  # as the message says, with h = 32
+            new.add({**t.params, "h": 32}, t.value)
+        assert len(new.trials) == 3
+
+
 def test_second_driver_is_refused_and_a_killed_drivers_lock_does_not_block(
     tmp_path: Path,
 ) -> None:
