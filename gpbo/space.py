@@ -103,7 +103,9 @@ def _check_bounds(kind: str, name: str, low: Any, high: Any, log: bool) -> None:
     if not low < high:
         raise SpaceError(
             f"{where}: {kind} needs low < high, got low={low!r}, high={high!r}; "
-            + ("swap them" if low > high else "use a wider range, or drop a constant parameter")
+            + ("swap them" if low > high else "use a wider range, drop a constant parameter "
+               f"and set it in the objective, or write gpbo.Choice([{low!r}]) to keep it in "
+               "the trials' records")
         )
     if not isinstance(log, bool):
         raise SpaceError(f"{where}: log must be True or False, got {log!r}")
@@ -504,6 +506,16 @@ def _from_shorthand(name: str, spec: Any) -> Param:
                         "<class 'int'>", "int"
                     )
                     + f", or {tuple(float(v) for v in spec)!r} where a real is meant"
+                )
+            elif spec[0] > 0 and spec[1] >= 1000 * spec[0]:
+                # a learning rate's (1e-5, 1e-1) on a linear scale almost never tries 1e-4
+                decades = math.log10(spec[1] / spec[0])
+                warn_at_caller(
+                    f"parameter {name!r}: {spec!r} is a linear range, so about 99% of the "
+                    f"trials fall in [{spec[1] / 100:g}, {spec[1]:g}], the top two of its "
+                    f"{decades:.0f} orders of magnitude; write gpbo.Real({spec[0]!r}, "
+                    f"{spec[1]!r}, log=True) to search them evenly, or gpbo.Real({spec[0]!r}, "
+                    f"{spec[1]!r}) to keep the linear scale without this warning"
                 )
             return Real(spec[0], spec[1])
         if len(spec) == 3 and all(_is_number(v) for v in spec[:2]) and spec[2] in (int, float):

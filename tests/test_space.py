@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -317,6 +318,23 @@ def test_a_choice_of_many_values_is_checked_and_encoded_in_linear_time():
     # each value was compared with every earlier one: 40 s for this space alone
     assert time.perf_counter() - start < 5.0
     assert space.decode(X)[199] == {"c": "v199", "n": 199}
+
+
+def test_a_linear_range_over_orders_of_magnitude_is_warned_about():
+    with pytest.warns(gpbo.GpboWarning, match=r"'lr': \(1e-05, 0.1\) is a linear range, so "
+                      r"about 99% of the trials fall in \[0.001, 0.1\].*4 orders.*"
+                      r"gpbo\.Real\(1e-05, 0.1, log=True\)"):
+        space = Space({"lr": (1e-5, 1e-1)})
+    assert space["lr"] == Real(1e-5, 1e-1)  # still the bayes_opt shorthand's linear range
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Space({"lr": Real(1e-5, 1e-1), "x": (0.0, 1.0), "w": (1e-3, 0.5), "t": (-1e-5, 1.0)})
+
+
+def test_an_empty_range_points_to_a_one_value_choice():
+    with pytest.raises(gpbo.SpaceError, match=r"needs low < high.*gpbo\.Choice\(\[128\]\)"):
+        Space({"hidden": Int(128, 128)})
+    assert Space({"hidden": gpbo.Choice([128])}).decode([[0.3]])[0] == {"hidden": 128}
 
 
 def test_a_list_of_two_reals_is_warned_to_be_a_choice_not_a_range():
