@@ -318,7 +318,7 @@ class Bayes(Strategy):
     Args:
         n_init: Quasi-random points before the GP; default :func:`default_n_init`. An ask
             is all quasi-random or all the GP's, so a value given is rounded up to whole
-            asks (5 in batches of 4: 8).
+            asks (5 in batches of 4: 8); the GP waits for two complete trials in any case.
         num_restarts: L-BFGS-B starts for the acquisition.
         raw_samples: Random batches scored to choose the starts.
         maxiter: L-BFGS-B iterations per start.
@@ -453,7 +453,7 @@ class Gradient(Strategy):
     Args:
         n_init: Quasi-random points before the GP; default :func:`default_n_init`. An ask
             is all quasi-random or all the GP's, so a value given is rounded up to whole
-            asks (5 in batches of 4: 8).
+            asks (5 in batches of 4: 8); the GP waits for two complete trials in any case.
         radius: Initial half-width of the trust region in the unit cube.
         min_radius: The smallest half-width.
         num_restarts: Starts for the local optimization.
