@@ -534,8 +534,20 @@ class Gradient(Strategy):
 
     def _global_step(self, history: History, n: int) -> list[dict[str, Any]]:
         """The batch :class:`Bayes` picks (its failed trials entering the GP at the worst
-        score, as this strategy's own)."""
-        return Bayes(n_init=1, maxiter=self.maxiter, failed="worst").propose(history, n)
+        score, as this strategy's own), less its points within a quarter of ``min_radius`` of
+        a trial or of each other, which quasi-random points replace: qLogEI refines a
+        converged optimum a hair from the incumbent, the very steps a restart is to end."""
+        from gpbo.acquisition import is_new
+
+        proposals = Bayes(n_init=1, maxiter=self.maxiter, failed="worst").propose(history, n)
+        kept = np.empty((0, history.space.n_columns))
+        for row in history.space.encode(proposals):
+            if is_new(row, np.vstack([history.seen, kept]), tol=self.min_radius / 4):
+                kept = np.vstack([kept, row])
+        if kept.shape[0] < n:
+            logger.info("gradient: %d of the global step's points were next to a trial; "
+                        "quasi-random points instead", n - kept.shape[0])
+        return _decode_and_top_up(history, kept, n)
 
     def _failed_local_steps(self, history: History, best: int, n_init: int) -> int:
         """How many trials since the best one were local steps that did not improve on it.

@@ -99,6 +99,7 @@ class Study(BestTrialMixin):
             )
         self._direction_given = direction is not None
         self.direction: Direction = direction if direction is not None else "minimize"
+        self._n_init = n_init  # for a strategy set later by name
         self._strategy = make_strategy(strategy, n_init=n_init)
         if isinstance(seed, np.integer):
             seed = int(seed)
@@ -148,20 +149,20 @@ class Study(BestTrialMixin):
     @property
     def strategy(self) -> Strategy:
         """What proposes the next points. It may be replaced between asks, by a name or a
-        :class:`~gpbo.strategies.Strategy` (as ``strategy=``): with a journal, the switch is
-        recorded at the next ask, as a resume's with another ``strategy=`` is."""
+        :class:`~gpbo.strategies.Strategy` (as ``strategy=``, with the study's ``n_init``):
+        with a journal, the switch is recorded at the next ask, as a resume's with another
+        ``strategy=`` is."""
         return self._strategy
 
     @strategy.setter
     def strategy(self, strategy: str | Strategy) -> None:
-        new = make_strategy(strategy)
-        config = json.loads(json.dumps(new.config()))  # tuples as lists, as recorded
-        if self._journal is not None and config != json.loads(
-            json.dumps(self._strategy.config())
-        ):
-            # the journal named the strategy of before: a resume warned of a switch back,
-            # and `gpbo show` named the wrong one
-            self._unrecorded_strategy = config
+        new = make_strategy(strategy, n_init=self._n_init)
+        if self._journal is not None:
+            config = json.loads(json.dumps(new.config()))  # tuples as lists, as recorded
+            if config != json.loads(json.dumps(self._strategy.config())):
+                # the journal named the strategy of before: a resume warned of a switch
+                # back, and `gpbo show` named the wrong one
+                self._unrecorded_strategy = config
         self._strategy = new
 
     def ask(self, n: int = 1) -> list[Trial]:
@@ -806,9 +807,11 @@ class Study(BestTrialMixin):
             # widening a range whose best trial sits at its edge is the usual next step
             added = [name for name in self.space.names if name not in stored_space]
             params = "t.params"
+            if any(name not in self.space.names for name in stored_space):
+                params = "{k: v for k, v in t.params.items() if k in new.space.names}"
             if added:
                 # the old trials have no value for it: add() refuses them as they are
-                params = "{**t.params, " + ", ".join(f"{n!r}: VALUE" for n in added) + "}"
+                params = "{**" + params + ", " + ", ".join(f"{n!r}: VALUE" for n in added) + "}"
             raise JournalMismatchError(
                 f"{exc}; or, to search the new space and keep what this study learned, give a "
                 "new journal and add the complete trials that lie in the new space: "
@@ -1191,10 +1194,8 @@ def _warn_strategy_changed(
     so leaving it out, or ``"grid"`` for a ``Grid(levels=3)`` run, silently changed course.
 
     Options the journal did not record (written by an older gpbo) are not compared, except
-    ``Bayes``'s ``failed``: a journal without it ran with failed trials at the worst score.
+    those :data:`OPTIONS_BEFORE_RECORDED` gives (:func:`recorded_strategy` fills them in).
     """
-    if recorded.get("name") == "bayes" and "failed" not in recorded:
-        recorded = {**recorded, "failed": "worst"}
     if recorded.get("name") != current.get("name"):
         change = f"strategy {current.get('name')!r} where it ran {recorded.get('name')!r}"
     else:
@@ -1212,16 +1213,26 @@ def _warn_strategy_changed(
     )
 
 
+#: Options added to a strategy after journals were written without them, with the value
+#: such a journal's study ran with (its default then): ``Bayes`` counted a failed trial at
+#: the worst score, and ``Gradient`` never restarted.
+OPTIONS_BEFORE_RECORDED: dict[str, dict[str, Any]] = {
+    "bayes": {"failed": "worst"},
+    "gradient": {"restart": False},
+}
+
+
 def recorded_strategy(
     header: Mapping[str, Any], events: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The configuration of the strategy a journal's study last ran with: the header's, or
-    that of the latest strategy change recorded on a resume."""
+    that of the latest strategy change recorded on a resume (with the options an older gpbo
+    did not record, :data:`OPTIONS_BEFORE_RECORDED`)."""
     config: Any = header.get("strategy") or {"name": "bayes"}
     for event in events:
         if event.get("event") == "study" and event.get("kind") == "strategy":
             config = event.get("strategy") or config
-    return dict(config)
+    return {**OPTIONS_BEFORE_RECORDED.get(config.get("name"), {}), **config}
 
 
 def recorded_metric(header: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> str:

@@ -341,6 +341,16 @@ def test_an_added_parameter_s_hint_gives_the_old_trials_a_value(tmp_path: Path) 
         for t in gpbo.load(journal).trials:  # as the message says, with h = 32
             new.add({**t.params, "h": 32}, t.value)
         assert len(new.trials) == 3
+    renamed = {"x": XY["x"], "h": gpbo.Int(8, 64)}  # y dropped, h added
+    with pytest.raises(JournalError) as refused:
+        gpbo.Study(renamed, journal=journal)
+    hint = re.search(r"new\.add\((.*), t\.value\)", str(refused.value))
+    assert hint is not None
+    with gpbo.Study(renamed, strategy="sobol", journal=tmp_path / "renamed.jsonl") as new:
+        for t in gpbo.load(journal).trials:  # the message's expression, run as it is
+            new.add(eval(hint.group(1).replace("VALUE", "32"), {"t": t, "new": new}),
+                    t.value)
+        assert [t.params["h"] for t in new.trials] == [32] * 3
 
 
 def test_second_driver_is_refused_and_a_killed_drivers_lock_does_not_block(

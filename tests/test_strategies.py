@@ -576,13 +576,22 @@ def test_a_converged_gradient_search_takes_global_steps(caplog, monkeypatch):
     assert global_steps and min(global_steps) > 4  # after the design, once converged
 
 
-def test_gradient_never_steps_a_hair_from_a_trial():
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"restart": False},
+        # converges early: the global steps' qLogEI landed 1e-6 from the incumbent
+        {"radius": 0.1, "min_radius": 0.02},
+    ],
+)
+def test_gradient_never_steps_a_hair_from_a_trial(options):
     # the posterior mean's optimum sits still once the search has converged: its steps were
     # 1e-5 from earlier trials, the same configuration trained again and again
-    study = _run_gradient(Gradient(n_init=4, num_restarts=3, maxiter=30, restart=False), 30)
+    strategy = Gradient(n_init=4, num_restarts=3, maxiter=30, **options)
+    study = _run_gradient(strategy, 30)
     X = study.space.encode([t.params for t in study.trials])
     gaps = np.abs(X[:, None] - X[None]).max(axis=2)[np.triu_indices(len(X), 1)]
-    assert gaps.min() >= Gradient().min_radius / 4 * (1 - 1e-9)
+    assert gaps.min() >= strategy.min_radius / 4 * (1 - 1e-9)
 
 
 def test_a_space_wider_than_a_sobol_sequence_gets_random_points():

@@ -570,6 +570,9 @@ def test_a_strategy_set_between_asks_is_made_and_recorded(tmp_path, recwarn):
     assert not [w for w in recwarn if "where it ran" in str(w.message)]
     with pytest.raises(gpbo.GpboError, match="is not known; use one of"):
         study.strategy = "nelder-mead"
+    study = gpbo.Study(SPACE, strategy="random", n_init=3)
+    study.strategy = "gradient"
+    assert study.strategy.n_init == 3  # the study's, as strategy="gradient" would get
 
 
 def test_a_resume_with_other_strategy_options_warns_unless_the_journal_lacks_them(tmp_path):
@@ -590,6 +593,11 @@ def test_a_resume_with_other_strategy_options_warns_unless_the_journal_lacks_the
     old.write_text("\n".join([json.dumps(header), *lines[1:2]]) + "\n")
     with warnings.catch_warnings():
         warnings.simplefilter("error", gpbo.GpboWarning)
+        gpbo.Study(SPACE, strategy=gpbo.strategies.Gradient(restart=False), journal=old).close()
+    # except one added since, at the value the journal's study ran with: gradient never
+    # restarted, and resumed, it began to without a word
+    assert gpbo.load(old).strategy.restart is False
+    with pytest.warns(gpbo.GpboWarning, match=r"'gradient' \(restart=True, was False\)"):
         gpbo.Study(SPACE, strategy="gradient", journal=old).close()
 
 
