@@ -510,12 +510,16 @@ def _from_shorthand(name: str, spec: Any) -> Param:
             elif spec[0] > 0 and spec[1] >= 1000 * spec[0]:
                 # a learning rate's (1e-5, 1e-1) on a linear scale almost never tries 1e-4
                 decades = math.log10(spec[1] / spec[0])
+                bounds = f"{spec[0]!r}, {spec[1]!r}"
+                log_form = f"gpbo.Real({bounds}, log=True)"
+                if all(type(v) is int for v in spec):
+                    log_form = f"gpbo.Int({bounds}, log=True) ({log_form} for reals)"
                 warn_at_caller(
                     f"parameter {name!r}: {spec!r} is a linear range, so about 99% of the "
                     f"trials fall in [{spec[1] / 100:g}, {spec[1]:g}], the top two of its "
-                    f"{decades:.0f} orders of magnitude; write gpbo.Real({spec[0]!r}, "
-                    f"{spec[1]!r}, log=True) to search them evenly, or gpbo.Real({spec[0]!r}, "
-                    f"{spec[1]!r}) to keep the linear scale without this warning"
+                    f"{decades:.0f} orders of magnitude; write {log_form} to search them "
+                    f"evenly, or gpbo.Real({bounds}) to keep the linear scale without this "
+                    "warning"
                 )
             return Real(spec[0], spec[1])
         if len(spec) == 3 and all(_is_number(v) for v in spec[:2]) and spec[2] in (int, float):

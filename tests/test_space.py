@@ -326,6 +326,8 @@ def test_a_linear_range_over_orders_of_magnitude_is_warned_about():
                       r"gpbo\.Real\(1e-05, 0.1, log=True\)"):
         space = Space({"lr": (1e-5, 1e-1)})
     assert space["lr"] == Real(1e-5, 1e-1)  # still the bayes_opt shorthand's linear range
+    with pytest.warns(gpbo.GpboWarning, match=r"write gpbo\.Int\(1, 10000, log=True\) "):
+        Space({"max_len": (1, 10000)})  # ints: an Int keeps it whole
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Space({"lr": Real(1e-5, 1e-1), "x": (0.0, 1.0), "w": (1e-3, 0.5), "t": (-1e-5, 1.0)})

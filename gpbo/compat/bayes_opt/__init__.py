@@ -125,14 +125,27 @@ _NOT_PROVIDED = {
 
 
 def __getattr__(name: str) -> Any:
-    if name in _NOT_PROVIDED:
-        # an ImportError, not an AttributeError: ``from ... import`` replaces the latter's
-        # message with its own bare one
-        raise ImportError(
-            f"gpbo's bayes_opt drop-in has no {name}: {_NOT_PROVIDED[name]}",
-            name=__name__,
-        )
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _NOT_PROVIDED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    message = f"gpbo's bayes_opt drop-in has no {name}: {_NOT_PROVIDED[name]}"
+    if _called_by_from_import():
+        # ``from ... import`` replaces an AttributeError's message with its own bare one
+        raise ImportError(message, name=__name__)
+    # hasattr() and getattr(..., default), the usual test for a bayes_opt 1.x name, catch
+    # only this
+    raise AttributeError(message)
+
+
+def _called_by_from_import() -> bool:
+    """Whether the module attribute being looked up is a ``from ... import`` statement's."""
+    import dis
+    import sys
+
+    try:
+        frame = sys._getframe(2)  # past __getattr__: the frame running the statement
+        return frame.f_code.co_code[frame.f_lasti] == dis.opmap["IMPORT_FROM"]
+    except (AttributeError, IndexError, KeyError, ValueError):  # another interpreter
+        return False
 
 
 # -- the objective, as executors call it ---------------------------------------------------------
@@ -520,16 +533,17 @@ class BayesianOptimization:
     def _check_dropped_categories(self, key: str, old: Choice, new: Choice) -> None:
         """Refuse new categories of ``key`` that leave out one a registered point uses."""
         dropped = {i for i, v in enumerate(old.values) if new.index(v) is None}
-        using = [params for params, _ in self._records if old.index(params[key]) in dropped]
+        points = [params for params, _ in self._records] + list(self._queue)
+        using = [params for params in points if old.index(params[key]) in dropped]
         if using:
             used = [v for i, v in enumerate(old.values)
                     if i in dropped and any(old.index(p[key]) == i for p in using)]
             count = len(using)
             raise SpaceError(
                 f"set_bounds: the new categories of {key!r} ({list(new.values)}) leave out "
-                f"{used}, which {count} registered point(s) use; keep those categories (a "
-                f"categorical may gain categories or be reordered), or start a new optimizer "
-                f"and register the points you keep"
+                f"{used}, which {count} registered or probed point(s) use; keep those "
+                "categories (a categorical may gain categories or be reordered), or start a "
+                "new optimizer and register the points you keep"
             )
 
     def set_gp_params(self, **params: Any) -> None:
@@ -594,8 +608,17 @@ class BayesianOptimization:
         if not self._records and isinstance(saved.get("seed"), int):
             self._seed = saved["seed"]
             self._study = self._new_study()
+        # a row's one-hot columns follow the categories as the saving optimizer listed them
+        # (set_bounds may reorder them): read with this one's order, relu came back as tanh
+        layout = self._space
+        if isinstance(saved.get("space"), Mapping):
+            try:
+                layout = Space(saved["space"])
+            except SpaceError:
+                logger.info("the space recorded in %s is not readable; its rows are read with "
+                            "this optimizer's", path)
         for row, target in zip(state["params"], state["target"], strict=True):
-            self.register(row, target)
+            self.register(_row_to_params(layout, row), target)
         # Random points from here on come from a stream of their own: the saved run's (or the
         # constructor's, with the same seed) would draw the loaded points again, which were
         # then skipped as duplicates: maximize(init_points=3) evaluated nothing new.
@@ -646,23 +669,7 @@ class BayesianOptimization:
                     f"({self._keys})."
                 )
             return {k: _normalize_value(k, p, params[k]) for k, p in self._space.params.items()}
-        row = np.asarray(params, dtype=np.float64).ravel()
-        width = sum(_array_width(p) for p in self._space.params.values())
-        if row.size != width:
-            raise SpaceError(
-                f"Size of array ({row.size}) is different than the expected number of "
-                f"parameters ({width})."
-            )
-        out: dict[str, Any] = {}
-        start = 0
-        for key, param in self._space.params.items():
-            cols = row[start : start + _array_width(param)]
-            start += cols.size
-            if isinstance(param, Choice) and cols.size > 1:
-                out[key] = param.values[int(np.argmax(cols))]
-            else:
-                out[key] = _normalize_value(key, param, float(cols[0]))
-        return out
+        return _row_to_params(self._space, params)
 
     def _key(self, params: Mapping[str, Any]) -> tuple[float, ...]:
         """The point as ``bayes_opt``'s float array (its identity for duplicates)."""
@@ -844,6 +851,28 @@ def _numpy_floats(params: Mapping[str, Any]) -> dict[str, Any]:
     return {
         key: np.float64(value) if type(value) is float else value for key, value in params.items()
     }
+
+
+def _row_to_params(space: Space, params: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """A ``bayes_opt`` float array (one-hot columns for a categorical) as a dict of ``space``'s
+    values."""
+    row = np.asarray(params, dtype=np.float64).ravel()
+    width = sum(_array_width(p) for p in space.params.values())
+    if row.size != width:
+        raise SpaceError(
+            f"Size of array ({row.size}) is different than the expected number of "
+            f"parameters ({width})."
+        )
+    out: dict[str, Any] = {}
+    start = 0
+    for key, param in space.params.items():
+        cols = row[start : start + _array_width(param)]
+        start += cols.size
+        if isinstance(param, Choice):  # one-hot, a single column for a single category too
+            out[key] = param.values[int(np.argmax(cols))]
+        else:
+            out[key] = _normalize_value(key, param, float(cols[0]))
+    return out
 
 
 def _bayes_opt_params(pbounds: Mapping[str, Any]) -> dict[str, Any]:
