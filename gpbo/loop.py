@@ -260,12 +260,11 @@ def optimize(
     with study:
         for params in enqueue:
             study.enqueue(params)
-        _warn_if_grid_is_cut(study, settings.n_trials)
+        expected = _check_grid_budget(study, settings.n_trials)
         _warn_if_the_design_takes_the_budget(
             study, settings.n_trials,
             len(slots) if mode == "async" or batch_size == "auto" else int(batch_size),
         )
-        expected = _expected_trials(study, settings.n_trials)
         reporter = _progress or ProgressReporter(
             direction=study.direction, n_trials=expected, enabled=verbose,
             metric=study.metric,
@@ -307,14 +306,21 @@ def _check_takes_one_dict(objective: Callable[..., Any], names: Sequence[str]) -
         ) from None
 
 
-def _warn_if_grid_is_cut(study: Study, n_trials: int) -> None:
-    """A grid runs in order, so a budget below its size covers a corner of the space."""
+def _check_grid_budget(study: Study, n_trials: int) -> int:
+    """The trials the study will run: ``n_trials``, or a smaller grid's size (logged), so
+    that the progress display counts to where the study ends. A grid runs in order, so a
+    budget below its size covers a corner of the space: warned about."""
     from gpbo.strategies import Grid
 
     if not isinstance(study.strategy, Grid):
-        return
+        return n_trials
     levels = study.strategy.levels
     size = study.space.grid_size(levels=levels)
+    if size < n_trials and not study.trials and not study._queue:
+        # (a resume's or an enqueued point may lie off the grid: those count n_trials)
+        logger.info("the grid has %d points: the study ends after them (n_trials=%d)",
+                    size, n_trials)
+        return size
     if n_trials < size:
         # levels thin only the Reals (and log-scaled Ints): an Int's grid is every integer in
         # its range, so a wide one (hidden: Int(32, 512)) makes the grid whatever the levels
@@ -341,21 +347,7 @@ def _warn_if_grid_is_cut(study: Study, n_trials: int) -> None:
             n_trials,
             shown,
         )
-
-
-def _expected_trials(study: Study, n_trials: int) -> int:
-    """The trials a new study will run: ``n_trials``, or a smaller grid's size (logged), so
-    that the progress display counts to where the study ends, not to ``n_trials``."""
-    from gpbo.strategies import Grid
-
-    if not isinstance(study.strategy, Grid) or study.trials or study._queue:
-        return n_trials  # a resume's or an enqueued point may lie off the grid
-    size = study.space.grid_size(levels=study.strategy.levels)
-    if size >= n_trials:
-        return n_trials
-    logger.info("the grid has %d points: the study ends after them (n_trials=%d)",
-                size, n_trials)
-    return size
+    return n_trials
 
 
 def _warn_if_the_design_takes_the_budget(study: Study, n_trials: int, batch_size: int) -> None:

@@ -158,8 +158,8 @@ class Study(BestTrialMixin):
     def strategy(self, strategy: str | Strategy) -> None:
         new = make_strategy(strategy, n_init=self._n_init)
         if self._journal is not None:
-            config = json.loads(json.dumps(new.config()))  # tuples as lists, as recorded
-            if config != json.loads(json.dumps(self._strategy.config())):
+            config = _as_recorded(new)
+            if config != _as_recorded(self._strategy):
                 # the journal named the strategy of before: a resume warned of a switch
                 # back, and `gpbo show` named the wrong one
                 self._unrecorded_strategy = config
@@ -828,7 +828,7 @@ class Study(BestTrialMixin):
         try:
             self._replay(events)
             recorded = recorded_strategy(self._journal.header, events)
-            current = json.loads(json.dumps(self.strategy.config()))  # tuples as lists
+            current = _as_recorded(self.strategy)
             if events and recorded != current:
                 # a resume may switch strategies (e.g. random -> bayes); recorded so that
                 # summaries and `gpbo show` name the one now proposing, once it proposes: a
@@ -1220,6 +1220,11 @@ OPTIONS_BEFORE_RECORDED: dict[str, dict[str, Any]] = {
     "bayes": {"failed": "worst"},
     "gradient": {"restart": False},
 }
+
+
+def _as_recorded(strategy: Strategy) -> dict[str, Any]:
+    """``strategy``'s configuration as a journal records it (tuples as lists)."""
+    return json.loads(json.dumps(strategy.config()))
 
 
 def recorded_strategy(

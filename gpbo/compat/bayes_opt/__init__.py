@@ -499,12 +499,12 @@ class BayesianOptimization:
 
         Points registered so far stay in :attr:`res`; those outside the new bounds leave
         :attr:`max` (as in ``bayes_opt``) and the GP. A categorical may gain categories or
-        list them in another order; it may drop only categories no registered point uses
+        list them in another order; it may drop only categories no registered or queued point uses
         (``save_state`` writes a point's category as a one-hot column of the current list).
 
         Raises:
             SpaceError: An unknown parameter, another kind of parameter, or a dropped category
-                that a registered point uses.
+                that a registered or queued (lazily probed) point uses.
         """
         unknown = [k for k in new_bounds if k not in self._space.params]
         if unknown:
@@ -531,17 +531,17 @@ class BayesianOptimization:
         self._study = self._new_study()
 
     def _check_dropped_categories(self, key: str, old: Choice, new: Choice) -> None:
-        """Refuse new categories of ``key`` that leave out one a registered point uses."""
+        """Refuse new categories of ``key`` that leave out one a registered or queued point
+        uses."""
         dropped = {i for i, v in enumerate(old.values) if new.index(v) is None}
         points = [params for params, _ in self._records] + list(self._queue)
         using = [params for params in points if old.index(params[key]) in dropped]
         if using:
-            used = [v for i, v in enumerate(old.values)
-                    if i in dropped and any(old.index(p[key]) == i for p in using)]
-            count = len(using)
+            indices = {old.index(params[key]) for params in using}
+            used = [v for i, v in enumerate(old.values) if i in indices]
             raise SpaceError(
                 f"set_bounds: the new categories of {key!r} ({list(new.values)}) leave out "
-                f"{used}, which {count} registered or probed point(s) use; keep those "
+                f"{used}, which {len(using)} registered or probed point(s) use; keep those "
                 "categories (a categorical may gain categories or be reordered), or start a "
                 "new optimizer and register the points you keep"
             )
