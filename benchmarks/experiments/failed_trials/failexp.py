@@ -82,6 +82,13 @@ def quad3edge(u: np.ndarray) -> float:
     return float(np.sum((u - QUAD_EDGE_C) ** 2)) - 0.01
 
 
+def lredge(u: np.ndarray) -> float:
+    """A learning rate's shape (twenty-seventh session): the loss falls as u0 (a log learning
+    rate) grows until training diverges past u0 = 0.7 (run it with ``systematic`` failures);
+    the best feasible point is on the boundary, u = (0.7, 0.4), where the regret is 0."""
+    return float(1.0 - 0.9 * u[0] + 0.5 * (u[1] - 0.4) ** 2) - 0.37
+
+
 # name: (function, dim, budget, systematic-failure column, threshold)
 # systematic: the trial fails where u[col] > thr (30% of the space); every optimum kept
 # feasible lies near that boundary (quad3: c0=0.65; branin: pi at u0=0.543, the third optimum
@@ -91,6 +98,7 @@ PROBLEMS = {
     "quad3": (quad3, 3, 24, 0, 0.7),
     "hart6": (hart6, 6, 40, 5, 0.7),
     "quad3edge": (quad3edge, 3, 24, 0, 0.7),
+    "lredge": (lredge, 2, 24, 0, 0.7),
 }
 
 
