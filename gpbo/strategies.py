@@ -46,6 +46,12 @@ logger = logging.getLogger(__name__)
 #: The values of ``Bayes(failed=...)``: how failed and timed-out trials count.
 FAILED_TREATMENTS = ("feasibility", "worst", "ignore")
 
+#: With ``failed="feasibility"``, a failed trial whose this many nearest other trials all
+#: failed too lies in a failing region, not beside a lone crash: it enters the objective's GP
+#: at the worst score as well, so the GP stops promising improvement where it has no data
+#: (docs/benchmarks.md, "Failed trials").
+FAILING_REGION_NEIGHBOURS = 3
+
 
 @dataclass(frozen=True)
 class History:
@@ -305,7 +311,11 @@ class Bayes(Strategy):
     failed trial as the worst score seen (``failed="worst"``, the default before) made a few
     crashes beside the optimum, or a flaky start, pull the objective's GP down there: on the
     failure experiment (benchmarks/experiments/failed_trials) it ended last or next to last
-    with transient or early failures, 10 times worse than this on Hartmann6.
+    with transient or early failures, 10 times worse than this on Hartmann6. A failed trial
+    whose three nearest other trials failed too lies in a failing region rather than beside a
+    lone crash, and enters the objective's GP at the worst score as well: with no data there,
+    the GP promised improvement beyond a failing boundary (a learning rate past which training
+    diverges) and the acquisition kept probing the region's gaps.
 
     A batch of two or more ends with one point of pure exploitation: the maximum of the GP's
     posterior mean (by default over the whole space; within ``exploit_radius`` of the best
@@ -326,7 +336,8 @@ class Bayes(Strategy):
             a batch's exploitation point is sought: 1 (the default) is the whole space;
             ``None`` gives every point to qLogEI.
         failed: How failed and timed-out trials count: ``"feasibility"`` (the default; a GP
-            of where trials succeed weights the acquisition and the exploitation point),
+            of where trials succeed weights the acquisition and the exploitation point, and
+            failed trials in a failing region enter the objective's GP at the worst score),
             ``"worst"`` (each enters the objective's GP at the worst score seen) or
             ``"ignore"`` (left out; only no new point lands on one). None of them proposes a
             point within :data:`gpbo.acquisition.PENDING_TOL` of a failed one (on a lattice
@@ -367,7 +378,7 @@ class Bayes(Strategy):
         if history.n_total < n_init or history.X.shape[0] < 2:
             return sobol_points(history, n)
         with _gp_work(history):
-            fitted = _fit_or_warn(history, failed_as_worst=self.failed == "worst")
+            fitted = _fit_or_warn(history, failed=self.failed)
             if fitted is None:
                 return sobol_points(history, n)
             model, best_f = fitted
@@ -640,15 +651,14 @@ def _with_pending(history: History, X: np.ndarray) -> History:
     return replace(history, X_pending=np.vstack([history.X_pending, X]))
 
 
-def _fit_or_warn(
-    history: History, *, failed_as_worst: bool = True
-) -> tuple[Any, float] | None:
+def _fit_or_warn(history: History, *, failed: str = "worst") -> tuple[Any, float] | None:
     """The fitted GP and the best (warped) score, or ``None`` after warning of a failed fit.
 
     Args:
         history: The trials so far.
-        failed_as_worst: Whether failed trials enter the GP at the worst score seen (else
-            the GP sees the complete trials only).
+        failed: Which failed trials enter the GP, at the worst score seen: all of them
+            (``"worst"``), none (``"ignore"``) or those in a failing region
+            (``"feasibility"``, :func:`_in_failing_region`).
     """
     import torch
 
@@ -660,7 +670,10 @@ def _fit_or_warn(
         warp_scores,
     )
 
-    X_failed = history.X_failed if failed_as_worst else history.X_failed[:0]
+    if failed == "feasibility":
+        X_failed = history.X_failed[_in_failing_region(history.X, history.X_failed)]
+    else:
+        X_failed = history.X_failed if failed == "worst" else history.X_failed[:0]
     X = np.vstack([history.X, X_failed])
     device = resolve_device(history.surrogate_device, n_train=X.shape[0])
     warn_if_the_gp_is_large(X.shape[0], device)
@@ -675,6 +688,36 @@ def _fit_or_warn(
     except SurrogateFitError as exc:
         warn_at_caller(f"the GP fit failed ({exc}); this ask falls back to quasi-random points")
         return None
+
+
+def _in_failing_region(
+    X: np.ndarray, X_failed: np.ndarray, *, neighbours: int = FAILING_REGION_NEIGHBOURS
+) -> np.ndarray:
+    """Which failed points lie in a failing region: their nearest other trials all failed.
+
+    A lone crash beside complete trials is not one; neither is a point of a transient fault,
+    whose neighbours mostly complete. Where fewer trials exist, all the others count.
+
+    Args:
+        X: An `n x d` array: unit-cube points of the complete trials.
+        X_failed: An `f x d` array: those of the failed ones.
+        neighbours: How many nearest other trials (Euclidean, in the unit cube) must have
+            failed.
+
+    Returns:
+        An `f`-dim boolean array.
+    """
+    n, f = X.shape[0], X_failed.shape[0]
+    k = min(neighbours, n + f - 1)
+    if f == 0 or k < 1:
+        return np.zeros(f, dtype=bool)
+    every = np.vstack([X, X_failed])
+    squared = (
+        (X_failed**2).sum(1)[:, None] + (every**2).sum(1)[None, :] - 2.0 * X_failed @ every.T
+    )
+    squared[np.arange(f), n + np.arange(f)] = np.inf  # a point is not its own neighbour
+    nearest = np.argpartition(squared, k - 1, axis=1)[:, :k]
+    return np.all(nearest >= n, axis=1)
 
 
 def _fit_success_gp(history: History, *, device: Any) -> Any:
