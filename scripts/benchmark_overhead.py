@@ -353,7 +353,8 @@ def markdown_table(data: dict[str, Any]) -> str:
     failed_fraction = data.get("environment", {}).get("failed_fraction", 0.0)
     if failed_fraction:
         lines += [f"{failed_fraction:.0%} of the n trials failed (those with the largest x0), so "
-                  "a round fits the objective's GP to the rest and the success GP to all n; "
+                  "a round fits the objective's GP to the rest (and, at the worst score, the "
+                  "failed ones whose nearest trials failed too) and the success GP to all n; "
                   "the fit column is the objective's GP alone.", ""]
     reuse = data.get("environment", {}).get("pending_cache_devices")
     if reuse is not None and reuse != _pending_cache_devices():
