@@ -449,7 +449,8 @@ class Gradient(Strategy):
     After ``n_init`` quasi-random points, each ask fits the GP and runs L-BFGS-B (through
     autograd) on its posterior mean inside a box of half-width ``radius`` around the best trial
     so far (every category of a categorical parameter is inside it: categories have no
-    order). The box halves after every batch that did not improve on the incumbent and resets
+    order). The box halves after every batch (the trials asked together with those still
+    running) that did not improve on the incumbent and resets
     when one does (derived from the history, so resuming continues the same way). A point
     keeps a quarter of ``min_radius`` from every trial: closer, it would tell nothing new.
 
@@ -508,7 +509,9 @@ class Gradient(Strategy):
         best = int(np.argmax(history.scores))
         center = history.X[best]
         steps = self._failed_local_steps(history, best, n_init)
-        halvings = steps // max(n, 1)
+        # a batch is the trials in flight: asynchronous asks of one beside k - 1 running ones
+        # halve the box per k steps, as a round of k does, not per trial
+        halvings = steps // max(n + history.X_pending.shape[0], 1)
         if self.restart and halvings and self.radius * 0.5 ** (halvings - 1) <= self.min_radius:
             logger.info(
                 "gradient: converged (%d local steps without improving on the best trial, the "

@@ -526,6 +526,30 @@ def test_gradient_starts_with_its_whole_box_after_results_fed_in(monkeypatch):
     assert radii == [pytest.approx(Gradient().radius)]
 
 
+def test_gradient_halves_its_box_per_batch_in_flight_not_per_asynchronous_ask(monkeypatch):
+    import gpbo.strategies as strategies
+
+    radii = []
+    real = strategies.optimize_posterior_mean
+
+    def spy(*args, **kwargs):
+        radii.append(float(np.min(kwargs["radius"])))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(strategies, "optimize_posterior_mean", spy)
+    study = gpbo.Study({"x": gpbo.Real(0, 1), "y": gpbo.Real(0, 1)},
+                       strategy=Gradient(n_init=4, num_restarts=3, maxiter=30), seed=0)
+    for number, trial in enumerate(study.ask(4)):
+        study.tell(trial, 0.0 if number == 0 else 1.0)
+    for trial in study.ask(4):  # a round of four local steps, none better
+        study.tell(trial, 2.0)
+    study.ask(3)  # four slots: three start, then the fourth asks beside them
+    study.ask(1)
+    # one halving for the round of four, as a synchronous ask(4) gets; it was one per
+    # failed step for an ask of one (0.2 / 16)
+    assert radii[-2:] == [pytest.approx(0.1), pytest.approx(0.1)]
+
+
 def test_gradient_keeps_new_asks_apart_from_the_trials_still_running():
     space = {"x": gpbo.Real(-5, 5), "y": gpbo.Real(-5, 5), "z": gpbo.Real(-5, 5)}
     study = gpbo.Study(space, strategy="gradient", seed=0)
