@@ -505,7 +505,9 @@ def test_gradient_steps_to_neighbouring_integers(seed):
     assert study.best_value == 0
 
 
-def test_gradient_starts_with_its_whole_box_after_results_fed_in(monkeypatch):
+@pytest.fixture
+def gradient_radii(monkeypatch):
+    """The smallest half-width of each box the gradient strategy searches, in order."""
     import gpbo.strategies as strategies
 
     radii = []
@@ -516,6 +518,10 @@ def test_gradient_starts_with_its_whole_box_after_results_fed_in(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(strategies, "optimize_posterior_mean", spy)
+    return radii
+
+
+def test_gradient_starts_with_its_whole_box_after_results_fed_in(gradient_radii):
     space = {"x": gpbo.Real(-5, 5), "y": gpbo.Real(-5, 5), "z": gpbo.Real(-5, 5)}
     warm_up = gpbo.Study(space, strategy="random", seed=0)
     study = gpbo.Study(space, strategy="gradient", seed=0)
@@ -523,20 +529,10 @@ def test_gradient_starts_with_its_whole_box_after_results_fed_in(monkeypatch):
         study.add(trial.params, sum(v**2 for v in trial.params.values()))
     study.ask(1)
     # the 20 were no failed steps of the gradient: counted, the box started at its minimum
-    assert radii == [pytest.approx(Gradient().radius)]
+    assert gradient_radii == [pytest.approx(Gradient().radius)]
 
 
-def test_gradient_halves_its_box_per_batch_in_flight_not_per_asynchronous_ask(monkeypatch):
-    import gpbo.strategies as strategies
-
-    radii = []
-    real = strategies.optimize_posterior_mean
-
-    def spy(*args, **kwargs):
-        radii.append(float(np.min(kwargs["radius"])))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(strategies, "optimize_posterior_mean", spy)
+def test_gradient_halves_its_box_per_batch_in_flight_not_per_asynchronous_ask(gradient_radii):
     study = gpbo.Study({"x": gpbo.Real(0, 1), "y": gpbo.Real(0, 1)},
                        strategy=Gradient(n_init=4, num_restarts=3, maxiter=30), seed=0)
     for number, trial in enumerate(study.ask(4)):
@@ -547,7 +543,7 @@ def test_gradient_halves_its_box_per_batch_in_flight_not_per_asynchronous_ask(mo
     study.ask(1)
     # one halving for the round of four, as a synchronous ask(4) gets; it was one per
     # failed step for an ask of one (0.2 / 16)
-    assert radii[-2:] == [pytest.approx(0.1), pytest.approx(0.1)]
+    assert gradient_radii[-2:] == [pytest.approx(0.1), pytest.approx(0.1)]
 
 
 def test_gradient_keeps_new_asks_apart_from_the_trials_still_running():
