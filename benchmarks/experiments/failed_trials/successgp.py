@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import failexp
@@ -167,25 +167,18 @@ def _tempered(power: float) -> Iterator[None]:
         gpbo.cached_gp.SuccessWeighted.forward = original
 
 
-class TemperedVariant(Bayes):
-    def __init__(self, variant: str) -> None:
+class PatchedVariant(Bayes):
+    """The default ``Bayes``, proposing inside the context managers ``patches()`` returns:
+    ``tp-pow3`` tempered, ``lt-pow3`` tempered with ``hy-local``'s imputation."""
+
+    def __init__(self, patches: Callable[[], list[Any]]) -> None:
         super().__init__()
-        self.variant = variant
+        self.patches = patches
 
     def propose(self, history: Any, n: int) -> list[dict[str, Any]]:
-        with _tempered(TEMPERED[self.variant]):
-            return super().propose(history, n)
-
-
-class LocalTemperedVariant(Bayes):
-    """``hy-local`` and ``tp-<power>`` together: ``lt-pow3``."""
-
-    def __init__(self, variant: str) -> None:
-        super().__init__()
-        self.variant = variant
-
-    def propose(self, history: Any, n: int) -> list[dict[str, Any]]:
-        with _imputed(0.0, local=True), _tempered(TEMPERED[self.variant]):
+        with contextlib.ExitStack() as stack:
+            for patch in self.patches():
+                stack.enter_context(patch)
             return super().propose(history, n)
 
 
@@ -195,10 +188,11 @@ _make = failexp.make_strategy
 def make_strategy(alt: str) -> Bayes:
     if alt.startswith("sg-"):
         return SuccessVariant(alt[len("sg-"):])
-    if alt.startswith("lt-"):
-        return LocalTemperedVariant(alt[len("lt-"):])
-    if alt.startswith("tp-"):
-        return TemperedVariant(alt[len("tp-"):])
+    if alt.startswith(("lt-", "tp-")):
+        power = TEMPERED[alt[len("tp-"):]]
+        if alt.startswith("lt-"):
+            return PatchedVariant(lambda: [_imputed(0.0, local=True), _tempered(power)])
+        return PatchedVariant(lambda: [_tempered(power)])
     if alt.startswith("hy-"):
         return HybridVariant(alt[len("hy-"):])
     return _make(alt)
