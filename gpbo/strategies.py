@@ -342,6 +342,12 @@ class Bayes(Strategy):
             ``"ignore"`` (left out; only no new point lands on one). None of them proposes a
             point within :data:`gpbo.acquisition.PENDING_TOL` of a failed one (on a lattice
             finer than that, while other new points are left).
+        failing_region: With ``failed="feasibility"``, how many nearest other trials of a
+            failed one must have failed for it to lie in a failing region and enter the
+            objective's GP at the worst score (default :data:`FAILING_REGION_NEIGHBOURS`);
+            ``None`` leaves every failed trial to the GP of where trials succeed (the rule
+            before the twenty-seventh session). Recorded as ``None`` with another
+            ``failed``, where it does nothing.
     """
 
     n_init: int | None = None
@@ -350,6 +356,7 @@ class Bayes(Strategy):
     maxiter: int = 200
     exploit_radius: float | None = 1.0
     failed: str = "feasibility"
+    failing_region: int | None = FAILING_REGION_NEIGHBOURS
     name: ClassVar[str] = "bayes"
     _options: AcquisitionOptions = field(init=False, repr=False)
 
@@ -368,6 +375,17 @@ class Bayes(Strategy):
                 f"Bayes(failed={self.failed!r}) is not known; use one of "
                 f"{', '.join(repr(t) for t in FAILED_TREATMENTS)}"
             )
+        region = self.failing_region
+        if isinstance(region, np.integer):
+            region = self.failing_region = int(region)
+        if region is not None and (isinstance(region, bool) or not isinstance(region, int)
+                                   or region < 1):
+            raise GpboError(
+                f"Bayes(failing_region={region!r}) must be a positive int (a number of nearest "
+                f"trials) or None to turn the rule off"
+            )
+        if self.failed != "feasibility":
+            self.failing_region = None  # only the feasibility treatment reads it
         self._options = _acquisition_options(
             self, num_restarts=self.num_restarts, raw_samples=self.raw_samples,
             maxiter=self.maxiter,
@@ -378,7 +396,9 @@ class Bayes(Strategy):
         if history.n_total < n_init or history.X.shape[0] < 2:
             return sobol_points(history, n)
         with _gp_work(history):
-            fitted = _fit_or_warn(history, failed=self.failed)
+            fitted = _fit_or_warn(
+                history, failed=self.failed, failing_region=self.failing_region
+            )
             if fitted is None:
                 return sobol_points(history, n)
             model, best_f = fitted
@@ -439,6 +459,7 @@ class Bayes(Strategy):
             "maxiter": self.maxiter,
             "exploit_radius": self.exploit_radius,
             "failed": self.failed,
+            "failing_region": self.failing_region,
         }
 
 
@@ -654,14 +675,17 @@ def _with_pending(history: History, X: np.ndarray) -> History:
     return replace(history, X_pending=np.vstack([history.X_pending, X]))
 
 
-def _fit_or_warn(history: History, *, failed: str = "worst") -> tuple[Any, float] | None:
+def _fit_or_warn(
+    history: History, *, failed: str = "worst", failing_region: int | None = None
+) -> tuple[Any, float] | None:
     """The fitted GP and the best (warped) score, or ``None`` after warning of a failed fit.
 
     Args:
         history: The trials so far.
         failed: Which failed trials enter the GP, at the worst score seen: all of them
-            (``"worst"``), none (``"ignore"``) or those in a failing region
-            (``"feasibility"``, :func:`_in_failing_region`).
+            (``"worst"``), none (``"ignore"``) or, with ``"feasibility"``, those in a failing
+            region (:func:`_in_failing_region` with ``failing_region`` neighbours; none where
+            that is ``None``).
     """
     import torch
 
@@ -674,7 +698,12 @@ def _fit_or_warn(history: History, *, failed: str = "worst") -> tuple[Any, float
     )
 
     if failed == "feasibility":
-        X_failed = history.X_failed[_in_failing_region(history.X, history.X_failed)]
+        in_region = (
+            _in_failing_region(history.X, history.X_failed, neighbours=failing_region)
+            if failing_region is not None
+            else np.zeros(history.X_failed.shape[0], dtype=bool)
+        )
+        X_failed = history.X_failed[in_region]
     else:
         X_failed = history.X_failed if failed == "worst" else history.X_failed[:0]
     X = np.vstack([history.X, X_failed])
@@ -693,13 +722,19 @@ def _fit_or_warn(history: History, *, failed: str = "worst") -> tuple[Any, float
         return None
 
 
+#: Floats the distances of :func:`_in_failing_region` take at once (64 MB).
+_DISTANCE_BLOCK = 8_000_000
+
+
 def _in_failing_region(
     X: np.ndarray, X_failed: np.ndarray, *, neighbours: int = FAILING_REGION_NEIGHBOURS
 ) -> np.ndarray:
     """Which failed points lie in a failing region: their nearest other trials all failed.
 
     A lone crash beside complete trials is not one; neither is a point of a transient fault,
-    whose neighbours mostly complete. Where fewer trials exist, all the others count.
+    whose neighbours mostly complete. Where fewer trials exist, all the others count. A trial
+    as near as the ``neighbours``-th nearest counts too (on a lattice, distances tie): one
+    complete trial among them keeps the point out.
 
     Args:
         X: An `n x d` array: unit-cube points of the complete trials.
@@ -712,15 +747,22 @@ def _in_failing_region(
     """
     n, f = X.shape[0], X_failed.shape[0]
     k = min(neighbours, n + f - 1)
+    out = np.zeros(f, dtype=bool)
     if f == 0 or k < 1:
-        return np.zeros(f, dtype=bool)
+        return out
     every = np.vstack([X, X_failed])
-    squared = (
-        (X_failed**2).sum(1)[:, None] + (every**2).sum(1)[None, :] - 2.0 * X_failed @ every.T
-    )
-    squared[np.arange(f), n + np.arange(f)] = np.inf  # a point is not its own neighbour
-    nearest = np.argpartition(squared, k - 1, axis=1)[:, :k]
-    return np.all(nearest >= n, axis=1)
+    # rows of failed points at a time: the differences take `rows x (n + f) x d` floats
+    rows = max(1, _DISTANCE_BLOCK // max(every.size, 1))
+    for start in range(0, f, rows):
+        block = X_failed[start : start + rows]
+        squared = ((block[:, None, :] - every[None, :, :]) ** 2).sum(-1)
+        mine = np.arange(block.shape[0])
+        squared[mine, n + start + mine] = np.inf  # a point is not its own neighbour
+        kth = np.partition(squared, k - 1, axis=1)[:, k - 1 : k]
+        near_complete = squared[:, :n] <= kth * (1 + 1e-9) + 1e-24
+        out[start : start + rows] = ~near_complete.any(axis=1)
+    return out
+
 
 
 def _fit_success_gp(history: History, *, device: Any) -> Any:

@@ -1215,9 +1215,10 @@ def _warn_strategy_changed(
 
 #: Options added to a strategy after journals were written without them, with the value
 #: such a journal's study ran with (its default then): ``Bayes`` counted a failed trial at
-#: the worst score, and ``Gradient`` never restarted.
+#: the worst score and then, with ``failed="feasibility"``, had no failing-region rule, and
+#: ``Gradient`` never restarted.
 OPTIONS_BEFORE_RECORDED: dict[str, dict[str, Any]] = {
-    "bayes": {"failed": "worst"},
+    "bayes": {"failed": "worst", "failing_region": None},
     "gradient": {"restart": False},
 }
 

@@ -720,6 +720,40 @@ def test_a_failed_point_is_in_a_failing_region_where_its_nearest_trials_failed_t
     assert _in_failing_region(np.zeros((0, 1)), np.array([[0.9]])).tolist() == [False]
 
 
+def test_a_complete_trial_as_near_as_the_last_neighbour_keeps_a_failed_one_out():
+    # on a lattice distances tie: 0.5's nearest are 0.4 (failed) and 0.6 (complete), both
+    # 0.1 away, and which of the two counted as "the nearest" was arbitrary
+    X = np.array([[0.6], [0.9]])
+    X_failed = np.array([[0.5], [0.4], [0.0]])
+    assert _in_failing_region(X, X_failed, neighbours=1).tolist() == [False, True, True]
+    # sums of squares a rounding apart are a tie too
+    X = np.array([[0.1 + 0.2, 0.0]])
+    X_failed = np.array([[0.0, 0.0], [0.0, 0.3]])
+    assert _in_failing_region(X, X_failed, neighbours=1).tolist() == [False, True]
+
+
+def test_the_failing_region_is_found_in_blocks_alike(monkeypatch):
+    import gpbo.strategies as strategies
+
+    rng = np.random.default_rng(0)
+    X, X_failed = rng.random((300, 3)), rng.random((120, 3))
+    X_failed[:60, 0] = 0.9 + 0.1 * X_failed[:60, 0]  # a region with many failed points
+    whole = _in_failing_region(X, X_failed)
+    monkeypatch.setattr(strategies, "_DISTANCE_BLOCK", 7 * (X.size + X_failed.size))
+    assert _in_failing_region(X, X_failed).tolist() == whole.tolist()
+    assert 0 < whole.sum() < 120
+
+
+def test_the_failing_region_rule_is_an_option_recorded_with_the_treatment():
+    assert Bayes().config()["failing_region"] == 3
+    assert strategy_from_config(Bayes(failing_region=5).config()).failing_region == 5
+    assert Bayes(failed="worst", failing_region=5).config()["failing_region"] is None
+    assert Bayes(failing_region=np.int64(2)).failing_region == 2
+    for bad in (0, -1, 2.5, True, "3"):
+        with pytest.raises(gpbo.GpboError, match=r"failing_region=.*positive int"):
+            Bayes(failing_region=bad)
+
+
 def test_the_default_gives_the_gp_a_failing_region_but_not_a_lone_crash():
     space = {"x": gpbo.Real(0, 1)}
     study = gpbo.Study(space, strategy=fast_bayes(), seed=0)
@@ -731,12 +765,15 @@ def test_the_default_gives_the_gp_a_failing_region_but_not_a_lone_crash():
         study.enqueue({"x": x})
         study.tell(study.ask(1)[0], error=error)
     history = study._history()
-    model, best_f = _fit_or_warn(history, failed="feasibility")
+    model, best_f = _fit_or_warn(history, failed="feasibility", failing_region=3)
     inputs = model.train_inputs[0].numpy().ravel()
     # 0.7, the region's edge, is the success GP's alone
     assert sorted(np.round(inputs, 6)) == [0.05, 0.15, 0.25, 0.35, 0.45, 0.55, 0.8, 0.9, 1.0]
     mean = model.posterior(torch.tensor([[0.9]], dtype=torch.float64)).mean.item()
     assert mean < best_f  # no improvement promised where the trials diverged
+    # without the rule (as before it), the objective's GP sees the complete trials alone
+    before, _ = _fit_or_warn(history, failed="feasibility", failing_region=None)
+    assert before.train_inputs[0].shape[0] == 6
 
 
 def test_the_default_stops_probing_deep_in_a_failing_region():

@@ -618,7 +618,8 @@ def test_a_journal_from_before_the_failed_option_ran_bayes_with_failed_as_worst(
     import warnings
 
     path = tmp_path / "j.jsonl"
-    older = {k: v for k, v in gpbo.strategies.Bayes().config().items() if k != "failed"}
+    older = {k: v for k, v in gpbo.strategies.Bayes().config().items()
+             if k not in ("failed", "failing_region")}  # both came later
     _journal_as_written_before(path, lambda header: header.update(strategy=older))
     original = path.read_text()
     with pytest.warns(gpbo.GpboWarning, match=r"failed='feasibility', was 'worst'"):
@@ -628,6 +629,24 @@ def test_a_journal_from_before_the_failed_option_ran_bayes_with_failed_as_worst(
         warnings.simplefilter("error", gpbo.GpboWarning)
         worst = gpbo.strategies.Bayes(failed="worst")
         gpbo.Study(SPACE, strategy=worst, journal=path).close()
+
+
+def test_a_journal_from_before_the_failing_region_rule_resumes_without_it(tmp_path):
+    import warnings
+
+    path = tmp_path / "j.jsonl"
+    older = {k: v for k, v in gpbo.strategies.Bayes().config().items()
+             if k != "failing_region"}
+    _journal_as_written_before(path, lambda header: header.update(strategy=older))
+    original = path.read_text()
+    with pytest.warns(gpbo.GpboWarning, match=r"failing_region=3, was None"):
+        gpbo.Study(SPACE, strategy="bayes", journal=path).close()
+    path.write_text(original)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gpbo.GpboWarning)
+        as_it_ran = gpbo.strategies.Bayes(failing_region=None)
+        gpbo.Study(SPACE, strategy=as_it_ran, journal=path).close()
+    assert gpbo.load(path).strategy.failing_region is None  # the journal's, filled in
 
 
 def test_a_closed_or_loaded_study_refuses_what_it_could_not_record(tmp_path):

@@ -33,7 +33,9 @@ class BayesOptStrategy(Bayes):
             acquisition picks, as code written against ``bayes_opt`` expects.
         failed: As for ``Bayes``, but ``"worst"`` by default: ``"feasibility"`` adds a log
             probability to the acquisition's value, which suits qLogEI's log scale, not the
-            score units of ``bayes_opt``'s UCB or its probability of improvement.
+            score units of ``bayes_opt``'s UCB or its probability of improvement (with it,
+            failed trials in a failing region also enter the GP at the worst score, and
+            UCB's scale, taken from the complete trials' scores, is off as with ``"worst"``).
     """
 
     acquisition: AcquisitionFunction = field(default_factory=UpperConfidenceBound)
