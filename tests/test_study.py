@@ -614,39 +614,30 @@ def _journal_as_written_before(path: Path, change: Callable[[dict], None]) -> No
     path.write_text("\n".join([json.dumps(header, separators=(",", ":")), *lines[1:]]) + "\n")
 
 
-def test_a_journal_from_before_the_failed_option_ran_bayes_with_failed_as_worst(tmp_path):
+@pytest.mark.parametrize(
+    ("missing", "change", "as_it_ran"),
+    [
+        # before the failed option (and so the failing-region rule): failed trials at worst
+        (("failed", "failing_region"), r"failed='feasibility', was 'worst'", {"failed": "worst"}),
+        # before the failing-region rule: feasibility without it
+        (("failing_region",), r"failing_region=3, was None", {"failing_region": None}),
+    ],
+)
+def test_a_journal_from_before_an_option_resumes_as_it_ran(tmp_path, missing, change, as_it_ran):
     import warnings
 
     path = tmp_path / "j.jsonl"
-    older = {k: v for k, v in gpbo.strategies.Bayes().config().items()
-             if k not in ("failed", "failing_region")}  # both came later
+    older = {k: v for k, v in gpbo.strategies.Bayes().config().items() if k not in missing}
     _journal_as_written_before(path, lambda header: header.update(strategy=older))
     original = path.read_text()
-    with pytest.warns(gpbo.GpboWarning, match=r"failed='feasibility', was 'worst'"):
+    with pytest.warns(gpbo.GpboWarning, match=change):
         gpbo.Study(SPACE, strategy="bayes", journal=path).close()
     path.write_text(original)
     with warnings.catch_warnings():
         warnings.simplefilter("error", gpbo.GpboWarning)
-        worst = gpbo.strategies.Bayes(failed="worst")
-        gpbo.Study(SPACE, strategy=worst, journal=path).close()
-
-
-def test_a_journal_from_before_the_failing_region_rule_resumes_without_it(tmp_path):
-    import warnings
-
-    path = tmp_path / "j.jsonl"
-    older = {k: v for k, v in gpbo.strategies.Bayes().config().items()
-             if k != "failing_region"}
-    _journal_as_written_before(path, lambda header: header.update(strategy=older))
-    original = path.read_text()
-    with pytest.warns(gpbo.GpboWarning, match=r"failing_region=3, was None"):
-        gpbo.Study(SPACE, strategy="bayes", journal=path).close()
-    path.write_text(original)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", gpbo.GpboWarning)
-        as_it_ran = gpbo.strategies.Bayes(failing_region=None)
-        gpbo.Study(SPACE, strategy=as_it_ran, journal=path).close()
-    assert gpbo.load(path).strategy.failing_region is None  # the journal's, filled in
+        gpbo.Study(SPACE, strategy=gpbo.strategies.Bayes(**as_it_ran), journal=path).close()
+    recorded = gpbo.load(path).strategy  # the journal's, filled in
+    assert all(getattr(recorded, key) == value for key, value in as_it_ran.items())
 
 
 def test_a_closed_or_loaded_study_refuses_what_it_could_not_record(tmp_path):
