@@ -764,7 +764,6 @@ def _in_failing_region(
     return out
 
 
-
 def _fit_success_gp(history: History, *, device: Any) -> Any:
     """The GP of where trials succeed (:func:`gpbo.surrogate.fit_success_gp`), or ``None``
     where no trial failed or the fit failed (logged: the ask goes on without it).
