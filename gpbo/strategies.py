@@ -375,15 +375,11 @@ class Bayes(Strategy):
                 f"Bayes(failed={self.failed!r}) is not known; use one of "
                 f"{', '.join(repr(t) for t in FAILED_TREATMENTS)}"
             )
-        region = self.failing_region
-        if isinstance(region, np.integer):
-            region = self.failing_region = int(region)
-        if region is not None and (isinstance(region, bool) or not isinstance(region, int)
-                                   or region < 1):
-            raise GpboError(
-                f"Bayes(failing_region={region!r}) must be a positive int (a number of nearest "
-                f"trials) or None to turn the rule off"
-            )
+        self.failing_region = _positive_int_or_none(
+            self.failing_region,
+            "Bayes(failing_region={value!r}) must be a positive int (a number of nearest "
+            "trials) or None to turn the rule off",
+        )
         if self.failed != "feasibility":
             self.failing_region = None  # only the feasibility treatment reads it
         self._options = _acquisition_options(
@@ -697,15 +693,11 @@ def _fit_or_warn(
         warp_scores,
     )
 
-    if failed == "feasibility":
-        in_region = (
-            _in_failing_region(history.X, history.X_failed, neighbours=failing_region)
-            if failing_region is not None
-            else np.zeros(history.X_failed.shape[0], dtype=bool)
-        )
-        X_failed = history.X_failed[in_region]
-    else:
-        X_failed = history.X_failed if failed == "worst" else history.X_failed[:0]
+    X_failed = history.X_failed
+    if failed == "feasibility" and failing_region is not None:
+        X_failed = X_failed[_in_failing_region(history.X, X_failed, neighbours=failing_region)]
+    elif failed != "worst":
+        X_failed = X_failed[:0]
     X = np.vstack([history.X, X_failed])
     device = resolve_device(history.surrogate_device, n_train=X.shape[0])
     warn_if_the_gp_is_large(X.shape[0], device)
@@ -794,13 +786,19 @@ def _fit_success_gp(history: History, *, device: Any) -> Any:
 
 def _checked_n_init(n_init: Any) -> int | None:
     """A strategy's ``n_init``: a positive int (a NumPy one made an int) or ``None``."""
-    if isinstance(n_init, np.integer):
-        n_init = int(n_init)
-    if n_init is None:
+    return _positive_int_or_none(n_init, "n_init must be a positive int or None, got {value!r}")
+
+
+def _positive_int_or_none(value: Any, error: str) -> int | None:
+    """``value`` as a positive int (a NumPy one made an int) or ``None``; anything else raises
+    :class:`GpboError` with ``error`` formatted with ``value``."""
+    if isinstance(value, np.integer):
+        value = int(value)
+    if value is None:
         return None
-    if isinstance(n_init, bool) or not isinstance(n_init, int) or n_init < 1:
-        raise GpboError(f"n_init must be a positive int or None, got {n_init!r}")
-    return n_init
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GpboError(error.format(value=value))
+    return value
 
 
 def _acquisition_options(owner: Strategy, **options: Any) -> AcquisitionOptions:
