@@ -73,7 +73,7 @@ class _Settings:
     trial_timeout: float | None
     timeout: float | None
     max_consecutive_failures: int | None
-    metric: str
+    metric: str | None
     callbacks: tuple[Callback, ...]
 
     def __post_init__(self) -> None:
@@ -100,8 +100,11 @@ class _Settings:
                     f"{name} must be a positive, finite number of seconds, or None for no "
                     f"limit, got {value!r}"
                 )
-        if not isinstance(self.metric, str) or not self.metric:
-            raise GpboError(f"metric must be a non-empty string, got {self.metric!r}")
+        if self.metric is not None and (not isinstance(self.metric, str) or not self.metric):
+            raise GpboError(
+                f"metric must be a non-empty string (or None: the journal's, else 'value'), "
+                f"got {self.metric!r}"
+            )
         for callback in self.callbacks:
             if not callable(callback):
                 raise GpboError(f"callbacks must be callables (study, trial), got {callback!r}")
@@ -119,7 +122,7 @@ def optimize(
     n_trials: int,
     batch_size: int | Literal["auto"] = 1,
     direction: Direction | None = None,
-    metric: str = "value",
+    metric: str | None = None,
     strategy: str | Strategy = "bayes",
     n_init: int | None = None,
     devices: str | int | Sequence[str] = "auto",
@@ -151,7 +154,8 @@ def optimize(
         direction: ``"minimize"`` or ``"maximize"``; ``None``: the journal's when resuming,
             else ``"minimize"`` (with a warning where ``metric`` names a score usually
             maximized, such as ``"val_acc"``).
-        metric: Key of the metric when the objective returns a mapping.
+        metric: Key of the metric when the objective returns a mapping; ``None``: the
+            journal's when resuming, else ``"value"``.
         strategy: ``"bayes"``, ``"random"``, ``"sobol"``, ``"grid"``, ``"gradient"`` or a
             configured strategy object.
         n_init: Quasi-random trials before the GP (default ``2 (d + 1)`` rounded down to whole
@@ -447,7 +451,7 @@ class _Loop:
             return self.study.result(stop_reason=self.stop_reason)
         with self.signals:
             try:
-                self.executor.start(objective, slots=self.slots, metric=self.settings.metric)
+                self.executor.start(objective, slots=self.slots, metric=self.study.metric)
                 # ray.init installs its own SIGTERM handler (sys.exit at once, inside the
                 # sections that must not be cut): the study's stop signals are ours again
                 self.signals.reclaim()

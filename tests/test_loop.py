@@ -754,6 +754,25 @@ def test_direction_not_given_warns_for_an_accuracy_and_resumes_as_the_journal_sa
     assert resumed.best_value == max(t.value for t in resumed.trials)
 
 
+def test_a_resume_without_metric_keeps_the_journal_s(tmp_path, recwarn):
+    # metric defaulted to "value": the resume switched the study to it and every trial failed
+    # on a mapping without "value" until max_consecutive_failures ended the study
+    def objective(p):
+        return {"acc": 1.0 - p["x"] ** 2, "loss": p["x"] ** 2}
+
+    path = tmp_path / "j.jsonl"
+    gpbo.optimize(objective, {"x": gpbo.Real(-1, 1)}, n_trials=3, metric="acc",
+                  direction="maximize", strategy="random", seed=0, journal=path, verbose=False)
+    resumed = gpbo.optimize(objective, {"x": gpbo.Real(-1, 1)}, n_trials=6,
+                            strategy="random", journal=path, verbose=False)
+    assert resumed.metric == "acc"
+    assert [t.status for t in resumed.trials] == ["complete"] * 6
+    assert all(t.value == 1.0 - t.params["x"] ** 2 for t in resumed.trials)
+    assert all(set(t.metrics) == {"loss"} for t in resumed.trials)
+    assert gpbo.load(path).metric == "acc"
+    assert not [w for w in recwarn if "metric" in str(w.message)]
+
+
 def test_the_metric_s_name_reaches_the_result_the_progress_lines_and_the_journal(
     tmp_path, capsys
 ):
