@@ -812,10 +812,20 @@ class Study(BestTrialMixin):
             if added:
                 # the old trials have no value for it: add() refuses them as they are
                 params = "{**" + params + ", " + ", ".join(f"{n!r}: VALUE" for n in added) + "}"
+            # this call's settings: a later optimize(..., journal=NEW_PATH) with them resumes
+            # it (a Study's defaults, minimize and a random seed, would be refused there)
+            settings = f"direction={self.direction!r}"
+            if self.metric != "value":
+                settings += f", metric={self.metric!r}"
+            if self._seed_given:
+                settings += f", seed={self.seed!r}"
+            if self.strategy.name != "bayes":
+                settings += f", strategy={self.strategy.name!r}"
             raise JournalMismatchError(
                 f"{exc}; or, to search the new space and keep what this study learned, give a "
                 "new journal and add the complete trials that lie in the new space: "
-                f"new = gpbo.Study(space, journal=NEW_PATH), then new.add({params}, t.value) "
+                f"new = gpbo.Study(space, journal=NEW_PATH, {settings}), then "
+                f"new.add({params}, t.value, metrics=t.metrics) "
                 f"for each t in gpbo.load({str(path)!r}).trials whose status is 'complete' "
                 + (f"(VALUE: what the old trials ran {', '.join(map(repr, added))} at) "
                    if added else "")

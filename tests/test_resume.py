@@ -310,23 +310,34 @@ def test_header_mismatch_is_refused_listing_the_differences(tmp_path: Path) -> N
 def test_a_widened_space_is_refused_with_the_way_to_keep_the_trials_and_that_way_works(
     tmp_path: Path,
 ) -> None:
+    def objective(p: dict) -> dict:
+        loss = QUICK(p)["value"]
+        return {"acc": -loss, "loss": loss}
+
     journal = tmp_path / "study.jsonl"
-    gpbo.optimize(QUICK, XY, n_trials=3, strategy="sobol", seed=1, journal=journal,
-                  verbose=False)
+    settings = {"direction": "maximize", "metric": "acc", "seed": 1, "strategy": "sobol"}
+    gpbo.optimize(objective, XY, n_trials=3, journal=journal, verbose=False, **settings)
     wider = {"x": gpbo.Real(0.0, 2.0), "y": gpbo.Real(0.0, 1.0)}  # the best sat at an edge
-    with pytest.raises(JournalError, match=r"new\.add\(t\.params, t\.value\) for each t in "
-                       rf"gpbo\.load\({re.escape(repr(str(journal)))}\)\.trials"):
-        gpbo.optimize(QUICK, wider, n_trials=5, strategy="sobol", journal=journal,
-                      verbose=False)
-    new_path = tmp_path / "wider.jsonl"  # as the message says
-    with gpbo.Study(wider, strategy="sobol", journal=new_path) as new:
+    with pytest.raises(JournalError, match=r"new\.add\(t\.params, t\.value, metrics=t\.metrics\)"
+                       rf" for each t in gpbo\.load\({re.escape(repr(str(journal)))}\)\.trials"
+                       ) as refused:
+        gpbo.optimize(objective, wider, n_trials=5, journal=journal, verbose=False, **settings)
+    # the message's recipe, run as it is: a study made with gpbo.Study's defaults (minimize,
+    # a random seed) was refused by the later optimize call it promises to resume
+    recipe = re.search(r"new = (gpbo\.Study\(.*?\)), then", str(refused.value))
+    assert recipe is not None
+    new_path = tmp_path / "wider.jsonl"
+    with eval(recipe.group(1), {"gpbo": gpbo, "space": wider, "NEW_PATH": new_path}) as new:
         for t in gpbo.load(journal).trials:
             if t.status == "complete":
-                new.add(t.params, t.value)
-    result = gpbo.optimize(QUICK, wider, n_trials=5, strategy="sobol", journal=new_path,
-                           verbose=False)
-    old = [t.params for t in gpbo.load(journal).trials]
-    assert [t.params for t in result.trials[:3]] == old and len(result.trials) == 5
+                new.add(t.params, t.value, metrics=t.metrics)
+    result = gpbo.optimize(objective, wider, n_trials=5, journal=new_path, verbose=False,
+                           **settings)
+    old = gpbo.load(journal).trials
+    assert [t.params for t in result.trials[:3]] == [t.params for t in old]
+    assert [t.metrics for t in result.trials[:3]] == [t.metrics for t in old]
+    assert len(result.trials) == 5 and result.direction == "maximize"
+    assert result.best_value == max(t.value for t in result.trials)
 
 
 def test_an_added_parameter_s_hint_gives_the_old_trials_a_value(tmp_path: Path) -> None:
@@ -335,7 +346,8 @@ def test_an_added_parameter_s_hint_gives_the_old_trials_a_value(tmp_path: Path) 
                   verbose=False)
     grown = {**XY, "h": gpbo.Int(8, 64)}
     with pytest.raises(JournalError, match=r"new\.add\(\{\*\*t\.params, 'h': VALUE\}, "
-                       r"t\.value\) .*\(VALUE: what the old trials ran 'h' at\)"):
+                       r"t\.value, metrics=t\.metrics\) "
+                       r".*\(VALUE: what the old trials ran 'h' at\)"):
         gpbo.Study(grown, journal=journal)
     with gpbo.Study(grown, strategy="sobol", journal=tmp_path / "grown.jsonl") as new:
         for t in gpbo.load(journal).trials:  # as the message says, with h = 32
@@ -344,7 +356,7 @@ def test_an_added_parameter_s_hint_gives_the_old_trials_a_value(tmp_path: Path) 
     renamed = {"x": XY["x"], "h": gpbo.Int(8, 64)}  # y dropped, h added
     with pytest.raises(JournalError) as refused:
         gpbo.Study(renamed, journal=journal)
-    hint = re.search(r"new\.add\((.*), t\.value\)", str(refused.value))
+    hint = re.search(r"new\.add\((.*), t\.value, metrics", str(refused.value))
     assert hint is not None
     with gpbo.Study(renamed, strategy="sobol", journal=tmp_path / "renamed.jsonl") as new:
         for t in gpbo.load(journal).trials:  # the message's expression, run as it is
