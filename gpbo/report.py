@@ -35,7 +35,7 @@ def format_value(value: Any) -> str:
     """A number in a short, readable form; a string as it is, quoted where it holds
     whitespace or control characters (a line of ``name=value`` pairs stays readable)."""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value + 0.0:.6g}"  # -0.0 (a maximized 0, negated) reads "0", not "-0"
     if isinstance(value, str) and (value == "" or _UNSAFE_IN_A_VALUE.search(value)):
         return repr(value)
     return str(value)

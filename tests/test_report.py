@@ -219,3 +219,12 @@ def test_show_says_where_a_python_trial_failed_and_where_its_traceback_is(tmp_pa
     line = f"(at test_report.py:{_missing_key.__code__.co_firstlineno + 1}, in _missing_key)"
     assert f"  #0 failed: KeyError: 'not_in_space' {line}" in shown, shown
     assert "(whole tracebacks: gpbo export RUN --csv -, column error)" in shown
+
+
+def test_a_negated_zero_is_shown_as_zero():
+    # a maximized study stores -value: its best 0 came out as "-0"
+    from gpbo.report import format_value
+
+    assert format_value(-0.0) == "0"
+    assert format_value(-(0.0)) == format_value(0.0)
+    assert format_value(-1e-9) == "-1e-09"
