@@ -470,6 +470,9 @@ class Gradient(Strategy):
     running) that did not improve on the incumbent and resets
     when one does (derived from the history, so resuming continues the same way). A point
     keeps a quarter of ``min_radius`` from every trial: closer, it would tell nothing new.
+    A batch is the box's best local optimum of the mean, then its other optima and random
+    points of the box (measured against a parallel line search in nested boxes, these win on
+    rugged problems: docs/benchmarks.md, "Batches of the `gradient` strategy").
 
     Once a batch in the smallest box has not improved either, the local search has converged
     (logged). With ``restart`` (the default) each later ask then takes a global step, the
