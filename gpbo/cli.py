@@ -533,7 +533,9 @@ def _check_resumable(config: Any, kwargs: dict[str, Any]) -> int:
     except JournalMismatchError as exc:
         raise GpboError(
             f"{exc}\n(the run directory {config.run_dir} holds another study: run with --fresh "
-            "to move it aside and start over, or set another run_dir)"
+            "to move it aside and start over, or set another run_dir; to start the new study "
+            f"from this one's trials that fit it, --set run_dir=NEW --set warm_start="
+            f"{_shown_path(config.run_dir)})"
         ) from None
 
 

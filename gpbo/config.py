@@ -31,8 +31,9 @@ Keys:
   ``direction``, ``metric``, ``strategy``, ``n_init``, ``devices``, ``workers_per_device``,
   ``executor``, ``mode``, ``surrogate_device``, ``trial_timeout``, ``timeout``,
   ``max_consecutive_failures``, ``seed``, ``verbose``, ``enqueue``: a list of parameter
-  mappings to train first); ``strategy`` and ``executor`` also as
-  a mapping of ``type`` and options (``strategy: {type: grid, levels: 7}``,
+  mappings to train first, ``warm_start``: earlier runs' directories or journals, relative to
+  the current directory, whose complete trials a new run starts from); ``strategy`` and
+  ``executor`` also as a mapping of ``type`` and options (``strategy: {type: grid, levels: 7}``,
   ``executor: {type: process, grace_period: 5}``, ``executor: {type: ray, gpus_per_trial:
   0.5}``): the options are the keyword arguments of the class (:class:`gpbo.strategies.Grid`,
   :class:`gpbo.executors.Process`...). ``batch_size: auto`` is one trial per slot.
@@ -98,6 +99,7 @@ OPTIMIZE_KEYS: tuple[str, ...] = (
     "seed",
     "verbose",
     "enqueue",
+    "warm_start",
 )
 #: Every key a config may hold.
 CONFIG_KEYS: tuple[str, ...] = (
@@ -681,6 +683,17 @@ class _Checker:
             except SpaceError as exc:
                 raise self.fail(("enqueue", i), f"enqueue[{i}]: {exc}") from None
         return points
+
+    def _check_warm_start(self, value: Any) -> list[str]:
+        paths = [value] if isinstance(value, str) else value
+        if not isinstance(paths, list) or not paths or not all(
+            isinstance(p, str) and p for p in paths
+        ):
+            raise self.expect(
+                "warm_start", "a path or a list of paths to earlier runs' journals", value,
+                hint=" (e.g. warm_start: runs/mlp_digits, a run directory, or its journal.jsonl)",
+            )
+        return paths
 
     def _check_strategy(self, value: Any) -> Any:
         from gpbo import strategies

@@ -110,6 +110,72 @@ class _Settings:
                 raise GpboError(f"callbacks must be callables (study, trial), got {callback!r}")
 
 
+def _add_warm_start(
+    study: Study,
+    warm_start: str | Path | Sequence[str | Path],
+    reporter: ProgressReporter,
+    *,
+    n_trials: int,
+) -> None:
+    """Add the complete trials of earlier studies' journals (``optimize``'s ``warm_start``)."""
+    import os
+
+    from gpbo.study import load
+
+    paths = [warm_start] if isinstance(warm_start, (str, os.PathLike)) else list(warm_start)
+    if not all(isinstance(p, (str, os.PathLike)) for p in paths):
+        raise GpboError(
+            f"warm_start must be a journal path (or a gpbo run directory) or a list of them, "
+            f"got {warm_start!r}"
+        )
+    if study.trials:
+        logger.info("warm_start: the journal holds trials already (a resume); nothing added")
+        return
+    for path in paths:
+        try:
+            old = load(path)
+        except GpboError as exc:
+            raise GpboError(f"warm_start: {exc}") from None
+        added, left_out, example = 0, 0, ""
+        for trial in old.trials:
+            if trial.status != "complete":
+                continue
+            metrics = dict(trial.metrics)
+            if old.metric == study.metric:
+                value = trial.value
+            elif study.metric in metrics:  # the old study optimized another of its numbers
+                value = metrics.pop(study.metric)
+                metrics[old.metric] = trial.value
+            else:
+                raise GpboError(
+                    f"warm_start: the trials of {str(path)!r} record the metric {old.metric!r}"
+                    f" (extra numbers: {sorted(metrics) or 'none'}), and this study optimizes "
+                    f"{study.metric!r}; set metric= to the one they share, or leave that "
+                    "journal out"
+                )
+            params = {k: v for k, v in trial.params.items() if k in study.space.names}
+            try:
+                study.add(params, value, metrics=metrics)
+            except GpboError as exc:  # a parameter missing or outside the space
+                left_out += 1
+                example = example or f" (trial {trial.number}: {exc})"
+                continue
+            added += 1
+        line = (
+            f"warm start: added {format_count(added, 'complete trial')} of {path}"
+            + (f"; left out {left_out} outside this space{example}" if left_out else "")
+        )
+        logger.info("%s", line)
+        if reporter.enabled:
+            reporter.say(f"[gpbo] {line}")
+    if len(study.trials) >= n_trials:
+        logger.warning(
+            "warm_start added %d trials and n_trials=%d: nothing is left to train (added "
+            "trials count toward n_trials, as every trial in the journal does); raise n_trials",
+            len(study.trials), n_trials,
+        )
+
+
 def _positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise GpboError(f"{name} must be a positive int, got {value!r}")
@@ -138,6 +204,7 @@ def optimize(
     verbose: bool = True,
     callbacks: Sequence[Callback] = (),
     enqueue: Sequence[Mapping[str, Any]] = (),
+    warm_start: str | Path | Sequence[str | Path] | None = None,
     _progress: ProgressReporter | None = None,
 ) -> Result:
     """Run a whole study: propose, train, record, repeat, and return every trial.
@@ -189,6 +256,13 @@ def optimize(
         enqueue: Parameter sets to evaluate first (known good configurations), before the
             strategy's proposals; on a resume, those already queued or tried are skipped
             (:meth:`gpbo.Study.enqueue`).
+        warm_start: Journals (or ``gpbo run`` run directories) of earlier studies whose
+            complete trials are added to this one (:meth:`gpbo.Study.add`) before its first
+            trial, so the GP starts from what they learned; nothing is added where the journal
+            already holds trials (a resume). Parameters the space lacks are dropped; a trial
+            without a value for one of the space's, or outside its ranges, is left out (said
+            in a line). Their metric is this study's (or one of their extra numbers of that
+            name). Added trials count toward ``n_trials``, as every trial in the journal does.
         _progress: Internal (the ``gpbo`` command's live display): a reporter that replaces
             the one ``verbose`` selects.
 
@@ -274,6 +348,8 @@ def optimize(
             metric=study.metric,
         )
         reporter.n_trials = min(reporter.n_trials, expected)  # the CLI's, made before the study
+        if warm_start is not None:
+            _add_warm_start(study, warm_start, reporter, n_trials=settings.n_trials)
         result = _Loop(study, runner, slots, settings, reporter=reporter).run(objective)
     # after the study closed: a journal-less study's folder is gone where nothing was written
     wrote = [t.number for t in result.trials if result.trial_dir(t) is not None] if verbose else []

@@ -412,6 +412,15 @@ def test_run_with_another_space_refuses_to_mix(tmp_path):
     assert done.returncode == 2
     assert "different study" in done.stderr and "--fresh" in done.stderr
     assert "high: 5.0" in (tmp_path / "runs" / "quadratic" / "config.yaml").read_text()
+    hint = re.search(r"--set run_dir=NEW --set warm_start=(\S+)\)", done.stderr)
+    assert hint is not None and hint.group(1) == str(Path("runs") / "quadratic"), done.stderr
+    # as the message says: the new study starts from the old one's trial
+    wider = gpbo_cli("run", str(QUADRATIC), "--set", "space.x.high=9.0", "--set", "n_trials=2",
+                     "--set", "run_dir=runs/wider", "--set", f"warm_start={hint.group(1)}",
+                     cwd=tmp_path)
+    assert "warm start: added 1 complete trial of runs/quadratic" in ok(wider).stdout
+    old, new = finished(tmp_path / "runs" / "quadratic"), finished(tmp_path / "runs" / "wider")
+    assert [t.params for t in new[:1]] == [t.params for t in old] and len(new) == 2
 
 
 def test_run_on_a_damaged_journal_says_to_mend_the_line_not_to_start_over(tmp_path):

@@ -97,6 +97,17 @@ def test_a_full_config_is_read_into_optimize_keywords(project):
     assert config.optimize_kwargs()["batch_size"] == 2
 
 
+def test_warm_start_takes_a_path_or_a_list_and_names_the_line_of_a_bad_one(project):
+    assert load_config(write(project, BASE + "warm_start: runs/old\n")).options[
+        "warm_start"] == ["runs/old"]
+    both = BASE + "warm_start: [runs/a, runs/b/journal.jsonl]\n"
+    assert load_config(write(project, both)).options["warm_start"] == [
+        "runs/a", "runs/b/journal.jsonl"]
+    with pytest.raises(ConfigError, match=r"line 5: warm_start must be a path or a list of "
+                       r"paths to earlier runs' journals, got 3 .*e\.g\. warm_start: runs/"):
+        load_config(write(project, BASE + "warm_start: 3\n"))
+
+
 def test_enqueue_takes_points_of_the_space_and_names_the_line_of_a_bad_one(project):
     text = BASE + "enqueue:\n  - {x: 1.5}\n  - {x: 0}\n"
     assert load_config(write(project, text)).options["enqueue"] == [{"x": 1.5}, {"x": 0.0}]

@@ -836,3 +836,50 @@ def test_enqueued_configurations_run_first_and_once_across_a_resume(tmp_path):
     with pytest.raises(gpbo.SpaceError, match="'x'"):
         gpbo.optimize(sphere, SPACE, n_trials=1, enqueue=[{"x": 99.0, "y": 0.0}],
                       verbose=False)
+
+
+def test_warm_start_adds_the_earlier_run_s_complete_trials_that_fit_the_space_once(
+    tmp_path, capsys
+):
+    def objective(p):
+        return {"acc": 1.0 - (p["x"] - 0.2) ** 2 - (p["y"] - 0.5) ** 2, "loss": p["x"]}
+
+    old_space = {"x": gpbo.Real(0, 1), "y": gpbo.Real(0, 1), "opt": gpbo.Choice(["a", "b"])}
+    old = gpbo.optimize(objective, old_space, n_trials=8, strategy="sobol", seed=0,
+                        direction="maximize", metric="acc", journal=tmp_path / "old.jsonl",
+                        verbose=False)
+    narrower = {"x": gpbo.Real(0, 0.5), "y": gpbo.Real(0, 1)}  # opt dropped, x narrowed
+    inside = [t for t in old.trials if t.params["x"] <= 0.5]
+    assert 0 < len(inside) < 8
+    new_journal = tmp_path / "new.jsonl"
+    result = gpbo.optimize(objective, narrower, n_trials=len(inside) + 2, strategy="sobol",
+                           direction="maximize", metric="acc", journal=new_journal,
+                           warm_start=tmp_path / "old.jsonl")
+    out = capsys.readouterr().out
+    assert f"warm start: added {len(inside)} complete trials of {tmp_path / 'old.jsonl'}" in out
+    assert f"left out {8 - len(inside)} outside this space" in out
+    added = result.trials[: len(inside)]
+    assert [t.params for t in added] == [
+        {"x": t.params["x"], "y": t.params["y"]} for t in inside
+    ]
+    assert [(t.value, t.metrics) for t in added] == [(t.value, t.metrics) for t in inside]
+    assert len(result.trials) == len(inside) + 2
+    # a resume adds nothing again
+    again = gpbo.optimize(objective, narrower, n_trials=len(inside) + 3, strategy="sobol",
+                          direction="maximize", metric="acc", journal=new_journal,
+                          warm_start=tmp_path / "old.jsonl", verbose=False)
+    assert len(again.trials) == len(inside) + 3
+    assert [t.params for t in again.trials[: len(inside) + 2]] == [
+        t.params for t in result.trials
+    ]
+    # another of the old trials' numbers as the metric
+    by_loss = gpbo.optimize(objective, old_space, n_trials=8, strategy="sobol", metric="loss",
+                            warm_start=tmp_path / "old.jsonl", verbose=False)
+    assert [t.value for t in by_loss.trials] == [t.params["x"] for t in old.trials]
+    assert [t.metrics["acc"] for t in by_loss.trials] == [t.value for t in old.trials]
+    with pytest.raises(gpbo.GpboError, match=r"record the metric 'acc'.*optimizes 'error'"):
+        gpbo.optimize(objective, old_space, n_trials=9, metric="error",
+                      warm_start=[tmp_path / "old.jsonl"], verbose=False)
+    with pytest.raises(gpbo.GpboError, match="warm_start: no journal at"):
+        gpbo.optimize(objective, old_space, n_trials=9, warm_start=tmp_path / "none.jsonl",
+                      verbose=False)
