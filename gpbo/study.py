@@ -821,9 +821,15 @@ class Study(BestTrialMixin):
                 settings += f", seed={self.seed!r}"
             if self.strategy.name != "bayes":
                 settings += f", strategy={self.strategy.name!r}"
+            # optimize's warm_start does it in one argument, but an added parameter has no
+            # value in the old trials: those need the recipe's VALUE
+            easier = (
+                "" if added else f"optimize(..., journal=NEW_PATH, warm_start={str(path)!r}); "
+                "or by hand: "
+            )
             raise JournalMismatchError(
                 f"{exc}; or, to search the new space and keep what this study learned, give a "
-                "new journal and add the complete trials that lie in the new space: "
+                f"new journal and add the complete trials that lie in the new space: {easier}"
                 f"new = gpbo.Study(space, journal=NEW_PATH, {settings}), then "
                 f"new.add({params}, t.value, metrics=t.metrics) "
                 f"for each t in gpbo.load({str(path)!r}).trials whose status is 'complete' "

@@ -326,6 +326,12 @@ def test_a_widened_space_is_refused_with_the_way_to_keep_the_trials_and_that_way
     # a random seed) was refused by the later optimize call it promises to resume
     recipe = re.search(r"new = (gpbo\.Study\(.*?\)), then", str(refused.value))
     assert recipe is not None
+    easier = re.search(r"space: (optimize\(.*?\)); or by hand", str(refused.value))
+    assert easier is not None
+    assert easier.group(1) == f"optimize(..., journal=NEW_PATH, warm_start={str(journal)!r})"
+    warm = gpbo.optimize(objective, wider, n_trials=4, journal=tmp_path / "warm.jsonl",
+                         warm_start=journal, verbose=False, **settings)
+    assert [t.params for t in warm.trials[:3]] == [t.params for t in gpbo.load(journal).trials]
     new_path = tmp_path / "wider.jsonl"
     with eval(recipe.group(1), {"gpbo": gpbo, "space": wider, "NEW_PATH": new_path}) as new:
         for t in gpbo.load(journal).trials:
