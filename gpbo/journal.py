@@ -631,6 +631,15 @@ def _warn_repaired(path: Path, dropped: int, what: str) -> None:
     warn_at_caller(message, JournalRepairedWarning)
 
 
+def is_journal_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file that starts as every gpbo journal does."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(_HEADER_PREFIX)) == _HEADER_PREFIX
+    except OSError:
+        return False
+
+
 def lock_path(journal_path: str | os.PathLike[str]) -> Path:
     """The lock file of a journal: ``<journal>.lock`` beside the file the path leads to.
 

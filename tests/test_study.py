@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import math
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -1056,3 +1057,51 @@ def test_the_best_trial_follows_every_tell_and_takes_the_earliest_of_a_tie(direc
     assert study.best_trial.number == (1 if direction == "minimize" else 2)
     study.tell(pending, -1.0 if direction == "minimize" else 9.0)
     assert study.best_trial is pending
+
+
+def _checkpointing_trial(params: dict) -> float:
+    found = (gpbo.current_trial().dir / "ckpt.txt").exists()
+    (gpbo.current_trial().dir / "ckpt.txt").write_text(str(params["x"]))
+    return 1.0 if found else params["x"]  # 1.0: another study's checkpoint was there
+
+
+def test_journals_that_would_share_a_trials_folder_are_refused(tmp_path, caplog):
+    # exp.jsonl and exp both had exp.trials: a trial found the other study's checkpoint, and
+    # a resume's sweep deleted the other's receipts
+    space = {"x": gpbo.Real(0, 1)}
+    run = dict(n_trials=1, strategy="random", executor="serial", verbose=False)
+    gpbo.optimize(_checkpointing_trial, space, journal=tmp_path / "exp.jsonl", seed=0, **run)
+    assert (tmp_path / "exp.trials" / ".journal").read_text() == "exp.jsonl"
+    for other in ("exp", "exp.json"):
+        shared = (rf"the journals '{re.escape(other)}' and 'exp\.jsonl' in .* would share the "
+                  r"trials folder exp\.trials")
+        with pytest.raises(journal_module.JournalError, match=shared):
+            gpbo.Study(space, journal=tmp_path / other)
+        assert not (tmp_path / other).exists()  # the refused journal is not left behind
+    # a folder from before the owner file: the journal beside it of the same stem is found
+    (tmp_path / "exp.trials" / ".journal").unlink()
+    with pytest.raises(journal_module.JournalError, match="would share the trials folder"):
+        gpbo.Study(space, journal=tmp_path / "exp")
+    resumed = gpbo.optimize(_checkpointing_trial, space, journal=tmp_path / "exp.jsonl",
+                            **{**run, "n_trials": 2})
+    assert [t.value for t in resumed.trials] != [1.0, 1.0] and resumed.trials[1].value != 1.0
+    assert (tmp_path / "exp.trials" / ".journal").read_text() == "exp.jsonl"
+
+
+def test_a_new_journal_moves_aside_the_trials_of_a_study_whose_journal_is_gone(
+    tmp_path, caplog
+):
+    space = {"x": gpbo.Real(0, 1)}
+    run = dict(n_trials=2, strategy="random", executor="serial", verbose=False)
+    path = tmp_path / "exp.jsonl"
+    first = gpbo.optimize(_checkpointing_trial, space, journal=path, seed=0, **run)
+    path.unlink()  # start over
+    with caplog.at_level(logging.WARNING, logger="gpbo"):
+        second = gpbo.optimize(_checkpointing_trial, space, journal=path, seed=1, **run)
+    assert all(t.value != 1.0 for t in second.trials)  # no trial found the old checkpoints
+    aside = tmp_path / "exp.trials.old1"
+    assert "held the trials of an earlier study" in caplog.text and str(aside) in caplog.text
+    assert (aside / "000000" / "ckpt.txt").read_text() == str(first.trials[0].params["x"])
+    assert (tmp_path / "exp.trials" / "000000" / "ckpt.txt").read_text() == str(
+        second.trials[0].params["x"]
+    )
