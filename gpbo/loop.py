@@ -8,6 +8,7 @@ import inspect
 import logging
 import math
 import numbers
+import os
 import signal
 import sys
 import threading
@@ -118,8 +119,6 @@ def _add_warm_start(
     n_trials: int,
 ) -> None:
     """Add the complete trials of earlier studies' journals (``optimize``'s ``warm_start``)."""
-    import os
-
     from gpbo.study import load
 
     paths = [warm_start] if isinstance(warm_start, (str, os.PathLike)) else list(warm_start)

@@ -617,7 +617,7 @@ class Study(BestTrialMixin):
         and their locks do not meet: a trial found the other study's files (a checkpoint to
         resume from) and a resume's sweep of receipts deleted the other's, so a trial it had
         finished ran again. The folder names its journal in :data:`TRIALS_OWNER_FILE`
-        (written with a trial's first receipt).
+        (written when its first trial gets a directory).
 
         Raises:
             JournalError: Another journal beside this one uses the folder.
@@ -928,11 +928,9 @@ class Study(BestTrialMixin):
                 + "(a later optimize(..., journal=NEW_PATH) resumes from them)",
                 keys=exc.keys,
             ) from None
-        base = self._trials_base(create=False)
-        assert base is not None  # there is a journal
         if not events:
-            self._move_aside_a_gone_study_s_trials(base)
-        self._receipts = ReceiptBook(base / ".receipts")
+            self._move_aside_a_gone_study_s_trials(trials_base)
+        self._receipts = ReceiptBook(trials_base / ".receipts")
         try:
             self._replay(events)
             recorded = recorded_strategy(self._journal.header, events)
