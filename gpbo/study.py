@@ -49,19 +49,6 @@ __all__ = ["Study", "load"]
 
 logger = logging.getLogger(__name__)
 
-#: The file in a journal's trials folder that names the journal (its file name): see
-#: :meth:`Study._refuse_a_shared_trials_folder`.
-TRIALS_OWNER_FILE = ".journal"
-
-
-def _trials_owner(base: Path) -> str | None:
-    """The journal's name :data:`TRIALS_OWNER_FILE` holds; ``None`` where there is none."""
-    try:
-        return (base / TRIALS_OWNER_FILE).read_text(encoding="utf-8").strip()
-    except OSError:  # none yet (a new folder, or one from before the file was written)
-        return None
-
-
 class Study(BestTrialMixin):
     """An optimization you drive yourself: ask for trials, run them, tell their results.
 
@@ -140,7 +127,6 @@ class Study(BestTrialMixin):
         self._unrecorded_strategy: dict[str, Any] | None = None  # a resume's, until it asks
         self._tmp_dir: Path | None = None
         self._receipts: ReceiptBook | None = None  # with a journal (see gpbo.receipt)
-        self._trials_claimed = False  # TRIALS_OWNER_FILE written
         self._attempt_receipts: dict[int, str] = {}  # running trials' receipt names
         self._started_in_driver: set[int] = set()  # trials marked running in_driver=True
         if journal is not None and not isinstance(journal, (str, os.PathLike)):
@@ -587,7 +573,6 @@ class Study(BestTrialMixin):
         number = trial.number if isinstance(trial, Trial) else int(trial)
         base = self._trials_base(create=True)
         assert base is not None
-        self._claim_trials_folder()
         return base / f"{number:06d}"
 
     def _new_receipt(self, trial: Trial) -> str | None:
@@ -610,51 +595,41 @@ class Study(BestTrialMixin):
             self._tmp_dir = Path(tempfile.mkdtemp(prefix="gpbo-study-"))
         return self._tmp_dir
 
-    def _refuse_a_shared_trials_folder(self, base: Path, *, fresh: bool) -> None:
-        """Refuse a trials folder another journal beside this one uses.
+    def _refuse_a_shared_trials_folder(self, base: Path) -> None:
+        """Refuse a journal whose trials folder another journal beside it has too.
 
         ``exp.jsonl`` and ``exp`` (or ``exp.json``) in one folder both have ``exp.trials``,
-        and their locks do not meet: a trial found the other study's files (a checkpoint to
-        resume from) and a resume's sweep of receipts deleted the other's, so a trial it had
-        finished ran again. The folder names its journal in :data:`TRIALS_OWNER_FILE`
-        (written when its first trial gets a directory).
+        and their locks (by full file name) do not meet: a trial found the other study's
+        files (a checkpoint to resume from) and a resume's sweep of receipts deleted the
+        other's, so a trial it had finished ran again.
 
         Raises:
-            JournalError: Another journal beside this one uses the folder.
+            JournalError: A gpbo journal of the same stem lies beside this one.
         """
         from gpbo.journal import JournalError, is_journal_file
 
         assert self.journal_path is not None
         name = self.journal_path.name
-        owner = _trials_owner(base)
-        if owner == name:
-            return
-        if owner is not None:
-            claimant = owner if is_journal_file(base.parent / owner) else None
-        elif fresh and base.is_dir():
-            # a folder from before the owner file: a journal beside this one of the same stem
-            stem = Path(name).stem
-            claimant = next(
-                (
-                    p.name for p in sorted(base.parent.glob(glob_escape(stem) + "*"))
-                    if p.name != name and p.stem == stem and is_journal_file(p)
-                ),
-                None,
-            )
-        else:
-            claimant = None
-        if claimant is not None:
+        stem = Path(name).stem
+        other = next(
+            (
+                p.name for p in sorted(base.parent.glob(glob_escape(stem) + "*"))
+                if p.name != name and p.stem == stem and is_journal_file(p)
+            ),
+            None,
+        )
+        if other is not None:
             raise JournalError(
-                f"the journals {name!r} and {claimant!r} in {base.parent} would share the "
-                f"trials folder {base.name} (a trial would find the other study's files, and "
-                "a resume would delete the records the other's resume needs); name this "
-                "journal differently before its extension"
+                f"the journals {name!r} and {other!r} in {base.parent} would share the trials "
+                f"folder {base.name} (a trial would find the other study's files, and a resume "
+                "would delete the records the other's resume needs); name this journal "
+                "differently before its extension"
             )
 
     def _move_aside_a_gone_study_s_trials(self, base: Path) -> None:
         """Move aside the trials folder a new journal finds full: an earlier study's, whose
         journal was deleted to start over (its trial 0 files met the new trial 0)."""
-        if not base.is_dir() or all(p.name == TRIALS_OWNER_FILE for p in base.iterdir()):
+        if not base.is_dir() or not any(base.iterdir()):
             return
         aside = next(
             base.with_name(f"{base.name}.old{i}") for i in range(1, 10**6)
@@ -666,18 +641,6 @@ class Study(BestTrialMixin):
             "moved to %s, so that this study's trials do not find its files (delete it if "
             "they are not needed)", base, aside,
         )
-
-    def _claim_trials_folder(self) -> None:
-        """Make the journal's trials folder, naming the journal in :data:`TRIALS_OWNER_FILE`
-        (once: a trial is about to get a directory in it)."""
-        if self._trials_claimed or self._journal is None or self.journal_path is None:
-            return
-        base = self._trials_base(create=False)
-        assert base is not None
-        with contextlib.suppress(OSError):  # the check only loses its record of the owner
-            base.mkdir(parents=True, exist_ok=True)
-            (base / TRIALS_OWNER_FILE).write_text(self.journal_path.name, encoding="utf-8")
-            self._trials_claimed = True
 
     def close(self) -> None:
         """Release the journal (and its lock). The study stays readable.
@@ -883,10 +846,7 @@ class Study(BestTrialMixin):
 
         trials_base = self._trials_base(create=False)
         assert trials_base is not None  # there is a journal
-        # before the journal is made: a refused one is not left behind
-        self._refuse_a_shared_trials_folder(
-            trials_base, fresh=not path.is_file() or path.stat().st_size == 0
-        )
+        self._refuse_a_shared_trials_folder(trials_base)  # before a refused journal is made
         stored_space: dict[str, Any] = {}
         keys = ("space",) + ("direction",) * self._direction_given + ("seed",) * self._seed_given
         try:
