@@ -596,12 +596,13 @@ class Study(BestTrialMixin):
         return self._tmp_dir
 
     def _refuse_a_shared_trials_folder(self, base: Path) -> None:
-        """Refuse a journal whose trials folder another journal beside it has too.
+        """Refuse a new journal whose trials folder another journal beside it has already.
 
         ``exp.jsonl`` and ``exp`` (or ``exp.json``) in one folder both have ``exp.trials``,
         and their locks (by full file name) do not meet: a trial found the other study's
         files (a checkpoint to resume from) and a resume's sweep of receipts deleted the
-        other's, so a trial it had finished ran again.
+        other's, so a trial it had finished ran again. Checked for a new journal only: an
+        existing one resumes beside a copy of it (``cp exp.jsonl exp.bak``).
 
         Raises:
             JournalError: A gpbo journal of the same stem lies beside this one.
@@ -623,7 +624,7 @@ class Study(BestTrialMixin):
                 f"the journals {name!r} and {other!r} in {base.parent} would share the trials "
                 f"folder {base.name} (a trial would find the other study's files, and a resume "
                 "would delete the records the other's resume needs); name this journal "
-                "differently before its extension"
+                f"differently before its extension, e.g. {stem + '_2' + Path(name).suffix!r}"
             )
 
     def _move_aside_a_gone_study_s_trials(self, base: Path) -> None:
@@ -846,7 +847,8 @@ class Study(BestTrialMixin):
 
         trials_base = self._trials_base(create=False)
         assert trials_base is not None  # there is a journal
-        self._refuse_a_shared_trials_folder(trials_base)  # before a refused journal is made
+        if not path.is_file() or path.stat().st_size == 0:  # a new study, before it is made
+            self._refuse_a_shared_trials_folder(trials_base)
         stored_space: dict[str, Any] = {}
         keys = ("space",) + ("direction",) * self._direction_given + ("seed",) * self._seed_given
         try:

@@ -1078,6 +1078,8 @@ def test_journals_that_would_share_a_trials_folder_are_refused(tmp_path, caplog)
         with pytest.raises(journal_module.JournalError, match=shared):
             gpbo.Study(space, journal=tmp_path / other)
         assert not (tmp_path / other).exists()  # the refused journal is not left behind
+    # an existing journal resumes beside a copy of it
+    (tmp_path / "exp.bak").write_bytes((tmp_path / "exp.jsonl").read_bytes())
     resumed = gpbo.optimize(_checkpointing_trial, space, journal=tmp_path / "exp.jsonl",
                             **{**run, "n_trials": 2})
     assert [t.value != 1.0 for t in resumed.trials] == [True, True]
