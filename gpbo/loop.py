@@ -74,7 +74,6 @@ class _Settings:
     trial_timeout: float | None
     timeout: float | None
     max_consecutive_failures: int | None
-    metric: str | None
     callbacks: tuple[Callback, ...]
 
     def __post_init__(self) -> None:
@@ -101,11 +100,6 @@ class _Settings:
                     f"{name} must be a positive, finite number of seconds, or None for no "
                     f"limit, got {value!r}"
                 )
-        if self.metric is not None and (not isinstance(self.metric, str) or not self.metric):
-            raise GpboError(
-                f"metric must be a non-empty string (or None: the journal's, else 'value'), "
-                f"got {self.metric!r}"
-            )
         for callback in self.callbacks:
             if not callable(callback):
                 raise GpboError(f"callbacks must be callables (study, trial), got {callback!r}")
@@ -295,7 +289,6 @@ def optimize(
         trial_timeout=trial_timeout,
         timeout=timeout,
         max_consecutive_failures=max_consecutive_failures,
-        metric=metric,
         callbacks=tuple(callbacks),
     )
     batch_size = settings.batch_size  # an int where a NumPy one was given

@@ -49,6 +49,7 @@ __all__ = ["Study", "load"]
 
 logger = logging.getLogger(__name__)
 
+
 class Study(BestTrialMixin):
     """An optimization you drive yourself: ask for trials, run them, tell their results.
 
