@@ -465,6 +465,15 @@ class _Loop:
         self.slots = slots
         self.settings = settings
         self.reporter = reporter
+        if study.journal_path is not None:
+            reopened = study._reopen_unusable_failures()
+            if reopened:
+                logger.info(
+                    "trial%s %s left no readable metric and none completed; the study stopped "
+                    "before it reopened them, so they run again first",
+                    "" if len(reopened) == 1 else "s",
+                    ", ".join(str(t.number) for t in reopened),
+                )
         self.finished = sum(t.finished for t in study.trials)
         self.running: dict[int, Trial] = {}
         self._pending: list[Trial] = []
@@ -762,15 +771,18 @@ class _Loop:
             if outcome.status == "complete":
                 self.study.tell(trial, outcome.value, metrics=outcome.metrics)
             else:
-                self.study.tell(trial, error=self._with_log(outcome, trial),
-                                status=outcome.status)
-                # a killed worker (timeout, crash) could not remove the folder it made
-                remove_if_empty(self.study.trial_dir(trial))
-                if (
+                unusable = (
                     outcome.unusable
                     and self.settings.max_consecutive_failures is not None
                     and not any(t.status == "complete" for t in self.study.trials)
-                ):
+                )
+                # marked in the journal: a driver stopped before the study ends reopens it
+                # on resume (Study._reopen_unusable_failures)
+                self.study._tell(trial, None, error=self._with_log(outcome, trial),
+                                 status=outcome.status, metrics=None, unusable=unusable)
+                # a killed worker (timeout, crash) could not remove the folder it made
+                remove_if_empty(self.study.trial_dir(trial))
+                if unusable:
                     self._unusable = self._unusable or trial
                     self._unusable_failed.append(trial)
             if outcome.finished_at is not None:
@@ -868,8 +880,7 @@ class _Loop:
         ``n_trials``.
         """
         if self.study.journal_path is not None:
-            for failed in self._unusable_failed:
-                self.study._reopen(failed)
+            self.study._reopen_unusable_failures()  # the failures journaled with the mark
 
     def _unusable_error(self) -> StudyError:
         """The error that ends a study whose trials left no readable metric, none completed

@@ -124,6 +124,7 @@ def write_receipt(
         "value": outcome.value,
         "metrics": outcome.metrics,
         "error": outcome.error,
+        "unusable": outcome.unusable,
         "started_at": outcome.started_at,
         "finished_at": outcome.finished_at,
     }
@@ -196,6 +197,7 @@ def read_receipt(
             metrics={str(k): float(v) for k, v in (record.get("metrics") or {}).items()},
             error=None if record.get("error") is None else str(record["error"]),
             started_at=_time_or_none(record.get("started_at")),
+            unusable=record.get("unusable") is True,
             finished_at=_time_or_none(record.get("finished_at")),
         )
         if status not in ("complete", "failed") or (status == "complete" and value is None):

@@ -130,6 +130,8 @@ class Study(BestTrialMixin):
         self._receipts: ReceiptBook | None = None  # with a journal (see gpbo.receipt)
         self._attempt_receipts: dict[int, str] = {}  # running trials' receipt names
         self._started_in_driver: set[int] = set()  # trials marked running in_driver=True
+        # failed for an unreadable metric while none had completed (see _reopen_unusable_failures)
+        self._unusable_failures: set[int] = set()
         if journal is not None and not isinstance(journal, (str, os.PathLike)):
             raise GpboError(
                 f"journal must be a file path (str or pathlib.Path) or None, got {journal!r}"
@@ -267,6 +269,21 @@ class Study(BestTrialMixin):
         Returns:
             The updated trial.
         """
+        return self._tell(trial, value, error=error, status=status, metrics=metrics,
+                          unusable=False)
+
+    def _tell(
+        self,
+        trial: Trial | int,
+        value: Any,
+        *,
+        error: str | BaseException | None,
+        status: str | None,
+        metrics: Mapping[str, float] | None,
+        unusable: bool,
+    ) -> Trial:
+        """:meth:`tell`; ``unusable`` marks a failure as one for an unreadable metric while no
+        trial had completed (the loop's: see :meth:`_reopen_unusable_failures`)."""
         self._check_writable()
         target = self._get(trial)
         if isinstance(value, BaseException):
@@ -310,7 +327,10 @@ class Study(BestTrialMixin):
             if late:
                 self._rerun.remove(target.number)
             self._update(target, value, error=error, status=status, metrics=extra_metrics)
-            self._record(target)
+            unusable = unusable and target.status == "failed"
+            self._record(target, extra={"unusable": True} if unusable else None)
+        if unusable:
+            self._unusable_failures.add(target.number)
         receipt = self._attempt_receipts.pop(target.number, None)
         if receipt is not None and self._receipts is not None:  # journaled: its work is done
             self._receipts.discard(receipt)
@@ -417,7 +437,28 @@ class Study(BestTrialMixin):
             target.status, target.error = "interrupted", None
             self._rerun.append(target.number)
             self._record(target, extra={"reopened": True})
+        self._unusable_failures.discard(target.number)
         self._rows = None  # rebuilt: the kept arrays take trials as they end, not reopen
+
+    def _reopen_unusable_failures(self) -> list[Trial]:
+        """Reopen (see :meth:`_reopen`) the trials that failed for an unreadable metric, where
+        no trial has completed; returns them.
+
+        The loop ends a study whose first results are unusable, and reopens those trials once
+        the running ones end. A driver stopped before that (Ctrl+C, ``kill -9``) leaves them
+        failed in the journal, with a mark: a resume reopens them here, so they neither use
+        up ``n_trials`` nor stay failed for the setup rather than their parameters.
+        """
+        if any(t.status == "complete" for t in self._trials):
+            return []  # the objective can give a metric: those failures were their own
+        reopened = [
+            self._trials[number]
+            for number in sorted(self._unusable_failures)
+            if self._trials[number].status == "failed"
+        ]
+        for trial in reopened:
+            self._reopen(trial)
+        return reopened
 
     def _reruns_waiting(self) -> int:
         """How many interrupted trials the next asks hand back first (for the loop)."""
@@ -1025,7 +1066,13 @@ class Study(BestTrialMixin):
             )
             trial.started_at = receipt.started_at or trial.started_at
             trial.finished_at = receipt.finished_at or trial.finished_at
-            self._record(trial, extra={"from_receipt": True})
+            # the worker marked a failure for an unreadable metric, and the loop marks only
+            # such failures while no trial has completed: a later check tells which hold
+            unusable = receipt.unusable and trial.status == "failed"
+            self._record(trial, extra={"from_receipt": True, "unusable": True} if unusable
+                         else {"from_receipt": True})
+        if unusable:
+            self._unusable_failures.add(trial.number)
         logger.info(
             "trial %d ended (%s) before the driver died; recorded from its outcome receipt",
             trial.number,
@@ -1049,6 +1096,10 @@ class Study(BestTrialMixin):
                         f"journal {self.journal_path}: a trial event is damaged ({exc!r} in "
                         f"{str(event)[:200]}); remove or repair that line to resume"
                     ) from exc
+                if event.get("unusable") and trial.status == "failed":
+                    self._unusable_failures.add(trial.number)
+                else:
+                    self._unusable_failures.discard(trial.number)
                 if trial.number == len(self._trials):
                     self._trials.append(trial)
                     self._remember_point(

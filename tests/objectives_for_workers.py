@@ -34,6 +34,16 @@ def metric_missing_unless_slow(params: dict[str, Any], *, slow_from: int | None 
     return {"loss": 1.0}
 
 
+def metric_missing_then_held(params: dict[str, Any], *, flag: str) -> Any:
+    """Trial 0 returns a mapping without the metric at once; later trials wait while the file
+    ``flag`` exists, then return the metric."""
+    if current_trial().number == 0:
+        return {"loss": 1.0}
+    while os.path.exists(flag):
+        time.sleep(0.05)
+    return {"value": params["x"]}
+
+
 class UnprintableError(Exception):
     """An exception whose ``str()`` itself fails (a ``__str__`` reading a missing attribute)."""
 

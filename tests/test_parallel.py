@@ -197,6 +197,29 @@ def test_an_unreadable_first_metric_ends_the_study_once_the_running_trials_end(
     assert [t.params for t in fixed.trials[:2]] == [t.params for t in trials]
 
 
+def test_an_unreadable_first_metric_is_reopened_on_resume_after_ctrl_c(tmp_path: Path) -> None:
+    # Ctrl+C while the round's other trial still runs: the study never reached its end, where
+    # it reopens such trials, and a resume counted trial 0 as failed toward n_trials
+    path, flag = tmp_path / "j.jsonl", tmp_path / "hold"
+    flag.touch()
+
+    def ctrl_c_after_trial_0(study: gpbo.Study, trial: gpbo.Trial) -> None:
+        if trial.number == 0:
+            raise KeyboardInterrupt
+
+    objective = functools.partial(objectives.metric_missing_then_held, flag=str(flag))
+    with pytest.raises(KeyboardInterrupt):
+        gpbo.optimize(objective, XY, n_trials=3, batch_size=2, devices=CPU2, strategy="sobol",
+                      journal=path, callbacks=[ctrl_c_after_trial_0], verbose=False)
+    stopped = gpbo.load(path).trials
+    assert [t.status for t in stopped] == ["failed", "interrupted"]
+    flag.unlink()
+    fixed = gpbo.optimize(objectives.sphere_after_sleep, XY, n_trials=3, batch_size=2,
+                          devices=CPU2, strategy="sobol", journal=path, verbose=False)
+    assert [t.status for t in fixed.trials] == ["complete"] * 3
+    assert [t.params for t in fixed.trials[:2]] == [t.params for t in stopped]
+
+
 def test_a_trial_completing_beside_an_unreadable_metric_lets_the_study_go_on(
     tmp_path: Path,
 ) -> None:

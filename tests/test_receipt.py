@@ -3,6 +3,7 @@ the attempt, trial, parameters and metric it belongs to."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def test_a_receipt_reads_back_as_written_and_clear_removes_it(tmp_path):
                           finished_at=2.0)
     _write(path, failed)
     assert _read(path) == failed
+    unusable = dataclasses.replace(failed, unusable=True)  # no readable metric: kept as such
+    _write(path, unusable)
+    assert _read(path) == unusable
     mark_stopped(path, 3.0)
     clear_receipt(path)
     assert list(path.parent.iterdir()) == []

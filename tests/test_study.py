@@ -828,6 +828,43 @@ def test_a_resume_records_a_failure_from_a_receipt_and_reruns_without_a_usable_o
         assert study.ask(1)[0].number == 1  # run again
 
 
+def test_a_resume_reopens_failures_for_an_unreadable_metric_while_none_completed(tmp_path):
+    # The loop reopens them as the study ends; a driver killed first left them failed, and a
+    # resume trained the rest of n_trials beside a failure that was the setup's, not its own.
+    journal = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        first, second = study.ask(2)
+        study._tell(first, None, error="ValueError: no metric 'value'", status=None,
+                    metrics=None, unusable=True)
+        study.tell(second, error="RuntimeError: its own")  # an ordinary failure stays
+    # trial 2's worker left its outcome, and the driver died before journaling it
+    _start_with_receipt_and_die(journal, TrialOutcome(
+        0, status="failed", error="ValueError: no metric 'value'", unusable=True))
+    assert [t.status for t in gpbo.load(journal).trials] == ["failed", "failed", "running"]
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert [t.status for t in study.trials] == ["failed", "failed", "failed"]
+        assert [t.number for t in study._reopen_unusable_failures()] == [0, 2]
+        assert [t.status for t in study.trials] == ["interrupted", "failed", "interrupted"]
+    # journaled: a later resume agrees, and hands them out first
+    reloaded = gpbo.load(journal).trials
+    assert [t.status for t in reloaded] == ["interrupted", "failed", "interrupted"]
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert study._reopen_unusable_failures() == []
+        assert [t.number for t in study.ask(2)] == [0, 2]
+
+
+def test_failures_for_an_unreadable_metric_stay_failed_once_a_trial_completed(tmp_path):
+    journal = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        first, second = study.ask(2)
+        study._tell(first, None, error="ValueError: no metric", status=None, metrics=None,
+                    unusable=True)
+        study.tell(second, 1.0)  # the objective can give a metric: trial 0's failure is its own
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=journal) as study:
+        assert study._reopen_unusable_failures() == []
+        assert [t.status for t in study.trials] == ["failed", "complete"]
+
+
 def test_a_resume_reads_only_the_receipt_of_the_attempt_the_journal_left_running(tmp_path):
     journal = tmp_path / "j.jsonl"
     first = _start_with_receipt_and_die(journal)  # no receipt: the worker was killed with it
