@@ -124,6 +124,11 @@ def _add_warm_start(
     if study.trials:
         logger.info("warm_start: the journal holds trials already (a resume); nothing added")
         return
+    # Read and check every journal first, then add under held stop signals: an error in the
+    # second journal, or Ctrl+C midway, left the first one's trials journaled, and since a
+    # journal holding trials is a resume, the run again added nothing more.
+    to_add: list[tuple[dict[str, Any], float | None, dict[str, float]]] = []
+    lines: list[str] = []
     for path in paths:
         try:
             old = load(path)
@@ -148,16 +153,21 @@ def _add_warm_start(
                 )
             params = {k: v for k, v in trial.params.items() if k in study.space.names}
             try:
-                study.add(params, value, metrics=metrics)
+                study.space.check(params)
             except GpboError as exc:  # a parameter missing or outside the space
                 left_out += 1
                 example = example or f" (trial {trial.number}: {exc})"
                 continue
+            to_add.append((params, value, metrics))
             added += 1
-        line = (
+        lines.append(
             f"warm start: added {format_count(added, 'complete trial')} of {path}"
             + (f"; left out {left_out} outside this space{example}" if left_out else "")
         )
+    with _StopSignals() as signals, signals.held():
+        for params, value, metrics in to_add:
+            study.add(params, value, metrics=metrics)
+    for line in lines:
         logger.info("%s", line)
         if reporter.enabled:
             reporter.say(f"[gpbo] {line}")

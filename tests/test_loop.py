@@ -883,3 +883,16 @@ def test_warm_start_adds_the_earlier_run_s_complete_trials_that_fit_the_space_on
     with pytest.raises(gpbo.GpboError, match="warm_start: no journal at"):
         gpbo.optimize(objective, old_space, n_trials=9, warm_start=tmp_path / "none.jsonl",
                       verbose=False)
+    # a journal refused after another was read adds nothing: the run, once fixed, adds them all
+    gpbo.optimize(lambda p: p["x"], old_space, n_trials=2, strategy="sobol",
+                  journal=tmp_path / "other.jsonl", verbose=False)  # metric "value", no "acc"
+    both = tmp_path / "both.jsonl"
+    with pytest.raises(gpbo.GpboError, match=r"other.jsonl' record the metric 'value'"):
+        gpbo.optimize(objective, old_space, n_trials=12, direction="maximize", metric="acc",
+                      journal=both, warm_start=[tmp_path / "old.jsonl", tmp_path / "other.jsonl"],
+                      verbose=False)
+    assert gpbo.load(both).trials == []
+    fixed = gpbo.optimize(objective, old_space, n_trials=9, strategy="sobol",
+                          direction="maximize", metric="acc", journal=both,
+                          warm_start=[tmp_path / "old.jsonl"], verbose=False)
+    assert [t.params for t in fixed.trials[:8]] == [t.params for t in old.trials]
