@@ -529,7 +529,10 @@ def _check_resumable(config: Any, kwargs: dict[str, Any]) -> int:
             seed=kwargs.get("seed"),
             journal=config.journal_path,
         ) as study:
-            return sum(t.finished for t in study.trials)
+            finished = sum(t.finished for t in study.trials)
+            if kwargs.get("max_consecutive_failures", "default") is not None:
+                finished -= len(study._unusable_failures_to_reopen())  # the run reopens them
+            return finished
     except JournalMismatchError as exc:
         raise GpboError(
             f"{exc}\n(the run directory {config.run_dir} holds another study: run with --fresh "

@@ -475,15 +475,20 @@ class _Loop:
         self.slots = slots
         self.settings = settings
         self.reporter = reporter
-        if study.journal_path is not None:
+        # as the study does when it stops for them (max_consecutive_failures=None runs on,
+        # failing them for good); its driver was stopped first
+        if study.journal_path is not None and settings.max_consecutive_failures is not None:
             reopened = study._reopen_unusable_failures()
             if reopened:
-                logger.info(
-                    "trial%s %s left no readable metric and none completed; the study stopped "
-                    "before it reopened them, so they run again first",
-                    "" if len(reopened) == 1 else "s",
-                    ", ".join(str(t.number) for t in reopened),
+                line = (
+                    f"trial{'' if len(reopened) == 1 else 's'} "
+                    f"{', '.join(str(t.number) for t in reopened)} left no readable metric "
+                    "and none completed, and the study was stopped before it reopened "
+                    f"{'it' if len(reopened) == 1 else 'them'}: run again first"
                 )
+                logger.info("%s", line)
+                if reporter.enabled:
+                    reporter.say(f"[gpbo] {line}")
         self.finished = sum(t.finished for t in study.trials)
         self.running: dict[int, Trial] = {}
         self._pending: list[Trial] = []

@@ -449,16 +449,20 @@ class Study(BestTrialMixin):
         failed in the journal, with a mark: a resume reopens them here, so they neither use
         up ``n_trials`` nor stay failed for the setup rather than their parameters.
         """
+        reopened = self._unusable_failures_to_reopen()
+        for trial in reopened:
+            self._reopen(trial)
+        return reopened
+
+    def _unusable_failures_to_reopen(self) -> list[Trial]:
+        """The trials :meth:`_reopen_unusable_failures` reopens, left as they are."""
         if any(t.status == "complete" for t in self._trials):
             return []  # the objective can give a metric: those failures were their own
-        reopened = [
+        return [
             self._trials[number]
             for number in sorted(self._unusable_failures)
             if self._trials[number].status == "failed"
         ]
-        for trial in reopened:
-            self._reopen(trial)
-        return reopened
 
     def _reruns_waiting(self) -> int:
         """How many interrupted trials the next asks hand back first (for the loop)."""
@@ -1066,8 +1070,8 @@ class Study(BestTrialMixin):
             )
             trial.started_at = receipt.started_at or trial.started_at
             trial.finished_at = receipt.finished_at or trial.finished_at
-            # the worker marked a failure for an unreadable metric, and the loop marks only
-            # such failures while no trial has completed: a later check tells which hold
+            # the worker marks every failure for an unreadable metric; the loop reopens them
+            # only while no trial has completed, and where max_consecutive_failures is set
             unusable = receipt.unusable and trial.status == "failed"
             self._record(trial, extra={"from_receipt": True, "unusable": True} if unusable
                          else {"from_receipt": True})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
@@ -575,6 +576,53 @@ def test_ctrl_c_stops_the_command_and_a_rerun_resumes(tmp_path):
     trials = gpbo.load(tmp_path / "run" / "journal.jsonl").trials
     assert [t.status for t in trials] == ["complete"]  # the same trial, run again
     assert "1/1" in done.stdout
+
+
+def test_a_first_trial_without_a_metric_is_reopened_when_ctrl_c_came_first(tmp_path):
+    # Trial 0 printed no metric while trial 1 still ran; Ctrl+C then stopped the run before
+    # its end, where it reopens such trials: the fixed run trains trial 0 again.
+    config = _command_project(
+        tmp_path,
+        """
+        import json, os, sys, time
+        if os.path.exists("fixed"):
+            print(json.dumps({"value": float(sys.argv[2])}))
+            sys.exit()
+        if os.environ["GPBO_TRIAL_NUMBER"] == "0":
+            print("accuracy 0.5")  # the script's own format, no JSON
+        else:
+            with open("pid.txt", "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(60)
+        """,
+        "devices: [cpu, cpu]\nbatch_size: 2\n",
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "gpbo", "run", str(config)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = tmp_path / "run" / "journal.jsonl"
+
+    def trial_0_failed() -> bool:
+        with contextlib.suppress(Exception):
+            return gpbo.load(journal).trials[0].status == "failed"
+        return False
+
+    end = time.monotonic() + 60
+    while not ((tmp_path / "pid.txt").exists() and trial_0_failed()):
+        assert time.monotonic() < end and proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    stopped = gpbo.load(journal).trials
+    assert [t.status for t in stopped] == ["failed", "interrupted"]
+
+    (tmp_path / "fixed").touch()
+    done = ok(gpbo_cli("run", str(config), cwd=tmp_path))
+    assert "resuming" not in done.stdout  # no trial counts as finished
+    assert "trial 0 left no readable metric and none completed" in done.stdout
+    trials = gpbo.load(journal).trials
+    assert [t.status for t in trials] == ["complete", "complete"]
+    assert [t.params for t in trials] == [t.params for t in stopped]
 
 
 def _alive(pid: int) -> bool:

@@ -7,6 +7,7 @@ import functools
 import logging
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -243,6 +244,27 @@ def test_a_first_trial_without_a_readable_metric_ends_the_study_at_once(tmp_path
                       verbose=False)
     assert len(calls) == 1
     assert [t.status for t in gpbo.load(path).trials] == ["interrupted"]  # for the fixed run
+
+
+def test_a_resume_reopens_marked_failures_unless_max_consecutive_failures_is_none(
+    tmp_path, capsys
+):
+    # a driver stopped before the study's end left trial 0 failed with the unusable mark
+    path = tmp_path / "j.jsonl"
+    with gpbo.Study(SPACE, strategy="random", seed=0, journal=path) as study:
+        (trial,) = study.ask(1)
+        study._tell(trial, None, error="ValueError: no metric", status=None, metrics=None,
+                    unusable=True)
+    shutil.copy(path, tmp_path / "copy.jsonl")
+    # run on regardless: failed for good, as the study would have left it
+    kept = gpbo.optimize(sphere, SPACE, n_trials=2, strategy="random", seed=0,
+                         journal=tmp_path / "copy.jsonl", max_consecutive_failures=None,
+                         verbose=False)
+    assert [t.status for t in kept.trials] == ["failed", "complete"]
+    result = gpbo.optimize(sphere, SPACE, n_trials=2, strategy="random", seed=0, journal=path)
+    assert "trial 0 left no readable metric and none completed" in capsys.readouterr().out
+    assert [t.status for t in result.trials] == ["complete", "complete"]
+    assert result.trials[0].params == trial.params
 
 
 def test_an_unreadable_metric_after_a_completed_trial_is_one_failure(tmp_path):
