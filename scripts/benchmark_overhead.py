@@ -59,6 +59,8 @@ DIM = 6
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 SCHEMA = "gpbo-benchmark-overhead/1"
 PEERS = ("bayes_opt", "optuna-gp")
+#: How to install the peers: gpbo is installed from its checkout, not from PyPI.
+BENCH_INSTALL_HINT = 'install the peers from the gpbo checkout: pip install -e ".[bench]"'
 #: Set (by ``--fast``) to shrink gpbo's acquisition budget: smoke tests only.
 FAST_ENV = "GPBO_BENCH_FAST"
 FAST_ACQUISITION = {"num_restarts": 2, "raw_samples": 32, "maxiter": 20}
@@ -570,7 +572,7 @@ def run_child(args: argparse.Namespace) -> int:
             try:
                 __import__(module)
             except ImportError as exc:
-                note = f"{peer}: {module} is not installed ({exc}); pip install \"gpbo[bench]\""
+                note = f"{peer}: {module} is not installed ({exc}); {BENCH_INSTALL_HINT}"
                 print("skipping " + note, flush=True)
                 unavailable.add(peer)
                 if note not in data["skipped"]:

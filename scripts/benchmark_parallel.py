@@ -82,7 +82,7 @@ def run_case(
         objective,
         SPACE,
         n_trials=n_trials,
-        batch_size=slots,
+        batch_size=slots if mode == "sync" else 1,  # async proposes as slots free up
         mode=mode,  # type: ignore[arg-type]
         strategy=strategy,
         devices=["cpu"] * slots,

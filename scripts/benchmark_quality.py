@@ -9,7 +9,8 @@ long benchmark survives an interruption (``--resume`` skips the runs already the
 markdown table goes to ``results.md`` and one convergence plot per problem to
 ``convergence_<problem>.png``.
 
-The peers are optional (``pip install "gpbo[bench]"``); a missing one is skipped with a message.
+The peers are optional (``pip install -e ".[bench]"`` in the checkout); a missing one is skipped
+with a message.
 
 Usage:
     python scripts/benchmark_quality.py --out benchmarks/results/quality --seeds 10 --resume
@@ -45,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # gpbo from this checkout when it is not installed
 
+#: How to install the peers: gpbo is installed from its checkout, not from PyPI.
+BENCH_INSTALL_HINT = 'install the peers from the gpbo checkout: pip install -e ".[bench]"'
 #: Regret below this is "at the optimum" (log10 regret -12).
 REGRET_FLOOR = 1e-12
 #: Environment variables that fix the BLAS/OpenMP thread pools; set before numpy/torch start.
@@ -282,8 +285,7 @@ def _require(module: str, method: str) -> Any:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MethodUnavailableError(
-            f"method {method!r} needs {module!r} ({exc}); install the peers with "
-            f'pip install "gpbo[bench]"'
+            f"method {method!r} needs {module!r} ({exc}); {BENCH_INSTALL_HINT}"
         ) from exc
 
 
@@ -697,6 +699,8 @@ def paired_table(runs: list[dict[str, Any]], problems: Sequence[str]) -> list[st
             within = g["gap"] <= BATCH_GAP_TARGET
             decided = g["ci_high"] <= BATCH_GAP_TARGET if within else g["ci_low"] > BATCH_GAP_TARGET
             verdict = ("yes" if within else "no") + (" (whole interval)" if decided else "")
+            if g["n"] < 2:  # a bootstrap of one seed has no spread to judge by
+                verdict = ("yes" if within else "no") + " (1 seed: no interval)"
             rows.append(
                 f"| {label} | {g['n']} | {g['gap']:+.2f} [{g['ci_low']:+.2f}, {g['ci_high']:+.2f}]"
                 f" | {g['better']} / {g['worse']} | {g['paired_median']:+.2f} | {verdict} |"
@@ -780,7 +784,7 @@ def convergence_plots(data: dict[str, Any], out: Path) -> list[Path]:
     try:
         import matplotlib
     except ImportError:
-        print("matplotlib is not installed: no plots (pip install \"gpbo[bench]\")")
+        print(f"matplotlib is not installed: no plots ({BENCH_INSTALL_HINT})")
         return []
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -953,15 +957,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         data["environment"] = here
     plan = list(_plan(args, data))
+    dropped: list[str] = []
     for method in sorted({m for _, m, _, _ in plan}):
         why = missing_module(method)
         if why is not None:
-            print(f"skipping {method}: cannot import {why}; install the peers with "
-                  f'pip install "gpbo[bench]"', flush=True)
+            dropped.append(method)
+            print(f"skipping {method}: cannot import {why}; {BENCH_INSTALL_HINT}", flush=True)
             data["unavailable"][method] = f"cannot import {why}"
             plan = [t for t in plan if t[1] != method]
         else:
             data["unavailable"].pop(method, None)
+    if not plan and dropped:
+        # a method named on the command line that cannot run is not a finished benchmark
+        print(f"nothing to run: {', '.join(dropped)} cannot run here (see above)", flush=True)
+        save_results(path, data)
+        return 1
     print(f"{len(plan)} runs to do -> {path}", flush=True)
     save_results(path, data)
     if plan and args.jobs <= 1:
@@ -1000,39 +1010,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         save_results(path, data)
 
     skipped: set[str] = set()
-    if args.jobs <= 1:
-        for p, m, seed, budget in plan:
-            if m in skipped:
-                continue
-            try:
-                record(run_one(p, m, seed, budget, args.plugin))
-            except MethodUnavailableError as exc:
-                skipped.add(m)
-                unavailable(m, exc)
-            except Exception as exc:
-                failed((p, m, seed, budget), exc)
-    else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(args.threads, os.getpid())) as pool:
-            pending: dict[Future[dict[str, Any]], tuple[str, str, int, int]] = {}
-            todo = list(plan)
-            while todo or pending:
-                while todo and len(pending) < args.jobs:
-                    task = todo.pop(0)
-                    if task[1] not in skipped:
-                        pending[pool.submit(run_one, *task, args.plugin)] = task
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    task = pending.pop(future)
-                    try:
-                        record(future.result())
-                    except MethodUnavailableError as exc:
-                        if task[1] not in skipped:
-                            skipped.add(task[1])
-                            unavailable(task[1], exc)
-                    except Exception as exc:
-                        failed(task, exc)
+
+    def run_plan() -> None:
+        if args.jobs <= 1:
+            for p, m, seed, budget in plan:
+                if m in skipped:
+                    continue
+                try:
+                    record(run_one(p, m, seed, budget, args.plugin))
+                except MethodUnavailableError as exc:
+                    skipped.add(m)
+                    unavailable(m, exc)
+                except Exception as exc:
+                    failed((p, m, seed, budget), exc)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(args.jobs, mp_context=ctx, initializer=_init_worker,
+                                     initargs=(args.threads, os.getpid())) as pool:
+                pending: dict[Future[dict[str, Any]], tuple[str, str, int, int]] = {}
+                todo = list(plan)
+                try:
+                    while todo or pending:
+                        while todo and len(pending) < args.jobs:
+                            task = todo.pop(0)
+                            if task[1] not in skipped:
+                                pending[pool.submit(run_one, *task, args.plugin)] = task
+                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            task = pending.pop(future)
+                            try:
+                                record(future.result())
+                            except MethodUnavailableError as exc:
+                                if task[1] not in skipped:
+                                    skipped.add(task[1])
+                                    unavailable(task[1], exc)
+                            except Exception as exc:
+                                failed(task, exc)
+                except KeyboardInterrupt:
+                    # leaving the pool waits for the running runs, minutes for nobody where
+                    # only this process got the signal (kill -INT): end them
+                    for process in list(getattr(pool, "_processes", {}).values()):
+                        process.terminate()
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+
+    try:
+        run_plan()
+    except KeyboardInterrupt:
+        # each finished run is in results.json already; the table shows them
+        with contextlib.suppress(Exception):
+            _write_reports(data, out, plots=False)
+        planned = set(plan)
+        done = sum(run_key(r) in planned for r in data["runs"])
+        print(f"\ninterrupted: {done} of {len(plan)} runs done, kept in {path} (table in "
+              f"{out / 'results.md'}); run the same command with --resume for the rest",
+              flush=True)
+        return 130
     _write_reports(data, out, plots=not args.no_plots)
     print(markdown_table(data), flush=True)
     if failures:

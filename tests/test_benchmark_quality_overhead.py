@@ -152,6 +152,44 @@ def test_quality_a_failing_run_is_listed_and_the_others_go_on(tmp_path, gpbo_log
     assert "Failed runs" not in (out / "results.md").read_text()
 
 
+def test_quality_ctrl_c_keeps_the_finished_runs_and_says_how_to_go_on(
+    tmp_path, gpbo_log_level, capsys
+):
+    script = _load_quality_script()
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text(PLUGIN.replace('raise ValueError("boom")',
+                                     "if seed == 1:\n        raise KeyboardInterrupt\n"
+                                     "    return [1.0] * budget"))
+    out = tmp_path / "q"
+    args = ["--problems", "branin", "--methods", "exp-broken", "--seeds", "3", "--budget", "3",
+            "--plugin", str(plugin), "--out", str(out), "--no-plots"]
+    assert script.main(args) == 130
+    said = capsys.readouterr().out
+    assert "interrupted: 1 of 3 runs done" in said and "with --resume for the rest" in said
+    assert "Traceback" not in said
+    data = json.loads((out / "results.json").read_text())
+    assert [r["seed"] for r in data["runs"]] == [0]
+    assert "exp-broken" in (out / "results.md").read_text()  # the table of what finished
+
+    plugin.write_text(PLUGIN.replace('raise ValueError("boom")', "return [1.0] * budget"))
+    script._PLUGINS.clear()
+    assert script.main([*args, "--resume"]) == 0
+    assert sorted(r["seed"] for r in json.loads((out / "results.json").read_text())["runs"]) == [
+        0, 1, 2]
+
+
+def test_quality_only_methods_that_cannot_run_is_an_error(tmp_path, monkeypatch, capsys):
+    script = _load_quality_script()
+    monkeypatch.setattr(script, "missing_module",
+                        lambda method: "hyperopt (ModuleNotFoundError: no module)")
+    args = ["--problems", "branin", "--methods", "hyperopt-tpe", "--seeds", "1",
+            "--out", str(tmp_path / "q"), "--no-plots"]
+    assert script.main(args) == 1
+    said = capsys.readouterr().out
+    assert "nothing to run: hyperopt-tpe cannot run here" in said
+    assert 'from the gpbo checkout: pip install -e ".[bench]"' in said
+
+
 def test_quality_a_resume_keeps_one_table_one_configuration(tmp_path, gpbo_log_level) -> None:
     script = _load_quality_script()
     plugin = tmp_path / "plugin.py"
@@ -247,6 +285,9 @@ def test_paired_gap_pairs_the_seeds_and_bounds_the_gap_of_the_medians() -> None:
     table = script.markdown_table({"runs": runs})
     assert "| Branin 2D | 6 | +1.00 [+1.00, +1.00] | 0 / 6 | +1.00 | no (whole interval) |" in table
     assert script.paired_gap(runs, "hartmann6", "gpbo-bayes-q4", "gpbo-bayes-q1") is None
+    one_seed = script.markdown_table({"runs": _gap_runs([-2.0], [-1.0])})
+    assert "| Branin 2D | 1 | +1.00 [+1.00, +1.00] | 0 / 1 | +1.00 | no (1 seed: no interval) |" \
+        in one_seed
 
 
 def test_paired_gap_interval_is_wide_when_the_seeds_disagree() -> None:
