@@ -630,7 +630,10 @@ def run_child(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.child:
-        return run_child(args)
+        try:
+            return run_child(args)
+        except KeyboardInterrupt:
+            return 130  # the driver (this script's parent) says what was kept
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
@@ -653,7 +656,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd = [sys.executable, str(Path(__file__).resolve()), *_replace_threads(forwarded,
                    threads), "--child", "--resume"]
             print(f"== {threads} thread(s)", flush=True)
-            result = subprocess.run(cmd, env=env, check=False)
+            try:
+                result = subprocess.run(cmd, env=env, check=False)
+            except KeyboardInterrupt:
+                result = subprocess.CompletedProcess(cmd, 130)
+            if result.returncode == 130:
+                # each measurement is in results.json as soon as it is made
+                with contextlib.suppress(Exception):
+                    _write_report(path, out)
+                print(f"\ninterrupted: the measurements made are kept in {path}; run the same "
+                      "command with --resume for the rest", flush=True)
+                return 130
             if result.returncode != 0:
                 print(f"the {threads}-thread measurements failed (exit {result.returncode})",
                       flush=True)

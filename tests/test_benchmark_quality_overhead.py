@@ -429,6 +429,20 @@ def test_overhead_refuses_bad_arguments(tmp_path, capsys, option, message) -> No
         script.main(["--report-only", "--out", str(tmp_path / "o")])
 
 
+def test_overhead_ctrl_c_says_what_is_kept_and_how_to_go_on(tmp_path, monkeypatch, capsys):
+    script = _load_overhead_script()
+
+    def ctrl_c(*args, **kwargs):  # while the measuring child runs
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script.subprocess, "run", ctrl_c)
+    out = tmp_path / "o"
+    assert script.main(["--methods", "gpbo", "--ns", "50", "--out", str(out)]) == 130
+    said = capsys.readouterr().out
+    assert f"interrupted: the measurements made are kept in {out / 'results.json'}" in said
+    assert "with --resume for the rest" in said
+
+
 def test_overhead_report_states_the_cpu_gpu_ratio_and_crossover() -> None:
     script = _load_overhead_script()
     # round seconds by (device, q, n): the GPU wins from n = 2000 for both q, and q=8 alone
