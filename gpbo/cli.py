@@ -530,7 +530,7 @@ def _check_resumable(config: Any, kwargs: dict[str, Any]) -> int:
             journal=config.journal_path,
         ) as study:
             finished = sum(t.finished for t in study.trials)
-            if kwargs.get("max_consecutive_failures", "default") is not None:
+            if kwargs.get("max_consecutive_failures", True) is not None:  # unset: the default
                 finished -= len(study._unusable_failures_to_reopen())  # the run reopens them
             return finished
     except JournalMismatchError as exc:

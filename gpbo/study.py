@@ -130,7 +130,7 @@ class Study(BestTrialMixin):
         self._receipts: ReceiptBook | None = None  # with a journal (see gpbo.receipt)
         self._attempt_receipts: dict[int, str] = {}  # running trials' receipt names
         self._started_in_driver: set[int] = set()  # trials marked running in_driver=True
-        # failed for an unreadable metric while none had completed (see _reopen_unusable_failures)
+        # failures marked as for an unreadable metric (see _reopen_unusable_failures)
         self._unusable_failures: set[int] = set()
         if journal is not None and not isinstance(journal, (str, os.PathLike)):
             raise GpboError(
