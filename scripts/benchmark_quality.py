@@ -698,9 +698,10 @@ def paired_table(runs: list[dict[str, Any]], problems: Sequence[str]) -> list[st
             label = PROBLEMS[p].label if p in PROBLEMS else p
             within = g["gap"] <= BATCH_GAP_TARGET
             decided = g["ci_high"] <= BATCH_GAP_TARGET if within else g["ci_low"] > BATCH_GAP_TARGET
-            verdict = ("yes" if within else "no") + (" (whole interval)" if decided else "")
+            note = " (whole interval)" if decided else ""
             if g["n"] < 2:  # a bootstrap of one seed has no spread to judge by
-                verdict = ("yes" if within else "no") + " (1 seed: no interval)"
+                note = " (1 seed: no interval)"
+            verdict = ("yes" if within else "no") + note
             rows.append(
                 f"| {label} | {g['n']} | {g['gap']:+.2f} [{g['ci_low']:+.2f}, {g['ci_high']:+.2f}]"
                 f" | {g['better']} / {g['worse']} | {g['paired_median']:+.2f} | {verdict} |"
@@ -1011,7 +1012,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     skipped: set[str] = set()
 
-    def run_plan() -> None:
+    try:
         if args.jobs <= 1:
             for p, m, seed, budget in plan:
                 if m in skipped:
@@ -1053,16 +1054,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         process.terminate()
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise
-
-    try:
-        run_plan()
     except KeyboardInterrupt:
         # each finished run is in results.json already; the table shows them
         with contextlib.suppress(Exception):
             _write_reports(data, out, plots=False)
         planned = set(plan)
-        done = sum(run_key(r) in planned for r in data["runs"])
-        print(f"\ninterrupted: {done} of {len(plan)} runs done, kept in {path} (table in "
+        kept = sum(run_key(r) in planned for r in data["runs"])
+        print(f"\ninterrupted: {kept} of {len(plan)} runs done, kept in {path} (table in "
               f"{out / 'results.md'}); run the same command with --resume for the rest",
               flush=True)
         return 130
