@@ -411,6 +411,19 @@ def render_study(
             f"running or pending {'was' if len(cut_off) == 1 else 'were'} cut off, and "
             f"{'runs' if len(cut_off) == 1 else 'run'} again first when it is resumed\n"
         )
+    # marked failures for an unreadable metric that the loop's end would have reopened
+    reopened: set[int] = set()
+    if not driver_running and hasattr(study, "_unusable_failures_to_reopen"):
+        reopened = {t.number for t in study._unusable_failures_to_reopen()}
+    if reopened:
+        out.write(
+            f"\n{format_count(len(reopened), 'trial')} failed for an unreadable metric before "
+            "any completed, and the run was stopped before it reopened "
+            f"{'it' if len(reopened) == 1 else 'them'}: "
+            f"{'it runs' if len(reopened) == 1 else 'they run'} again first when it is resumed "
+            f"(fix the metric first; max_consecutive_failures=None keeps "
+            f"{'it' if len(reopened) == 1 else 'them'} failed)\n"
+        )
     failed = [t for t in study.trials if t.status in ("failed", "timeout") and t.error]
     if failed:
         out.write("\nwhy trials failed:\n")
@@ -419,8 +432,9 @@ def render_study(
             first, *quoted = error_summary(trial.error).splitlines() or [""]
             where = _innermost_frame(trial.error or "")
             located = located or bool(where)
+            status = f"{trial.status}, runs again" if trial.number in reopened else trial.status
             # whole: the end of a long reason says how to fix it and where the trial's log is
-            out.write(f"  #{trial.number} {trial.status}: {printable(first)}{where}\n")
+            out.write(f"  #{trial.number} {status}: {printable(first)}{where}\n")
             out.writelines(f"    {shorten(line, 160)}\n" for line in quoted)
         if len(failed) > 10:
             out.write(f"  ... and {len(failed) - 10} more (gpbo export --csv has them all)\n")

@@ -197,6 +197,27 @@ def test_show_gives_a_failed_trials_whole_reason(tmp_path):
     assert f"  #0 failed: {reason}" in shown, shown
 
 
+def test_show_says_which_failures_for_an_unreadable_metric_run_again(tmp_path):
+    # the loop marks them; a driver stopped before the study's end left them failed
+    journal = tmp_path / "journal.jsonl"
+    study = gpbo.Study({"x": gpbo.Real(0.0, 1.0)}, strategy="random", seed=0, journal=journal)
+    first, second = study.ask(2)
+    study._tell(first, None, error="CommandError: unreadable metric", status=None, metrics=None,
+                unusable=True)
+    study.tell(second, error="ValueError: bad x")
+    study.close()
+    shown = render_study(gpbo.load(journal), driver_running=False)
+    assert "1 trial failed for an unreadable metric before any completed" in shown, shown
+    assert "  #0 failed, runs again: CommandError: unreadable metric" in shown, shown
+    assert "  #1 failed: ValueError: bad x" in shown, shown
+    # once a trial completed, such failures are the trials' own and stay failed
+    study = gpbo.Study({"x": gpbo.Real(0.0, 1.0)}, strategy="random", seed=0, journal=journal)
+    study.tell(study.ask(1)[0], 0.5)
+    study.close()
+    shown = render_study(gpbo.load(journal), driver_running=False)
+    assert "runs again" not in shown and "  #0 failed: CommandError" in shown, shown
+
+
 def test_show_tells_a_parameter_named_value_from_the_value_column(tmp_path):
     study = gpbo.Study({"value": gpbo.Real(0.0, 1.0), "lr": gpbo.Real(0.0, 1.0)},
                        strategy="random", seed=0)
