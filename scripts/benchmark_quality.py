@@ -579,14 +579,38 @@ def environment() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
+    import torch
+
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu,
+        # the GP fits' float sums depend on the kernels torch picks for the CPU, and a run's
+        # trace on them: gpbo's stored traces were not reproduced on a later machine
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "gpbo_commit": gpbo_commit(),
         "nproc": os.cpu_count(),
         "threads_env": {k: os.environ.get(k) for k in THREAD_ENV},
         "versions": versions,
     }
+
+
+def gpbo_commit() -> str | None:
+    """The commit of the gpbo checkout these runs used (``+dirty`` with changes to the
+    package not committed), or ``None`` outside a git checkout."""
+    import subprocess
+
+    import gpbo
+
+    root = Path(gpbo.__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=30, check=True)
+        changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "gpbo"],
+                                 capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if changed.stdout.strip() else "")
 
 
 def load_results(path: Path) -> dict[str, Any]:

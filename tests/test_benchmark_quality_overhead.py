@@ -55,6 +55,11 @@ def test_quality_smoke(tmp_path: Path) -> None:
     data = json.loads((out / "results.json").read_text())
     assert data["schema"] == "gpbo-benchmark-quality/1"
     assert data["environment"]["versions"]["botorch"]
+    assert data["environment"]["cpu_capability"]  # "AVX2", "AVX512", "DEFAULT"...
+    if (ROOT / ".git").exists():  # which code wrote the traces (a clean clone in CI)
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        assert data["environment"]["gpbo_commit"] in (head, head + "+dirty")
     runs = data["runs"]
     assert sorted(r["method"] for r in runs) == sorted(methods)
     for run in runs:
