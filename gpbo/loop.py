@@ -244,7 +244,9 @@ def optimize(
         timeout: Wall-clock seconds for the whole study; no trial starts after it, and
             running ones are interrupted (a resumed study runs them again).
         max_consecutive_failures: End the study with an error after this many failed trials in
-            a row, counted on from a resumed journal's last ones (``None``: never). Unless
+            a row, counted on from a resumed journal's last ones (``None``: never); no new
+            trial starts then, and the study ends once the running trials end, unless one of
+            them completes (quick failures come in before a round's slow trainings). Unless
             ``None``, a trial that leaves no readable metric (a returned mapping without
             ``metric``, a value that is no number, a command that prints none) before any
             trial has completed also ends it, once the running trials end and none of them
@@ -506,6 +508,10 @@ class _Loop:
         # trial starts until one completes, and the study ends once the running ones end
         self._unusable: Trial | None = None
         self._unusable_failed: list[Trial] = []  # while no trial has completed
+        # max_consecutive_failures reached: no new trial starts, and the study ends with this
+        # error once the running ones end, unless one of them completes (quick failures, a
+        # diverged learning rate say, come in before a round's slow trainings)
+        self._too_many_failures: StudyError | None = None
         self.stop_reason = ""
         self.signals = _StopSignals()
         self._warmed_up = False
@@ -597,7 +603,7 @@ class _Loop:
         while True:
             if not stopping:
                 stopping = self._should_stop()
-            if not stopping and self._unusable is None:
+            if not stopping and self._launching():
                 stopping = not self._launch()
                 self._warm_up_strategy()
             if not self.running:
@@ -605,6 +611,8 @@ class _Loop:
                     unusable = self._unusable_error()  # quotes the error, which reopening drops
                     self._reopen_unusable()
                     raise unusable
+                if self._too_many_failures is not None:
+                    raise self._too_many_failures
                 if stopping or self.finished >= self.settings.n_trials:
                     break
                 if self._pending or self.executor.free_slots <= 0:
@@ -614,7 +622,6 @@ class _Loop:
                         "errors logged above"
                     )
                 continue
-            failure: StudyError | None = None
             callback_error: BaseException | None = None
             outcomes = self.executor.wait(timeout=self._wait_timeout())
             stop_signal = self.signals.requested
@@ -642,17 +649,14 @@ class _Loop:
             # another trial's result unrecorded (it would run again on resume).
             for trial in ended:
                 try:
-                    stop, error = self._after_trial(trial)
+                    stop = self._after_trial(trial)
                 except Exception as exc:
                     callback_error = callback_error or exc
                     continue
                 stopping = stopping or stop
-                failure = failure or error
             if callback_error is not None:
                 raise callback_error
-            if failure is not None:
-                raise failure
-            if not stopping and self._unusable is None:
+            if not stopping and self._launching():
                 # the rest of a round larger than the slots; a stopping study leaves it to
                 # _interrupt below, which records it to run first on resume
                 self._submit_pending()
@@ -666,6 +670,11 @@ class _Loop:
             self._interrupt("the study stopped before they started")
         if not self.stop_reason:
             self.stop_reason = f"{format_count(self.finished, 'trial')} finished"
+
+    def _launching(self) -> bool:
+        """Whether new trials may start: not while a study whose trials keep failing waits
+        for its running ones (see ``_unusable`` and ``_too_many_failures``)."""
+        return self._unusable is None and self._too_many_failures is None
 
     def _warm_up_strategy(self) -> None:
         """Load the GP machinery while the first trials run, once per study.
@@ -766,11 +775,11 @@ class _Loop:
             return None
         return max(0.0, self.deadline - time.monotonic())
 
-    def _finish(self, outcome: TrialOutcome) -> tuple[bool, StudyError | None]:
+    def _finish(self, outcome: TrialOutcome) -> bool:
         """Record one outcome, then report it and run the callbacks (see :meth:`_after_trial`)."""
         trial = self._record_outcome(outcome)
         if trial is None:
-            return False, None
+            return False
         return self._after_trial(trial)
 
     def _record_outcome(self, outcome: TrialOutcome) -> Trial | None:
@@ -824,24 +833,28 @@ class _Loop:
                     "a callback failed on trial %d while the study was stopping", trial.number
                 )
 
-    def _after_trial(self, trial: Trial) -> tuple[bool, StudyError | None]:
+    def _after_trial(self, trial: Trial) -> bool:
         """Report a recorded trial, count failures in a row, run the callbacks.
 
+        ``max_consecutive_failures`` failures in a row set the error that ends the study once
+        the running trials end, unless one of them completes.
+
         Returns:
-            Whether the study must stop launching trials, and the error that ends the study
-            when ``max_consecutive_failures`` trials failed in a row.
+            Whether the study must stop launching trials.
 
         Raises:
             Exception: What a callback raised (other than :class:`StopStudy`).
         """
         if trial.status == "interrupted":
-            return False, None
+            return False
         self.finished += 1
         self.reporter.trial_finished(trial)
         stop = False
-        failure = None
         if trial.status == "complete":
             self.consecutive_failures.clear()
+            if self._too_many_failures is not None:
+                self._say("a running trial completed after the failures in a row: going on")
+            self._too_many_failures = None
             self._unusable = None  # the objective can give a metric: go on
             self._unusable_failed.clear()  # and those failures were their parameters' own
         else:
@@ -857,6 +870,12 @@ class _Loop:
             self.consecutive_failures.append(trial)
             limit = self.settings.max_consecutive_failures
             if limit is not None and len(self.consecutive_failures) >= limit:
+                if self._too_many_failures is None and self.running:
+                    self._say(
+                        f"{len(self.consecutive_failures)} trials in a row failed: no new trial "
+                        f"starts, and the study ends unless one of the "
+                        f"{format_count(len(self.running), 'running trial')} completes"
+                    )
                 first = self.consecutive_failures[0]
                 best = best_of(self.study.trials, self.study.direction)
                 kept = (
@@ -871,11 +890,11 @@ class _Loop:
                     if self.study.journal_path
                     else "; this error's .result holds the trials"
                 )
-                failure = StudyError(
-                    f"{limit} trials in a row failed ({kept}); the first of them (trial "
+                self._too_many_failures = StudyError(
+                    f"{len(self.consecutive_failures)} trials in a row failed "
+                    f"(max_consecutive_failures={limit}; {kept}); the first of them (trial "
                     f"{first.number}, params {first.params}) failed with:\n{first.error}"
                 )
-                stop = True
         for callback in self.settings.callbacks:
             try:
                 callback(self.study, trial)
@@ -884,7 +903,13 @@ class _Loop:
                     f"a callback stopped the study{': ' + str(exc) if str(exc) else ''}"
                 )
                 stop = True
-        return stop, failure
+        return stop
+
+    def _say(self, line: str) -> None:
+        """A line on the progress display (or the log, without one)."""
+        logger.info("%s", line)
+        if self.reporter.enabled:
+            self.reporter.say(f"[gpbo] {line}")
 
     def _reopen_unusable(self) -> None:
         """Record ``interrupted`` the trials that left no readable metric, none completed

@@ -304,3 +304,18 @@ def hang_with_child(params: dict[str, Any]) -> float:
     (trial_dir / "worker.pid").write_text(str(os.getpid()))
     while True:
         time.sleep(0.1)
+
+
+def fail_fast_but_one(params: dict[str, Any], *, held: int, flags: str) -> float:
+    """Trials before ``held`` fail at once, each leaving a file in the folder ``flags``; trial
+    ``held`` returns once they all have, and a second after (another slot's trial completing
+    after the failures were recorded); later trials return at once."""
+    number = current_trial().number
+    if number < held:
+        (Path(flags) / f"failed_{number}").touch()
+        raise ValueError(f"diverged in trial {number}")
+    if number == held:
+        while len(list(Path(flags).glob("failed_*"))) < held:
+            time.sleep(0.05)
+        time.sleep(1.0)
+    return float(params["x"])

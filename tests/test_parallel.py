@@ -164,7 +164,7 @@ def test_crashes_fail_their_trial_and_the_study_goes_on(tmp_path: Path) -> None:
 
 def test_max_consecutive_failures_ends_a_parallel_study(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
-    with pytest.raises(StudyError, match=r"3 trials in a row failed") as raised:
+    with pytest.raises(StudyError, match=r"[34] trials in a row failed") as raised:
         gpbo.optimize(objectives.raise_error, XY, n_trials=20, batch_size=2, devices=CPU2,
                       strategy="sobol", max_consecutive_failures=3, journal=path,
                       verbose=False)
@@ -177,6 +177,17 @@ def test_max_consecutive_failures_ends_a_parallel_study(tmp_path: Path) -> None:
     assert 3 <= statuses.count("failed") <= 4
     assert set(statuses) <= {"failed", "interrupted"}  # nothing left pending or running
     assert len(statuses) == 4  # two rounds of two, no third
+
+
+def test_failures_in_a_row_end_the_study_only_once_the_running_trials_fail_too(
+    tmp_path: Path,
+) -> None:
+    # Three quick failures (a diverging learning rate, say) came in while another slot's trial
+    # still trained: the study ended and interrupted it, though that trial then completes.
+    objective = functools.partial(objectives.fail_fast_but_one, held=3, flags=str(tmp_path))
+    result = gpbo.optimize(objective, XY, n_trials=6, batch_size=4, devices=["cpu"] * 4,
+                           strategy="sobol", max_consecutive_failures=3, verbose=False)
+    assert [t.status for t in result.trials] == ["failed"] * 3 + ["complete"] * 3
 
 
 def test_an_unreadable_first_metric_ends_the_study_once_the_running_trials_end(
