@@ -488,9 +488,7 @@ class _Loop:
                     "and none completed, and the study was stopped before it reopened "
                     f"{'it' if len(reopened) == 1 else 'them'}: run again first"
                 )
-                logger.info("%s", line)
-                if reporter.enabled:
-                    reporter.say(f"[gpbo] {line}")
+                self._say(line)
         self.finished = sum(t.finished for t in study.trials)
         self.running: dict[int, Trial] = {}
         self._pending: list[Trial] = []
